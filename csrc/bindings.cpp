@@ -1,0 +1,219 @@
+// pybind11 module fastgen._C. Thin: unpack arrays into the kernels' params structs, release the
+// GIL, run. fastgen/ops has already validated everything; the few checks here only keep a
+// direct caller of this private module from reading or writing out of bounds.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "fastgen.h"
+#include "fastgen/philox.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace py = pybind11;
+using namespace fastgen::cpu;
+
+namespace {
+
+template <typename T> using Array = py::array_t<T, py::array::c_style>;
+template <typename T> using OptArray = std::optional<Array<T>>;
+
+void need(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument("fastgen._C: " + what);
+}
+int64_t rows_of(const py::array& a) { return a.ndim() >= 1 ? a.shape(0) : 1; }
+int64_t cols_of(const py::array& a) { return a.ndim() == 2 ? a.shape(1) : (a.ndim() == 1 ? a.shape(0) : 1); }
+template <typename T> const T* ptr(const OptArray<T>& a) { return a ? a->data() : nullptr; }
+template <typename T> T* mut(OptArray<T>& a) { return a ? a->mutable_data() : nullptr; }
+
+template <typename T> void py_fill_uniform(Array<T>& out, uint64_t seed, uint64_t offset) {
+  T* o = out.mutable_data();
+  const int64_t n = out.size();
+  py::gil_scoped_release nogil;
+  fill_uniform<T>(o, n, {seed, offset});
+}
+template <typename T> void py_fill_normal(Array<T>& out, uint64_t seed, uint64_t offset) {
+  T* o = out.mutable_data();
+  const int64_t n = out.size();
+  py::gil_scoped_release nogil;
+  fill_normal<T>(o, n, {seed, offset});
+}
+void py_fill_bits(Array<uint32_t>& out, uint64_t seed, uint64_t offset) {
+  uint32_t* o = out.mutable_data();
+  const int64_t n = out.size();
+  py::gil_scoped_release nogil;
+  fill_bits(o, n, {seed, offset});
+}
+
+template <typename T>
+void py_sample_bernoulli(const Array<T>& input, const OptArray<T>& bias, OptArray<T>& probs, OptArray<T>& states,
+                         bool from_logits, uint64_t seed, uint64_t offset) {
+  const int64_t rows = rows_of(input), cols = cols_of(input);
+  need(!bias || bias->size() == cols, "bias must have one entry per column");
+  need(!probs || probs->size() == input.size(), "probs must match input");
+  need(!states || states->size() == input.size(), "states must match input");
+  need(from_logits || (states && !probs && !bias), "probabilities in, states out");
+  BernoulliParams<T> p{input.data(), ptr(bias), mut(probs), mut(states), rows, cols, cols, cols, cols, from_logits,
+                       {seed, offset}};
+  py::gil_scoped_release nogil;
+  sample_bernoulli<T>(p);
+}
+
+template <typename T>
+void py_sample_gaussian(const Array<T>& mean, const OptArray<T>& bias, const OptArray<T>& stddev, T stddev_scalar,
+                        Array<T>& out, uint64_t seed, uint64_t offset) {
+  const int64_t rows = rows_of(mean), cols = cols_of(mean);
+  need(!bias || bias->size() == cols, "bias must have one entry per column");
+  need(!stddev || stddev->size() == cols, "stddev must have one entry per column");
+  need(out.size() == mean.size(), "out must match mean");
+  GaussianParams<T> p{mean.data(), ptr(bias), ptr(stddev), stddev_scalar, out.mutable_data(), rows, cols, cols, cols,
+                      {seed, offset}};
+  py::gil_scoped_release nogil;
+  sample_gaussian<T>(p);
+}
+
+template <typename T> RBMWeights<T> rbm_of(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias) {
+  need(weights.ndim() == 2, "weights must be [n_hidden, n_visible]");
+  RBMWeights<T> r{weights.mutable_data(), visible_bias.mutable_data(), hidden_bias.mutable_data(), weights.shape(1),
+                  weights.shape(0)};
+  need(visible_bias.size() == r.n_visible && hidden_bias.size() == r.n_hidden, "bias sizes must match weights");
+  return r;
+}
+
+template <typename T>
+void py_rbm_gibbs(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias, const Array<T>& visible_in,
+                  Array<T>& visible_out, OptArray<T>& hidden_probs_out, const std::optional<Array<uint8_t>>& clamp,
+                  int steps, uint64_t seed, uint64_t offset) {
+  RBMWeights<T> rbm = rbm_of(weights, visible_bias, hidden_bias);
+  const int64_t rows = rows_of(visible_in);
+  need(cols_of(visible_in) == rbm.n_visible && visible_out.size() == visible_in.size(), "visible shapes");
+  need(!hidden_probs_out || hidden_probs_out->size() == rows * rbm.n_hidden, "hidden_probs_out shape");
+  need(!clamp || clamp->size() == rbm.n_visible || clamp->size() == visible_in.size(), "clamp shape");
+  need(steps >= 0, "steps >= 0");
+  GibbsParams<T> p{rbm, visible_in.data(), visible_out.mutable_data(), mut(hidden_probs_out),
+                   clamp ? clamp->data() : nullptr,
+                   (clamp && clamp->size() == visible_in.size()) ? rbm.n_visible : 0, rows, steps, {seed, offset}};
+  py::gil_scoped_release nogil;
+  rbm_gibbs<T>(p);
+}
+
+template <typename T>
+void py_rbm_train_batches(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias,
+                          OptArray<T>& weights_velocity, OptArray<T>& visible_bias_velocity,
+                          OptArray<T>& hidden_bias_velocity, OptArray<T>& persistent_chains, const Array<T>& data,
+                          int64_t batch_size, int cd_k, T learning_rate, T momentum, T weight_decay, uint64_t seed,
+                          uint64_t offset) {
+  RBMWeights<T> rbm = rbm_of(weights, visible_bias, hidden_bias);
+  need(data.ndim() == 2 && data.shape(1) == rbm.n_visible, "data must be [n_samples, n_visible]");
+  need(batch_size >= 1 && cd_k >= 1, "batch_size >= 1 and cd_k >= 1");
+  const bool momentum_buffers = weights_velocity && visible_bias_velocity && hidden_bias_velocity;
+  need(momentum_buffers == (weights_velocity || visible_bias_velocity || hidden_bias_velocity),
+       "velocities: all three or none");
+  need(!momentum_buffers || (weights_velocity->size() == weights.size() &&
+                             visible_bias_velocity->size() == rbm.n_visible &&
+                             hidden_bias_velocity->size() == rbm.n_hidden),
+       "velocity shapes must match the parameters");
+  need(!persistent_chains || (persistent_chains->ndim() == 2 && persistent_chains->shape(1) == rbm.n_hidden &&
+                              persistent_chains->shape(0) >= 1),
+       "persistent_chains must be [n_chains >= 1, n_hidden]");
+  TrainParams<T> p{rbm,
+                   mut(weights_velocity),
+                   mut(visible_bias_velocity),
+                   mut(hidden_bias_velocity),
+                   mut(persistent_chains),
+                   persistent_chains ? persistent_chains->shape(0) : 0,
+                   data.data(),
+                   data.shape(0),
+                   rbm.n_visible,
+                   batch_size,
+                   cd_k,
+                   learning_rate,
+                   momentum,
+                   weight_decay,
+                   {seed, offset}};
+  py::gil_scoped_release nogil;
+  rbm_train_batches<T>(p);
+}
+
+template <typename T>
+void py_rbm_pseudo_likelihood(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias,
+                              const Array<T>& visible, const Array<T>& hidden_preact, Array<T>& out) {
+  RBMWeights<T> rbm = rbm_of(weights, visible_bias, hidden_bias);
+  const int64_t rows = rows_of(visible);
+  need(cols_of(visible) == rbm.n_visible, "visible must be [rows, n_visible]");
+  need(hidden_preact.size() == rows * rbm.n_hidden && out.size() == rows, "hidden_preact / out shapes");
+  const T* v = visible.data();
+  const T* x = hidden_preact.data();
+  T* o = out.mutable_data();
+  py::gil_scoped_release nogil;
+  rbm_pseudo_likelihood<T>(rbm, v, x, o, rows);
+}
+
+template <typename T>
+void py_sgd_momentum_update(Array<T>& param, OptArray<T>& velocity, const Array<T>& grad, T lr, T momentum,
+                            T weight_decay) {
+  need(grad.size() == param.size() && (!velocity || velocity->size() == param.size()), "shapes must match");
+  T* pp = param.mutable_data();
+  T* vp = mut(velocity);
+  const T* gp = grad.data();
+  const int64_t n = param.size();
+  py::gil_scoped_release nogil;
+  sgd_momentum_update<T>(pp, vp, gp, n, lr, momentum, weight_decay);
+}
+
+void* capsule_pointer(const py::capsule& c) {
+  void* p = PyCapsule_GetPointer(c.ptr(), PyCapsule_GetName(c.ptr()));
+  if (p == nullptr) throw py::error_already_set();
+  return p;
+}
+
+template <typename T> void bind_dtype(py::module_& m) {
+  const auto nc = [](const char* name) { return py::arg(name).noconvert(); };
+  const auto opt = [](const char* name) { return py::arg(name).noconvert().none(true); };
+  m.def("fill_uniform", &py_fill_uniform<T>, nc("out"), py::arg("seed"), py::arg("offset"));
+  m.def("fill_normal", &py_fill_normal<T>, nc("out"), py::arg("seed"), py::arg("offset"));
+  m.def("sample_bernoulli", &py_sample_bernoulli<T>, nc("input"), opt("bias"), opt("probs"), opt("states"),
+        py::arg("from_logits"), py::arg("seed"), py::arg("offset"));
+  m.def("sample_gaussian", &py_sample_gaussian<T>, nc("mean"), opt("bias"), opt("stddev"), py::arg("stddev_scalar"),
+        nc("out"), py::arg("seed"), py::arg("offset"));
+  m.def("rbm_gibbs", &py_rbm_gibbs<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("visible_in"),
+        nc("visible_out"), opt("hidden_probs_out"), opt("clamp"), py::arg("steps"), py::arg("seed"),
+        py::arg("offset"));
+  m.def("rbm_train_batches", &py_rbm_train_batches<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"),
+        opt("weights_velocity"), opt("visible_bias_velocity"), opt("hidden_bias_velocity"),
+        opt("persistent_chains"), nc("data"), py::arg("batch_size"), py::arg("cd_k"), py::arg("learning_rate"),
+        py::arg("momentum"), py::arg("weight_decay"), py::arg("seed"), py::arg("offset"));
+  m.def("rbm_pseudo_likelihood", &py_rbm_pseudo_likelihood<T>, nc("weights"), nc("visible_bias"),
+        nc("hidden_bias"), nc("visible"), nc("hidden_preact"), nc("out"));
+  m.def("sgd_momentum_update", &py_sgd_momentum_update<T>, nc("param"), opt("velocity"), nc("grad"),
+        py::arg("learning_rate"), py::arg("momentum"), py::arg("weight_decay"));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastgen CPU kernels (private: call fastgen.ops, which validates its input)";
+  m.def("set_blas", [](const py::capsule& s, const py::capsule& d) { set_blas(capsule_pointer(s), capsule_pointer(d)); });
+  m.def("blas_ready", &blas_ready);
+  m.def("philox4x32_10", [](std::array<uint32_t, 4> ctr, std::array<uint32_t, 2> key) {
+    fastgen::Philox4 c{{ctr[0], ctr[1], ctr[2], ctr[3]}};
+    const fastgen::Philox4 r = fastgen::philox4x32_10(c, key[0], key[1]);
+    return std::array<uint32_t, 4>{r.v[0], r.v[1], r.v[2], r.v[3]};
+  });
+  m.def("fill_bits", &py_fill_bits, py::arg("out").noconvert(), py::arg("seed"), py::arg("offset"));
+  bind_dtype<float>(m);
+  bind_dtype<double>(m);
+  m.def("max_threads", []() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+  });
+}

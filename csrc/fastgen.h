@@ -1,0 +1,125 @@
+// fastgen CPU kernels: one declaration per kernel, shapes in comments.
+// Kernels trust their input: fastgen/ops validates type, shape, dtype and values once, before
+// any of these runs. Matrices are row-major with an explicit row stride (in elements), so a
+// row slice of a C-contiguous array can be passed without a copy.
+// Explicit instantiations exist for float and double only (see the bottom of each .cpp).
+#pragma once
+#include <cstdint>
+
+namespace fastgen {
+namespace cpu {
+
+// Position in the Philox stream: key = seed; a call consumes the offsets it documents.
+struct RandomStream {
+  uint64_t seed;
+  uint64_t offset;
+};
+
+// ---- sampling.cpp --------------------------------------------------------------------------
+
+// out[i] = uniform on [0, 1) for element i of stream (seed, offset).           // out: [n]
+template <typename T> void fill_uniform(T* out, int64_t n, RandomStream stream);
+// out[i] = standard normal for element i of stream (seed, offset).             // out: [n]
+template <typename T> void fill_normal(T* out, int64_t n, RandomStream stream);
+// Raw 32-bit Philox words, element i = lane i % 4 of block i / 4.               // out: [n]
+void fill_bits(uint32_t* out, int64_t n, RandomStream stream);
+
+template <typename T> struct BernoulliParams {
+  const T* input;    // [rows, cols]  logits (from_logits) or probabilities
+  const T* bias;     // [cols] added to the logits, or nullptr
+  T* probs;          // [rows, cols]  sigmoid(input + bias), or nullptr (from_logits only)
+  T* states;         // [rows, cols]  0/1 samples, or nullptr
+  int64_t rows, cols;
+  int64_t input_stride, probs_stride, states_stride;  // row strides
+  bool from_logits;
+  RandomStream stream;  // consumes 1 offset; element (r, c) uses index r * cols + c
+};
+// Fused bias add + sigmoid + Bernoulli draw. input may alias probs (in-place).
+template <typename T> void sample_bernoulli(const BernoulliParams<T>& p);
+
+template <typename T> struct GaussianParams {
+  const T* mean;     // [rows, cols]
+  const T* bias;     // [cols] added to the mean, or nullptr
+  const T* stddev;   // [cols] per-column standard deviation, or nullptr to use stddev_scalar
+  T stddev_scalar;
+  T* out;            // [rows, cols]  may alias mean
+  int64_t rows, cols;
+  int64_t mean_stride, out_stride;
+  RandomStream stream;  // consumes 1 offset; element (r, c) uses index r * cols + c
+};
+// out = mean + bias + stddev * eps, eps ~ N(0, 1).
+template <typename T> void sample_gaussian(const GaussianParams<T>& p);
+
+// ---- rbm.cpp -------------------------------------------------------------------------------
+
+// The parameters of a Bernoulli-Bernoulli RBM, in scikit-learn's layout.
+template <typename T> struct RBMWeights {
+  T* weights;        // [n_hidden, n_visible]
+  T* visible_bias;   // [n_visible]
+  T* hidden_bias;    // [n_hidden]
+  int64_t n_visible, n_hidden;
+};
+
+template <typename T> struct GibbsParams {
+  RBMWeights<T> rbm;
+  const T* visible_in;    // [rows, n_visible] starting visible states
+  T* visible_out;         // [rows, n_visible] visible states after `steps` steps (may alias visible_in)
+  T* hidden_probs_out;    // [rows, n_hidden] P(h | v_out) after the last step, or nullptr
+  const uint8_t* clamp;   // [rows or 1, n_visible] 1 = keep visible_in's value, or nullptr
+  int64_t clamp_stride;   // 0 to broadcast one mask row
+  int64_t rows;
+  int steps;
+  RandomStream stream;    // consumes 2 offsets per step: h then v
+};
+// k steps of block Gibbs sampling v -> h -> v, whole loop in compiled code.
+template <typename T> void rbm_gibbs(const GibbsParams<T>& p);
+
+template <typename T> struct TrainParams {
+  RBMWeights<T> rbm;
+  // Momentum buffers, same shapes as the parameters; nullptr when momentum == 0.
+  T* weights_velocity;
+  T* visible_bias_velocity;
+  T* hidden_bias_velocity;
+  // Persistent chains (hidden states) for PCD, [n_chains, n_hidden]; nullptr means CD-k.
+  T* persistent_chains;
+  int64_t n_chains;
+  const T* data;          // [n_samples, n_visible]
+  int64_t n_samples, data_stride;
+  int64_t batch_size;     // consecutive slices of batch_size rows, the last may be shorter
+  int cd_k;
+  T learning_rate, momentum, weight_decay;
+  RandomStream stream;    // consumes (2 * cd_k + 1) offsets per batch
+};
+// One pass of CD-k / PCD-k over `data` in consecutive mini-batches, with the parameter update
+// (learning rate, momentum, L2 weight decay) after every batch. Gradient estimate per batch:
+//   dW = <h v^T>_data - <h v^T>_model, both means over their own rows.
+template <typename T> void rbm_train_batches(const TrainParams<T>& p);
+
+// The exact pseudo-likelihood sum_i log P(v_i | v_-i) of each row.
+template <typename T> void rbm_pseudo_likelihood(
+    const RBMWeights<T>& rbm,
+    const T* visible,           // [rows, n_visible]
+    const T* hidden_preact,     // [rows, n_hidden] = visible @ weights.T + hidden_bias
+    T* out,                     // [rows]
+    int64_t rows);
+
+// Fused momentum step: velocity = momentum * velocity + lr * (grad - weight_decay * param);
+// param += velocity. With velocity == nullptr: param += lr * (grad - weight_decay * param).
+template <typename T> void sgd_momentum_update(
+    T* param,             // [n]
+    T* velocity,          // [n] or nullptr
+    const T* grad,        // [n]
+    int64_t n, T learning_rate, T momentum, T weight_decay);
+
+// ---- blas.cpp ------------------------------------------------------------------------------
+
+// Row-major GEMM: C[M, N] = alpha * op(A)[M, K] @ op(B)[K, N] + beta * C.
+template <typename T> void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                                const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
+                                int64_t ldc);
+// Install the Fortran-ABI ?gemm entry points (taken from SciPy's cython_blas at import).
+void set_blas(void* sgemm, void* dgemm);
+bool blas_ready();
+
+}  // namespace cpu
+}  // namespace fastgen

@@ -1,0 +1,224 @@
+// Bernoulli-Bernoulli RBM loops on the CPU: block Gibbs chains, CD-k / PCD-k epochs and the
+// exact pseudo-likelihood. GEMMs go to BLAS; what surrounds them (bias, sigmoid, sampling,
+// statistics, parameter update) is fused here, and the per-batch loop never returns to Python,
+// which is what makes scikit-learn's batch_size=10 fast.
+#include <algorithm>
+#include <vector>
+
+#include "fastgen.h"
+#include "fastgen/math.h"
+#include "philox_cpu.h"
+
+namespace fastgen {
+namespace cpu {
+namespace {
+
+inline RandomStream at(RandomStream s, uint64_t extra) { return RandomStream{s.seed, s.offset + extra}; }
+
+// In place: x[r, :] = sigmoid(x[r, :] + bias) (probabilities only, no draw).
+template <typename T> void sigmoid_rows(T* x, int64_t rows, int64_t cols, const T* bias) {
+  BernoulliParams<T> p{x, bias, x, nullptr, rows, cols, cols, cols, 0, true, RandomStream{0, 0}};
+  sample_bernoulli(p);
+}
+
+// probs[r, :] = sigmoid(pre[r, :] + bias) and states ~ Bernoulli(probs), fused.
+template <typename T>
+void sigmoid_sample_rows(T* pre_to_probs, T* states, int64_t rows, int64_t cols, const T* bias, RandomStream s) {
+  BernoulliParams<T> p{pre_to_probs, bias, pre_to_probs, states, rows, cols, cols, cols, cols, true, s};
+  sample_bernoulli(p);
+}
+
+// states ~ Bernoulli(sigmoid(pre + bias)) without keeping the probabilities.
+template <typename T>
+void sample_states_rows(const T* pre, T* states, int64_t rows, int64_t cols, const T* bias, RandomStream s) {
+  BernoulliParams<T> p{pre, bias, nullptr, states, rows, cols, cols, cols, cols, true, s};
+  sample_bernoulli(p);
+}
+
+// out[c] = a_scale * sum_r A[r, c] + b_scale * sum_r B[r, c]
+template <typename T>
+void column_sums(T* out, const T* A, int64_t a_rows, int64_t a_stride, T a_scale, const T* B, int64_t b_rows,
+                 T b_scale, int64_t cols) {
+  std::vector<T> acc(cols, T(0));
+  for (int64_t r = 0; r < a_rows; ++r) {
+    const T* a = A + r * a_stride;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) acc[c] += a[c];
+  }
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) out[c] = a_scale * acc[c];
+  std::fill(acc.begin(), acc.end(), T(0));
+  for (int64_t r = 0; r < b_rows; ++r) {
+    const T* b = B + r * cols;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) acc[c] += b[c];
+  }
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) out[c] += b_scale * acc[c];
+}
+
+// velocity -= decay * param; param += velocity  (velocity already holds momentum * v + lr * grad)
+template <typename T> void apply_velocity(T* param, T* velocity, int64_t n, T decay) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinElements)
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = velocity[i] - decay * param[i];
+    velocity[i] = v;
+    param[i] += v;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void sgd_momentum_update(T* param, T* velocity, const T* grad, int64_t n, T lr, T momentum, T weight_decay) {
+  if (velocity == nullptr) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinElements)
+    for (int64_t i = 0; i < n; ++i) param[i] += lr * (grad[i] - weight_decay * param[i]);
+    return;
+  }
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinElements)
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = momentum * velocity[i] + lr * (grad[i] - weight_decay * param[i]);
+    velocity[i] = v;
+    param[i] += v;
+  }
+}
+
+template <typename T> void rbm_gibbs(const GibbsParams<T>& p) {
+  const int64_t n = p.rows, nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
+  if (n == 0) return;
+  if (p.visible_out != p.visible_in) std::copy(p.visible_in, p.visible_in + n * nv, p.visible_out);
+  std::vector<T> hidden(n * nh), visible(n * nv);
+  T* v = p.visible_out;
+  for (int step = 0; step < p.steps; ++step) {
+    gemm<T>(false, true, n, nh, nv, T(1), v, nv, p.rbm.weights, nv, T(0), hidden.data(), nh);
+    sample_states_rows(hidden.data(), hidden.data(), n, nh, p.rbm.hidden_bias, at(p.stream, 2 * step));
+    gemm<T>(false, false, n, nv, nh, T(1), hidden.data(), nh, p.rbm.weights, nv, T(0), visible.data(), nv);
+    if (p.clamp == nullptr) {
+      sample_states_rows(visible.data(), v, n, nv, p.rbm.visible_bias, at(p.stream, 2 * step + 1));
+      continue;
+    }
+    sample_states_rows(visible.data(), visible.data(), n, nv, p.rbm.visible_bias, at(p.stream, 2 * step + 1));
+    // Clamped units keep their given value: v_out starts as a copy of v_in and is never
+    // overwritten there, which also makes v_out == v_in (in place) safe.
+    for (int64_t r = 0; r < n; ++r) {
+      const uint8_t* mask = p.clamp + r * p.clamp_stride;
+      T* vr = v + r * nv;
+      const T* sr = visible.data() + r * nv;
+#pragma omp simd
+      for (int64_t c = 0; c < nv; ++c) vr[c] = mask[c] ? vr[c] : sr[c];
+    }
+  }
+  if (p.hidden_probs_out != nullptr) {
+    gemm<T>(false, true, n, nh, nv, T(1), v, nv, p.rbm.weights, nv, T(0), p.hidden_probs_out, nh);
+    sigmoid_rows(p.hidden_probs_out, n, nh, p.rbm.hidden_bias);
+  }
+}
+
+template <typename T> void rbm_train_batches(const TrainParams<T>& p) {
+  const int64_t nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
+  const int64_t max_batch = std::min(p.batch_size, p.n_samples);
+  if (p.n_samples == 0 || max_batch == 0) return;
+  const bool persistent = p.persistent_chains != nullptr;
+  const int64_t max_chains = persistent ? p.n_chains : max_batch;
+  T* W = p.rbm.weights;
+  std::vector<T> hidden_pos(max_batch * nh), hidden_neg(max_chains * nh), visible_neg(max_chains * nv);
+  std::vector<T> cd_chains(persistent ? 0 : max_batch * nh), bias_grad(std::max(nv, nh));
+  const uint64_t offsets_per_batch = 2 * static_cast<uint64_t>(p.cd_k) + 1;
+  const bool use_momentum = p.weights_velocity != nullptr;
+  const T lr = p.learning_rate;
+
+  int64_t batch_index = 0;
+  for (int64_t start = 0; start < p.n_samples; start += p.batch_size, ++batch_index) {
+    const int64_t B = std::min(p.batch_size, p.n_samples - start);
+    const T* v = p.data + start * p.data_stride;
+    const RandomStream s = at(p.stream, batch_index * offsets_per_batch);
+
+    // Positive phase: P(h | v_data).
+    gemm<T>(false, true, B, nh, nv, T(1), v, p.data_stride, W, nv, T(0), hidden_pos.data(), nh);
+    T* chains;
+    int64_t C;
+    if (persistent) {
+      chains = p.persistent_chains;
+      C = p.n_chains;
+      sigmoid_rows(hidden_pos.data(), B, nh, p.rbm.hidden_bias);
+    } else {  // CD-k starts its chain from h ~ P(h | v_data)
+      chains = cd_chains.data();
+      C = B;
+      sigmoid_sample_rows(hidden_pos.data(), chains, B, nh, p.rbm.hidden_bias, s);
+    }
+
+    // Negative phase: k block-Gibbs steps h -> v -> h from the chains.
+    for (int step = 0; step < p.cd_k; ++step) {
+      gemm<T>(false, false, C, nv, nh, T(1), chains, nh, W, nv, T(0), visible_neg.data(), nv);
+      sample_states_rows(visible_neg.data(), visible_neg.data(), C, nv, p.rbm.visible_bias, at(s, 1 + 2 * step));
+      gemm<T>(false, true, C, nh, nv, T(1), visible_neg.data(), nv, W, nv, T(0), hidden_neg.data(), nh);
+      const bool last = step + 1 == p.cd_k;
+      if (last && !persistent) {
+        sigmoid_rows(hidden_neg.data(), C, nh, p.rbm.hidden_bias);
+      } else {
+        sigmoid_sample_rows(hidden_neg.data(), chains, C, nh, p.rbm.hidden_bias, at(s, 2 + 2 * step));
+      }
+    }
+
+    // Update. Weight gradient: <h v^T>_data / B - <h v^T>_model / C, folded into the GEMMs'
+    // alpha/beta so that without momentum no extra pass over W is made.
+    const T pos = lr / static_cast<T>(B), neg = -lr / static_cast<T>(C);
+    if (use_momentum) {
+      T* VW = p.weights_velocity;
+      gemm<T>(true, false, nh, nv, B, pos, hidden_pos.data(), nh, v, p.data_stride, p.momentum, VW, nv);
+      gemm<T>(true, false, nh, nv, C, neg, hidden_neg.data(), nh, visible_neg.data(), nv, T(1), VW, nv);
+      apply_velocity(W, VW, nh * nv, lr * p.weight_decay);
+    } else {
+      gemm<T>(true, false, nh, nv, B, pos, hidden_pos.data(), nh, v, p.data_stride, T(1) - lr * p.weight_decay, W, nv);
+      gemm<T>(true, false, nh, nv, C, neg, hidden_neg.data(), nh, visible_neg.data(), nv, T(1), W, nv);
+    }
+    // Biases (no weight decay): gradients are differences of means.
+    column_sums(bias_grad.data(), v, B, p.data_stride, T(1) / B, visible_neg.data(), C, T(-1) / C, nv);
+    sgd_momentum_update(p.rbm.visible_bias, p.visible_bias_velocity, bias_grad.data(), nv, lr,
+                        p.momentum, T(0));
+    column_sums(bias_grad.data(), hidden_pos.data(), B, nh, T(1) / B, hidden_neg.data(), C, T(-1) / C, nh);
+    sgd_momentum_update(p.rbm.hidden_bias, p.hidden_bias_velocity, bias_grad.data(), nh, lr, p.momentum, T(0));
+  }
+}
+
+template <typename T>
+void rbm_pseudo_likelihood(const RBMWeights<T>& rbm, const T* visible, const T* hidden_preact, T* out, int64_t rows) {
+  const int64_t nv = rbm.n_visible, nh = rbm.n_hidden;
+  if (rows == 0) return;
+  // Column i of W, contiguous: flipping visible unit i shifts every hidden input by d * W[:, i].
+  std::vector<T> wt(nv * nh);
+  for (int64_t j = 0; j < nh; ++j)
+    for (int64_t i = 0; i < nv; ++i) wt[i * nh + j] = rbm.weights[j * nv + i];
+#pragma omp parallel for schedule(dynamic, 4) if (rows * nv * nh >= kParallelMinElements)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* x = hidden_preact + r * nh;
+    const T* v = visible + r * nv;
+    std::vector<T> sp(nh);
+    for (int64_t j = 0; j < nh; ++j) sp[j] = softplus(x[j]);
+    T total = T(0);
+    for (int64_t i = 0; i < nv; ++i) {
+      const T d = T(1) - T(2) * v[i];  // v_i -> 1 - v_i
+      const T* w = wt.data() + i * nh;
+      T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < nh; ++j) acc += softplus(x[j] + d * w[j]) - sp[j];
+      // F(v flipped) - F(v); log P(v_i | v_-i) = log sigmoid of it.
+      const T delta = -d * rbm.visible_bias[i] - acc;
+      total += log_sigmoid(delta);
+    }
+    out[r] = total;
+  }
+}
+
+#define FASTGEN_INSTANTIATE(T)                                                                  \
+  template void rbm_gibbs<T>(const GibbsParams<T>&);                                            \
+  template void rbm_train_batches<T>(const TrainParams<T>&);                                    \
+  template void rbm_pseudo_likelihood<T>(const RBMWeights<T>&, const T*, const T*, T*, int64_t); \
+  template void sgd_momentum_update<T>(T*, T*, const T*, int64_t, T, T, T);
+FASTGEN_INSTANTIATE(float)
+FASTGEN_INSTANTIATE(double)
+#undef FASTGEN_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace fastgen

@@ -1,0 +1,133 @@
+// Uniform, normal, Bernoulli and Gaussian sampling on the CPU. Every element's draw depends
+// only on (seed, offset, flat index), so the OpenMP split cannot change a single bit.
+#include <algorithm>
+
+#include "fastgen.h"
+#include "fastgen/math.h"
+#include "philox_cpu.h"
+
+namespace fastgen {
+namespace cpu {
+
+void fill_bits(uint32_t* out, int64_t n, RandomStream stream) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElements)
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    for_each_word_chunk(stream, c0, std::min(n, c0 + kChunk), [&](int64_t start, int64_t len, const uint32_t* w) {
+      std::copy(w, w + len, out + start);
+    });
+  }
+}
+
+template <typename T> void fill_uniform(T* out, int64_t n, RandomStream stream) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElements)
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    for_each_word_chunk(stream, c0, std::min(n, c0 + kChunk), [&](int64_t start, int64_t len, const uint32_t* w) {
+      T* o = out + start;
+#pragma omp simd
+      for (int64_t j = 0; j < len; ++j) o[j] = uniform01<T>(w[j]);
+    });
+  }
+}
+
+template <typename T> void fill_normal(T* out, int64_t n, RandomStream stream) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElements)
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    for_each_normal_chunk<T>(stream, c0, std::min(n, c0 + kChunk), [&](int64_t start, int64_t len, const T* z) {
+      std::copy(z, z + len, out + start);
+    });
+  }
+}
+
+namespace {
+
+// One row of the fused bias + sigmoid + draw. The flags are template parameters so that each
+// variant's inner loop has no conditional loads and vectorises.
+template <typename T, bool kBias, bool kProbs, bool kStates>
+void bernoulli_logits_row(const T* in, const T* bias, T* probs, T* states, int64_t r, int64_t cols, RandomStream s) {
+  if (!kStates) {
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) probs[c] = sigmoid(kBias ? in[c] + bias[c] : in[c]);
+    return;
+  }
+  for_each_word_chunk(s, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const uint32_t* w) {
+    const int64_t c0 = start - r * cols;
+    const T* x = in + c0;
+    const T* b = kBias ? bias + c0 : nullptr;
+    T* pr = kProbs ? probs + c0 : nullptr;
+    T* st = states + c0;
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j) {
+      const T p = sigmoid(kBias ? x[j] + b[j] : x[j]);
+      if (kProbs) pr[j] = p;
+      st[j] = bernoulli_state(p, uniform01<T>(w[j]));
+    }
+  });
+}
+
+template <typename T, bool kBias, bool kProbs, bool kStates>
+void bernoulli_logits_rows(const BernoulliParams<T>& p) {
+#pragma omp parallel for schedule(static) if (p.rows * p.cols >= kParallelMinElements)
+  for (int64_t r = 0; r < p.rows; ++r) {
+    bernoulli_logits_row<T, kBias, kProbs, kStates>(p.input + r * p.input_stride, p.bias,
+                                                    kProbs ? p.probs + r * p.probs_stride : nullptr,
+                                                    kStates ? p.states + r * p.states_stride : nullptr, r, p.cols,
+                                                    p.stream);
+  }
+}
+
+template <typename T> void bernoulli_probs_rows(const BernoulliParams<T>& p) {
+  const int64_t cols = p.cols;
+#pragma omp parallel for schedule(static) if (p.rows * cols >= kParallelMinElements)
+  for (int64_t r = 0; r < p.rows; ++r) {
+    const T* in = p.input + r * p.input_stride;
+    T* states = p.states + r * p.states_stride;
+    for_each_word_chunk(p.stream, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const uint32_t* w) {
+      const int64_t c0 = start - r * cols;
+#pragma omp simd
+      for (int64_t j = 0; j < len; ++j) states[c0 + j] = bernoulli_state(in[c0 + j], uniform01<T>(w[j]));
+    });
+  }
+}
+
+}  // namespace
+
+template <typename T> void sample_bernoulli(const BernoulliParams<T>& p) {
+  if (p.rows == 0 || p.cols == 0) return;
+  if (!p.from_logits) return bernoulli_probs_rows(p);
+  const bool bias = p.bias != nullptr, probs = p.probs != nullptr, states = p.states != nullptr;
+  if (!states) return bias ? bernoulli_logits_rows<T, true, true, false>(p) : bernoulli_logits_rows<T, false, true, false>(p);
+  if (bias) return probs ? bernoulli_logits_rows<T, true, true, true>(p) : bernoulli_logits_rows<T, true, false, true>(p);
+  return probs ? bernoulli_logits_rows<T, false, true, true>(p) : bernoulli_logits_rows<T, false, false, true>(p);
+}
+
+template <typename T> void sample_gaussian(const GaussianParams<T>& p) {
+  if (p.rows == 0 || p.cols == 0) return;
+  const int64_t cols = p.cols;
+#pragma omp parallel for schedule(static) if (p.rows * cols >= kParallelMinElements)
+  for (int64_t r = 0; r < p.rows; ++r) {
+    const T* mean = p.mean + r * p.mean_stride;
+    T* out = p.out + r * p.out_stride;
+    for_each_normal_chunk<T>(p.stream, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const T* z) {
+      const int64_t c0 = start - r * cols;
+#pragma omp simd
+      for (int64_t j = 0; j < len; ++j) {
+        const int64_t c = c0 + j;
+        const T m = mean[c] + (p.bias ? p.bias[c] : T(0));
+        const T sd = p.stddev ? p.stddev[c] : p.stddev_scalar;
+        out[c] = gaussian_sample(m, sd, z[j]);
+      }
+    });
+  }
+}
+
+#define FASTGEN_INSTANTIATE(T)                                        \
+  template void fill_uniform<T>(T*, int64_t, RandomStream);           \
+  template void fill_normal<T>(T*, int64_t, RandomStream);            \
+  template void sample_bernoulli<T>(const BernoulliParams<T>&);       \
+  template void sample_gaussian<T>(const GaussianParams<T>&);
+FASTGEN_INSTANTIATE(float)
+FASTGEN_INSTANTIATE(double)
+#undef FASTGEN_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace fastgen
