@@ -67,6 +67,11 @@ template <typename T> void apply_velocity(T* param, T* velocity, int64_t n, T de
   }
 }
 
+template <typename T> void scale_rows(T* x, int64_t n, T scale) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] *= scale;
+}
+
 }  // namespace
 
 template <typename T>
@@ -122,7 +127,12 @@ template <typename T> void rbm_train_batches(const TrainParams<T>& p) {
   const bool persistent = p.persistent_chains != nullptr;
   const int64_t max_chains = persistent ? p.n_chains : max_batch;
   T* W = p.rbm.weights;
-  std::vector<T> hidden_pos(max_batch * nh), hidden_neg(max_chains * nh), visible_neg(max_chains * nv);
+  // Data and model statistics share one buffer each, stacked along the batch axis:
+  //   hidden  = [P(h | v_data) * lr/B ; P(h | v_k) * -lr/C]   [B + C, nh]
+  //   visible = [v_data ; v_k]                                [B + C, nv]
+  // so the weight update is a single GEMM hidden^T @ visible with K = B + C, which reads and
+  // writes W once per batch instead of twice (the GEMMs are small at batch_size=10).
+  std::vector<T> hidden((max_batch + max_chains) * nh), visible((max_batch + max_chains) * nv);
   std::vector<T> cd_chains(persistent ? 0 : max_batch * nh), bias_grad(std::max(nv, nh));
   const uint64_t offsets_per_batch = 2 * static_cast<uint64_t>(p.cd_k) + 1;
   const bool use_momentum = p.weights_velocity != nullptr;
@@ -133,52 +143,55 @@ template <typename T> void rbm_train_batches(const TrainParams<T>& p) {
     const int64_t B = std::min(p.batch_size, p.n_samples - start);
     const T* v = p.data + start * p.data_stride;
     const RandomStream s = at(p.stream, batch_index * offsets_per_batch);
+    T* hidden_pos = hidden.data();
+    T* visible_pos = visible.data();
+    for (int64_t r = 0; r < B; ++r) std::copy(v + r * p.data_stride, v + r * p.data_stride + nv, visible_pos + r * nv);
 
     // Positive phase: P(h | v_data).
-    gemm<T>(false, true, B, nh, nv, T(1), v, p.data_stride, W, nv, T(0), hidden_pos.data(), nh);
+    gemm<T>(false, true, B, nh, nv, T(1), visible_pos, nv, W, nv, T(0), hidden_pos, nh);
     T* chains;
     int64_t C;
     if (persistent) {
       chains = p.persistent_chains;
       C = p.n_chains;
-      sigmoid_rows(hidden_pos.data(), B, nh, p.rbm.hidden_bias);
+      sigmoid_rows(hidden_pos, B, nh, p.rbm.hidden_bias);
     } else {  // CD-k starts its chain from h ~ P(h | v_data)
       chains = cd_chains.data();
       C = B;
-      sigmoid_sample_rows(hidden_pos.data(), chains, B, nh, p.rbm.hidden_bias, s);
+      sigmoid_sample_rows(hidden_pos, chains, B, nh, p.rbm.hidden_bias, s);
     }
+    T* hidden_neg = hidden_pos + B * nh;
+    T* visible_neg = visible_pos + B * nv;
 
     // Negative phase: k block-Gibbs steps h -> v -> h from the chains.
     for (int step = 0; step < p.cd_k; ++step) {
-      gemm<T>(false, false, C, nv, nh, T(1), chains, nh, W, nv, T(0), visible_neg.data(), nv);
-      sample_states_rows(visible_neg.data(), visible_neg.data(), C, nv, p.rbm.visible_bias, at(s, 1 + 2 * step));
-      gemm<T>(false, true, C, nh, nv, T(1), visible_neg.data(), nv, W, nv, T(0), hidden_neg.data(), nh);
+      gemm<T>(false, false, C, nv, nh, T(1), chains, nh, W, nv, T(0), visible_neg, nv);
+      sample_states_rows(visible_neg, visible_neg, C, nv, p.rbm.visible_bias, at(s, 1 + 2 * step));
+      gemm<T>(false, true, C, nh, nv, T(1), visible_neg, nv, W, nv, T(0), hidden_neg, nh);
       const bool last = step + 1 == p.cd_k;
       if (last && !persistent) {
-        sigmoid_rows(hidden_neg.data(), C, nh, p.rbm.hidden_bias);
+        sigmoid_rows(hidden_neg, C, nh, p.rbm.hidden_bias);
       } else {
-        sigmoid_sample_rows(hidden_neg.data(), chains, C, nh, p.rbm.hidden_bias, at(s, 2 + 2 * step));
+        sigmoid_sample_rows(hidden_neg, chains, C, nh, p.rbm.hidden_bias, at(s, 2 + 2 * step));
       }
     }
 
-    // Update. Weight gradient: <h v^T>_data / B - <h v^T>_model / C, folded into the GEMMs'
-    // alpha/beta so that without momentum no extra pass over W is made.
-    const T pos = lr / static_cast<T>(B), neg = -lr / static_cast<T>(C);
+    // Biases (no weight decay): gradients are differences of means.
+    column_sums(bias_grad.data(), visible_pos, B, nv, T(1) / B, visible_neg, C, T(-1) / C, nv);
+    sgd_momentum_update(p.rbm.visible_bias, p.visible_bias_velocity, bias_grad.data(), nv, lr, p.momentum, T(0));
+    column_sums(bias_grad.data(), hidden_pos, B, nh, T(1) / B, hidden_neg, C, T(-1) / C, nh);
+    sgd_momentum_update(p.rbm.hidden_bias, p.hidden_bias_velocity, bias_grad.data(), nh, lr, p.momentum, T(0));
+
+    // Weights: lr * (<h v^T>_data / B - <h v^T>_model / C), the scales folded into the rows.
+    scale_rows(hidden_pos, B * nh, lr / static_cast<T>(B));
+    scale_rows(hidden_neg, C * nh, -lr / static_cast<T>(C));
     if (use_momentum) {
       T* VW = p.weights_velocity;
-      gemm<T>(true, false, nh, nv, B, pos, hidden_pos.data(), nh, v, p.data_stride, p.momentum, VW, nv);
-      gemm<T>(true, false, nh, nv, C, neg, hidden_neg.data(), nh, visible_neg.data(), nv, T(1), VW, nv);
+      gemm<T>(true, false, nh, nv, B + C, T(1), hidden_pos, nh, visible_pos, nv, p.momentum, VW, nv);
       apply_velocity(W, VW, nh * nv, lr * p.weight_decay);
     } else {
-      gemm<T>(true, false, nh, nv, B, pos, hidden_pos.data(), nh, v, p.data_stride, T(1) - lr * p.weight_decay, W, nv);
-      gemm<T>(true, false, nh, nv, C, neg, hidden_neg.data(), nh, visible_neg.data(), nv, T(1), W, nv);
+      gemm<T>(true, false, nh, nv, B + C, T(1), hidden_pos, nh, visible_pos, nv, T(1) - lr * p.weight_decay, W, nv);
     }
-    // Biases (no weight decay): gradients are differences of means.
-    column_sums(bias_grad.data(), v, B, p.data_stride, T(1) / B, visible_neg.data(), C, T(-1) / C, nv);
-    sgd_momentum_update(p.rbm.visible_bias, p.visible_bias_velocity, bias_grad.data(), nv, lr,
-                        p.momentum, T(0));
-    column_sums(bias_grad.data(), hidden_pos.data(), B, nh, T(1) / B, hidden_neg.data(), C, T(-1) / C, nh);
-    sgd_momentum_update(p.rbm.hidden_bias, p.hidden_bias_velocity, bias_grad.data(), nh, lr, p.momentum, T(0));
   }
 }
 

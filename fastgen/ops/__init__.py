@@ -1,0 +1,11 @@
+"""Functional kernels: validate once, then call the compiled kernel.
+
+Arrays in, same kind out (NumPy, or CPU torch tensors viewed through DLPack). float32 and
+float64 are computed as given; other real dtypes are converted once (see ``_validate``).
+Inputs are never modified.
+"""
+from .cd import CDGradients, cd_gradients
+from .gibbs import gibbs
+from .sampling import sample_bernoulli, sample_gaussian
+
+__all__ = ["sample_bernoulli", "sample_gaussian", "gibbs", "cd_gradients", "CDGradients"]

@@ -1,0 +1,86 @@
+"""Sampling ops: fused sigmoid + Bernoulli draw, Gaussian draw."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _cpu
+from .._backend import wrap_like
+from ..random import as_generator
+from ._validate import float_array, vector
+
+_OUTPUTS = ("states", "probs", "both")
+
+
+def sample_bernoulli(x, bias=None, *, from_logits: bool = True, output: str = "states", generator=None):
+    """Bernoulli states from logits (fused bias add + sigmoid + draw) or from probabilities.
+
+    Parameters
+    ----------
+    x : array of shape (n, m) or (m,)
+        Logits (pre-activations) when ``from_logits``, else probabilities in [0, 1].
+    bias : array of shape (m,), optional
+        Added to every row of the logits before the sigmoid (``from_logits`` only).
+    output : {"states", "probs", "both"}
+        What to return: the 0/1 states, the probabilities sigmoid(x + bias), or both as a
+        ``(probs, states)`` pair. "probs" draws nothing.
+    generator : fastgen.Generator, int or None
+        The stream; one offset is taken when states are drawn. Element (r, c) uses Philox
+        element index ``r * m + c``; state = 1 iff uniform < p.
+
+    Returns
+    -------
+    Arrays of x's shape and float dtype, in x's framework.
+    """
+    if output not in _OUTPUTS:
+        raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
+    a = float_array(x, "x", ndim=(1, 2))
+    if not from_logits:
+        if bias is not None:
+            raise ValueError("bias is only used with from_logits=True")
+        if output != "states":
+            raise ValueError("with from_logits=False the probabilities are the input: use output='states'")
+        if a.size and (a.min() < 0 or a.max() > 1):
+            raise ValueError("x must hold probabilities in [0, 1] when from_logits=False")
+    b = None if bias is None else vector(bias, "bias", a.shape[-1], a.dtype)
+    probs = np.empty_like(a) if output in ("probs", "both") else None
+    states = np.empty_like(a) if output in ("states", "both") else None
+    seed, offset = 0, 0
+    if states is not None:
+        gen = as_generator(generator)
+        seed, offset = gen.seed, gen.take()
+    _cpu.C.sample_bernoulli(a, b, probs, states, bool(from_logits), seed, offset)
+    if output == "states":
+        return wrap_like(states, x)
+    if output == "probs":
+        return wrap_like(probs, x)
+    return wrap_like(probs, x), wrap_like(states, x)
+
+
+def sample_gaussian(mean, std=1.0, *, bias=None, generator=None):
+    """Gaussian draws ``mean + bias + std * eps`` with eps ~ N(0, 1) (Box-Muller on Philox).
+
+    Parameters
+    ----------
+    mean : array of shape (n, m) or (m,)
+    std : float or array of shape (m,)
+        Standard deviation, one value or one per column; must be >= 0.
+    bias : array of shape (m,), optional
+    generator : fastgen.Generator, int or None
+        Takes one offset; element (r, c) uses normal number ``r * m + c`` of the call.
+    """
+    a = float_array(mean, "mean", ndim=(1, 2))
+    b = None if bias is None else vector(bias, "bias", a.shape[-1], a.dtype)
+    if np.ndim(std) == 0:
+        std_scalar = float(std) if not isinstance(std, (bool, np.bool_)) else None
+        if std_scalar is None or not np.isfinite(std_scalar) or std_scalar < 0:
+            raise ValueError(f"std must be a finite number >= 0, got {std!r}")
+        std_arr = None
+    else:
+        std_arr = vector(std, "std", a.shape[-1], a.dtype)
+        if (std_arr < 0).any():
+            raise ValueError("std must be >= 0 everywhere")
+        std_scalar = 0.0
+    gen = as_generator(generator)
+    out = np.empty_like(a)
+    _cpu.C.sample_gaussian(a, b, std_arr, std_scalar, out, gen.seed, gen.take())
+    return wrap_like(out, mean)
