@@ -27,8 +27,9 @@ template <typename T> using OptArray = std::optional<Array<T>>;
 void need(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("fastgen._C: " + what);
 }
-int64_t rows_of(const py::array& a) { return a.ndim() >= 1 ? a.shape(0) : 1; }
-int64_t cols_of(const py::array& a) { return a.ndim() == 2 ? a.shape(1) : (a.ndim() == 1 ? a.shape(0) : 1); }
+// A 1-D (or 0-D) array is one row: rows * cols must never exceed the array's size.
+int64_t rows_of(const py::array& a) { return a.ndim() == 2 ? a.shape(0) : 1; }
+int64_t cols_of(const py::array& a) { return a.ndim() == 2 ? a.shape(1) : static_cast<int64_t>(a.size()); }
 template <typename T> const T* ptr(const OptArray<T>& a) { return a ? a->data() : nullptr; }
 template <typename T> T* mut(OptArray<T>& a) { return a ? a->mutable_data() : nullptr; }
 

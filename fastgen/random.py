@@ -60,8 +60,10 @@ class Generator:
         return {"seed": self._seed, "offset": self._offset}
 
     def set_state(self, state: dict) -> None:
-        self._seed = _check_u64(state["seed"], "state['seed']")
-        self._offset = _check_u64(state["offset"], "state['offset']")
+        # validate both before assigning: a refused state must leave the generator unchanged
+        seed = _check_u64(state["seed"], "state['seed']")
+        offset = _check_u64(state["offset"], "state['offset']")
+        self._seed, self._offset = seed, offset
 
     def uniform(self, shape, dtype=np.float64) -> np.ndarray:
         """Uniforms on [0, 1) (float32: 24 random bits, float64: 32). Takes 1 offset."""

@@ -129,8 +129,13 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         number("weight_decay", 0.0)
         if not isinstance(self.persistent, (bool, np.bool_)):
             raise ValueError(f"persistent must be a bool, got {self.persistent!r}")
-        if self.dtype is not None and np.dtype(self.dtype) not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
+        if self.dtype is not None:
+            try:
+                dtype = np.dtype(self.dtype)
+            except TypeError:  # not a dtype at all: refused below, naming dtype
+                dtype = None
+            if dtype not in (np.float32, np.float64):
+                raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
         if self.device != "cpu":
             raise ValueError(
                 f"device must be 'cpu', got {self.device!r}: this build of fastgen has no CUDA backend yet"

@@ -71,7 +71,10 @@ def sample_gaussian(mean, std=1.0, *, bias=None, generator=None):
     a = float_array(mean, "mean", ndim=(1, 2))
     b = None if bias is None else vector(bias, "bias", a.shape[-1], a.dtype)
     if np.ndim(std) == 0:
-        std_scalar = float(std) if not isinstance(std, (bool, np.bool_)) else None
+        try:
+            std_scalar = float(std) if not isinstance(std, (bool, np.bool_)) else None
+        except (TypeError, ValueError):  # None, strings: refused below, naming std
+            std_scalar = None
         if std_scalar is None or not np.isfinite(std_scalar) or std_scalar < 0:
             raise ValueError(f"std must be a finite number >= 0, got {std!r}")
         std_arr = None
