@@ -1,90 +1,232 @@
-"""Datasets: scikit-learn's digits (embedded default, no network) and loaders for user files."""
+"""Datasets: scikit-learn's digits (the embedded default, no network) and loaders for user files.
+
+:func:`load_array` reads what a user is likely to have on disk — a NumPy ``.npy``, a ``.npz``
+archive or an MNIST IDX file (``train-images-idx3-ubyte``, optionally gzip-compressed) — and
+returns what the RBM estimators take: a float array of shape (n_samples, n_features) with
+values in [0, 1]. The format is recognised from the file's first bytes, not its name.
+"""
 from __future__ import annotations
 
 import gzip
+import io
+import numbers
 import struct
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+from ._png import save_image_grid  # noqa: F401  (re-exported: fastgen.datasets.save_image_grid)
+
+__all__ = ["load_digits_binary", "load_array", "read_idx", "load_mnist_shared", "save_image_grid",
+           "SHARED_MNIST"]
+
+# IDX type codes (third byte of the magic number) -> big-endian NumPy dtypes.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+# ``../shared/data/mnist_test_10k.npz`` beside the repository checkout (tests and benchmarks).
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_test_10k.npz"
 
 
-def load_digits_binary():
-    """scikit-learn's 8x8 digits scaled to [0, 1]: (X of shape (1797, 64), y)."""
+def load_digits_binary(*, return_y: bool = False, dtype=np.float64):
+    """scikit-learn's 8x8 handwritten digits as RBM input: ``X = data / 16``.
+
+    Embedded in scikit-learn (no download). Values are the 17 grey levels 0, 1/16, ..., 1
+    (probabilities, as in scikit-learn's RBM example), not thresholded to 0/1.
+
+    Returns
+    -------
+    X : ndarray of shape (1797, 64), values in [0, 1]
+    y : ndarray of shape (1797,), only with ``return_y=True``
+    """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    return digits.data / 16.0, digits.target
+    X = np.ascontiguousarray(digits.data / 16.0, dtype=dtype)
+    return (X, digits.target) if return_y else X
 
 
-def _read_idx(raw: bytes, path) -> np.ndarray:
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: not an MNIST IDX file (bad magic number)")
+# ---- IDX ------------------------------------------------------------------------------------------
+def _parse_idx(raw: bytes, name) -> np.ndarray:
+    """Parse the bytes of an IDX file: magic ``00 00 <type> <ndim>``, ``ndim`` big-endian uint32
+    dimensions, then the values in C order, big-endian."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{name}: not an MNIST IDX file (bad magic number {raw[:4].hex() or 'none'})")
+    if raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{name}: unknown IDX data type code 0x{raw[2]:02x} "
+                         f"(known: {', '.join(f'0x{c:02x}' for c in _IDX_DTYPES)})")
     ndim = raw[3]
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=_IDX_DTYPES[raw[2]], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: IDX header says {dims} but holds {data.size} values")
-    return data.reshape(dims)
+    if ndim == 0:
+        raise ValueError(f"{name}: IDX header declares 0 dimensions")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{name}: truncated IDX header ({len(raw)} bytes, {ndim} dimensions need {header})")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise ValueError(f"{name}: IDX header declares shape {dims} of {dtype.name} ({expected} bytes) "
+                         f"but the file holds {len(raw) - header} bytes of data")
+    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    return data.astype(dtype.newbyteorder("="))  # native byte order (and a writable copy)
 
 
-def load_array(path, *, binarize: float | None = None) -> np.ndarray:
-    """Read a .npy, .npz (key 'data', else the first array) or MNIST IDX (optionally .gz) file
-    as a float array of shape (n_samples, n_features); integer data is scaled by its dtype's
-    maximum (uint8 / 255); ``binarize`` thresholds the scaled values to 0/1."""
+def read_idx(path) -> np.ndarray:
+    """Read an MNIST IDX file (optionally gzip-compressed) as an array of its stored type and shape."""
+    path = _existing_file(path)
+    raw = _read_bytes(path)
+    if raw[:2] == _GZIP_MAGIC:
+        raw = _gunzip(raw, path)
+    return _parse_idx(raw, path)
+
+
+# ---- generic loader -------------------------------------------------------------------------------
+def _existing_file(path) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, expected a data file")
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    name = path.name.lower()
-    try:
-        if name.endswith(".npy"):
-            data = np.load(path, allow_pickle=False)
-        elif name.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as archive:
-                if not archive.files:
-                    raise ValueError(f"{path}: the archive holds no arrays")
-                data = archive["data" if "data" in archive.files else archive.files[0]]
-        else:
-            raw = path.read_bytes()
-            if raw[:2] == b"\x1f\x8b":
-                raw = gzip.decompress(raw)
-            data = _read_idx(raw, path)
-    except (OSError, EOFError, struct.error) as exc:
-        raise ValueError(f"{path}: cannot read ({exc})") from exc
-    if data.dtype.kind not in "biuf":
-        raise ValueError(f"{path}: expected numeric data, got dtype {data.dtype}")
-    if data.ndim < 2 or data.shape[0] == 0:
-        raise ValueError(f"{path}: expected at least one sample of 2-D or higher data, got shape {data.shape}")
-    X = data.reshape(data.shape[0], -1)
-    if X.dtype.kind in "iu":
-        X = X.astype(np.float64) / float(np.iinfo(X.dtype).max)
-    elif X.dtype.kind == "b":
-        X = X.astype(np.float64)
-    if binarize is not None:
-        X = (X > binarize).astype(np.float64)
-    return X
-
-
-def save_image_grid(images, path, image_shape, *, ncols: int = 10, scale: int = 4, normalize: bool = False) -> Path:
-    """Tile images (rows of ``images``, values in [0, 1]) into a grid PNG."""
-    from PIL import Image
-
-    images = np.asarray(images, dtype=np.float64).reshape(-1, *image_shape)
-    if normalize:
-        lo = images.min(axis=(1, 2), keepdims=True)
-        hi = images.max(axis=(1, 2), keepdims=True)
-        images = (images - lo) / np.where(hi > lo, hi - lo, 1.0)
-    n, h, w = images.shape
-    ncols = max(1, min(ncols, n))
-    nrows = -(-n // ncols)
-    grid = np.ones((nrows * (h + 1) + 1, ncols * (w + 1) + 1)) * 0.5
-    for k in range(n):
-        r, c = divmod(k, ncols)
-        grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = images[k]
-    pixels = (np.clip(grid, 0, 1) * 255).astype(np.uint8)
-    image = Image.fromarray(pixels, mode="L").resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
     return path
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if not raw:
+        raise ValueError(f"{path}: empty file")
+    return raw
+
+
+def _gunzip(raw: bytes, path) -> bytes:
+    try:
+        raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path}: corrupt gzip data ({exc})") from exc
+    if not raw:
+        raise ValueError(f"{path}: empty file (after gzip decompression)")
+    return raw
+
+
+def _from_npz(raw: bytes, path, key):
+    try:
+        archive = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: cannot read as a .npz archive ({exc})") from exc
+    with archive:
+        names = archive.files
+        if not names:
+            raise ValueError(f"{path}: the .npz archive holds no arrays")
+        if key is None:
+            key = "data" if "data" in names else names[0]
+        elif key not in names:
+            raise ValueError(f"{path}: no array {key!r} in the archive (it holds {', '.join(names)})")
+        try:
+            return archive[key], key
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: cannot read array {key!r} ({exc})") from exc
+
+
+def _from_npy(raw: bytes, path):
+    try:
+        return np.load(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{path}: cannot read as a .npy array ({exc})") from exc
+
+
+def _read_raw_array(path: Path, key=None):
+    raw = _read_bytes(path)
+    if raw[:2] == _GZIP_MAGIC:
+        raw = _gunzip(raw, path)
+    if raw.startswith(_NPY_MAGIC):
+        return _from_npy(raw, path), None
+    if raw.startswith(_ZIP_MAGIC) or raw.startswith(_EMPTY_ZIP_MAGIC):
+        return _from_npz(raw, path, key)
+    if raw[:2] == b"\x00\x00":
+        return _parse_idx(raw, path), None
+    raise ValueError(f"{path}: unrecognised format (expected a .npy array, a .npz archive or an "
+                     "MNIST IDX file, optionally gzip-compressed)")
+
+
+def load_array(path, *, binarize: float | None = None, key: str | None = None, dtype=np.float64) -> np.ndarray:
+    """Load a data file as RBM input: a float array of shape (n_samples, n_features).
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.npy`` array, a ``.npz`` archive (array ``key``; by default ``'data'`` if present,
+        else the first array stored) or an MNIST IDX file such as ``train-images-idx3-ubyte``;
+        any of them may be gzip-compressed. The format is recognised from the content.
+    binarize : float, optional
+        Threshold: after scaling, values ``> binarize`` become 1 and the rest 0. ``0.5`` on
+        MNIST's uint8 pixels is the usual ``pixel > 127`` binarisation.
+    key : str, optional
+        Array to read from a ``.npz`` archive.
+    dtype : float32 or float64, default=float64
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        The first axis is the sample axis; the others are flattened (MNIST's (n, 28, 28)
+        becomes (n, 784)). Integer data is divided by its dtype's maximum (uint8 by 255, so
+        unsigned data lands in [0, 1]); booleans become 0/1; floats are kept as they are.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it is missing, empty, unreadable, not numeric, has no samples or
+        features, or holds NaN/infinity.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if binarize is not None and (isinstance(binarize, bool) or not isinstance(binarize, numbers.Real)
+                                 or not np.isfinite(binarize)):
+        raise ValueError(f"binarize must be a finite threshold, got {binarize!r}")
+    path = _existing_file(path)
+    data, used_key = _read_raw_array(path, key)
+    what = f"{path}" + (f" (array {used_key!r})" if used_key is not None else "")
+    if data.dtype.kind not in "biuf":
+        raise ValueError(f"{what}: expected numeric data, got dtype {data.dtype}")
+    if data.ndim < 2:
+        raise ValueError(f"{what}: expected an array of samples (2-D or more, samples first), got shape {data.shape}")
+    n_samples = data.shape[0]
+    n_features = int(np.prod(data.shape[1:], dtype=np.int64))
+    if n_samples == 0 or n_features == 0:
+        raise ValueError(f"{what}: no data (shape {data.shape})")
+    X = data.reshape(n_samples, n_features)
+    if X.dtype.kind in "iu":
+        X = X.astype(dtype) / dtype.type(np.iinfo(X.dtype).max)
+    else:
+        X = X.astype(dtype)
+        if X.dtype.kind == "f" and not np.isfinite(X).all():
+            raise ValueError(f"{what}: holds NaN or infinite values")
+    if binarize is not None:
+        X = (X > binarize).astype(dtype)
+    return np.ascontiguousarray(X)
+
+
+def load_mnist_shared(path=None, *, binary: bool = True, dtype=np.float32) -> np.ndarray:
+    """The MNIST test set from the shared data folder (``../shared/data/mnist_test_10k.npz``
+    beside the checkout; key ``'data'``, uint8 of shape (10000, 28, 28)).
+
+    ``binary=True`` applies the benchmarks' convention ``data.reshape(-1, 784) > 127``;
+    ``binary=False`` gives ``data / 255``. Returns shape (10000, 784) in ``dtype``.
+    """
+    path = SHARED_MNIST if path is None else Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file (the shared MNIST file is only beside a checkout "
+                         "of the repository; pass its path)")
+    data, _ = _read_raw_array(path, "data")
+    if data.dtype != np.uint8 or data.ndim != 3 or data.shape[1:] != (28, 28):
+        raise ValueError(f"{path}: expected uint8 images of shape (n, 28, 28), got {data.dtype} {data.shape}")
+    flat = data.reshape(-1, 784)
+    return (flat > 127).astype(dtype) if binary else (flat / 255.0).astype(dtype)

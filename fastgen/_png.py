@@ -1,0 +1,95 @@
+"""Image grids as PNG files (Pillow), for samples and learned filters."""
+from __future__ import annotations
+
+import math
+import numbers
+from pathlib import Path
+
+import numpy as np
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def normalize_per_image(images: np.ndarray) -> np.ndarray:
+    """Scale each image (axis 0 indexes images) linearly to [0, 1]; a constant image becomes 0.5."""
+    images = np.asarray(images, dtype=np.float64)
+    axes = tuple(range(1, images.ndim))
+    lo = images.min(axis=axes, keepdims=True)
+    hi = images.max(axis=axes, keepdims=True)
+    span = hi - lo
+    return np.where(span > 0, (images - lo) / np.where(span > 0, span, 1.0), 0.5)
+
+
+def tile_images(images, image_shape, *, ncols: int | None = None, padding: int = 1,
+                background: float = 0.5, normalize: bool = False) -> np.ndarray:
+    """Tile rows of ``images`` (each reshaped to ``image_shape`` = (height, width)) into one
+    2-D float array in [0, 1], row-major, ``ncols`` images a row (default: a square-ish grid),
+    separated by ``padding`` pixels of ``background``."""
+    images = np.asarray(images)
+    if images.dtype.kind not in "biuf":
+        raise TypeError(f"images must be numeric, got dtype {images.dtype}")
+    if len(image_shape) != 2:
+        raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")
+    h, w = (_positive_int(s, "image_shape") for s in image_shape)
+    if images.ndim == 0 or images.size % (h * w) or images.size == 0:
+        raise ValueError(f"images of shape {images.shape} cannot be cut into {h}x{w} images")
+    images = images.reshape(-1, h, w).astype(np.float64)
+    if not np.isfinite(images).all():
+        raise ValueError("images contain NaN or infinity")
+    if normalize:
+        images = normalize_per_image(images)
+    n = images.shape[0]
+    if ncols is None:
+        ncols = math.ceil(math.sqrt(n))
+    ncols = min(_positive_int(ncols, "ncols"), n)
+    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
+        raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+    nrows = -(-n // ncols)
+    grid = np.full((nrows * (h + padding) + padding, ncols * (w + padding) + padding), float(background))
+    for k in range(n):
+        r, c = divmod(k, ncols)
+        top, left = padding + r * (h + padding), padding + c * (w + padding)
+        grid[top:top + h, left:left + w] = images[k]
+    return np.clip(grid, 0.0, 1.0)
+
+
+def save_image_grid(images, path, image_shape, ncols: int | None = None, scale: int = 4, *,
+                    normalize: bool = False, padding: int = 1) -> Path:
+    """Tile ``images`` (one image a row, values in [0, 1]) into a grayscale grid PNG at ``path``.
+
+    Parameters
+    ----------
+    images : array of shape (n, height * width) or (n, height, width)
+        Values outside [0, 1] are clipped (unless ``normalize``).
+    path : str or Path
+        Output file; missing parent folders are created.
+    image_shape : (height, width)
+    ncols : int, optional
+        Images per grid row; default ``ceil(sqrt(n))``.
+    scale : int, default=4
+        Each pixel becomes a ``scale`` x ``scale`` block (nearest neighbour), so 8x8 digits stay
+        visible.
+    normalize : bool, default=False
+        Scale each image to [0, 1] by its own minimum and maximum first (for filters / weights).
+    padding : int, default=1
+        Grey pixels between images (before scaling).
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    from PIL import Image
+
+    scale = _positive_int(scale, "scale")
+    grid = tile_images(images, image_shape, ncols=ncols, padding=padding, normalize=normalize)
+    pixels = np.rint(grid * 255.0).astype(np.uint8)
+    if scale > 1:
+        pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, format="PNG")
+    return path
