@@ -1,2 +1,26 @@
-"""fastgen benchmarks: each scenario runs fastgen and its anchors in one process and prints
-ratios. ``python -m bench rbm [--json] [--quick]``."""
+"""fastgen's benchmark harness: ``python -m bench SUITE [--quick] [--json] [--repeats N] ...``.
+
+Each suite is a module registering itself with :func:`bench.common.register`; it runs fastgen
+and its anchors (reference implementations, the hardware floor) in one process and prints
+median times and ratios, with its targets marked MET / MISSED. ``--json`` writes
+``bench/results/<suite's file>``. To add a suite (GPU, VAE, ...): write ``bench/NAME.py`` with a
+``@register("NAME", ...)`` function taking the parsed arguments, and list the module in
+``SUITE_MODULES`` below.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .common import SUITES, Suite, register
+
+# Modules that register suites, imported on demand (importing bench stays cheap).
+SUITE_MODULES = ("bench.rbm",)
+
+
+def load_suites() -> dict[str, Suite]:
+    for module in SUITE_MODULES:
+        importlib.import_module(module)
+    return SUITES
+
+
+__all__ = ["SUITES", "Suite", "register", "load_suites", "SUITE_MODULES"]

@@ -1,166 +1,361 @@
-"""RBM scenarios on the CPU: fastgen beside scikit-learn's BernoulliRBM and the GEMM floor.
+"""RBM training on the CPU: fastgen beside scikit-learn's BernoulliRBM and the GEMM floor.
 
-A. One PCD-1 epoch on binarized MNIST (784 x 500, batch 100), float32 and float64.
-   Floor: the five GEMMs per batch PCD-1 cannot avoid, in NumPy with preallocated outputs.
-B. scikit-learn's defaults on its digits (256 hidden, batch 10, 10 epochs), float64.
-C. Quality: exact held-out pseudo-likelihood after B's training on 1500 digits.
-Repeats are interleaved across implementations; medians are reported.
+A. One PCD-1 epoch on binarized MNIST (9,000 x 784 -> 500 hidden, batch 100), float32 and
+   float64: fastgen's estimator, fastgen's bare trainer (RBM.initialize + ContrastiveDivergence.run,
+   to separate the estimator's overhead), scikit-learn, and the floor -- the five GEMMs per batch
+   PCD-1 cannot avoid, run by NumPy into preallocated arrays.
+B. scikit-learn's defaults on its digits (1797 x 64 -> 256, batch 10, 10 epochs), float64, with
+   the same four rows.
+C. Quality: exact held-out pseudo-likelihood of both after training with the defaults on the
+   first 1500 digits (scikit-learn's parameters are scored by fastgen's exact formula, so both
+   use the same yardstick).
+
+``python -m bench rbm [--quick] [--json] [--repeats N] [--dtype float32|float64|both]``
 """
 from __future__ import annotations
 
-import json
-import os
-import platform
-import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
-DATA_DIR = Path(os.environ.get("FASTGEN_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from .common import (
+    DEFAULT_COOLDOWN_S,
+    RESULTS_DIR,
+    LoadMonitor,
+    background_load,
+    load_warning,
+    data_dir,
+    environment,
+    format_environment,
+    format_table,
+    format_targets,
+    register,
+    results_document,
+    skip_line,
+    summarize,
+    target,
+    time_interleaved,
+    write_json,
+)
+
+MNIST_FILE = "mnist_test_10k.npz"
+MNIST_TRAIN_ROWS = 9000        # DATA README: train on the first 9,000, hold out the last 1,000
+MNIST_QUICK_ROWS = 1000
+DIGITS_TRAIN_ROWS = 1500
+
+DEFAULT_REPEATS = 11           # odd, so the median is one measured run
+QUICK_REPEATS = 3
+
+FASTGEN = "fastgen fit"
+TRAINER = "fastgen trainer only"
+SKLEARN = "scikit-learn fit"
+FLOOR = "floor: 5 GEMMs/batch"
+
+# Targets (printed as MET / MISSED, never asserted).
+A32_MAX_X_FLOOR = 1.15
+A_MIN_SPEEDUP = 2.0
+B_MIN_SPEEDUP = 8.0
 
 
-def _floor(X, n_hidden, batch):
+# ---- data --------------------------------------------------------------------------------------
+def load_binary_mnist(rows: int):
+    """``(data.reshape(-1, 784) > 127)`` as float32, first ``rows`` rows; (None, reason) when the
+    file is missing or malformed."""
+    path = data_dir() / MNIST_FILE
+    if not path.is_file():
+        return None, f"{path} not found (set FASTGEN_DATA_DIR to the folder holding {MNIST_FILE})"
+    with np.load(path) as npz:
+        if "data" not in npz:
+            return None, f"{path} has no 'data' array"
+        data = npz["data"]
+    if data.ndim < 2 or data[0].size != 784:
+        return None, f"{path}: expected images of 28x28 = 784 pixels, got array of shape {data.shape}"
+    X = np.ascontiguousarray((data.reshape(-1, 784) > 127)[:rows], dtype=np.float32)
+    return X, str(path)
+
+
+def load_digits_scaled():
+    from sklearn.datasets import load_digits
+
+    return np.ascontiguousarray(load_digits().data / 16.0)
+
+
+# ---- implementations ---------------------------------------------------------------------------
+def gemm_floor(X: np.ndarray, n_hidden: int, batch_size: int, epochs: int = 1, seed: int = 0):
+    """A callable running exactly the five GEMMs per batch that PCD-1 cannot avoid, in X's dtype,
+    into preallocated arrays (``out=``), over consecutive batches (the last may be shorter) of X,
+    ``epochs`` times; chains are ``batch_size`` rows, as in scikit-learn:
+
+        h_pos  = v @ W.T           (b x nv x nh)     positive hidden probabilities
+        v_neg  = h_chain @ W       (C x nh x nv)     chains' visible step
+        h_neg  = v_neg @ W.T       (C x nv x nh)     chains' hidden probabilities
+        dW_pos = h_pos.T @ v       (nh x b x nv)     data statistics
+        dW_neg = h_neg.T @ v_neg   (nh x C x nv)     model statistics
+
+    No sampling, no bias or parameter updates: those are what an implementation adds.
+    """
+    X = np.ascontiguousarray(X)
     dtype = X.dtype
-    W = np.random.default_rng(0).normal(0, 0.01, (n_hidden, X.shape[1])).astype(dtype)
-    h = np.empty((batch, n_hidden), dtype)
-    v = np.empty((batch, X.shape[1]), dtype)
-    dW = np.empty_like(W)
+    n_visible = X.shape[1]
+    rng = np.random.default_rng(seed)
+    W = (rng.standard_normal((n_hidden, n_visible)) * 0.01).astype(dtype)
+    Wt = W.T
+    h_pos = np.empty((batch_size, n_hidden), dtype)
+    h_chain = (rng.random((batch_size, n_hidden)) < 0.5).astype(dtype)
+    v_neg = np.empty((batch_size, n_visible), dtype)
+    h_neg = np.empty((batch_size, n_hidden), dtype)
+    dW_pos = np.empty((n_hidden, n_visible), dtype)
+    dW_neg = np.empty((n_hidden, n_visible), dtype)
+    batches = []
+    for start in range(0, X.shape[0], batch_size):
+        v = X[start:start + batch_size]
+        hp = h_pos[:v.shape[0]]
+        batches.append((v, hp, hp.T))
+    matmul = np.matmul
 
     def run():
-        for s in range(0, X.shape[0], batch):
-            vb = X[s:s + batch]
-            hb, nb = h[:vb.shape[0]], v[:vb.shape[0]]
-            np.matmul(vb, W.T, out=hb)        # P(h | v_data)
-            np.matmul(h, W, out=v)            # chains -> v
-            np.matmul(v, W.T, out=h)          # v_k -> P(h | v_k)
-            np.matmul(hb.T, vb, out=dW)       # data statistics
-            np.matmul(h.T, v, out=dW)         # model statistics
-            del nb
+        for _ in range(epochs):
+            for v, hp, hp_t in batches:
+                matmul(v, Wt, out=hp)
+                matmul(h_chain, W, out=v_neg)
+                matmul(v_neg, Wt, out=h_neg)
+                matmul(hp_t, v, out=dW_pos)
+                matmul(h_neg.T, v_neg, out=dW_neg)
+
     return run
 
 
-def _time_interleaved(fns: dict, repeats: int) -> dict:
-    for fn in fns.values():  # warm-up: imports, first-call costs
-        fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
+def floor_flops(n_samples: int, n_visible: int, n_hidden: int, batch_size: int, epochs: int = 1) -> int:
+    """Floating-point operations of :func:`gemm_floor` (2 per multiply-add)."""
+    full, last = divmod(n_samples, batch_size)
+    per_row = 2 * 2 * n_visible * n_hidden                 # h_pos and dW_pos, per data row
+    per_batch_chains = 3 * 2 * batch_size * n_visible * n_hidden  # v_neg, h_neg, dW_neg
+    n_batches = full + (1 if last else 0)
+    return epochs * (n_samples * per_row + n_batches * per_batch_chains)
 
 
-def _table(title, times, floor_name, sklearn_name):
-    med = {k: float(np.median(v)) for k, v in times.items()}
-    print(f"\n{title}")
-    print(f"  {'implementation':<26}{'median s':>10}{'x floor':>10}{'speed-up vs sklearn':>22}")
-    for name, t in med.items():
-        print(f"  {name:<26}{t:>10.4f}{t / med[floor_name]:>10.2f}{med[sklearn_name] / t:>22.2f}")
-    return med
-
-
-def _target(label, ok):
-    print(f"  target {label}: {'MET' if ok else 'MISSED'}")
-    return {"target": label, "met": bool(ok)}
-
-
-def scenario_mnist(repeats, quick):
-    from sklearn.neural_network import BernoulliRBM as SkRBM
-
+def fastgen_fit(X, params):
     import fastgen
 
-    path = DATA_DIR / "mnist_test_10k.npz"
-    if not path.is_file():
-        print(f"\n[skip] PCD-1 epoch on MNIST: {path} not found")
-        return {}
-    data = np.load(path)["data"]
-    X32 = np.ascontiguousarray((data.reshape(-1, 784) > 127)[: 1000 if quick else 9000].astype(np.float32))
-    out = {}
-    for dtype in (np.float32, np.float64):
-        X = X32.astype(dtype)
-        params = dict(n_components=500, batch_size=100, n_iter=1, learning_rate=0.1, random_state=0)
-        fns = {
-            "fastgen": lambda: fastgen.BernoulliRBM(**params).fit(X),
-            "scikit-learn": lambda: SkRBM(**params).fit(X),
-            "floor (5 GEMMs/batch)": _floor(X, 500, 100),
-        }
-        times = _time_interleaved(fns, repeats)
-        name = np.dtype(dtype).name
-        med = _table(f"A. PCD-1 epoch, binarized MNIST {X.shape[0]}x784 -> 500, batch 100, {name}",
-                     times, "floor (5 GEMMs/batch)", "scikit-learn")
-        targets = []
-        if dtype == np.float32:
-            targets.append(_target("fastgen <= 1.15x floor", med["fastgen"] <= 1.15 * med["floor (5 GEMMs/batch)"]))
-        targets.append(_target(">= 2x faster than scikit-learn", med["scikit-learn"] >= 2 * med["fastgen"]))
-        out[f"pcd1_mnist_{name}"] = {"seconds": times, "median": med, "targets": targets}
-    return out
+    return lambda: fastgen.BernoulliRBM(**params).fit(X)
 
 
-def scenario_digits(repeats, quick):
-    from sklearn.datasets import load_digits
-    from sklearn.neural_network import BernoulliRBM as SkRBM
+def fastgen_trainer(X, params):
+    """The bare trainer: RBM.initialize + ContrastiveDivergence.run per epoch, no estimator
+    (no validation, no range scan, no sklearn bookkeeping)."""
+    from fastgen.models.rbm import RBM, ContrastiveDivergence
+    from fastgen.random import Generator
 
+    X = np.ascontiguousarray(X)
+    n_hidden, batch_size = params["n_components"], params["batch_size"]
+    lr, epochs, seed = params["learning_rate"], params["n_iter"], params["random_state"]
+
+    def run():
+        gen = Generator(seed)
+        rbm = RBM.initialize(X.shape[1], n_hidden, dtype=X.dtype, generator=gen)
+        trainer = ContrastiveDivergence(learning_rate=lr, n_chains=batch_size)
+        for _ in range(epochs):
+            trainer.run(rbm, X, batch_size, gen)
+        return rbm
+
+    return run
+
+
+def sklearn_fit(X, params):
+    from sklearn.neural_network import BernoulliRBM
+
+    return lambda: BernoulliRBM(**params).fit(X)
+
+
+# ---- scenarios ---------------------------------------------------------------------------------
+def _timed_comparison(title, X, params, repeats, *, data_note, cooldown=DEFAULT_COOLDOWN_S):
+    """Time fastgen (estimator and bare trainer), scikit-learn and the GEMM floor on X."""
+    X = np.ascontiguousarray(X)
+    fns = {
+        FASTGEN: fastgen_fit(X, params),
+        TRAINER: fastgen_trainer(X, params),
+        SKLEARN: sklearn_fit(X, params),
+        FLOOR: gemm_floor(X, params["n_components"], params["batch_size"], epochs=params["n_iter"]),
+    }
+    with warnings.catch_warnings(), LoadMonitor() as load:
+        warnings.simplefilter("ignore")   # e.g. scikit-learn deprecations: not what is measured
+        times = time_interleaved(fns, repeats, cooldown=cooldown)
+    summary = summarize(times, floor=FLOOR, reference=SKLEARN)
+    flops = floor_flops(X.shape[0], X.shape[1], params["n_components"], params["batch_size"], params["n_iter"])
+    floor_s = summary[FLOOR]["median_s"]
+    overhead = summary[FASTGEN]["median_s"] - summary[TRAINER]["median_s"]
+    notes = {FLOOR: f"{flops / 1e9:.2f} GFLOP -> {flops / floor_s / 1e9:.1f} GFLOP/s (NumPy's BLAS)"}
+    print()
+    print(format_table(title, summary, floor=FLOOR, reference=SKLEARN, reference_label="scikit-learn",
+                       notes=notes))
+    print(f"  estimator overhead (fit - trainer): {overhead * 1e3:+.1f} ms "
+          f"({overhead / summary[FASTGEN]['median_s']:+.1%} of fit)")
+    print(f"  background: other processes used {load.foreign:.0%} of the CPUs during these runs"
+          if load.foreign is not None else "  background: unknown (no /proc/stat)")
+    warning = load_warning(load.as_dict())
+    if warning:
+        print("  " + warning)
+    return {
+        "title": title,
+        "data": data_note,
+        "dtype": X.dtype.name,
+        "shape": list(X.shape),
+        "params": dict(params),
+        "floor": FLOOR,
+        "reference": SKLEARN,
+        "floor_gflop": flops / 1e9,
+        "floor_gflop_per_s": flops / floor_s / 1e9,
+        "estimator_overhead_s": overhead,
+        "implementations": summary,
+        "background_load": load.as_dict(),
+    }
+
+
+def pcd_epoch(X, repeats, *, n_hidden=500, batch_size=100, learning_rate=0.1, data_note="binarized MNIST",
+              cooldown=DEFAULT_COOLDOWN_S):
+    """Scenario A for one dtype (X's): one PCD-1 epoch, four implementations, targets."""
+    X = np.ascontiguousarray(X)
+    dtype = X.dtype.name
+    params = dict(n_components=n_hidden, batch_size=batch_size, n_iter=1, learning_rate=learning_rate,
+                  random_state=0)
+    title = (f"A. PCD-1 epoch, {data_note} {X.shape[0]}x{X.shape[1]} -> {n_hidden} hidden, "
+             f"batch {batch_size}, {dtype} (median of {repeats})")
+    result = _timed_comparison(title, X, params, repeats, data_note=data_note, cooldown=cooldown)
+    imp = result["implementations"]
+    targets = []
+    if dtype == "float32":
+        targets.append(target(f"float32: fastgen <= {A32_MAX_X_FLOOR}x floor", imp[FASTGEN]["x_floor"], "<=",
+                              A32_MAX_X_FLOOR, "x"))
+    targets.append(target(f"{dtype}: fastgen >= {A_MIN_SPEEDUP:g}x faster than scikit-learn",
+                          imp[FASTGEN]["speedup_vs_reference"], ">=", A_MIN_SPEEDUP, "x"))
+    print(format_targets(targets))
+    result["targets"] = targets
+    return result
+
+
+def digits_defaults(X, repeats, *, params=None, data_note="digits / 16", cooldown=DEFAULT_COOLDOWN_S):
+    """Scenario B: scikit-learn's defaults (256 hidden, batch 10, 10 epochs, lr 0.1), float64."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    params = dict(dict(n_components=256, batch_size=10, n_iter=10, learning_rate=0.1, random_state=0),
+                  **(params or {}))
+    title = (f"B. scikit-learn defaults, {data_note} {X.shape[0]}x{X.shape[1]} -> {params['n_components']} "
+             f"hidden, batch {params['batch_size']}, {params['n_iter']} epochs, float64 (median of {repeats})")
+    result = _timed_comparison(title, X, params, repeats, data_note=data_note, cooldown=cooldown)
+    imp = result["implementations"]
+    targets = [target(f"float64: fastgen >= {B_MIN_SPEEDUP:g}x faster than scikit-learn's fit",
+                      imp[FASTGEN]["speedup_vs_reference"], ">=", B_MIN_SPEEDUP, "x")]
+    print(format_targets(targets))
+    result["targets"] = targets
+    return result
+
+
+def quality(X_train, X_test, *, params=None, data_note="digits / 16"):
+    """Scenario C: exact mean held-out pseudo-likelihood of fastgen's and scikit-learn's models
+    trained alike (scikit-learn's parameters scored with fastgen's exact formula)."""
     import fastgen
     from fastgen.models.rbm import RBM
+    from sklearn.neural_network import BernoulliRBM as SkRBM
 
-    X = load_digits().data / 16.0
-    fns = {
-        "fastgen": lambda: fastgen.BernoulliRBM(random_state=0).fit(X),
-        "scikit-learn": lambda: SkRBM(random_state=0).fit(X),
-    }
-    floor_one_epoch = _floor(X, 256, 10)
-    fns["floor (5 GEMMs/batch)"] = lambda: [floor_one_epoch() for _ in range(10)]
-    times = _time_interleaved(fns, repeats)
-    med = _table("B. scikit-learn defaults on digits 1797x64 -> 256, batch 10, 10 epochs, float64",
-                 times, "floor (5 GEMMs/batch)", "scikit-learn")
-    targets = [_target(">= 8x faster than scikit-learn's fit", med["scikit-learn"] >= 8 * med["fastgen"])]
-
-    train, test = X[:1500], X[1500:]
-    ours = fastgen.BernoulliRBM(random_state=0).fit(train)
-    theirs = SkRBM(random_state=0).fit(train)
-    theirs_pl = RBM(np.ascontiguousarray(theirs.components_), theirs.intercept_visible_.copy(),
-                    theirs.intercept_hidden_.copy()).pseudo_likelihood(test).mean()
-    ours_pl = ours.score_samples(test).mean()
-    print("\nC. held-out exact pseudo-likelihood (digits, train 1500 / test 297, defaults)")
-    print(f"  fastgen {ours_pl:.3f}   scikit-learn {theirs_pl:.3f}")
-    quality = [_target("fastgen >= scikit-learn", ours_pl >= theirs_pl)]
-    return {"digits_defaults_float64": {"seconds": times, "median": med, "targets": targets},
-            "quality_digits": {"fastgen": float(ours_pl), "scikit-learn": float(theirs_pl), "targets": quality}}
-
-
-def environment():
-    import scipy
-    import sklearn
-
-    import fastgen
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"device": f"CPU: {cpu}", "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
-            "fastgen": fastgen.__version__, "date": time.strftime("%Y-%m-%d")}
+    params = dict(dict(random_state=0), **(params or {}))
+    X_train = np.ascontiguousarray(X_train, dtype=np.float64)
+    X_test = np.ascontiguousarray(X_test, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = fastgen.BernoulliRBM(**params).fit(X_train)
+        theirs = SkRBM(**params).fit(X_train)
+    ours_pl = float(np.mean(ours.score_samples(X_test)))
+    theirs_model = RBM(np.ascontiguousarray(theirs.components_, dtype=np.float64),
+                       np.ascontiguousarray(theirs.intercept_visible_, dtype=np.float64),
+                       np.ascontiguousarray(theirs.intercept_hidden_, dtype=np.float64))
+    theirs_pl = float(theirs_model.pseudo_likelihood(X_test).mean())
+    shown = {k: v for k, v in params.items() if k != "random_state"} or "defaults"
+    title = (f"C. held-out exact pseudo-likelihood, {data_note}: train {X_train.shape[0]} / test "
+             f"{X_test.shape[0]}, {shown}, random_state={params['random_state']}")
+    print()
+    print(title)
+    print(f"  {'fastgen':<16}{ours_pl:>12.4f}\n  {'scikit-learn':<16}{theirs_pl:>12.4f}\n"
+          f"  {'difference':<16}{ours_pl - theirs_pl:>+12.4f}   (nats per image; higher is better)")
+    targets = [target("fastgen >= scikit-learn (mean held-out pseudo-likelihood)", ours_pl, ">=", theirs_pl)]
+    print(format_targets(targets))
+    return {"title": title, "params": params, "n_train": int(X_train.shape[0]), "n_test": int(X_test.shape[0]),
+            "pseudo_likelihood": {"fastgen": ours_pl, "scikit-learn": theirs_pl}, "difference": ours_pl - theirs_pl,
+            "targets": targets}
 
 
-def main(args) -> int:
-    warnings.simplefilter("ignore")
-    repeats = args.repeats or (2 if args.quick else 5)
+# ---- suite entry point -------------------------------------------------------------------------
+SCENARIO_LETTERS = ("A", "B", "C")
+
+
+def add_arguments(parser):
+    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
+                        help="dtypes of scenario A (default: %(default)s); B and C are float64")
+    parser.add_argument("--only", default="ABC", metavar="LETTERS",
+                        help="run only these scenarios, e.g. 'A' or 'BC' (default: %(default)s)")
+
+
+def run_suite(args) -> dict:
+    """Run the selected scenarios, printing tables; returns the results document."""
+    quick = bool(getattr(args, "quick", False))
+    repeats = args.repeats or (QUICK_REPEATS if quick else DEFAULT_REPEATS)
+    cooldown = getattr(args, "cooldown", None)
+    cooldown = DEFAULT_COOLDOWN_S if cooldown is None else cooldown
+    dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
+    only = (getattr(args, "only", None) or "ABC").upper()
+    unknown = set(only) - set(SCENARIO_LETTERS)
+    if unknown:
+        raise SystemExit(f"python -m bench rbm: error: --only takes letters from ABC, got {only!r}")
+
     env = environment()
-    print(f"fastgen RBM benchmarks on {env['device']} ({env['cores']} cores), median of {repeats} interleaved runs")
-    results = {"environment": env, "repeats": repeats}
-    results.update(scenario_mnist(repeats, args.quick))
-    results.update(scenario_digits(repeats, args.quick))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / "cpu.json"
-        path.write_text(json.dumps(results, indent=2))
+    env["background_load_before"] = background_load(0.25 if quick else 1.0)
+    print("fastgen RBM benchmarks (CPU)" + (" -- QUICK mode: smoke test only, not for comparison" if quick else ""))
+    print(format_environment(env))
+    warning = load_warning(env["background_load_before"])
+    if warning:
+        print("before starting: " + warning.replace("meanwhile", "in the last second"))
+    print(f"median of {repeats} interleaved repeats after one warm-up each, {cooldown:g} s cool-down before "
+          "each timed call; ratios are within this process")
+    settings = {"quick": quick, "repeats": repeats, "cooldown_s": cooldown, "warmup": 1, "dtypes": dtypes,
+                "scenarios": only, "timer": "time.perf_counter", "statistic": "median"}
+    scenarios: dict = {}
+    skipped: list[str] = []
+
+    if "A" in only:
+        rows = MNIST_QUICK_ROWS if quick else MNIST_TRAIN_ROWS
+        X32, source = load_binary_mnist(rows)
+        if X32 is None:
+            print()
+            skipped.append(skip_line("A. PCD-1 epoch on binarized MNIST", source))
+        else:
+            note = "binarized MNIST"
+            if X32.shape[0] < rows:
+                note += f" (file has only {X32.shape[0]} rows)"
+            settings["mnist_file"] = source
+            for dtype in dtypes:
+                scenarios[f"A_pcd1_mnist_{dtype}"] = pcd_epoch(X32.astype(dtype), repeats, data_note=note, cooldown=cooldown)
+    if "B" in only or "C" in only:
+        X = load_digits_scaled()
+        if "B" in only:
+            scenarios["B_digits_defaults_float64"] = digits_defaults(X, repeats, cooldown=cooldown)
+        if "C" in only:
+            scenarios["C_quality_digits_float64"] = quality(X[:DIGITS_TRAIN_ROWS], X[DIGITS_TRAIN_ROWS:])
+
+    document = results_document("rbm", env, settings, scenarios)
+    if skipped:
+        document["skipped"] = skipped
+    summary = [f"{t['status']:<6} {t['target']} (measured {t['measured']:.3f}{t['unit']})"
+               for s in scenarios.values() for t in s["targets"]]
+    if summary:
+        print("\nTargets:")
+        for line in summary:
+            print("  " + line)
+    return document
+
+
+@register("rbm", "RBM training on the CPU vs scikit-learn and the GEMM floor (scenarios A, B, C)",
+          add_arguments=add_arguments, results_file="cpu.json")
+def main(args) -> int:
+    document = run_suite(args)
+    if getattr(args, "json", False):
+        path = write_json(document, getattr(args, "out", None) or RESULTS_DIR / "cpu.json")
         print(f"\nwrote {path}")
     return 0

@@ -1,0 +1,127 @@
+"""Smoke test of the benchmark harness (bench/): its functions and ``python -m bench rbm --quick``
+produce the tables and the JSON document, on tiny random binary data (never MNIST). No timing is
+asserted; every run uses one repeat and no cool-down, so the whole file takes a few seconds."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if not (REPO_ROOT / "bench" / "__init__.py").is_file():  # pragma: no cover - installed without a checkout
+    pytest.skip("the bench/ package lives in the source checkout only", allow_module_level=True)
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import bench  # noqa: E402
+from bench import common, rbm  # noqa: E402
+from bench.__main__ import main as bench_main  # noqa: E402
+
+IMPLEMENTATIONS = {rbm.FASTGEN, rbm.TRAINER, rbm.SKLEARN, rbm.FLOOR}
+ROW_KEYS = {"median_s", "repeats_s", "min_s", "max_s", "x_floor", "speedup_vs_reference"}
+
+
+def _binary(rows, cols, dtype=np.float32, seed=0):
+    return (np.random.default_rng(seed).random((rows, cols)) < 0.3).astype(dtype)
+
+
+def _check_timed(result, repeats, dtype):
+    assert result["dtype"] == dtype
+    assert set(result["implementations"]) == IMPLEMENTATIONS
+    for row in result["implementations"].values():
+        assert ROW_KEYS <= set(row)
+        assert len(row["repeats_s"]) == repeats
+        assert all(t > 0 for t in row["repeats_s"])
+        assert row["min_s"] <= row["median_s"] <= row["max_s"]
+    assert result["implementations"][rbm.FLOOR]["x_floor"] == pytest.approx(1.0)
+    assert result["implementations"][rbm.SKLEARN]["speedup_vs_reference"] == pytest.approx(1.0)
+    assert result["floor_gflop"] > 0 and "background_load" in result
+    _check_targets(result["targets"])
+
+
+def _check_targets(targets):
+    assert targets
+    for t in targets:
+        assert t["status"] in ("MET", "MISSED") and t["met"] == (t["status"] == "MET")
+        assert {"target", "measured", "op", "threshold"} <= set(t)
+
+
+def test_registry_lists_rbm_suite():
+    suites = bench.load_suites()
+    assert "rbm" in suites and suites["rbm"].results_file == "cpu.json"
+    assert callable(suites["rbm"].run)
+
+
+def test_gemm_floor_does_the_five_products():
+    X = _binary(25, 6, np.float64)
+    run = rbm.gemm_floor(X, n_hidden=4, batch_size=10)
+    run()  # 3 batches, the last of 5 rows
+    assert rbm.floor_flops(25, 6, 4, 10) == 25 * 2 * 2 * 6 * 4 + 3 * 3 * 2 * 10 * 6 * 4
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_pcd_epoch_table_and_result(dtype, capsys):
+    X = _binary(40, 12, dtype)
+    result = rbm.pcd_epoch(X, 1, n_hidden=8, batch_size=10, data_note="tiny random", cooldown=0)
+    out = capsys.readouterr().out
+    assert "A. PCD-1 epoch, tiny random 40x12 -> 8 hidden" in out
+    assert "x floor" in out and "speed-up vs scikit-learn" in out
+    for name in IMPLEMENTATIONS:
+        assert name in out
+    assert ("MET" in out) or ("MISSED" in out)
+    _check_timed(result, 1, dtype)
+    assert len(result["targets"]) == (2 if dtype == "float32" else 1)
+
+
+def test_digits_defaults_and_quality_on_tiny_data(capsys):
+    X = _binary(50, 10, np.float64, seed=1)
+    timed = rbm.digits_defaults(X, 1, params=dict(n_components=6, n_iter=2), data_note="tiny random",
+                                cooldown=0)
+    quality = rbm.quality(X[:40], X[40:], params=dict(n_components=6, n_iter=2), data_note="tiny random")
+    out = capsys.readouterr().out
+    assert "B. scikit-learn defaults, tiny random 50x10" in out and "C. held-out exact pseudo-likelihood" in out
+    _check_timed(timed, 1, "float64")
+    assert timed["params"]["batch_size"] == 10 and timed["params"]["n_iter"] == 2
+    assert set(quality["pseudo_likelihood"]) == {"fastgen", "scikit-learn"}
+    assert all(np.isfinite(v) and v <= 0 for v in quality["pseudo_likelihood"].values())
+    _check_targets(quality["targets"])
+
+
+def test_cli_quick_json_on_tiny_fake_mnist(tmp_path, monkeypatch, capsys):
+    # a tiny random binary "MNIST" file in a data folder of our own: exercises loading and scenario A
+    images = (np.random.default_rng(2).random((200, 28, 28)) < 0.2).astype(np.uint8) * 255
+    np.savez(tmp_path / rbm.MNIST_FILE, data=images)
+    monkeypatch.setenv("FASTGEN_DATA_DIR", str(tmp_path))
+    out_file = tmp_path / "out" / "cpu.json"
+    code = bench_main(["rbm", "--quick", "--json", "--out", str(out_file), "--repeats", "1", "--cooldown", "0",
+                       "--dtype", "both", "--only", "A"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "QUICK mode" in out and "(file has only 200 rows)" in out and f"wrote {out_file}" in out
+    assert "Targets:" in out
+
+    doc = json.loads(out_file.read_text())
+    assert doc["schema"] == common.JSON_SCHEMA and doc["suite"] == "rbm"
+    env = doc["environment"]
+    for key in ("cpu_model", "cores", "numpy", "scipy", "scikit-learn", "fastgen", "date", "threadpools"):
+        assert key in env
+    assert doc["settings"]["quick"] is True and doc["settings"]["repeats"] == 1
+    assert set(doc["scenarios"]) == {"A_pcd1_mnist_float32", "A_pcd1_mnist_float64"}
+    for name, dtype in (("A_pcd1_mnist_float32", "float32"), ("A_pcd1_mnist_float64", "float64")):
+        scenario = doc["scenarios"][name]
+        assert scenario["shape"] == [200, 784]
+        _check_timed(scenario, 1, dtype)
+
+
+def test_cli_skips_clearly_without_mnist(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FASTGEN_DATA_DIR", str(tmp_path / "absent"))
+    out_file = tmp_path / "cpu.json"
+    assert bench_main(["rbm", "--quick", "--json", "--out", str(out_file), "--repeats", "1", "--cooldown", "0",
+                       "--only", "A"]) == 0
+    out = capsys.readouterr().out
+    assert "[skip] A. PCD-1 epoch on binarized MNIST" in out and "not found" in out
+    doc = json.loads(out_file.read_text())
+    assert doc["scenarios"] == {} and doc["skipped"]
