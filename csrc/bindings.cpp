@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "fastgen.h"
 #include "fastgen/philox.h"
@@ -24,8 +25,8 @@ namespace {
 template <typename T> using Array = py::array_t<T, py::array::c_style>;
 template <typename T> using OptArray = std::optional<Array<T>>;
 
-void need(bool ok, const std::string& what) {
-  if (!ok) throw std::invalid_argument("fastgen._C: " + what);
+void need(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(std::string("fastgen._C: ") + what);
 }
 // A 1-D (or 0-D) array is one row: rows * cols must never exceed the array's size.
 int64_t rows_of(const py::array& a) { return a.ndim() == 2 ? a.shape(0) : 1; }
@@ -168,6 +169,73 @@ void py_sgd_momentum_update(Array<T>& param, OptArray<T>& velocity, const Array<
   sgd_momentum_update<T>(pp, vp, gp, n, lr, momentum, weight_decay);
 }
 
+// Index lists of a 0/1 matrix x [rows, cols]: (indices [rows, cols], counts [rows], nnz), or
+// nnz = -1 when x holds another value.
+template <typename T> py::tuple py_binary_rows(const Array<T>& x) {
+  need(x.ndim() == 2, "x must be 2-D");
+  const int64_t rows = x.shape(0), cols = x.shape(1);
+  Array<int32_t> indices({rows, cols});
+  Array<int32_t> counts({rows});
+  const T* xp = x.data();
+  int32_t* ip = indices.mutable_data();
+  int32_t* cp = counts.mutable_data();
+  int64_t nnz;
+  {
+    py::gil_scoped_release nogil;
+    nnz = binary_rows_from_dense<T>(xp, rows, cols, cols, ip, cp, cols);
+  }
+  return py::make_tuple(indices, counts, nnz);
+}
+
+BinaryRows lists_of(const Array<int32_t>& indices, const Array<int32_t>& counts, int64_t K) {
+  need(indices.ndim() == 2 && counts.ndim() == 1 && counts.shape(0) == indices.shape(0), "indices/counts shapes");
+  const int64_t rows = indices.shape(0), stride = indices.shape(1);
+  const int32_t* c = counts.data();
+  const int32_t* idx = indices.data();
+  for (int64_t r = 0; r < rows; ++r) {
+    need(c[r] >= 0 && c[r] <= stride, "counts out of range");
+    for (int32_t k = 0; k < c[r]; ++k) need(idx[r * stride + k] >= 0 && idx[r * stride + k] < K, "index out of range");
+  }
+  return BinaryRows{idx, c, nullptr, stride, rows, K};
+}
+
+// out = bias + A @ M with A given by its index lists (A: [rows, K], M: [K, N], out: [rows, N]).
+template <typename T>
+void py_binary_matmul(const Array<int32_t>& indices, const Array<int32_t>& counts, const Array<T>& M,
+                      const OptArray<T>& bias, Array<T>& out) {
+  need(M.ndim() == 2, "M must be 2-D");
+  const BinaryRows a = lists_of(indices, counts, M.shape(0));
+  const int64_t N = M.shape(1);
+  need(out.ndim() == 2 && out.shape(0) == a.rows && out.shape(1) == N, "out must be [rows, N]");
+  need(!bias || bias->size() == N, "bias must be [N]");
+  const T* mp = M.data();
+  const T* bp = ptr(bias);
+  T* op = out.mutable_data();
+  py::gil_scoped_release nogil;
+  binary_matmul<T>(a, mp, N, N, bp, op, N);
+}
+
+// out = A.T @ M with A given by its index lists (A: [rows, K], M: [rows, N], out: [K, N]).
+template <typename T>
+void py_binary_transposed_matmul(const Array<int32_t>& indices, const Array<int32_t>& counts, int64_t K,
+                                 const Array<T>& M, Array<T>& out) {
+  const BinaryRows a = lists_of(indices, counts, K);
+  need(M.ndim() == 2 && M.shape(0) == a.rows, "M must be [rows, N]");
+  const int64_t N = M.shape(1);
+  need(out.ndim() == 2 && out.shape(0) == K && out.shape(1) == N, "out must be [K, N]");
+  const T* mp = M.data();
+  T* op = out.mutable_data();
+  py::gil_scoped_release nogil;
+  int64_t nnz = 0;
+  for (int64_t r = 0; r < a.rows; ++r) nnz += a.counts[r];
+  std::vector<int32_t> col_indices(std::max<int64_t>(nnz, 1)), col_counts(K);
+  std::vector<int64_t> col_starts(K);
+  const int64_t offset = 0;
+  transpose_binary_rows(&a, &offset, 1, K, col_indices.data(), col_counts.data(), col_starts.data());
+  const BinaryRows t{col_indices.data(), col_counts.data(), col_starts.data(), 0, K, a.rows};
+  binary_matmul<T>(t, mp, N, N, nullptr, op, N);
+}
+
 void* capsule_pointer(const py::capsule& c) {
   void* p = PyCapsule_GetPointer(c.ptr(), PyCapsule_GetName(c.ptr()));
   if (p == nullptr) throw py::error_already_set();
@@ -194,6 +262,10 @@ template <typename T> void bind_dtype(py::module_& m) {
         nc("hidden_bias"), nc("visible"), nc("hidden_preact"), nc("out"));
   m.def("sgd_momentum_update", &py_sgd_momentum_update<T>, nc("param"), opt("velocity"), nc("grad"),
         py::arg("learning_rate"), py::arg("momentum"), py::arg("weight_decay"));
+  m.def("binary_rows", &py_binary_rows<T>, nc("x"));
+  m.def("binary_matmul", &py_binary_matmul<T>, nc("indices"), nc("counts"), nc("M"), opt("bias"), nc("out"));
+  m.def("binary_transposed_matmul", &py_binary_transposed_matmul<T>, nc("indices"), nc("counts"), py::arg("K"),
+        nc("M"), nc("out"));
 }
 
 }  // namespace

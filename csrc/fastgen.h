@@ -33,6 +33,11 @@ template <typename T> struct BernoulliParams {
   int64_t input_stride, probs_stride, states_stride;  // row strides
   bool from_logits;
   RandomStream stream;  // consumes 1 offset; element (r, c) uses index r * cols + c
+  // Optional, with states: the ones of each row as index lists, written during the draw (so the
+  // next product can use binary_matmul): indices [rows, indices_stride >= cols], counts [rows].
+  int32_t* indices = nullptr;
+  int32_t* counts = nullptr;
+  int64_t indices_stride = 0;
 };
 // Fused bias add + sigmoid + Bernoulli draw. input may alias probs (in-place).
 template <typename T> void sample_bernoulli(const BernoulliParams<T>& p);
@@ -49,6 +54,49 @@ template <typename T> struct GaussianParams {
 };
 // out = mean + bias + stddev * eps, eps ~ N(0, 1).
 template <typename T> void sample_gaussian(const GaussianParams<T>& p);
+
+// ---- binary.cpp ----------------------------------------------------------------------------
+
+// The ones of a 0/1 matrix [rows, cols], row by row: row r's column indices, ascending, are
+// indices[start(r) : start(r) + counts[r]]. Rows either sit at a fixed stride (starts == nullptr,
+// start(r) = r * stride; what the sampler writes) or anywhere (starts[r]; what a transpose makes).
+struct BinaryRows {
+  const int32_t* indices;
+  const int32_t* counts;   // [rows]
+  const int64_t* starts;   // [rows] or nullptr
+  int64_t stride;
+  int64_t rows, cols;
+  int64_t start(int64_t r) const { return starts ? starts[r] : r * stride; }
+};
+
+// out[r, :] = bias + sum over the ones (r, k) of a of M[k, :]  =  bias + a @ M, with no multiply;
+// with accumulate, out += a @ M instead (bias ignored).
+template <typename T> void binary_matmul(
+    const BinaryRows& a,     // [rows, K]
+    const T* M, int64_t ldm,  // [K, N]
+    int64_t N,
+    const T* bias,           // [N] or nullptr
+    T* out, int64_t ldo,     // [rows, N]
+    bool accumulate = false);
+
+// Whether binary_matmul beats a dense BLAS GEMM for a [rows, K] 0/1 operand with nnz ones
+// times a [K, N] matrix (crossover measured on the CPU; see bench/results/binary_crossover.json).
+bool binary_product_pays(int64_t rows, int64_t K, int64_t N, int64_t nnz, bool is_double);
+
+// Index lists of the ones of x (written at stride `stride`, counts[r] per row). Returns the
+// number of ones, or -1 as soon as a value other than 0 or 1 is met (lists then incomplete).
+template <typename T> int64_t binary_rows_from_dense(
+    const T* x, int64_t rows, int64_t cols, int64_t ld,  // x: [rows, cols]
+    int32_t* indices, int32_t* counts, int64_t stride);  // indices: [rows, stride], counts: [rows]
+
+// The column lists of parts stacked along the rows (part p's row r is row row_offsets[p] + r):
+// column c's rows, ascending, are col_indices[col_starts[c] : col_starts[c] + col_counts[c]].
+// Returns the number of ones. col_indices: [total ones], col_counts / col_starts: [cols].
+int64_t transpose_binary_rows(const BinaryRows* parts, const int64_t* row_offsets, int n_parts, int64_t cols,
+                              int32_t* col_indices, int32_t* col_counts, int64_t* col_starts);
+
+// out[c, r] = in[r, c], blocked.                       in: [rows, cols], out: [cols, rows]
+template <typename T> void transpose_matrix(const T* in, int64_t rows, int64_t cols, int64_t ldi, T* out, int64_t ldo);
 
 // ---- rbm.cpp -------------------------------------------------------------------------------
 
@@ -70,6 +118,7 @@ template <typename T> struct GibbsParams {
   int64_t rows;
   int steps;
   RandomStream stream;    // consumes 2 offsets per step: h then v
+  bool binary_products = true;  // products with sampled (0/1) states go to binary_matmul when it pays
 };
 // k steps of block Gibbs sampling v -> h -> v, whole loop in compiled code.
 template <typename T> void rbm_gibbs(const GibbsParams<T>& p);
@@ -89,11 +138,17 @@ template <typename T> struct TrainParams {
   int cd_k;
   T learning_rate, momentum, weight_decay;
   RandomStream stream;    // consumes (2 * cd_k + 1) offsets per batch
+  bool binary_products = true;  // products with a 0/1 operand go to binary_matmul when it pays
 };
 // One pass of CD-k / PCD-k over `data` in consecutive mini-batches, with the parameter update
 // (learning rate, momentum, L2 weight decay) after every batch. Gradient estimate per batch:
 //   dW = <h v^T>_data - <h v^T>_model, both means over their own rows.
 template <typename T> void rbm_train_batches(const TrainParams<T>& p);
+
+// rbm_binary.cpp: the same two loops with binary_matmul for the products whose operand is 0/1;
+// rbm_gibbs and rbm_train_batches hand over to these when p.binary_products is set.
+template <typename T> void rbm_gibbs_binary(const GibbsParams<T>& p);
+template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p);
 
 // The exact pseudo-likelihood sum_i log P(v_i | v_-i) of each row.
 template <typename T> void rbm_pseudo_likelihood(

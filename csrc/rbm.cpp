@@ -90,6 +90,7 @@ void sgd_momentum_update(T* param, T* velocity, const T* grad, int64_t n, T lr, 
 }
 
 template <typename T> void rbm_gibbs(const GibbsParams<T>& p) {
+  if (p.binary_products) return rbm_gibbs_binary(p);
   const int64_t n = p.rows, nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
   if (n == 0) return;
   if (p.visible_out != p.visible_in) std::copy(p.visible_in, p.visible_in + n * nv, p.visible_out);
@@ -121,6 +122,7 @@ template <typename T> void rbm_gibbs(const GibbsParams<T>& p) {
 }
 
 template <typename T> void rbm_train_batches(const TrainParams<T>& p) {
+  if (p.binary_products) return rbm_train_batches_binary(p);
   const int64_t nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
   const int64_t max_batch = std::min(p.batch_size, p.n_samples);
   if (p.n_samples == 0 || max_batch == 0) return;

@@ -42,13 +42,25 @@ namespace {
 
 // One row of the fused bias + sigmoid + draw. The flags are template parameters so that each
 // variant's inner loop has no conditional loads and vectorises.
+// Appends the column of every 1 in states[0:len] (columns c0...) to indices; returns the count.
+template <typename T>
+inline int32_t append_ones(const T* states, int64_t len, int64_t c0, int32_t* indices, int32_t n) {
+  for (int64_t j = 0; j < len; ++j) {
+    indices[n] = static_cast<int32_t>(c0 + j);
+    n += states[j] != T(0);
+  }
+  return n;
+}
+
 template <typename T, bool kBias, bool kProbs, bool kStates>
-void bernoulli_logits_row(const T* in, const T* bias, T* probs, T* states, int64_t r, int64_t cols, RandomStream s) {
+void bernoulli_logits_row(const T* in, const T* bias, T* probs, T* states, int64_t r, int64_t cols, RandomStream s,
+                          int32_t* indices = nullptr, int32_t* count = nullptr) {
   if (!kStates) {
 #pragma omp simd
     for (int64_t c = 0; c < cols; ++c) probs[c] = sigmoid(kBias ? in[c] + bias[c] : in[c]);
     return;
   }
+  int32_t ones = 0;
   for_each_word_chunk(s, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const uint32_t* w) {
     const int64_t c0 = start - r * cols;
     const T* x = in + c0;
@@ -61,7 +73,10 @@ void bernoulli_logits_row(const T* in, const T* bias, T* probs, T* states, int64
       if (kProbs) pr[j] = p;
       st[j] = bernoulli_state(p, uniform01<T>(w[j]));
     }
+    // Still in L1: the index lists cost no second pass over memory.
+    if (indices != nullptr) ones = append_ones(st, len, c0, indices, ones);
   });
+  if (count != nullptr) *count = ones;
 }
 
 template <typename T, bool kBias, bool kProbs, bool kStates>
@@ -71,7 +86,8 @@ void bernoulli_logits_rows(const BernoulliParams<T>& p) {
     bernoulli_logits_row<T, kBias, kProbs, kStates>(p.input + r * p.input_stride, p.bias,
                                                     kProbs ? p.probs + r * p.probs_stride : nullptr,
                                                     kStates ? p.states + r * p.states_stride : nullptr, r, p.cols,
-                                                    p.stream);
+                                                    p.stream, p.indices ? p.indices + r * p.indices_stride : nullptr,
+                                                    p.indices ? p.counts + r : nullptr);
   }
 }
 
@@ -81,11 +97,15 @@ template <typename T> void bernoulli_probs_rows(const BernoulliParams<T>& p) {
   for (int64_t r = 0; r < p.rows; ++r) {
     const T* in = p.input + r * p.input_stride;
     T* states = p.states + r * p.states_stride;
+    int32_t* indices = p.indices ? p.indices + r * p.indices_stride : nullptr;
+    int32_t ones = 0;
     for_each_word_chunk(p.stream, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const uint32_t* w) {
       const int64_t c0 = start - r * cols;
 #pragma omp simd
       for (int64_t j = 0; j < len; ++j) states[c0 + j] = bernoulli_state(in[c0 + j], uniform01<T>(w[j]));
+      if (indices != nullptr) ones = append_ones(states + c0, len, c0, indices, ones);
     });
+    if (indices != nullptr) p.counts[r] = ones;
   }
 }
 

@@ -1,0 +1,299 @@
+// The RBM loops of rbm.cpp with binary operands: every product in which one factor is a 0/1
+// matrix (binarized data, sampled hidden states, sampled visible states of the chains) goes to
+// binary_matmul, on index lists the sampler writes as it draws, whenever binary_product_pays
+// says it beats the dense GEMM; the rest still goes to BLAS. Random draws and their offsets are
+// exactly those of the dense loops, so for the same stream both produce the same samples up
+// to the rounding differences of summing in another order.
+//
+// Both products of a Gibbs step need rows of the weights: h @ W takes rows of W [n_hidden,
+// n_visible], v @ W^T rows of W^T [n_visible, n_hidden]. Both layouts are kept (cache-aligned
+// copies); the gradient statistics come out in the W^T layout (one list of data rows per visible
+// unit), are applied there, and W is refreshed from W^T by a blocked transpose once per batch.
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "aligned.h"
+#include "fastgen.h"
+#include "fastgen/math.h"
+#include "philox_cpu.h"
+
+namespace fastgen {
+namespace cpu {
+namespace {
+
+constexpr bool is_double(float) { return false; }
+constexpr bool is_double(double) { return true; }
+
+inline RandomStream at(RandomStream s, uint64_t extra) { return RandomStream{s.seed, s.offset + extra}; }
+
+// A [rows, K] 0/1 matrix both ways: dense (for BLAS) and as index lists (nnz < 0: not binary,
+// the lists are unusable).
+template <typename T> struct BinaryOperand {
+  const T* dense;
+  int64_t ld;
+  const int32_t* indices;
+  const int32_t* counts;
+  int64_t stride;
+  int64_t nnz;
+  int64_t rows, K;
+  BinaryRows lists() const { return BinaryRows{indices, counts, nullptr, stride, rows, K}; }
+};
+
+// out[rows, N] = a @ M (M: [K, N], row stride ldm); binary when it pays, BLAS otherwise.
+template <typename T> void product(const BinaryOperand<T>& a, const T* M, int64_t ldm, int64_t N, T* out, int64_t ldo) {
+  if (a.nnz >= 0 && binary_product_pays(a.rows, a.K, N, a.nnz, is_double(T()))) {
+    binary_matmul<T>(a.lists(), M, ldm, N, nullptr, out, ldo);
+  } else {
+    gemm<T>(false, false, a.rows, N, a.K, T(1), a.dense, a.ld, M, ldm, T(0), out, ldo);
+  }
+}
+
+inline int64_t total(const int32_t* counts, int64_t rows) {
+  return std::accumulate(counts, counts + rows, int64_t(0));
+}
+
+// probs = sigmoid(pre + bias) in place (states == nullptr), or also states ~ Bernoulli(probs)
+// with their index lists (keep_probs false: pre is left as is and only states are written).
+template <typename T>
+void bernoulli(T* pre, int64_t ld_pre, bool keep_probs, T* states, int64_t ld_states, int64_t rows, int64_t cols,
+               const T* bias, RandomStream s, int32_t* indices, int32_t* counts, int64_t indices_stride) {
+  BernoulliParams<T> p{pre, bias, keep_probs ? pre : nullptr, states, rows, cols, ld_pre, ld_pre, ld_states, true, s};
+  p.indices = states ? indices : nullptr;
+  p.counts = states ? counts : nullptr;
+  p.indices_stride = indices_stride;
+  sample_bernoulli(p);
+}
+
+// out[c] = a_scale * sum_r A[r, c] + b_scale * sum_r B[r, c]
+template <typename T>
+void column_sums(T* out, const T* A, int64_t a_rows, int64_t lda, T a_scale, const T* B, int64_t b_rows, int64_t ldb,
+                 T b_scale, int64_t cols) {
+  std::vector<T> acc(cols, T(0));
+  for (int64_t r = 0; r < a_rows; ++r) {
+    const T* a = A + r * lda;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) acc[c] += a[c];
+  }
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) out[c] = a_scale * acc[c];
+  std::fill(acc.begin(), acc.end(), T(0));
+  for (int64_t r = 0; r < b_rows; ++r) {
+    const T* b = B + r * ldb;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) acc[c] += b[c];
+  }
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) out[c] += b_scale * acc[c];
+}
+
+template <typename T> void scale(T* x, int64_t n, T factor) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] *= factor;
+}
+
+// Before the statistics are added: VT = momentum * VT - decay * WT (momentum), or WT *= 1 - decay.
+template <typename T> void decay_and_momentum(T* WT, T* VT, int64_t n, T momentum, T decay) {
+  if (VT != nullptr) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinElements)
+    for (int64_t i = 0; i < n; ++i) VT[i] = momentum * VT[i] - decay * WT[i];
+  } else if (decay != T(0)) {
+    const T keep = T(1) - decay;
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinElements)
+    for (int64_t i = 0; i < n; ++i) WT[i] *= keep;
+  }
+}
+
+// WT += VT (when VT is given), then W = WT^T. Blocks of 16 rows of WT: their 16 cache lines in
+// flight stay in L1 while each W row receives 16 contiguous values.
+// WT: [nv, ldt], VT: [nv, ldt] or nullptr, W: [nh, ldw]
+template <typename T> void apply_and_transpose(T* WT, const T* VT, int64_t nv, int64_t nh, int64_t ldt, T* W, int64_t ldw) {
+  constexpr int64_t kRows = 16;
+  const int64_t blocks = (nv + kRows - 1) / kRows;
+#pragma omp parallel for schedule(static) if (nv * nh >= 4 * kParallelMinElements)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t i0 = b * kRows, rows = std::min(kRows, nv - i0);
+    if (VT != nullptr) {
+      for (int64_t i = i0; i < i0 + rows; ++i) {
+#pragma omp simd
+        for (int64_t j = 0; j < nh; ++j) WT[i * ldt + j] += VT[i * ldt + j];
+      }
+    }
+    const T* src = WT + i0 * ldt;
+    T* dst = W + i0;
+    if (rows == kRows) {
+      for (int64_t j = 0; j < nh; ++j) {
+#pragma GCC unroll 16
+        for (int64_t ii = 0; ii < kRows; ++ii) dst[j * ldw + ii] = src[ii * ldt + j];
+      }
+    } else {
+      for (int64_t j = 0; j < nh; ++j)
+        for (int64_t ii = 0; ii < rows; ++ii) dst[j * ldw + ii] = src[ii * ldt + j];
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p) {
+  const int64_t nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
+  const int64_t max_batch = std::min(p.batch_size, p.n_samples);
+  if (p.n_samples == 0 || max_batch == 0) return;
+  const bool persistent = p.persistent_chains != nullptr;
+  const int64_t max_chains = persistent ? p.n_chains : max_batch;
+  const int64_t ldw = padded_stride<T>(nv), ldt = padded_stride<T>(nh);
+
+  // The two weight layouts; the caller's W is written back at the end.
+  AlignedVector<T> W(nh * ldw, T(0)), WT(nv * ldt, T(0));
+  for (int64_t j = 0; j < nh; ++j) std::copy(p.rbm.weights + j * nv, p.rbm.weights + (j + 1) * nv, W.data() + j * ldw);
+  transpose_matrix<T>(W.data(), nh, nv, ldw, WT.data(), ldt);
+  const bool use_momentum = p.weights_velocity != nullptr;
+  AlignedVector<T> VT(use_momentum ? nv * ldt : 0, T(0));
+  if (use_momentum) transpose_matrix<T>(p.weights_velocity, nh, nv, nv, VT.data(), ldt);
+
+  // Stacked [data ; chains] rows, as in the dense loop: one transposed product for the update.
+  AlignedVector<T> hidden((max_batch + max_chains) * ldt, T(0)), visible((max_batch + max_chains) * ldw, T(0));
+  std::vector<int32_t> visible_indices((max_batch + max_chains) * nv), visible_counts(max_batch + max_chains);
+  std::vector<int32_t> chain_indices(max_chains * nh), chain_counts(max_chains);
+  std::vector<int32_t> column_indices((max_batch + max_chains) * nv), column_counts(nv);
+  std::vector<int64_t> column_starts(nv);
+  std::vector<T> cd_chains(persistent ? 0 : max_batch * nh), bias_grad(std::max(nv, nh));
+  T* chains = persistent ? p.persistent_chains : cd_chains.data();
+  // Persistent chains come from the caller: usable as lists only if they are 0/1.
+  int64_t chain_nnz = persistent ? binary_rows_from_dense<T>(chains, max_chains, nh, nh, chain_indices.data(),
+                                                              chain_counts.data(), nh)
+                                 : -1;
+  const uint64_t offsets_per_batch = 2 * static_cast<uint64_t>(p.cd_k) + 1;
+  const T lr = p.learning_rate;
+
+  int64_t batch_index = 0;
+  for (int64_t start = 0; start < p.n_samples; start += p.batch_size, ++batch_index) {
+    const int64_t B = std::min(p.batch_size, p.n_samples - start);
+    const int64_t C = persistent ? p.n_chains : B;
+    const T* v = p.data + start * p.data_stride;
+    const RandomStream s = at(p.stream, batch_index * offsets_per_batch);
+    T* hidden_pos = hidden.data();
+    T* visible_pos = visible.data();
+    T* hidden_neg = hidden_pos + B * ldt;
+    T* visible_neg = visible_pos + B * ldw;
+    int32_t* neg_indices = visible_indices.data() + B * nv;
+    int32_t* neg_counts = visible_counts.data() + B;
+    for (int64_t r = 0; r < B; ++r) std::copy(v + r * p.data_stride, v + r * p.data_stride + nv, visible_pos + r * ldw);
+    const BinaryOperand<T> data{visible_pos, ldw, visible_indices.data(), visible_counts.data(), nv,
+                                binary_rows_from_dense<T>(v, B, nv, p.data_stride, visible_indices.data(),
+                                                          visible_counts.data(), nv),
+                                B, nv};
+
+    // Positive phase: P(h | v_data); CD-k also starts its chains here.
+    product(data, WT.data(), ldt, nh, hidden_pos, ldt);
+    if (persistent) {
+      bernoulli<T>(hidden_pos, ldt, true, nullptr, 0, B, nh, p.rbm.hidden_bias, s, nullptr, nullptr, 0);
+    } else {
+      bernoulli<T>(hidden_pos, ldt, true, chains, nh, B, nh, p.rbm.hidden_bias, s, chain_indices.data(),
+                   chain_counts.data(), nh);
+      chain_nnz = total(chain_counts.data(), B);
+    }
+
+    // Negative phase: k block-Gibbs steps h -> v -> h from the chains.
+    int64_t neg_nnz = 0;
+    for (int step = 0; step < p.cd_k; ++step) {
+      const BinaryOperand<T> h{chains, nh, chain_indices.data(), chain_counts.data(), nh, chain_nnz, C, nh};
+      product(h, W.data(), ldw, nv, visible_neg, ldw);
+      bernoulli<T>(visible_neg, ldw, false, visible_neg, ldw, C, nv, p.rbm.visible_bias, at(s, 1 + 2 * step),
+                   neg_indices, neg_counts, nv);
+      neg_nnz = total(neg_counts, C);
+      const BinaryOperand<T> vk{visible_neg, ldw, neg_indices, neg_counts, nv, neg_nnz, C, nv};
+      product(vk, WT.data(), ldt, nh, hidden_neg, ldt);
+      if (step + 1 == p.cd_k && !persistent) {
+        bernoulli<T>(hidden_neg, ldt, true, nullptr, 0, C, nh, p.rbm.hidden_bias, s, nullptr, nullptr, 0);
+      } else {
+        bernoulli<T>(hidden_neg, ldt, true, chains, nh, C, nh, p.rbm.hidden_bias, at(s, 2 + 2 * step),
+                     chain_indices.data(), chain_counts.data(), nh);
+        chain_nnz = total(chain_counts.data(), C);
+      }
+    }
+
+    // Biases (no weight decay): gradients are differences of means.
+    column_sums(bias_grad.data(), visible_pos, B, ldw, T(1) / B, visible_neg, C, ldw, T(-1) / C, nv);
+    sgd_momentum_update(p.rbm.visible_bias, p.visible_bias_velocity, bias_grad.data(), nv, lr, p.momentum, T(0));
+    column_sums(bias_grad.data(), hidden_pos, B, ldt, T(1) / B, hidden_neg, C, ldt, T(-1) / C, nh);
+    sgd_momentum_update(p.rbm.hidden_bias, p.hidden_bias_velocity, bias_grad.data(), nh, lr, p.momentum, T(0));
+
+    // Weights, in the W^T layout: [v_data ; v_k]^T @ [P(h|v_data) lr/B ; P(h|v_k) (-lr/C)].
+    scale(hidden_pos, B * ldt, lr / static_cast<T>(B));
+    scale(hidden_neg, C * ldt, -lr / static_cast<T>(C));
+    T* target = use_momentum ? VT.data() : WT.data();
+    decay_and_momentum(WT.data(), use_momentum ? VT.data() : nullptr, nv * ldt, p.momentum, lr * p.weight_decay);
+    const int64_t stacked_nnz = data.nnz >= 0 ? data.nnz + neg_nnz : -1;
+    if (stacked_nnz >= 0 && binary_product_pays(nv, B + C, nh, stacked_nnz, is_double(T()))) {
+      const BinaryRows parts[2] = {data.lists(), BinaryRows{neg_indices, neg_counts, nullptr, nv, C, nv}};
+      const int64_t row_offsets[2] = {0, B};
+      transpose_binary_rows(parts, row_offsets, 2, nv, column_indices.data(), column_counts.data(),
+                            column_starts.data());
+      const BinaryRows columns{column_indices.data(), column_counts.data(), column_starts.data(), 0, nv, B + C};
+      binary_matmul<T>(columns, hidden_pos, ldt, nh, nullptr, target, ldt, /*accumulate=*/true);
+    } else {
+      gemm<T>(true, false, nv, nh, B + C, T(1), visible_pos, ldw, hidden_pos, ldt, T(1), target, ldt);
+    }
+    apply_and_transpose(WT.data(), use_momentum ? VT.data() : nullptr, nv, nh, ldt, W.data(), ldw);
+  }
+
+  for (int64_t j = 0; j < nh; ++j) std::copy(W.data() + j * ldw, W.data() + j * ldw + nv, p.rbm.weights + j * nv);
+  if (use_momentum) transpose_matrix<T>(VT.data(), nv, nh, ldt, p.weights_velocity, nv);
+}
+
+template <typename T> void rbm_gibbs_binary(const GibbsParams<T>& p) {
+  const int64_t n = p.rows, nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
+  if (n == 0) return;
+  const int64_t ldw = padded_stride<T>(nv), ldt = padded_stride<T>(nh);
+  AlignedVector<T> W(nh * ldw, T(0)), WT(nv * ldt, T(0));
+  for (int64_t j = 0; j < nh; ++j) std::copy(p.rbm.weights + j * nv, p.rbm.weights + (j + 1) * nv, W.data() + j * ldw);
+  transpose_matrix<T>(W.data(), nh, nv, ldw, WT.data(), ldt);
+
+  if (p.visible_out != p.visible_in) std::copy(p.visible_in, p.visible_in + n * nv, p.visible_out);
+  T* v = p.visible_out;
+  AlignedVector<T> hidden(n * ldt, T(0)), visible(n * ldw, T(0));
+  std::vector<int32_t> v_indices(n * nv), v_counts(n), h_indices(n * nh), h_counts(n);
+  // The starting states come from the caller: lists only if they are 0/1.
+  int64_t v_nnz = binary_rows_from_dense<T>(v, n, nv, nv, v_indices.data(), v_counts.data(), nv);
+  for (int step = 0; step < p.steps; ++step) {
+    const BinaryOperand<T> vs{v, nv, v_indices.data(), v_counts.data(), nv, v_nnz, n, nv};
+    product(vs, WT.data(), ldt, nh, hidden.data(), ldt);
+    bernoulli<T>(hidden.data(), ldt, false, hidden.data(), ldt, n, nh, p.rbm.hidden_bias, at(p.stream, 2 * step),
+                 h_indices.data(), h_counts.data(), nh);
+    const BinaryOperand<T> hs{hidden.data(), ldt, h_indices.data(), h_counts.data(), nh, total(h_counts.data(), n),
+                              n, nh};
+    product(hs, W.data(), ldw, nv, visible.data(), ldw);
+    const RandomStream sv = at(p.stream, 2 * step + 1);
+    if (p.clamp == nullptr) {
+      bernoulli<T>(visible.data(), ldw, false, v, nv, n, nv, p.rbm.visible_bias, sv, v_indices.data(),
+                   v_counts.data(), nv);
+      v_nnz = total(v_counts.data(), n);
+      continue;
+    }
+    bernoulli<T>(visible.data(), ldw, false, visible.data(), ldw, n, nv, p.rbm.visible_bias, sv, nullptr, nullptr, 0);
+    // Clamped units keep their given value (v_out started as a copy of v_in), which may be
+    // fractional: the lists are rebuilt from the merged states.
+    for (int64_t r = 0; r < n; ++r) {
+      const uint8_t* mask = p.clamp + r * p.clamp_stride;
+      T* vr = v + r * nv;
+      const T* sr = visible.data() + r * ldw;
+#pragma omp simd
+      for (int64_t c = 0; c < nv; ++c) vr[c] = mask[c] ? vr[c] : sr[c];
+    }
+    v_nnz = binary_rows_from_dense<T>(v, n, nv, nv, v_indices.data(), v_counts.data(), nv);
+  }
+  if (p.hidden_probs_out != nullptr) {
+    const BinaryOperand<T> vs{v, nv, v_indices.data(), v_counts.data(), nv, v_nnz, n, nv};
+    product(vs, WT.data(), ldt, nh, p.hidden_probs_out, nh);
+    bernoulli<T>(p.hidden_probs_out, nh, true, nullptr, 0, n, nh, p.rbm.hidden_bias, p.stream, nullptr, nullptr, 0);
+  }
+}
+
+template void rbm_train_batches_binary<float>(const TrainParams<float>&);
+template void rbm_train_batches_binary<double>(const TrainParams<double>&);
+template void rbm_gibbs_binary<float>(const GibbsParams<float>&);
+template void rbm_gibbs_binary<double>(const GibbsParams<double>&);
+
+}  // namespace cpu
+}  // namespace fastgen
