@@ -91,7 +91,7 @@ template <typename T> RBMWeights<T> rbm_of(Array<T>& weights, Array<T>& visible_
 template <typename T>
 void py_rbm_gibbs(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias, const Array<T>& visible_in,
                   Array<T>& visible_out, OptArray<T>& hidden_probs_out, const std::optional<Array<uint8_t>>& clamp,
-                  int steps, uint64_t seed, uint64_t offset) {
+                  int steps, uint64_t seed, uint64_t offset, bool binary_products) {
   RBMWeights<T> rbm = rbm_of(weights, visible_bias, hidden_bias);
   const int64_t rows = rows_of(visible_in);
   need(cols_of(visible_in) == rbm.n_visible && visible_out.size() == visible_in.size(), "visible shapes");
@@ -100,7 +100,8 @@ void py_rbm_gibbs(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bi
   need(steps >= 0, "steps >= 0");
   GibbsParams<T> p{rbm, visible_in.data(), visible_out.mutable_data(), mut(hidden_probs_out),
                    clamp ? clamp->data() : nullptr,
-                   (clamp && clamp->size() == visible_in.size()) ? rbm.n_visible : 0, rows, steps, {seed, offset}};
+                   (clamp && clamp->size() == visible_in.size()) ? rbm.n_visible : 0, rows, steps, {seed, offset},
+                   binary_products};
   py::gil_scoped_release nogil;
   rbm_gibbs<T>(p);
 }
@@ -110,7 +111,7 @@ void py_rbm_train_batches(Array<T>& weights, Array<T>& visible_bias, Array<T>& h
                           OptArray<T>& weights_velocity, OptArray<T>& visible_bias_velocity,
                           OptArray<T>& hidden_bias_velocity, OptArray<T>& persistent_chains, const Array<T>& data,
                           int64_t batch_size, int cd_k, T learning_rate, T momentum, T weight_decay, uint64_t seed,
-                          uint64_t offset) {
+                          uint64_t offset, bool binary_products) {
   RBMWeights<T> rbm = rbm_of(weights, visible_bias, hidden_bias);
   need(data.ndim() == 2 && data.shape(1) == rbm.n_visible, "data must be [n_samples, n_visible]");
   need(batch_size >= 1 && cd_k >= 1, "batch_size >= 1 and cd_k >= 1");
@@ -138,7 +139,8 @@ void py_rbm_train_batches(Array<T>& weights, Array<T>& visible_bias, Array<T>& h
                    learning_rate,
                    momentum,
                    weight_decay,
-                   {seed, offset}};
+                   {seed, offset},
+                   binary_products};
   py::gil_scoped_release nogil;
   rbm_train_batches<T>(p);
 }
@@ -253,11 +255,12 @@ template <typename T> void bind_dtype(py::module_& m) {
         nc("out"), py::arg("seed"), py::arg("offset"));
   m.def("rbm_gibbs", &py_rbm_gibbs<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("visible_in"),
         nc("visible_out"), opt("hidden_probs_out"), opt("clamp"), py::arg("steps"), py::arg("seed"),
-        py::arg("offset"));
+        py::arg("offset"), py::arg("binary_products") = true);
   m.def("rbm_train_batches", &py_rbm_train_batches<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"),
         opt("weights_velocity"), opt("visible_bias_velocity"), opt("hidden_bias_velocity"),
         opt("persistent_chains"), nc("data"), py::arg("batch_size"), py::arg("cd_k"), py::arg("learning_rate"),
-        py::arg("momentum"), py::arg("weight_decay"), py::arg("seed"), py::arg("offset"));
+        py::arg("momentum"), py::arg("weight_decay"), py::arg("seed"), py::arg("offset"),
+        py::arg("binary_products") = true);
   m.def("rbm_pseudo_likelihood", &py_rbm_pseudo_likelihood<T>, nc("weights"), nc("visible_bias"),
         nc("hidden_bias"), nc("visible"), nc("hidden_preact"), nc("out"));
   m.def("sgd_momentum_update", &py_sgd_momentum_update<T>, nc("param"), opt("velocity"), nc("grad"),

@@ -7,6 +7,7 @@ optimised BLAS, without fastgen linking a BLAS of its own at build time.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 # OpenMP threads that spin after a parallel region (libgomp's default) steal the cores from
 # OpenBLAS's threads in the GEMM that follows: measured on 2 cores, a PCD epoch on MNIST ran
@@ -27,4 +28,25 @@ from scipy.linalg import cython_blas as _cython_blas
 if not C.blas_ready():
     C.set_blas(_cython_blas.__pyx_capi__["sgemm"], _cython_blas.__pyx_capi__["dgemm"])
 
-__all__ = ["C"]
+# Products with a 0/1 operand (data, sampled states) run as binary_matmul where the measured
+# crossover says it beats BLAS. FASTGEN_DENSE_PRODUCTS=1, or the context manager below, sends
+# them all to BLAS instead (the benchmarks' "before" rows; the tests' dense reference).
+_binary_products = os.environ.get("FASTGEN_DENSE_PRODUCTS", "").strip().lower() in ("", "0", "false", "no", "off")
+
+
+def binary_products_enabled() -> bool:
+    return _binary_products
+
+
+@contextmanager
+def binary_products(enabled: bool):
+    """Within the block, RBM loops use binary-operand products (True) or only dense BLAS (False)."""
+    global _binary_products
+    previous, _binary_products = _binary_products, bool(enabled)
+    try:
+        yield
+    finally:
+        _binary_products = previous
+
+
+__all__ = ["C", "binary_products", "binary_products_enabled"]

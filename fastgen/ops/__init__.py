@@ -4,8 +4,9 @@ Arrays in, same kind out (NumPy, or CPU torch tensors viewed through DLPack). fl
 float64 are computed as given; other real dtypes are converted once (see ``_validate``).
 Inputs are never modified.
 """
+from .binary import binary_matmul
 from .cd import CDGradients, cd_gradients
 from .gibbs import gibbs
 from .sampling import sample_bernoulli, sample_gaussian
 
-__all__ = ["sample_bernoulli", "sample_gaussian", "gibbs", "cd_gradients", "CDGradients"]
+__all__ = ["sample_bernoulli", "sample_gaussian", "gibbs", "cd_gradients", "CDGradients", "binary_matmul"]

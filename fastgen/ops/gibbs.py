@@ -50,7 +50,8 @@ def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, ret
     gen = as_generator(generator)
     out = np.empty_like(v_arr)
     hidden = np.empty((v_arr.shape[0], W.shape[0]), W.dtype) if return_hidden else None
-    _cpu.C.rbm_gibbs(W, b_vis, b_hid, v_arr, out, hidden, mask, steps, gen.seed, gen.take(2 * steps))
+    _cpu.C.rbm_gibbs(W, b_vis, b_hid, v_arr, out, hidden, mask, steps, gen.seed, gen.take(2 * steps),
+                     _cpu.binary_products_enabled())
     if return_hidden:
         return wrap_like(out, v), wrap_like(hidden, v)
     return wrap_like(out, v)

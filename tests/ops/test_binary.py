@@ -1,0 +1,218 @@
+"""Binary-operand products (csrc/binary.cpp) against the dense NumPy product, and the RBM loops
+that use them against the same loops with every product on BLAS."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from fastgen import _cpu
+from fastgen.models.rbm import RBM, ContrastiveDivergence
+from fastgen.ops import binary_matmul, gibbs
+from fastgen.random import Generator
+
+DTYPES = [np.float32, np.float64]
+DENSITIES = [0.0, 0.01, 0.13, 0.5, 1.0]
+# (rows of a, inner k, columns n): ones, odd sizes, more columns than one register tile
+# (128 float32 / 64 float64), inner sizes beyond one L1 chunk, and empty dimensions.
+SHAPES = [(1, 1, 1), (3, 129, 129), (129, 784, 500), (17, 4096 + 32, 33), (2, 5, 4096 + 32), (0, 7, 5),
+          (6, 0, 5), (4, 7, 0)]
+
+
+def tolerance(dtype, k):
+    # Sums of up to k terms of size ~1, in another order than BLAS: a few ulps per term.
+    eps = np.finfo(dtype).eps
+    return 4 * eps * max(k, 1)
+
+
+def reference(a, b, transpose_a=False):
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return (a64.T if transpose_a else a64) @ b64
+
+
+def random_binary(rng, shape, density):
+    return (rng.random(shape) < density).astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_binary_matmul_matches_dense_product(dtype, density, shape):
+    m, k, n = shape
+    rng = np.random.default_rng(hash((m, k, n, density)) % 2**32)
+    a = random_binary(rng, (m, k), density)
+    b = rng.normal(0, 1, (k, n)).astype(dtype)
+    out = binary_matmul(a, b)
+    assert out.shape == (m, n) and out.dtype == dtype
+    np.testing.assert_allclose(out, reference(a, b), rtol=0, atol=tolerance(dtype, k))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_binary_transposed_matmul_matches_dense_product(dtype, density, shape):
+    rows, k, n = shape      # a: [rows, k] -> a.T @ b: [k, n] with b: [rows, n]
+    rng = np.random.default_rng(hash((rows, k, n, density, "T")) % 2**32)
+    a = random_binary(rng, (rows, k), density)
+    b = rng.normal(0, 1, (rows, n)).astype(dtype)
+    out = binary_matmul(a, b, transpose_a=True)
+    assert out.shape == (k, n) and out.dtype == dtype
+    np.testing.assert_allclose(out, reference(a, b, True), rtol=0, atol=tolerance(dtype, rows))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_matmul_empty_rows_and_full_rows(dtype):
+    rng = np.random.default_rng(3)
+    a = random_binary(rng, (37, 300), 0.2)
+    a[[0, 5, 36]] = 0.0       # empty rows: output exactly 0
+    a[[1, 17]] = 1.0          # full rows: column sums
+    b = rng.normal(0, 1, (300, 131)).astype(dtype)
+    out = binary_matmul(a, b)
+    assert np.all(out[[0, 5, 36]] == 0)
+    np.testing.assert_allclose(out, reference(a, b), rtol=0, atol=tolerance(dtype, 300))
+    c = rng.normal(0, 1, (37, 64)).astype(dtype)
+    out_t = binary_matmul(a, c, transpose_a=True)     # columns of a that are all 0 except rows 1, 17
+    np.testing.assert_allclose(out_t, reference(a, c, True), rtol=0, atol=tolerance(dtype, 37))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_matmul_sums_exactly_selected_rows(dtype):
+    # Small integers are exact in any summation order: the result must be bitwise the reference.
+    rng = np.random.default_rng(4)
+    a = random_binary(rng, (50, 257), 0.3)
+    b = rng.integers(-8, 9, (257, 300)).astype(dtype)
+    assert np.array_equal(binary_matmul(a, b), (a @ b.astype(np.float64)).astype(dtype))
+    c = rng.integers(-8, 9, (50, 300)).astype(dtype)
+    assert np.array_equal(binary_matmul(a, c, transpose_a=True), (a.T @ c.astype(np.float64)).astype(dtype))
+
+
+def test_binary_matmul_accepts_views_bool_and_keeps_inputs():
+    rng = np.random.default_rng(5)
+    big_a = rng.random((40, 300)) < 0.3          # bool
+    big_b = rng.normal(0, 1, (600, 90))
+    a, b = big_a[::2, ::2], big_b[::4, ::3]       # non-contiguous views: [20, 150] and [150, 30]
+    a_before, b_before = a.copy(), b.copy()
+    np.testing.assert_allclose(binary_matmul(a, b), reference(a, b), rtol=0, atol=1e-12)
+    assert np.array_equal(a, a_before) and np.array_equal(b, b_before)
+
+
+def test_binary_matmul_rejects_bad_input():
+    a = np.eye(3)
+    b = np.ones((3, 2))
+    with pytest.raises(ValueError, match="a must be binary"):
+        binary_matmul(a * 0.5, b)
+    with pytest.raises(ValueError, match=r"a.shape\[1\]"):
+        binary_matmul(a, np.ones((4, 2)))
+    with pytest.raises(ValueError, match=r"a.shape\[0\]"):
+        binary_matmul(np.ones((4, 3)), np.ones((3, 2)), transpose_a=True)
+    with pytest.raises(ValueError, match="a must be 2-D"):
+        binary_matmul(np.ones(3), b)
+    with pytest.raises(ValueError, match="NaN"):
+        binary_matmul(a, np.full((3, 2), np.nan))
+    with pytest.raises(TypeError, match="b must be a real numeric array"):
+        binary_matmul(a, np.array([["x", "y"]] * 3))
+
+
+# ---- the RBM loops: binary products against BLAS-only -----------------------------------------
+def small_rbm(rng, n_visible, n_hidden, dtype):
+    return RBM(rng.normal(0, 0.3, (n_hidden, n_visible)).astype(dtype), rng.normal(0, 0.5, n_visible).astype(dtype),
+               rng.normal(0, 0.5, n_hidden).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gibbs_with_binary_products_draws_what_dense_products_draw(dtype):
+    rng = np.random.default_rng(6)
+    m = small_rbm(rng, 129, 65, dtype)
+    v0 = (rng.random((300, 129)) < 0.3).astype(dtype)
+    runs = {}
+    for enabled in (True, False):
+        with _cpu.binary_products(enabled):
+            runs[enabled] = gibbs(v0, m.weights, m.visible_bias, m.hidden_bias, 4, generator=Generator(11),
+                                  return_hidden=True)
+    # The same uniforms meet probabilities that differ by rounding only: a flip needs |p - u|
+    # below ~1e-6 somewhere along 4 steps, which this seed does not hit.
+    assert np.array_equal(runs[True][0], runs[False][0])
+    np.testing.assert_allclose(runs[True][1], runs[False][1], rtol=0, atol=50 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("persistent, momentum, weight_decay, cd_k", [(True, 0.0, 0.0, 1), (True, 0.5, 1e-3, 2),
+                                                                      (False, 0.0, 1e-3, 1), (False, 0.9, 0.0, 3)])
+def test_training_with_binary_products_matches_dense_products(dtype, persistent, momentum, weight_decay, cd_k):
+    rng = np.random.default_rng(7)
+    data = (rng.random((230, 97)) < 0.2).astype(dtype)   # 230 rows: the last batch is short
+    start = small_rbm(rng, 97, 41, dtype)
+    results = {}
+    for enabled in (True, False):
+        m = RBM(start.weights.copy(), start.visible_bias.copy(), start.hidden_bias.copy())
+        trainer = ContrastiveDivergence(learning_rate=0.05, cd_k=cd_k, persistent=persistent, n_chains=33,
+                                        momentum=momentum, weight_decay=weight_decay)
+        with _cpu.binary_products(enabled):
+            for _ in range(2):
+                trainer.run(m, data, 50, Generator(12))
+        results[enabled] = (m, trainer)
+    (mb, tb), (md, td) = results[True], results[False]
+    atol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(mb.weights, md.weights, rtol=0, atol=atol)
+    np.testing.assert_allclose(mb.visible_bias, md.visible_bias, rtol=0, atol=atol)
+    np.testing.assert_allclose(mb.hidden_bias, md.hidden_bias, rtol=0, atol=atol)
+    if persistent:
+        assert np.array_equal(tb.chains, td.chains)
+    if momentum:
+        np.testing.assert_allclose(tb.velocities[0], td.velocities[0], rtol=0, atol=atol)
+
+
+def test_training_with_fractional_data_and_chains_falls_back_to_blas():
+    # Probabilities as data (not 0/1) and user-set fractional chains: no index lists exist for
+    # them, so those products must take the dense path and still match it.
+    rng = np.random.default_rng(8)
+    data = rng.random((120, 60))
+    start = small_rbm(rng, 60, 30, np.float64)
+    out = {}
+    for enabled in (True, False):
+        m = RBM(start.weights.copy(), start.visible_bias.copy(), start.hidden_bias.copy())
+        trainer = ContrastiveDivergence(learning_rate=0.05, n_chains=20)
+        trainer.prepare(m, 40)
+        trainer.chains[...] = 0.5
+        with _cpu.binary_products(enabled):
+            trainer.run(m, data, 40, Generator(13))
+        out[enabled] = m.weights
+    np.testing.assert_allclose(out[True], out[False], rtol=0, atol=1e-10)
+
+
+_THREAD_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from fastgen import _cpu
+    from fastgen.models.rbm import RBM, ContrastiveDivergence
+    from fastgen.ops import binary_matmul
+    from fastgen.random import Generator
+    rng = np.random.default_rng(0)
+    a = (rng.random((700, 784)) < 0.13).astype(np.float32)
+    b = rng.normal(0, 1, (784, 500)).astype(np.float32)
+    c = rng.normal(0, 1, (700, 333))
+    data = (rng.random((400, 300)) < 0.2).astype(np.float32)
+    m = RBM(rng.normal(0, 0.1, (257, 300)).astype(np.float32), np.zeros(300, np.float32), np.zeros(257, np.float32))
+    trainer = ContrastiveDivergence(learning_rate=0.1, n_chains=200)
+    trainer.run(m, data, 200, Generator(3))
+    np.savez(sys.argv[1], max_threads=np.array([_cpu.C.max_threads()]), forward=binary_matmul(a, b),
+             transposed=binary_matmul(a, c, transpose_a=True), weights=m.weights, chains=trainer.chains)
+    """
+)
+
+
+def test_binary_products_are_bitwise_identical_for_1_and_2_threads(tmp_path):
+    files = []
+    for threads in ("1", "2"):
+        path = tmp_path / f"threads{threads}.npz"
+        env = dict(os.environ, OMP_NUM_THREADS=threads, FASTGEN_DENSE_PRODUCTS="0")
+        subprocess.run([sys.executable, "-c", _THREAD_SCRIPT, str(path)], check=True, env=env, timeout=300)
+        files.append(np.load(path))
+    assert files[0]["max_threads"][0] == 1 and files[1]["max_threads"][0] == 2
+    for key in ("forward", "transposed", "weights", "chains"):
+        assert files[0][key].tobytes() == files[1][key].tobytes(), f"{key} differs between 1 and 2 threads"
