@@ -8,6 +8,9 @@
 // AVX-512, AVX2 or SSE by the target) while the selected rows stream through it. Each output
 // element is summed by one thread in index order, so results do not depend on the thread count.
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -30,10 +33,15 @@ constexpr int kTileVectors = 8;
 // Bytes of M one pass of binary_matmul keeps hot in L1 (of 32 KiB, leaving room for the rest).
 constexpr int64_t kL1Budget = 24 * 1024;
 
-// Densities above which a dense BLAS GEMM wins over binary_matmul, measured with
-// `python -m bench binary` on the development CPU (results in bench/results/binary_crossover.json).
-constexpr double kCrossoverDensityFloat = 0.5;
-constexpr double kCrossoverDensityDouble = 0.5;
+// Density up to which the RBM loops use binary_matmul for an operand that has index lists.
+// Measured on the development CPU (2-core AMD EPYC, AVX-512) with `python -m bench binary`:
+// for one product in isolation SciPy's OpenBLAS wins above densities of 0.15-0.65 (by shape
+// and dtype; bench/results/binary_crossover.json), but inside the CD/PCD loop every product
+// handed to BLAS also hands the cores from OpenMP's threads to OpenBLAS's and back, and the
+// whole-epoch sweep was fastest with every binary operand on binary_matmul. Hence 1 by
+// default; set_binary_max_density (FASTGEN_BINARY_MAX_DENSITY at import) changes it, 0 sends
+// every product to BLAS.
+std::atomic<double> g_binary_max_density{1.0};
 
 template <typename T> struct Simd {
   typedef T V __attribute__((vector_size(kVectorBytes)));
@@ -141,10 +149,16 @@ void binary_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, cons
   }
 }
 
+void set_binary_max_density(double density) { g_binary_max_density.store(density, std::memory_order_relaxed); }
+double binary_max_density() { return g_binary_max_density.load(std::memory_order_relaxed); }
+
 bool binary_product_pays(int64_t rows, int64_t K, int64_t N, int64_t nnz, bool is_double) {
   if (rows == 0 || K == 0 || N == 0) return true;
   const double density = static_cast<double>(nnz) / (static_cast<double>(rows) * static_cast<double>(K));
-  return density <= (is_double ? kCrossoverDensityDouble : kCrossoverDensityFloat);
+  (void)N;
+  (void)is_double;
+  const double limit = g_binary_max_density.load(std::memory_order_relaxed);
+  return limit > 0.0 && density <= limit;
 }
 
 int64_t binary_rows_from_dense_impl(const void* x, bool is_double, int64_t rows, int64_t cols, int64_t ld,

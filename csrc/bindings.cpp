@@ -282,6 +282,8 @@ PYBIND11_MODULE(_C, m) {
     const fastgen::Philox4 r = fastgen::philox4x32_10(c, key[0], key[1]);
     return std::array<uint32_t, 4>{r.v[0], r.v[1], r.v[2], r.v[3]};
   });
+  m.def("set_binary_max_density", &set_binary_max_density, py::arg("density"));
+  m.def("binary_max_density", &binary_max_density);
   m.def("fill_bits", &py_fill_bits, py::arg("out").noconvert(), py::arg("seed"), py::arg("offset"));
   bind_dtype<float>(m);
   bind_dtype<double>(m);

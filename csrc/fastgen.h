@@ -79,9 +79,12 @@ template <typename T> void binary_matmul(
     T* out, int64_t ldo,     // [rows, N]
     bool accumulate = false);
 
-// Whether binary_matmul beats a dense BLAS GEMM for a [rows, K] 0/1 operand with nnz ones
-// times a [K, N] matrix (crossover measured on the CPU; see bench/results/binary_crossover.json).
+// Whether the RBM loops should use binary_matmul rather than BLAS for a [rows, K] 0/1 operand
+// with nnz ones times a [K, N] matrix: its density against binary_max_density() (see binary.cpp
+// for the measurement behind the default).
 bool binary_product_pays(int64_t rows, int64_t K, int64_t N, int64_t nnz, bool is_double);
+void set_binary_max_density(double density);
+double binary_max_density();
 
 // Index lists of the ones of x (written at stride `stride`, counts[r] per row). Returns the
 // number of ones, or -1 as soon as a value other than 0 or 1 is met (lists then incomplete).

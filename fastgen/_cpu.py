@@ -34,6 +34,22 @@ if not C.blas_ready():
 _binary_products = os.environ.get("FASTGEN_DENSE_PRODUCTS", "").strip().lower() in ("", "0", "false", "no", "off")
 
 
+def _density_from_env() -> None:
+    value = os.environ.get("FASTGEN_BINARY_MAX_DENSITY", "").strip()
+    if not value:
+        return
+    try:
+        density = float(value)
+    except ValueError:
+        raise ValueError(f"FASTGEN_BINARY_MAX_DENSITY must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= density <= 1.0:
+        raise ValueError(f"FASTGEN_BINARY_MAX_DENSITY must be a number in [0, 1], got {value!r}")
+    C.set_binary_max_density(density)
+
+
+_density_from_env()
+
+
 def binary_products_enabled() -> bool:
     return _binary_products
 

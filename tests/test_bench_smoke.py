@@ -20,7 +20,7 @@ import bench  # noqa: E402
 from bench import common, rbm  # noqa: E402
 from bench.__main__ import main as bench_main  # noqa: E402
 
-IMPLEMENTATIONS = {rbm.FASTGEN, rbm.TRAINER, rbm.SKLEARN, rbm.FLOOR}
+IMPLEMENTATIONS = {rbm.FASTGEN, rbm.TRAINER, rbm.SKLEARN, rbm.FLOOR, rbm.DENSE_LOOP}
 ROW_KEYS = {"median_s", "repeats_s", "min_s", "max_s", "x_floor", "speedup_vs_reference"}
 
 
@@ -73,7 +73,7 @@ def test_pcd_epoch_table_and_result(dtype, capsys):
         assert name in out
     assert ("MET" in out) or ("MISSED" in out)
     _check_timed(result, 1, dtype)
-    assert len(result["targets"]) == (2 if dtype == "float32" else 1)
+    assert len(result["targets"]) == (4 if dtype == "float32" else 1)   # float32: issue 2 and issue 7 targets
 
 
 def test_digits_defaults_and_quality_on_tiny_data(capsys):
@@ -125,3 +125,23 @@ def test_cli_skips_clearly_without_mnist(tmp_path, monkeypatch, capsys):
     assert "[skip] A. PCD-1 epoch on binarized MNIST" in out and "not found" in out
     doc = json.loads(out_file.read_text())
     assert doc["scenarios"] == {} and doc["skipped"]
+
+
+def test_gibbs_scenario_reports_floor_ratio_and_target(capsys):
+    X = (np.random.default_rng(3).random((60, 784)) < 0.2).astype(np.float32)
+    result = rbm.gibbs_chains(X, 1, n_hidden=8, chains=7, steps=2, cooldown=0)
+    out = capsys.readouterr().out
+    assert "D. Gibbs sampling, 7 chains x 2 steps" in out
+    assert set(result["implementations"]) == {rbm.GIBBS, rbm.GIBBS_DENSE, rbm.GIBBS_FLOOR}
+    assert result["implementations"][rbm.GIBBS_FLOOR]["x_floor"] == 1.0
+    _check_targets(result["targets"])
+
+
+def test_binary_crossover_measures_both_kernels():
+    from bench import binary
+
+    points, cross = binary.crossover(3, 20, 9, np.float32, 1, np.random.default_rng(0))
+    assert [p["density"] for p in points] == list(binary.DENSITIES)
+    for p in points:
+        assert p["binary_s"] > 0 and p["blas_s"] > 0 and p["blas_over_binary"] == p["blas_s"] / p["binary_s"]
+    assert cross is None or cross in binary.DENSITIES
