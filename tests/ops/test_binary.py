@@ -216,3 +216,33 @@ def test_binary_products_are_bitwise_identical_for_1_and_2_threads(tmp_path):
     assert files[0]["max_threads"][0] == 1 and files[1]["max_threads"][0] == 2
     for key in ("forward", "transposed", "weights", "chains"):
         assert files[0][key].tobytes() == files[1][key].tobytes(), f"{key} differs between 1 and 2 threads"
+
+
+@pytest.mark.parametrize("value, ok", [("0.3", True), ("0", True), ("1.5", False), ("dense", False)])
+def test_binary_max_density_env_is_validated(value, ok):
+    env = dict(os.environ, FASTGEN_BINARY_MAX_DENSITY=value)
+    code = "import fastgen._cpu as c; print(c.C.binary_max_density())"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    if ok:
+        assert proc.returncode == 0 and float(proc.stdout) == float(value)
+    else:
+        assert proc.returncode != 0 and "FASTGEN_BINARY_MAX_DENSITY must be a number in [0, 1]" in proc.stderr
+
+
+def test_density_limit_zero_sends_loops_to_blas_and_matches():
+    # With the limit at 0 the binary loop runs every product on BLAS (the mixed path digits
+    # data takes); it must still agree with the all-binary run.
+    rng = np.random.default_rng(9)
+    data = (rng.random((90, 70)) < 0.25).astype(np.float64)
+    start = small_rbm(rng, 70, 20, np.float64)
+    weights = []
+    previous = _cpu.C.binary_max_density()
+    try:
+        for limit in (1.0, 0.0):
+            _cpu.C.set_binary_max_density(limit)
+            m = RBM(start.weights.copy(), start.visible_bias.copy(), start.hidden_bias.copy())
+            ContrastiveDivergence(learning_rate=0.05, n_chains=30).run(m, data, 30, Generator(14))
+            weights.append(m.weights)
+    finally:
+        _cpu.C.set_binary_max_density(previous)
+    np.testing.assert_allclose(weights[0], weights[1], rtol=0, atol=1e-10)
