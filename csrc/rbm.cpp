@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "fastgen.h"
+#include "rbm_helpers.h"
 #include "fastgen/math.h"
 #include "philox_cpu.h"
 
@@ -13,7 +14,9 @@ namespace fastgen {
 namespace cpu {
 namespace {
 
-inline RandomStream at(RandomStream s, uint64_t extra) { return RandomStream{s.seed, s.offset + extra}; }
+using rbm_detail::at;
+using rbm_detail::column_sums;
+using rbm_detail::scale;
 
 // In place: x[r, :] = sigmoid(x[r, :] + bias) (probabilities only, no draw).
 template <typename T> void sigmoid_rows(T* x, int64_t rows, int64_t cols, const T* bias) {
@@ -35,28 +38,6 @@ void sample_states_rows(const T* pre, T* states, int64_t rows, int64_t cols, con
   sample_bernoulli(p);
 }
 
-// out[c] = a_scale * sum_r A[r, c] + b_scale * sum_r B[r, c]
-template <typename T>
-void column_sums(T* out, const T* A, int64_t a_rows, int64_t a_stride, T a_scale, const T* B, int64_t b_rows,
-                 T b_scale, int64_t cols) {
-  std::vector<T> acc(cols, T(0));
-  for (int64_t r = 0; r < a_rows; ++r) {
-    const T* a = A + r * a_stride;
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) acc[c] += a[c];
-  }
-#pragma omp simd
-  for (int64_t c = 0; c < cols; ++c) out[c] = a_scale * acc[c];
-  std::fill(acc.begin(), acc.end(), T(0));
-  for (int64_t r = 0; r < b_rows; ++r) {
-    const T* b = B + r * cols;
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) acc[c] += b[c];
-  }
-#pragma omp simd
-  for (int64_t c = 0; c < cols; ++c) out[c] += b_scale * acc[c];
-}
-
 // velocity -= decay * param; param += velocity  (velocity already holds momentum * v + lr * grad)
 template <typename T> void apply_velocity(T* param, T* velocity, int64_t n, T decay) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMinElements)
@@ -65,11 +46,6 @@ template <typename T> void apply_velocity(T* param, T* velocity, int64_t n, T de
     velocity[i] = v;
     param[i] += v;
   }
-}
-
-template <typename T> void scale_rows(T* x, int64_t n, T scale) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) x[i] *= scale;
 }
 
 }  // namespace
@@ -179,14 +155,14 @@ template <typename T> void rbm_train_batches(const TrainParams<T>& p) {
     }
 
     // Biases (no weight decay): gradients are differences of means.
-    column_sums(bias_grad.data(), visible_pos, B, nv, T(1) / B, visible_neg, C, T(-1) / C, nv);
+    column_sums(bias_grad.data(), visible_pos, B, nv, T(1) / B, visible_neg, C, nv, T(-1) / C, nv);
     sgd_momentum_update(p.rbm.visible_bias, p.visible_bias_velocity, bias_grad.data(), nv, lr, p.momentum, T(0));
-    column_sums(bias_grad.data(), hidden_pos, B, nh, T(1) / B, hidden_neg, C, T(-1) / C, nh);
+    column_sums(bias_grad.data(), hidden_pos, B, nh, T(1) / B, hidden_neg, C, nh, T(-1) / C, nh);
     sgd_momentum_update(p.rbm.hidden_bias, p.hidden_bias_velocity, bias_grad.data(), nh, lr, p.momentum, T(0));
 
     // Weights: lr * (<h v^T>_data / B - <h v^T>_model / C), the scales folded into the rows.
-    scale_rows(hidden_pos, B * nh, lr / static_cast<T>(B));
-    scale_rows(hidden_neg, C * nh, -lr / static_cast<T>(C));
+    scale(hidden_pos, B * nh, lr / static_cast<T>(B));
+    scale(hidden_neg, C * nh, -lr / static_cast<T>(C));
     if (use_momentum) {
       T* VW = p.weights_velocity;
       gemm<T>(true, false, nh, nv, B + C, T(1), hidden_pos, nh, visible_pos, nv, p.momentum, VW, nv);

@@ -15,6 +15,7 @@
 
 #include "aligned.h"
 #include "fastgen.h"
+#include "rbm_helpers.h"
 #include "fastgen/math.h"
 #include "philox_cpu.h"
 
@@ -25,7 +26,9 @@ namespace {
 constexpr bool is_double(float) { return false; }
 constexpr bool is_double(double) { return true; }
 
-inline RandomStream at(RandomStream s, uint64_t extra) { return RandomStream{s.seed, s.offset + extra}; }
+using rbm_detail::at;
+using rbm_detail::column_sums;
+using rbm_detail::scale;
 
 // A [rows, K] 0/1 matrix both ways: dense (for BLAS) and as index lists (nnz < 0: not binary,
 // the lists are unusable).
@@ -63,33 +66,6 @@ void bernoulli(T* pre, int64_t ld_pre, bool keep_probs, T* states, int64_t ld_st
   p.counts = states ? counts : nullptr;
   p.indices_stride = indices_stride;
   sample_bernoulli(p);
-}
-
-// out[c] = a_scale * sum_r A[r, c] + b_scale * sum_r B[r, c]
-template <typename T>
-void column_sums(T* out, const T* A, int64_t a_rows, int64_t lda, T a_scale, const T* B, int64_t b_rows, int64_t ldb,
-                 T b_scale, int64_t cols) {
-  std::vector<T> acc(cols, T(0));
-  for (int64_t r = 0; r < a_rows; ++r) {
-    const T* a = A + r * lda;
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) acc[c] += a[c];
-  }
-#pragma omp simd
-  for (int64_t c = 0; c < cols; ++c) out[c] = a_scale * acc[c];
-  std::fill(acc.begin(), acc.end(), T(0));
-  for (int64_t r = 0; r < b_rows; ++r) {
-    const T* b = B + r * ldb;
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) acc[c] += b[c];
-  }
-#pragma omp simd
-  for (int64_t c = 0; c < cols; ++c) out[c] += b_scale * acc[c];
-}
-
-template <typename T> void scale(T* x, int64_t n, T factor) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) x[i] *= factor;
 }
 
 // Before the statistics are added: VT = momentum * VT - decay * WT (momentum), or WT *= 1 - decay.
