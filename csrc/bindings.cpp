@@ -107,6 +107,21 @@ void py_rbm_gibbs(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bi
 }
 
 template <typename T>
+void py_rbm_ais(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias, const Array<T>& base_visible_bias,
+                const Array<double>& betas, Array<double>& log_weights, OptArray<T>& visible_out, uint64_t seed,
+                uint64_t offset, bool binary_products) {
+  RBMWeights<T> rbm = rbm_of(weights, visible_bias, hidden_bias);
+  need(base_visible_bias.size() == rbm.n_visible, "base_visible_bias must have n_visible entries");
+  need(betas.ndim() == 1 && betas.size() >= 2, "betas must be 1-D with >= 2 entries");
+  const int64_t n = log_weights.size();
+  need(!visible_out || visible_out->size() == n * rbm.n_visible, "visible_out must be [n_chains, n_visible]");
+  AISParams<T> p{rbm, base_visible_bias.data(), betas.data(), betas.size(), n, log_weights.mutable_data(),
+                 mut(visible_out), {seed, offset}, binary_products};
+  py::gil_scoped_release nogil;
+  rbm_ais<T>(p);
+}
+
+template <typename T>
 void py_rbm_train_batches(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias,
                           OptArray<T>& weights_velocity, OptArray<T>& visible_bias_velocity,
                           OptArray<T>& hidden_bias_velocity, OptArray<T>& persistent_chains, const Array<T>& data,
@@ -261,6 +276,9 @@ template <typename T> void bind_dtype(py::module_& m) {
         opt("persistent_chains"), nc("data"), py::arg("batch_size"), py::arg("cd_k"), py::arg("learning_rate"),
         py::arg("momentum"), py::arg("weight_decay"), py::arg("seed"), py::arg("offset"),
         py::arg("binary_products") = true);
+  m.def("rbm_ais", &py_rbm_ais<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("base_visible_bias"),
+        nc("betas"), nc("log_weights"), opt("visible_out"), py::arg("seed"), py::arg("offset"),
+        py::arg("binary_products"));
   m.def("rbm_pseudo_likelihood", &py_rbm_pseudo_likelihood<T>, nc("weights"), nc("visible_bias"),
         nc("hidden_bias"), nc("visible"), nc("hidden_preact"), nc("out"));
   m.def("sgd_momentum_update", &py_sgd_momentum_update<T>, nc("param"), opt("velocity"), nc("grad"),

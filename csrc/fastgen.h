@@ -169,6 +169,23 @@ template <typename T> void sgd_momentum_update(
     const T* grad,        // [n]
     int64_t n, T learning_rate, T momentum, T weight_decay);
 
+// ---- ais.cpp -------------------------------------------------------------------------------
+
+template <typename T> struct AISParams {
+  RBMWeights<T> rbm;            // the target RBM B (read only)
+  const T* base_visible_bias;   // [n_visible] visible bias b_A of the base-rate RBM (no W, no c)
+  const double* betas;          // [n_betas] inverse temperatures, 0 = betas[0] <= ... <= betas[n_betas-1] = 1
+  int64_t n_betas;              // >= 2
+  int64_t n_chains;
+  double* log_weights;          // [n_chains] out: each chain's log importance weight
+  T* visible_out;               // [n_chains, n_visible] the chains' last states, or nullptr
+  RandomStream stream;          // consumes 2 * n_betas - 3 offsets: v_0, then h and v at each inner beta
+  bool binary_products = true;  // products with the sampled (0/1) states go to binary_matmul when it pays
+};
+// AIS from the base-rate RBM to the target (formulas in kernels/include/fastgen/ais.h):
+// log Z_B ~ log Z_A + log mean exp(log_weights), accumulated in double.
+template <typename T> void rbm_ais(const AISParams<T>& p);
+
 // ---- blas.cpp ------------------------------------------------------------------------------
 
 // Row-major GEMM: C[M, N] = alpha * op(A)[M, K] @ op(B)[K, N] + beta * C.

@@ -23,50 +23,14 @@ namespace fastgen {
 namespace cpu {
 namespace {
 
-constexpr bool is_double(float) { return false; }
-constexpr bool is_double(double) { return true; }
-
 using rbm_detail::at;
+using rbm_detail::BinaryOperand;
+using rbm_detail::bernoulli;
+using rbm_detail::is_double;
+using rbm_detail::product;
 using rbm_detail::column_sums;
 using rbm_detail::scale;
-
-// A [rows, K] 0/1 matrix both ways: dense (for BLAS) and as index lists (nnz < 0: not binary,
-// the lists are unusable).
-template <typename T> struct BinaryOperand {
-  const T* dense;
-  int64_t ld;
-  const int32_t* indices;
-  const int32_t* counts;
-  int64_t stride;
-  int64_t nnz;
-  int64_t rows, K;
-  BinaryRows lists() const { return BinaryRows{indices, counts, nullptr, stride, rows, K}; }
-};
-
-// out[rows, N] = a @ M (M: [K, N], row stride ldm); binary when it pays, BLAS otherwise.
-template <typename T> void product(const BinaryOperand<T>& a, const T* M, int64_t ldm, int64_t N, T* out, int64_t ldo) {
-  if (a.nnz >= 0 && binary_product_pays(a.rows, a.K, N, a.nnz, is_double(T()))) {
-    binary_matmul<T>(a.lists(), M, ldm, N, nullptr, out, ldo);
-  } else {
-    gemm<T>(false, false, a.rows, N, a.K, T(1), a.dense, a.ld, M, ldm, T(0), out, ldo);
-  }
-}
-
-inline int64_t total(const int32_t* counts, int64_t rows) {
-  return std::accumulate(counts, counts + rows, int64_t(0));
-}
-
-// probs = sigmoid(pre + bias) in place (states == nullptr), or also states ~ Bernoulli(probs)
-// with their index lists (keep_probs false: pre is left as is and only states are written).
-template <typename T>
-void bernoulli(T* pre, int64_t ld_pre, bool keep_probs, T* states, int64_t ld_states, int64_t rows, int64_t cols,
-               const T* bias, RandomStream s, int32_t* indices, int32_t* counts, int64_t indices_stride) {
-  BernoulliParams<T> p{pre, bias, keep_probs ? pre : nullptr, states, rows, cols, ld_pre, ld_pre, ld_states, true, s};
-  p.indices = states ? indices : nullptr;
-  p.counts = states ? counts : nullptr;
-  p.indices_stride = indices_stride;
-  sample_bernoulli(p);
-}
+using rbm_detail::total;
 
 // Before the statistics are added: VT = momentum * VT - decay * WT (momentum), or WT *= 1 - decay.
 template <typename T> void decay_and_momentum(T* WT, T* VT, int64_t n, T momentum, T decay) {
@@ -117,12 +81,11 @@ template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p) {
   if (p.n_samples == 0 || max_batch == 0) return;
   const bool persistent = p.persistent_chains != nullptr;
   const int64_t max_chains = persistent ? p.n_chains : max_batch;
-  const int64_t ldw = padded_stride<T>(nv), ldt = padded_stride<T>(nh);
-
   // The two weight layouts; the caller's W is written back at the end.
-  AlignedVector<T> W(nh * ldw, T(0)), WT(nv * ldt, T(0));
-  for (int64_t j = 0; j < nh; ++j) std::copy(p.rbm.weights + j * nv, p.rbm.weights + (j + 1) * nv, W.data() + j * ldw);
-  transpose_matrix<T>(W.data(), nh, nv, ldw, WT.data(), ldt);
+  rbm_detail::WeightLayouts<T> layouts(p.rbm.weights, nh, nv);
+  const int64_t ldw = layouts.ldw, ldt = layouts.ldt;
+  AlignedVector<T>& W = layouts.W;
+  AlignedVector<T>& WT = layouts.WT;
   const bool use_momentum = p.weights_velocity != nullptr;
   AlignedVector<T> VT(use_momentum ? nv * ldt : 0, T(0));
   if (use_momentum) transpose_matrix<T>(p.weights_velocity, nh, nv, nv, VT.data(), ldt);
@@ -221,10 +184,10 @@ template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p) {
 template <typename T> void rbm_gibbs_binary(const GibbsParams<T>& p) {
   const int64_t n = p.rows, nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
   if (n == 0) return;
-  const int64_t ldw = padded_stride<T>(nv), ldt = padded_stride<T>(nh);
-  AlignedVector<T> W(nh * ldw, T(0)), WT(nv * ldt, T(0));
-  for (int64_t j = 0; j < nh; ++j) std::copy(p.rbm.weights + j * nv, p.rbm.weights + (j + 1) * nv, W.data() + j * ldw);
-  transpose_matrix<T>(W.data(), nh, nv, ldw, WT.data(), ldt);
+  const rbm_detail::WeightLayouts<T> layouts(p.rbm.weights, nh, nv);
+  const int64_t ldw = layouts.ldw, ldt = layouts.ldt;
+  const AlignedVector<T>& W = layouts.W;
+  const AlignedVector<T>& WT = layouts.WT;
 
   if (p.visible_out != p.visible_in) std::copy(p.visible_in, p.visible_in + n * nv, p.visible_out);
   T* v = p.visible_out;
