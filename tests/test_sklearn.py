@@ -49,7 +49,8 @@ def test_same_parameters_and_defaults_as_scikit_learn():
         assert sig_ours[name].kind == p.kind, name  # n_components positional, the rest keyword-only
     extras = {k: v for k, v in ours.items() if k not in theirs}
     assert extras == {"cd_k": 1, "persistent": True, "n_chains": None, "momentum": 0.0, "weight_decay": 0.0,
-                      "dtype": None, "device": "cpu", "progress": False}
+                      "dtype": None, "device": "cpu", "progress": False, "n_temperatures": 1,
+                      "min_beta": 0.0}
 
 
 def test_fitted_attributes_and_methods_match_scikit_learn():
