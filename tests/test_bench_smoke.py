@@ -145,3 +145,31 @@ def test_binary_crossover_measures_both_kernels():
     for p in points:
         assert p["binary_s"] > 0 and p["blas_s"] > 0 and p["blas_over_binary"] == p["blas_s"] / p["binary_s"]
     assert cross is None or cross in binary.DENSITIES
+
+
+def test_quality_suite_on_tiny_fake_mnist(tmp_path, monkeypatch, capsys):
+    """``python -m bench quality --quick``: every trainer gets an AIS likelihood, the AIS timing
+    table has its floor, the JSON document holds both."""
+    images = (np.random.default_rng(3).random((150, 28, 28)) < 0.2).astype(np.uint8) * 255
+    np.savez(tmp_path / rbm.MNIST_FILE, data=images)
+    monkeypatch.setenv("FASTGEN_DATA_DIR", str(tmp_path))
+    from bench import quality
+
+    monkeypatch.setattr(quality, "QUICK_AIS_BETAS", 20)
+    out_file = tmp_path / "quality.json"
+    assert bench_main(["quality", "--quick", "--json", "--out", str(out_file), "--repeats", "1",
+                       "--cooldown", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "L. AIS log-likelihood" in out and "T. AIS" in out and "Targets:" in out
+    doc = json.loads(out_file.read_text())
+    assert doc["suite"] == "quality"
+    models = doc["scenarios"]["L_ais_log_likelihood_mnist"]["models"]
+    assert set(models) == set(quality._trainers(quality.QUICK_SETTINGS))
+    for row in models.values():
+        assert np.isfinite(row["log_z"]) and row["test_log_likelihood"] < 0
+        low, high = row["test_log_likelihood_range"]
+        assert low <= row["test_log_likelihood"] <= high
+    timing = doc["scenarios"]["T_ais_time_784x500_float32"]
+    assert timing["summary"]["GEMM floor (2 dense products / temperature)"]["x_floor"] == pytest.approx(1.0)
+    _check_targets(timing["targets"])
+    _check_targets(doc["scenarios"]["L_ais_log_likelihood_mnist"]["targets"])
