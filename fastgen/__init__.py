@@ -15,6 +15,8 @@ _LAZY = {
     "BernoulliRBM": ("fastgen.sklearn", "BernoulliRBM"),
     "RBM": ("fastgen.models.rbm", "RBM"),
     "ContrastiveDivergence": ("fastgen.models.rbm", "ContrastiveDivergence"),
+    "GaussianBernoulliRBM": ("fastgen.sklearn", "GaussianBernoulliRBM"),
+    "DBN": ("fastgen.models.dbn", "DBN"),
     "ops": ("fastgen.ops", None),
     "models": ("fastgen.models", None),
 }
