@@ -470,10 +470,14 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     warns. With ``learn_sigma=True`` the per-feature standard deviations are learned too,
     starting from the data's.
 
-    Initialisation: weights ~ N(0, 0.01^2), hidden biases 0, visible biases the per-feature
-    mean of the first data seen, sigma 1 (or that data's per-feature standard deviation,
-    constant features 1, when ``learn_sigma``). Randomness comes from fastgen's Philox stream
-    seeded from ``random_state``. Dense input only.
+    Initialisation, from the first data seen: visible biases its per-feature mean, sigma 1
+    (or, with ``learn_sigma``, its per-feature standard deviation, 1 for constant features),
+    weights ~ N(0, 0.01^2) times sigma, hidden biases 0 for the centred data (so
+    ``-W (mean / sigma^2)`` in the data's coordinates). Training runs on the data minus that
+    mean (the same model re-expressed, see ``_centred_model``; the fitted attributes are
+    always in the data's own coordinates), so with ``learn_sigma`` neither the offset nor the
+    units of a feature matter. Randomness comes from fastgen's Philox stream seeded from
+    ``random_state``. Dense input only.
 
     Parameters
     ----------
@@ -483,15 +487,17 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         Much smaller than :class:`BernoulliRBM`'s 0.1: Gaussian visible units are unbounded,
         so the updates feed back (v's mean b + W^T h grows with W) and the gradients grow like
         1 / sigma^2 when sigma is learned. Measured on standardised scikit-learn digits
-        (1,500 training rows, batch 10, PCD-1): with 256 hidden units, 0.02 diverged to NaN
-        within 20 epochs (4 seeds of 4 with fixed sigma, 1 of 4 learning it) and 0.01 gave a
-        worse held-out reconstruction error than 0.005 (0.45-0.56 against 0.43-0.45); with
-        16 hidden units (exact log-likelihood, 10 epochs) 0.005 is within 1 nat of the best
-        rate for fixed sigma (0.01-0.03), 0.001 is 5 nats behind, and learning sigma 0.003
-        does best. So 0.005: the largest rate with a 4x margin to divergence. Lower it with
-        momentum (the step grows by up to 1 / (1 - momentum)) or with ``learn_sigma``; larger
-        batches tolerate larger rates. A pass that ends with non-finite parameters raises
-        FloatingPointError.
+        (1,500 training rows, batch 10, PCD-1, 4 seeds). With 256 hidden units, 0.02
+        diverged within 20 epochs (every seed with fixed sigma; learning it, every seed but
+        one, whose held-out reconstruction error reached 2e8), and 0.01 gave a worse held-out
+        reconstruction error than 0.005 (0.45-0.56 against 0.43-0.45 with fixed sigma,
+        0.33-0.37 against 0.28-0.32 learning it). With 16 hidden units (exact held-out
+        log-likelihood, 10 epochs), 0.005 is within 1 nat of the best rate with fixed sigma
+        (0.01-0.03, which diverge at 256 units from 0.02) and the best when learning sigma,
+        while 0.001 is 5 to 16 nats behind. So 0.005: the best or near it, with a 4x margin
+        to divergence. Lower it with momentum (the step grows by up to 1 / (1 - momentum));
+        larger batches tolerate larger rates. A pass that ends with diverged parameters
+        (non-finite, or a weight above 1e6 sigma) raises FloatingPointError.
     batch_size : int, default=10
     n_iter : int, default=10
         Passes over the training data.
@@ -510,7 +516,10 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         L2 penalty on the weights.
     learn_sigma : bool, default=False
         Learn the per-feature standard deviations (log sigma, floored at 0.01 times the
-        initial sigma) along with the other parameters.
+        initial sigma) along with the other parameters. The W and b steps of feature i are
+        then scaled by sigma_i^2, which makes training independent of each feature's units
+        (see :class:`fastgen.models.gbrbm.GaussianContrastiveDivergence`), so raw data works.
+        A constant feature's sigma shrinks to the floor (its likelihood is unbounded).
     dtype : {None, "float32", "float64"}, default=None
         Compute dtype; None follows the input (float32 stays float32, anything else float64).
     progress : bool, default=False
@@ -525,9 +534,9 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     intercept_visible_ : ndarray of shape (n_features,)
         Visible biases b (the mean of v when every hidden unit is off).
     log_sigma_ : ndarray of shape (n_features,)
-        Log standard deviation of each visible unit given h (trained in place).
+        Log standard deviation of each visible unit given h (0 unless ``learn_sigma``).
     sigma_ : ndarray of shape (n_features,)
-        ``exp(log_sigma_)`` (read-only view of the same quantity).
+        ``exp(log_sigma_)``, computed on access.
     h_samples_ : ndarray of shape (n_chains, n_components)
         Hidden states of the persistent chains.
     n_features_in_ : int
@@ -649,15 +658,34 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             std = X.std(axis=0, dtype=np.float64)
             sigma = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
             self._min_sigma = 1e-2 * sigma
-        model = GaussianRBM.initialize(X.shape[1], self.n_components, dtype=dtype, generator=generator,
-                                       visible_bias=mean, sigma=sigma)
-        self.components_ = model.weights
-        self.intercept_hidden_ = model.hidden_bias
-        self.intercept_visible_ = model.visible_bias
-        self.log_sigma_ = model.log_sigma
+        # training runs on X - centre (see _centred_model); the visible bias starts at the mean
+        self._centre = mean.astype(dtype)
+        model = GaussianRBM.initialize(X.shape[1], self.n_components, dtype=dtype, generator=generator, sigma=sigma)
+        if sigma is not None:
+            model.weights *= sigma.astype(dtype)  # weights in each feature's units, like sigma
+        self._store_centred(model)
         self.h_samples_ = np.zeros((self.n_chains or self.batch_size, self.n_components), dtype)
         self._velocities = None
         self._n_features_out = self.n_components
+
+    def _centred_model(self):
+        """The fitted model in the coordinates the trainer works in, u = v - centre: the same
+        distribution with b - centre and c + W (centre / sigma^2). Training in them is the
+        centring of Montavon and Mueller (2012): the hidden input W (u / sigma^2) no longer
+        carries a large, W-dependent offset when the data sit far from 0."""
+        from .models.gbrbm import GaussianRBM
+
+        inv_var = np.exp(-2.0 * self.log_sigma_)
+        return GaussianRBM(self.components_.copy(), self.intercept_visible_ - self._centre,
+                           self.intercept_hidden_ + self.components_ @ (self._centre * inv_var),
+                           self.log_sigma_.copy())
+
+    def _store_centred(self, model):
+        inv_var = np.exp(-2.0 * model.log_sigma)
+        self.components_ = model.weights
+        self.intercept_visible_ = model.visible_bias + self._centre
+        self.intercept_hidden_ = model.hidden_bias - model.weights @ (self._centre * inv_var)
+        self.log_sigma_ = model.log_sigma
 
     def _store_trainer_state(self, trainer):
         self._velocities = trainer.velocities
@@ -692,7 +720,8 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         X = self._validate_X(X, reset=True, training=True)
         generator = self._generator_from(self.random_state)
         self._initialize(X, generator)
-        model, trainer = self._model(), self._trainer()
+        model, trainer = self._centred_model(), self._trainer()
+        U = X - self._centre
 
         iterations = range(1, self.n_iter + 1)
         bar = None
@@ -702,17 +731,20 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             bar = tqdm(iterations, desc=type(self).__name__, unit="epoch")
             iterations = bar
         begin = time.time()
-        for iteration in iterations:
-            trainer.run(model, X, self.batch_size, generator)
-            if self.verbose and not self.progress:
-                end = time.time()
-                print(
-                    "[%s] Iteration %d, reconstruction error = %.4f, time = %.2fs"
-                    % (type(self).__name__, iteration, model.reconstruction_error(X), end - begin)
-                )
-                begin = end
-        if bar is not None:
-            bar.close()
+        try:
+            for iteration in iterations:
+                trainer.run(model, U, self.batch_size, generator)
+                if self.verbose and not self.progress:
+                    end = time.time()
+                    print(
+                        "[%s] Iteration %d, reconstruction error = %.4f, time = %.2fs"
+                        % (type(self).__name__, iteration, model.reconstruction_error(U), end - begin)
+                    )
+                    begin = end
+        finally:
+            if bar is not None:
+                bar.close()
+        self._store_centred(model)
         self._store_trainer_state(trainer)
         self._generator = generator
         return self
@@ -735,9 +767,10 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         generator = self._stream()
         if first_pass:
             self._initialize(X, generator)
-        model, trainer = self._model(), self._trainer()
+        model, trainer = self._centred_model(), self._trainer()
         if X.shape[0]:
-            trainer.run(model, X, X.shape[0], generator)
+            trainer.run(model, X - self._centre, X.shape[0], generator)
+        self._store_centred(model)
         self._store_trainer_state(trainer)
         return self
 
