@@ -49,28 +49,46 @@ template <typename T> void rbm_ais(const AISParams<T>& p) {
     product(vs, layouts.WT.data(), ldt, nh, hidden.data(), ldt);
     const T* c = p.rbm.hidden_bias;
     const T beta_t = static_cast<T>(beta1);
-    const bool more = k < last;
     // One chain per iteration, summed in a fixed order: the weights do not depend on the
-    // thread count.
+    // thread count. The buffer leaves with P(h = 1 | v) at beta1, which the transition samples.
+    const T step = static_cast<T>(beta1 - beta0);
 #pragma omp parallel for schedule(static) if (parallel_rows)
     for (int64_t r = 0; r < n; ++r) {
       const int32_t* ones = v_indices.data() + r * nv;
       double visible_part = 0.0;
       for (int32_t q = 0; q < v_counts[r]; ++q) visible_part += bias_gap[ones[q]];
       T* a = hidden.data() + r * ldt;
-      double hidden_part = 0.0;
-#pragma omp simd reduction(+ : hidden_part)
+      T largest = T(0);
+#pragma omp simd reduction(max : largest)
       for (int64_t j = 0; j < nh; ++j) {
-        const T pre = a[j] + c[j];
-        hidden_part += ais_hidden_increment(pre, beta0, beta1);
-        a[j] = beta_t * pre;
+        a[j] += c[j];
+        largest = std::max(largest, a[j] < T(0) ? -a[j] : a[j]);
+      }
+      double hidden_part = 0.0;
+      if (static_cast<double>(step) * static_cast<double>(largest) <= 0.5) {
+#pragma omp simd reduction(+ : hidden_part)
+        for (int64_t j = 0; j < nh; ++j) {
+          const T s = sigmoid(beta_t * a[j]);
+          hidden_part += static_cast<double>(ais_hidden_increment_small_step(s, step * a[j]));
+          a[j] = s;
+        }
+      } else {
+#pragma omp simd reduction(+ : hidden_part)
+        for (int64_t j = 0; j < nh; ++j) {
+          hidden_part += ais_hidden_increment(a[j], beta0, beta1);
+          a[j] = sigmoid(beta_t * a[j]);
+        }
       }
       p.log_weights[r] += (beta1 - beta0) * visible_part + hidden_part;
     }
-    if (!more) break;
+    if (k == last) break;
     // The transition at beta1, which leaves p_beta1 invariant: h | v, then v | h.
-    bernoulli<T>(hidden.data(), ldt, false, hidden.data(), ldt, n, nh, nullptr, at(p.stream, 2 * k - 1),
-                 h_indices.data(), h_counts.data(), nh);
+    BernoulliParams<T> draw_h{hidden.data(), nullptr, nullptr, hidden.data(), n, nh, ldt, ldt, ldt,
+                              /*from_logits=*/false, at(p.stream, 2 * k - 1)};
+    draw_h.indices = h_indices.data();
+    draw_h.counts = h_counts.data();
+    draw_h.indices_stride = nh;
+    sample_bernoulli(draw_h);
     const BinaryOperand<T> hs{hidden.data(), ldt, h_indices.data(), h_counts.data(), nh, nnz(h_counts.data()), n, nh};
     product(hs, layouts.W.data(), ldw, nv, visible.data(), ldw);
     for (int64_t i = 0; i < nv; ++i)
