@@ -18,6 +18,43 @@ from .random import Generator
 _SPARSE_CHUNK_ROWS = 4096
 
 
+# ---- parameter checks shared by the estimators ---------------------------------------------------
+def _check_integer(estimator, name, minimum, allow_none=False):
+    value = getattr(estimator, name)
+    if allow_none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_number(estimator, name, low, high=None, low_open=False, high_open=False):
+    value = getattr(estimator, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    if value < low or (low_open and value == low) or (high is not None and (value > high or (high_open and value == high))):
+        interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+
+
+def _check_rbm_params(estimator):
+    """The training parameters every RBM estimator has (and their dtype option)."""
+    _check_integer(estimator, "n_components", 1)
+    _check_number(estimator, "learning_rate", 0.0, low_open=True)
+    _check_integer(estimator, "batch_size", 1)
+    _check_integer(estimator, "n_iter", 0)
+    _check_integer(estimator, "cd_k", 1)
+    _check_integer(estimator, "n_chains", 1, allow_none=True)
+    _check_number(estimator, "momentum", 0.0, 1.0, high_open=True)
+    _check_number(estimator, "weight_decay", 0.0)
+    if estimator.dtype is not None:
+        try:
+            dtype = np.dtype(estimator.dtype)
+        except TypeError:  # not a dtype at all: refused below, naming dtype
+            dtype = None
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be None, 'float32' or 'float64', got {estimator.dtype!r}")
+
+
 class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Bernoulli restricted Boltzmann machine trained by persistent contrastive divergence.
 
@@ -119,42 +156,13 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     # ---- validation ----------------------------------------------------------------------------
     def _check_params(self):
-        def integer(name, minimum, allow_none=False):
-            value = getattr(self, name)
-            if allow_none and value is None:
-                return
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-        def number(name, low, high=None, low_open=False, high_open=False):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-                raise ValueError(f"{name} must be a finite real number, got {value!r}")
-            if value < low or (low_open and value == low) or (high is not None and (value > high or (high_open and value == high))):
-                interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}{')' if high_open or high is None else ']'}"
-                raise ValueError(f"{name} must be in {interval}, got {value!r}")
-
-        integer("n_components", 1)
-        number("learning_rate", 0.0, low_open=True)
-        integer("batch_size", 1)
-        integer("n_iter", 0)
-        integer("cd_k", 1)
-        integer("n_chains", 1, allow_none=True)
-        number("momentum", 0.0, 1.0, high_open=True)
-        number("weight_decay", 0.0)
-        integer("n_temperatures", 1)
-        number("min_beta", 0.0, 1.0, high_open=True)
+        _check_rbm_params(self)
+        _check_integer(self, "n_temperatures", 1)
+        _check_number(self, "min_beta", 0.0, 1.0, high_open=True)
         if self.n_temperatures > 1 and not self.persistent:
             raise ValueError("n_temperatures > 1 (parallel tempering) needs persistent=True")
         if not isinstance(self.persistent, (bool, np.bool_)):
             raise ValueError(f"persistent must be a bool, got {self.persistent!r}")
-        if self.dtype is not None:
-            try:
-                dtype = np.dtype(self.dtype)
-            except TypeError:  # not a dtype at all: refused below, naming dtype
-                dtype = None
-            if dtype not in (np.float32, np.float64):
-                raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
         if self.device != "cpu":
             raise ValueError(
                 f"device must be 'cpu', got {self.device!r}: this build of fastgen has no CUDA backend yet"
@@ -583,39 +591,10 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     # ---- validation ----------------------------------------------------------------------------
     def _check_params(self):
-        def integer(name, minimum, allow_none=False):
-            value = getattr(self, name)
-            if allow_none and value is None:
-                return
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-        def number(name, low, high=None, low_open=False, high_open=False):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-                raise ValueError(f"{name} must be a finite real number, got {value!r}")
-            if value < low or (low_open and value == low) or (high is not None and (value > high or (high_open and value == high))):
-                interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}{')' if high_open or high is None else ']'}"
-                raise ValueError(f"{name} must be in {interval}, got {value!r}")
-
-        integer("n_components", 1)
-        number("learning_rate", 0.0, low_open=True)
-        integer("batch_size", 1)
-        integer("n_iter", 0)
-        integer("cd_k", 1)
-        integer("n_chains", 1, allow_none=True)
-        number("momentum", 0.0, 1.0, high_open=True)
-        number("weight_decay", 0.0)
+        _check_rbm_params(self)
         for name in ("persistent", "learn_sigma"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        if self.dtype is not None:
-            try:
-                dtype = np.dtype(self.dtype)
-            except TypeError:  # not a dtype at all: refused below, naming dtype
-                dtype = None
-            if dtype not in (np.float32, np.float64):
-                raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
 
     def _validate_X(self, X, reset, training=False):
         X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
