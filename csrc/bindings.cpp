@@ -253,6 +253,143 @@ void py_binary_transposed_matmul(const Array<int32_t>& indices, const Array<int3
   binary_matmul<T>(t, mp, N, N, nullptr, op, N);
 }
 
+// One draw per row of logits [rows, cols] (or one row [cols]) into out [rows] (int64).
+template <typename T>
+void py_sample_categorical(const Array<T>& logits, Array<int64_t>& out, double temperature, int64_t top_k,
+                           uint64_t seed, uint64_t offset) {
+  need(logits.ndim() == 1 || logits.ndim() == 2, "logits must be 1-D or 2-D");
+  const int64_t rows = rows_of(logits), cols = cols_of(logits);
+  need(cols >= 1, "logits must have at least one column");
+  need(out.size() == rows, "out must have one entry per row");
+  need(temperature > 0.0, "temperature > 0");
+  need(top_k >= 0 && top_k <= cols, "0 <= top_k <= cols");
+  CategoricalParams<T> p{logits.data(), out.mutable_data(), rows, cols, cols, static_cast<T>(temperature), top_k,
+                         {seed, offset}};
+  py::gil_scoped_release nogil;
+  sample_categorical<T>(p);
+}
+
+// z [rows, cols] = mu + exp(logvar / 2) * eps and kl [rows], for mu and logvar [rows, cols].
+template <typename T>
+void py_reparameterize_forward(const Array<T>& mu, const Array<T>& logvar, Array<T>& z, OptArray<T>& kl,
+                               uint64_t seed, uint64_t offset) {
+  need(mu.ndim() == 2 && logvar.ndim() == 2 && z.ndim() == 2, "mu, logvar, z must be 2-D");
+  const int64_t rows = mu.shape(0), cols = mu.shape(1);
+  need(logvar.shape(0) == rows && logvar.shape(1) == cols && z.shape(0) == rows && z.shape(1) == cols,
+       "mu, logvar and z must have the same shape");
+  need(!kl || kl->size() == rows, "kl must have one entry per row");
+  ReparamParams<T> p{mu.data(), logvar.data(), z.mutable_data(), mut(kl), rows, cols, cols, cols, {seed, offset}};
+  py::gil_scoped_release nogil;
+  reparameterize_forward<T>(p);
+}
+
+template <typename T>
+void py_reparameterize_backward(const OptArray<T>& grad_z, const OptArray<T>& grad_kl, const Array<T>& mu,
+                                const Array<T>& logvar, Array<T>& grad_mu, Array<T>& grad_logvar, uint64_t seed,
+                                uint64_t offset) {
+  need(mu.ndim() == 2, "mu must be 2-D");
+  const int64_t rows = mu.shape(0), cols = mu.shape(1), n = rows * cols;
+  need(logvar.size() == n && grad_mu.size() == n && grad_logvar.size() == n && (!grad_z || grad_z->size() == n),
+       "mu, logvar, grad_z, grad_mu, grad_logvar must have the same shape");
+  need(!grad_kl || grad_kl->size() == rows, "grad_kl must have one entry per row");
+  ReparamBackwardParams<T> p{ptr(grad_z), ptr(grad_kl), mu.data(), logvar.data(), grad_mu.mutable_data(),
+                             grad_logvar.mutable_data(), rows, cols, {seed, offset}};
+  py::gil_scoped_release nogil;
+  reparameterize_backward<T>(p);
+}
+
+// Pooling kernels over [planes, H, W] arrays (shapes checked in fastgen/ops/pool.py).
+template <typename T>
+void py_max_pool2d(const Array<T>& in, Array<T>& out, Array<int64_t>& indices, std::array<int64_t, 6> window) {
+  need(in.ndim() == 3 && out.ndim() == 3 && indices.size() == out.size() && out.shape(0) == in.shape(0),
+       "max_pool2d: in [planes, H, W], out and indices [planes, out_h, out_w]");
+  PoolGeometry g{in.shape(0), in.shape(1), in.shape(2), out.shape(1), out.shape(2),
+                 window[0], window[1], window[2], window[3], window[4], window[5]};
+  need(g.kernel_h >= 1 && g.kernel_w >= 1 && g.stride_h >= 1 && g.stride_w >= 1 && g.pad_h >= 0 && g.pad_w >= 0 &&
+           2 * g.pad_h <= g.kernel_h && 2 * g.pad_w <= g.kernel_w &&
+           g.out_h == (g.in_h + 2 * g.pad_h - g.kernel_h) / g.stride_h + 1 &&
+           g.out_w == (g.in_w + 2 * g.pad_w - g.kernel_w) / g.stride_w + 1,
+       "max_pool2d: window does not produce the output size");
+  py::gil_scoped_release nogil;
+  max_pool2d_forward<T>(g, in.data(), out.mutable_data(), indices.mutable_data());
+}
+
+template <typename T>
+void py_scatter_planes(const Array<T>& src, const Array<int64_t>& indices, Array<T>& dst, bool accumulate) {
+  need(src.ndim() >= 1 && dst.ndim() >= 1 && src.shape(0) == dst.shape(0) && indices.size() == src.size(),
+       "scatter_planes: src and indices [planes, ...], dst [planes, ...]");
+  const int64_t planes = src.shape(0);
+  const int64_t src_plane = planes ? src.size() / planes : 0, dst_plane = planes ? dst.size() / planes : 0;
+  const int64_t* idx = indices.data();
+  for (int64_t i = 0; i < indices.size(); ++i) need(idx[i] >= 0 && idx[i] < dst_plane, "index outside the plane");
+  py::gil_scoped_release nogil;
+  scatter_planes<T>(src.data(), idx, planes, src_plane, dst.mutable_data(), dst_plane, accumulate);
+}
+
+template <typename T> void py_gather_planes(const Array<T>& src, const Array<int64_t>& indices, Array<T>& dst) {
+  need(src.ndim() >= 1 && dst.ndim() >= 1 && src.shape(0) == dst.shape(0) && indices.size() == dst.size(),
+       "gather_planes: src [planes, ...], indices and dst [planes, ...]");
+  const int64_t planes = src.shape(0);
+  const int64_t src_plane = planes ? src.size() / planes : 0, dst_plane = planes ? dst.size() / planes : 0;
+  const int64_t* idx = indices.data();
+  for (int64_t i = 0; i < indices.size(); ++i) need(idx[i] >= 0 && idx[i] < src_plane, "index outside the plane");
+  py::gil_scoped_release nogil;
+  gather_planes<T>(src.data(), src_plane, idx, planes, dst_plane, dst.mutable_data());
+}
+
+template <typename T> void py_avg_unpool2d(const Array<T>& in, Array<T>& out, int64_t kh, int64_t kw, bool backward) {
+  // forward: in [planes, h, w] -> out [planes, h kh, w kw]; backward: in is the gradient of out.
+  const Array<T>& small = backward ? out : in;
+  const Array<T>& big = backward ? in : out;
+  need(small.ndim() == 3 && big.ndim() == 3 && kh >= 1 && kw >= 1 && big.shape(0) == small.shape(0) &&
+           big.shape(1) == small.shape(1) * kh && big.shape(2) == small.shape(2) * kw,
+       "avg_unpool2d: shapes [planes, h, w] and [planes, h * kh, w * kw]");
+  py::gil_scoped_release nogil;
+  if (backward) {
+    avg_unpool2d_backward<T>(in.data(), out.shape(0), out.shape(1), out.shape(2), kh, kw, out.mutable_data());
+  } else {
+    avg_unpool2d_forward<T>(in.data(), in.shape(0), in.shape(1), in.shape(2), kh, kw, out.mutable_data());
+  }
+}
+
+// Transposed convolution pieces (shapes checked in fastgen/ops/conv.py). geometry: batch, in_c, in_h, in_w, out_c,
+// out_h, out_w, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w.
+ConvTransposeGeometry conv_geometry(const std::array<int64_t, 13>& v) {
+  ConvTransposeGeometry g{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
+  need(g.kernel_h >= 1 && g.kernel_w >= 1 && g.stride_h >= 1 && g.stride_w >= 1 && g.pad_h >= 0 && g.pad_w >= 0,
+       "conv geometry");
+  return g;
+}
+
+template <typename T>
+void py_conv_transpose2d_output(const Array<T>& cols, const OptArray<T>& bias, Array<T>& out,
+                                std::array<int64_t, 13> geometry, int activation, T slope) {
+  const ConvTransposeGeometry g = conv_geometry(geometry);
+  need(cols.size() == g.out_c * g.kernel_h * g.kernel_w * g.batch * g.in_h * g.in_w, "cols size");
+  need(out.size() == g.batch * g.out_c * g.out_h * g.out_w, "out size");
+  need(!bias || bias->size() == g.out_c, "bias size");
+  need(activation >= 0 && activation <= 4, "activation code");
+  ConvTransposeParams<T> p{g, cols.data(), ptr(bias), out.mutable_data(), activation, slope};
+  py::gil_scoped_release nogil;
+  conv_transpose2d_output<T>(p);
+}
+
+template <typename T> void py_conv_transpose2d_im2col(const Array<T>& grad, Array<T>& cols, std::array<int64_t, 13> geometry) {
+  const ConvTransposeGeometry g = conv_geometry(geometry);
+  need(cols.size() == g.out_c * g.kernel_h * g.kernel_w * g.batch * g.in_h * g.in_w, "cols size");
+  need(grad.size() == g.batch * g.out_c * g.out_h * g.out_w, "grad size");
+  py::gil_scoped_release nogil;
+  conv_transpose2d_im2col<T>(g, grad.data(), cols.mutable_data());
+}
+
+template <typename T>
+void py_activation_backward(const Array<T>& grad_out, const Array<T>& y, Array<T>& grad_in, int activation, T slope) {
+  need(grad_out.size() == y.size() && grad_in.size() == y.size(), "shapes must match");
+  need(activation >= 0 && activation <= 4, "activation code");
+  py::gil_scoped_release nogil;
+  activation_backward<T>(grad_out.data(), y.data(), y.size(), activation, slope, grad_in.mutable_data());
+}
+
 void* capsule_pointer(const py::capsule& c) {
   void* p = PyCapsule_GetPointer(c.ptr(), PyCapsule_GetName(c.ptr()));
   if (p == nullptr) throw py::error_already_set();
@@ -285,6 +422,22 @@ template <typename T> void bind_dtype(py::module_& m) {
         py::arg("learning_rate"), py::arg("momentum"), py::arg("weight_decay"));
   m.def("binary_rows", &py_binary_rows<T>, nc("x"));
   m.def("binary_matmul", &py_binary_matmul<T>, nc("indices"), nc("counts"), nc("M"), opt("bias"), nc("out"));
+  m.def("sample_categorical", &py_sample_categorical<T>, nc("logits"), nc("out"), py::arg("temperature"),
+        py::arg("top_k"), py::arg("seed"), py::arg("offset"));
+  m.def("reparameterize_forward", &py_reparameterize_forward<T>, nc("mu"), nc("logvar"), nc("z"), opt("kl"),
+        py::arg("seed"), py::arg("offset"));
+  m.def("reparameterize_backward", &py_reparameterize_backward<T>, opt("grad_z"), opt("grad_kl"), nc("mu"),
+        nc("logvar"), nc("grad_mu"), nc("grad_logvar"), py::arg("seed"), py::arg("offset"));
+  m.def("max_pool2d", &py_max_pool2d<T>, nc("input"), nc("out"), nc("indices"), py::arg("window"));
+  m.def("scatter_planes", &py_scatter_planes<T>, nc("src"), nc("indices"), nc("dst"), py::arg("accumulate"));
+  m.def("gather_planes", &py_gather_planes<T>, nc("src"), nc("indices"), nc("dst"));
+  m.def("avg_unpool2d", &py_avg_unpool2d<T>, nc("input"), nc("out"), py::arg("kernel_h"), py::arg("kernel_w"),
+        py::arg("backward"));
+  m.def("conv_transpose2d_output", &py_conv_transpose2d_output<T>, nc("cols"), opt("bias"), nc("out"),
+        py::arg("geometry"), py::arg("activation"), py::arg("slope"));
+  m.def("conv_transpose2d_im2col", &py_conv_transpose2d_im2col<T>, nc("grad"), nc("cols"), py::arg("geometry"));
+  m.def("activation_backward", &py_activation_backward<T>, nc("grad_out"), nc("y"), nc("grad_in"),
+        py::arg("activation"), py::arg("slope"));
   m.def("binary_transposed_matmul", &py_binary_transposed_matmul<T>, nc("indices"), nc("counts"), py::arg("K"),
         nc("M"), nc("out"));
 }

@@ -186,6 +186,98 @@ template <typename T> struct AISParams {
 // log Z_B ~ log Z_A + log mean exp(log_weights), accumulated in double.
 template <typename T> void rbm_ais(const AISParams<T>& p);
 
+// ---- categorical.cpp -----------------------------------------------------------------------
+
+template <typename T> struct CategoricalParams {
+  const T* logits;        // [rows, cols] unnormalised log-probabilities, finite
+  int64_t* out;           // [rows] the drawn column of each row, in [0, cols)
+  int64_t rows, cols;     // cols >= 1
+  int64_t logits_stride;  // row stride of logits
+  T temperature;          // > 0: draws from softmax(logits / temperature)
+  int64_t top_k;          // 1..cols: only the k largest logits of a row compete (ties: lower
+                          // columns first); 0 or cols: all of them
+  RandomStream stream;    // consumes 1 offset; element (r, c) uses index r * cols + c
+};
+// One categorical draw per row, Gumbel-max (kernels/include/fastgen/categorical.h) with the
+// temperature and the top-k truncation fused: one pass over each row (plus a partial
+// selection with top_k). Column c's uniform does not depend on top_k or on the other rows.
+template <typename T> void sample_categorical(const CategoricalParams<T>& p);
+
+// ---- reparam.cpp ---------------------------------------------------------------------------
+
+template <typename T> struct ReparamParams {
+  const T* mu;          // [rows, cols]
+  const T* logvar;      // [rows, cols]
+  T* z;                 // [rows, cols] out: mu + exp(logvar / 2) * eps (contiguous)
+  T* kl;                // [rows] out: sum over cols of KL(N(mu, exp(logvar)) || N(0, 1)), or nullptr
+  int64_t rows, cols;
+  int64_t mu_stride, logvar_stride;  // row strides
+  RandomStream stream;  // consumes 1 offset; eps of element (r, c) is normal number r * cols + c
+};
+template <typename T> void reparameterize_forward(const ReparamParams<T>& p);
+
+template <typename T> struct ReparamBackwardParams {
+  const T* grad_z;      // [rows, cols] or nullptr (z unused)
+  const T* grad_kl;     // [rows] or nullptr (kl unused)
+  const T* mu;          // [rows, cols]
+  const T* logvar;      // [rows, cols]
+  T* grad_mu;           // [rows, cols] out
+  T* grad_logvar;       // [rows, cols] out
+  int64_t rows, cols;   // all contiguous
+  RandomStream stream;  // the forward's: eps is drawn again, not stored
+};
+template <typename T> void reparameterize_backward(const ReparamBackwardParams<T>& p);
+
+// ---- pool.cpp ------------------------------------------------------------------------------
+// Images are [planes, H, W] with planes = batch * channels, each plane contiguous; indices are
+// flat positions h * W + w inside the input plane of the pooling (torch's convention).
+
+struct PoolGeometry {
+  int64_t planes, in_h, in_w, out_h, out_w;
+  int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;  // out = (in + 2 pad - kernel) / stride + 1
+};
+// out, indices: [planes, out_h, out_w]; the first maximum of each window (padding never wins).
+template <typename T> void max_pool2d_forward(const PoolGeometry& g, const T* in, T* out, int64_t* indices);
+// dst [planes, dst_plane] = 0, then dst[plane][indices[i]] (+)= src[plane][i] for src [planes, src_plane]:
+// max unpooling (assign) and max pooling's backward (accumulate, fixed order).
+template <typename T> void scatter_planes(const T* src, const int64_t* indices, int64_t planes, int64_t src_plane,
+                                          T* dst, int64_t dst_plane, bool accumulate);
+// dst [planes, dst_plane] = src [planes, src_plane] at indices [planes, dst_plane]: max unpooling's backward.
+template <typename T> void gather_planes(const T* src, int64_t src_plane, const int64_t* indices, int64_t planes,
+                                         int64_t dst_plane, T* dst);
+// Average unpooling, in [planes, h, w] -> out [planes, h * kh, w * kw] (each value fills its block),
+// and its adjoint (block sums).
+template <typename T> void avg_unpool2d_forward(const T* in, int64_t planes, int64_t h, int64_t w, int64_t kh,
+                                                int64_t kw, T* out);
+template <typename T> void avg_unpool2d_backward(const T* grad_out, int64_t planes, int64_t h, int64_t w, int64_t kh,
+                                                 int64_t kw, T* grad_in);
+
+// ---- conv.cpp ------------------------------------------------------------------------------
+// Transposed convolution, x [batch, in_c, in_h, in_w] * weight [in_c, out_c, kernel_h, kernel_w]
+// -> out [batch, out_c, out_h, out_w], out_h = (in_h - 1) stride_h - 2 pad_h + kernel_h + output_padding_h.
+// The caller computes cols = weight^T @ X, X = x as [in_c, batch * in_h * in_w] (one GEMM).
+
+struct ConvTransposeGeometry {
+  int64_t batch, in_c, in_h, in_w, out_c, out_h, out_w;
+  int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+};
+template <typename T> struct ConvTransposeParams {
+  ConvTransposeGeometry geometry;
+  const T* cols;    // [out_c * kernel_h * kernel_w, batch * in_h * in_w]
+  const T* bias;    // [out_c] or nullptr
+  T* out;           // [batch, out_c, out_h, out_w]
+  int activation;   // fastgen::Activation (kernels/include/fastgen/activation.h)
+  T slope;          // leaky_relu's negative slope
+};
+// The output pass: gather the contributions of cols, add the bias, apply the activation.
+template <typename T> void conv_transpose2d_output(const ConvTransposeParams<T>& p);
+// Backward: cols [out_c * kernel_h * kernel_w, batch * in_h * in_w] gathered from grad [batch, out_c, out_h, out_w];
+// then grad_x = weight @ cols and grad_weight = X @ cols^T (BLAS, by the caller).
+template <typename T> void conv_transpose2d_im2col(const ConvTransposeGeometry& g, const T* grad, T* cols);
+// grad_in = grad_out * act'(x), from the activation's output y.                     // all [n]
+template <typename T> void activation_backward(const T* grad_out, const T* y, int64_t n, int activation, T slope,
+                                               T* grad_in);
+
 // ---- blas.cpp ------------------------------------------------------------------------------
 
 // Row-major GEMM: C[M, N] = alpha * op(A)[M, K] @ op(B)[K, N] + beta * C.

@@ -11,6 +11,11 @@ Subcommands:
     ``waveforms.png``.
 ``fastgen train rbm DATA``
     Trains (or continues) a Bernoulli RBM on a .npy / .npz / MNIST-IDX file.
+``fastgen train smiles DATA``
+    Trains (or resumes) a character-level LSTM/GRU language model on a MOSES-style SMILES CSV.
+``fastgen sample smiles MODEL``
+    Samples SMILES strings from a trained model, writes them to a file, prints the MOSES
+    metrics (validity, uniqueness, novelty).
 ``fastgen bench ...``
     Runs the repository's benchmark harness (``python -m bench ...``).
 
@@ -429,6 +434,124 @@ def cmd_train_rbm(args) -> int:
     return 0
 
 
+# ---- SMILES language model --------------------------------------------------------------------
+SMILES_DEFAULTS = dict(epochs=5, hidden=256, layers=2, embedding=64, dropout=0.1, cell="lstm", batch_size=128,
+                       lr=2e-3, clip=1.0, val_fraction=0.05)
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        raise CommandError("the SMILES model needs PyTorch: pip install 'fastgen[torch]'") from None
+    return torch
+
+
+def _set_threads(torch, threads) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def _split_smiles(strings, val_fraction: float, seed: int):
+    """(train, val): a seeded random val_fraction of the strings held out."""
+    n_val = int(round(len(strings) * val_fraction))
+    if val_fraction > 0 and n_val == 0:
+        n_val = 1
+    if n_val >= len(strings):
+        raise CommandError(f"--val-fraction {val_fraction} leaves no training strings out of {len(strings)}")
+    order = np.random.default_rng(seed).permutation(len(strings))
+    val = set(order[:n_val].tolist())
+    return [s for i, s in enumerate(strings) if i not in val], [s for i, s in enumerate(strings) if i in val]
+
+
+def cmd_train_smiles(args) -> int:
+    torch = _import_torch()
+    from .smiles import Vocabulary, load_smiles_csv
+    from .torch.smiles import SmilesLM, SmilesTrainer, TrainConfig, load_checkpoint, trainer_from_checkpoint
+
+    _set_threads(torch, args.threads)
+    strings = load_smiles_csv(args.data)
+    if args.resume:
+        state = load_checkpoint(args.resume)
+        extra = state.get("extra", {})
+        val_fraction, seed = extra.get("val_fraction", 0.0), state["train_config"]["seed"]
+        train, val = _split_smiles(strings, val_fraction, seed)
+        trainer = trainer_from_checkpoint(state, train, val)
+        epochs = args.epochs if args.epochs is not None else trainer.epoch
+        out = Path(args.out) if args.out else Path(args.resume)
+        print(f"resumed {args.resume}: {trainer.epoch} epochs done"
+              + (f" and {trainer.step} batches of the next" if trainer.step else ""))
+    else:
+        d = SMILES_DEFAULTS
+        val_fraction = d["val_fraction"] if args.val_fraction is None else args.val_fraction
+        if not 0.0 <= val_fraction < 1.0:
+            raise CommandError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+        train, val = _split_smiles(strings, val_fraction, args.seed)
+        vocab = Vocabulary.from_strings(train)
+        torch.manual_seed(args.seed)  # the initial weights
+        model = SmilesLM(len(vocab), embedding_dim=args.embedding or d["embedding"], hidden_size=args.hidden or
+                         d["hidden"], num_layers=args.layers or d["layers"],
+                         dropout=d["dropout"] if args.dropout is None else args.dropout, cell=args.cell or d["cell"])
+        config = TrainConfig(learning_rate=args.lr or d["lr"], batch_size=args.batch_size or d["batch_size"],
+                             clip_norm=d["clip"] if args.clip is None else args.clip, seed=args.seed)
+        trainer = SmilesTrainer(model, vocab, train, val, config)
+        epochs = args.epochs if args.epochs is not None else d["epochs"]
+        out = Path(args.out or "fastgen_output/smiles_lm.pt")
+        extra = {}
+    extra = {**extra, "data": str(Path(args.data).resolve()), "val_fraction": val_fraction}
+    c, m = trainer.config, trainer.model.config
+    print(f"data: {args.data}: {len(train)} training / {len(val)} validation strings, {len(trainer.vocab)} tokens")
+    print(f"model: {m.num_layers}-layer {m.cell.upper()}, hidden {m.hidden_size}, embedding {m.embedding_dim}, "
+          f"dropout {m.dropout}; Adam lr {c.learning_rate}, batch {c.batch_size}, clip {c.clip_norm}, "
+          f"seed {c.seed}; {torch.get_num_threads()} threads", flush=True)
+    start = time.perf_counter()
+    first_epoch = trainer.epoch
+    history = trainer.train(epochs, checkpoint=out, checkpoint_every=args.checkpoint_every, extra=extra)
+    seconds = time.perf_counter() - start
+    trained = trainer.epoch > first_epoch
+    if not trained and not args.resume:
+        trainer.save(out, extra)  # --epochs 0: the untrained model
+    for h in history:
+        val_text = "-" if h["val_loss"] is None else f"{h['val_loss']:.4f}"
+        print(f"epoch {h['epoch']}: train loss {h['train_loss']:.4f}, validation loss {val_text} (nats/token), "
+              f"{h['seconds']:.0f} s")
+    if trained:
+        print(f"trained epochs {first_epoch + 1} to {trainer.epoch} in {seconds:.1f} s; saved {out}")
+    else:
+        print(f"nothing to train: the model has {trainer.epoch} of --epochs {epochs} epochs done"
+              + ("" if args.resume else f"; saved {out}"))
+    return 0
+
+
+def cmd_sample_smiles(args) -> int:
+    torch = _import_torch()
+    from .random import Generator
+    from .smiles import evaluate_samples, format_metrics, load_smiles_csv, save_smiles
+    from .torch.smiles import generate, load_checkpoint, model_from_checkpoint
+
+    _set_threads(torch, args.threads)
+    state = load_checkpoint(args.model)
+    model, vocab = model_from_checkpoint(state)
+    train_path = args.train or state.get("extra", {}).get("data")
+    training = None
+    if train_path and Path(train_path).is_file():
+        training = load_smiles_csv(train_path)
+    elif args.train:
+        raise CommandError(f"{args.train}: no such file (--train)")
+    start = time.perf_counter()
+    strings = generate(model, vocab, args.n, max_length=args.max_length, temperature=args.temperature,
+                       top_k=args.top_k, generator=Generator(args.seed), prefix=args.prefix)
+    seconds = time.perf_counter() - start
+    path = save_smiles(strings, args.out)
+    print(f"sampled {len(strings)} strings in {seconds:.1f} s (temperature {args.temperature}, top_k "
+          f"{args.top_k or 'all'}, seed {args.seed}); wrote {path}")
+    metrics = evaluate_samples(strings, training)
+    print(format_metrics(metrics))
+    if training is None:
+        print("novelty unavailable: no training data (--train DATA)")
+    return 0
+
+
 # ---- bench ------------------------------------------------------------------------------------
 def _repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
@@ -495,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastgen", description="Compiled kernels for classic generative models (RBMs: CD-k, PCD).")
     parser.add_argument("--version", action="version", version=f"fastgen {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,sample,bench}")
 
     demo = sub.add_parser(
         "demo", help="run a demo: digits (the default: an RBM on scikit-learn's digits beside scikit-learn's own) "
@@ -544,7 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     waves.set_defaults(func=cmd_demo_waveforms)
 
     train = sub.add_parser("train", help="train a model on a data file")
-    train_sub = train.add_subparsers(dest="model", required=True, metavar="{rbm}")
+    train_sub = train.add_subparsers(dest="model", required=True, metavar="{rbm,smiles}")
     d = _TRAIN_DEFAULTS
     rbm = train_sub.add_parser(
         "rbm", help="Bernoulli RBM (PCD by default) on a .npy/.npz/MNIST-IDX file",
@@ -575,6 +698,55 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start from a model saved with --save (a pickle: load only files you trust)")
     rbm.add_argument("--out", default="fastgen_output", help="folder for the PNGs (default: %(default)s)")
     rbm.set_defaults(func=cmd_train_rbm)
+
+    sd = SMILES_DEFAULTS
+    sm = train_sub.add_parser(
+        "smiles", help="character-level LSTM/GRU language model on a SMILES CSV file (needs torch)",
+        description="Train a character-level recurrent language model on the SMILES strings of DATA (a CSV "
+                    "file with a header line 'SMILES', optionally gzipped, like the MOSES splits), holding out "
+                    "a random --val-fraction for the validation loss. Checkpoints (model, optimizer, data "
+                    "order, RNG) go to --out after every epoch; --resume continues one exactly.")
+    sm.add_argument("data", metavar="DATA")
+    sm.add_argument("--epochs", type=_nonnegative_int,
+                    help=f"total epochs (default: {sd['epochs']}; with --resume: the checkpoint's)")
+    sm.add_argument("--hidden", type=_positive_int, help=f"hidden units per layer (default: {sd['hidden']})")
+    sm.add_argument("--layers", type=_positive_int, help=f"recurrent layers (default: {sd['layers']})")
+    sm.add_argument("--embedding", type=_positive_int, help=f"embedding size (default: {sd['embedding']})")
+    sm.add_argument("--dropout", type=float, help=f"(default: {sd['dropout']})")
+    sm.add_argument("--cell", choices=["lstm", "gru"], help=f"(default: {sd['cell']})")
+    sm.add_argument("--batch-size", type=_positive_int, help=f"(default: {sd['batch_size']})")
+    sm.add_argument("--lr", type=float, help=f"Adam learning rate (default: {sd['lr']})")
+    sm.add_argument("--clip", type=float, help=f"gradient-norm clipping, 0 for none (default: {sd['clip']})")
+    sm.add_argument("--val-fraction", type=float, help=f"held out for validation (default: {sd['val_fraction']})")
+    sm.add_argument("--seed", type=_nonnegative_int, default=0,
+                    help="initial weights, data split and order, dropout (default: %(default)s)")
+    sm.add_argument("--out", metavar="MODEL",
+                    help="checkpoint file (default: fastgen_output/smiles_lm.pt; with --resume: that file)")
+    sm.add_argument("--resume", metavar="MODEL", help="continue from a checkpoint (model settings come from it)")
+    sm.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+                    help="also save every N batches (default: after every epoch only)")
+    sm.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's)")
+    sm.set_defaults(func=cmd_train_smiles)
+
+    sample = sub.add_parser("sample", help="sample from a trained model")
+    sample_sub = sample.add_subparsers(dest="model", required=True, metavar="{smiles}")
+    ss = sample_sub.add_parser(
+        "smiles", help="SMILES strings from a model trained with 'fastgen train smiles' (needs torch)",
+        description="Sample -n strings from MODEL, write them to --out (CSV, header SMILES) and print the MOSES "
+                    "metrics: validity (RDKit parses it; needs 'fastgen[chem]'), uniqueness among the valid "
+                    "ones, novelty against the training data (--train, default: the file it was trained on).")
+    ss.add_argument("model", metavar="MODEL")
+    ss.add_argument("-n", type=_positive_int, default=1000, help="strings to sample (default: %(default)s)")
+    ss.add_argument("--temperature", type=float, default=1.0, help="(default: %(default)s)")
+    ss.add_argument("--top-k", type=_positive_int, help="draw among the k most likely tokens only (default: all)")
+    ss.add_argument("--max-length", type=_positive_int, default=120, help="tokens per string at most "
+                                                                           "(default: %(default)s)")
+    ss.add_argument("--prefix", default="", help="start every string with this (default: none)")
+    ss.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: %(default)s)")
+    ss.add_argument("--train", metavar="DATA", help="training SMILES for novelty (default: the model's)")
+    ss.add_argument("--out", default="fastgen_output/smiles_samples.csv", help="(default: %(default)s)")
+    ss.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's)")
+    ss.set_defaults(func=cmd_sample_smiles)
 
     # Parsed by bench itself: everything after 'bench' is forwarded (see main).
     sub.add_parser("bench", help="run the benchmark harness: fastgen bench ARGS == python -m bench ARGS "

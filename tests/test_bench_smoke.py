@@ -173,3 +173,23 @@ def test_quality_suite_on_tiny_fake_mnist(tmp_path, monkeypatch, capsys):
     assert timing["summary"]["GEMM floor (2 dense products / temperature)"]["x_floor"] == pytest.approx(1.0)
     _check_targets(timing["targets"])
     _check_targets(doc["scenarios"]["L_ais_log_likelihood_mnist"]["targets"])
+
+
+def test_vae_suite_quick(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    from bench import vae
+
+    monkeypatch.setattr(vae, "LATENTS", (8,))
+    monkeypatch.setattr(vae, "QUICK_BATCH", 16)
+    monkeypatch.setattr(vae, "CALLS_PER_TIMING", 1)
+    out_file = tmp_path / "vae.json"
+    assert bench_main(["vae", "--quick", "--json", "--out", str(out_file), "--repeats", "1", "--cooldown", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "R. reparameterisation + KL" in out and "Targets:" in out
+    doc = json.loads(out_file.read_text())
+    scenario = doc["scenarios"]["R_reparam_16x8_float32"]
+    assert set(scenario["summary"]) == {"torch eager", "torch.compile (inductor)", "fastgen fused op"}
+    _check_targets(scenario["targets"])
+    conv = doc["scenarios"][f"C_conv_transpose_dcgan_batch{vae.QUICK_DCGAN_BATCH}_float32"]
+    assert set(conv["summary"]) == {"F.conv_transpose2d + activation", "fastgen fused op"}
+    _check_targets(conv["targets"])

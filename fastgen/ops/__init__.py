@@ -5,8 +5,10 @@ float64 are computed as given; other real dtypes are converted once (see ``_vali
 Inputs are never modified.
 """
 from .binary import binary_matmul
+from .categorical import sample_categorical
 from .cd import CDGradients, cd_gradients
 from .gibbs import gibbs
+from .reparam import reparameterize
 from .sampling import sample_bernoulli, sample_gaussian
 
-__all__ = ["sample_bernoulli", "sample_gaussian", "gibbs", "cd_gradients", "CDGradients", "binary_matmul"]
+__all__ = ["sample_bernoulli", "sample_gaussian", "gibbs", "cd_gradients", "CDGradients", "binary_matmul", "sample_categorical", "reparameterize"]

@@ -1,0 +1,170 @@
+"""``python -m bench vae``: the VAE's hot ops on the CPU against plain PyTorch.
+
+R. Reparameterisation + KL, forward and backward, batch 4096 x latent 64 and 256, float32:
+   fastgen's fused op (``torch.ops.fastgen.reparameterize``, eps regenerated in the backward)
+   against torch eager (``mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)`` plus the KL
+   expression) and against ``torch.compile`` of that same function (inductor). The loss each
+   implementation differentiates is ``z.sum() + kl.sum()``-like: a fixed weighted sum.
+   Targets: >= 3x eager, >= 1.2x torch.compile.
+C. Transposed convolution + bias + activation, forward, on the four up-sampling layers of the
+   DCGAN generator with 64x64 output (batch 128: 512->256 channels at 8x8, 256->128 at 16x16,
+   128->64 at 32x32, 64->3 at 64x64; kernel 4, stride 2, padding 1; ReLU, tanh on the last):
+   fastgen's fused op against F.conv_transpose2d followed by the activation (oneDNN).
+   Target: at least as fast as the torch pair (ratio >= 1).
+
+(The VAE-epoch scenario of the torch-ops issue is not built yet.)
+"""
+from __future__ import annotations
+
+from .common import (DEFAULT_COOLDOWN_S, RESULTS_DIR, LoadMonitor, background_load, environment,
+                     format_environment, format_table, format_targets, load_warning, register, results_document,
+                     summarize, target, time_interleaved, write_json)
+
+BATCH, LATENTS = 4096, (64, 256)
+QUICK_BATCH = 256
+REPARAM_MIN_SPEEDUP_EAGER = 3.0
+REPARAM_MIN_SPEEDUP_COMPILE = 1.2
+DEFAULT_REPEATS, QUICK_REPEATS = 21, 2
+CALLS_PER_TIMING = 10
+
+
+def eager_reparameterize(mu, logvar):
+    import torch
+
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    kl = 0.5 * (mu * mu + torch.exp(logvar) - 1.0 - logvar).sum(dim=1)
+    return z, kl
+
+
+def reparam_scenario(batch, latent, repeats, cooldown):
+    import torch
+
+    from fastgen import Generator
+    from fastgen.torch.reparam import reparameterize
+
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(batch, latent, generator=g).requires_grad_()
+    logvar = torch.randn(batch, latent, generator=g).mul_(0.5).requires_grad_()
+    weights = torch.randn(batch, latent, generator=g)
+    compiled = torch.compile(eager_reparameterize)
+    gen = Generator(0)
+
+    def step(fn):
+        def run():
+            for _ in range(CALLS_PER_TIMING):
+                mu.grad = logvar.grad = None
+                z, kl = fn(mu, logvar)
+                ((z * weights).sum() + kl.sum()).backward()
+        return run
+
+    fns = {"torch eager": step(eager_reparameterize),
+           "torch.compile (inductor)": step(compiled),
+           "fastgen fused op": step(lambda m, lv: reparameterize(m, lv, gen))}
+    for fn in fns.values():  # compile and warm up outside the timing
+        fn()
+    with LoadMonitor() as mon:
+        times = time_interleaved(fns, repeats, cooldown=cooldown)
+    summary = summarize(times, floor=None, reference="torch eager")
+    title = (f"\nR. reparameterisation + KL, forward + backward, {batch} x {latent} float32, "
+             f"{CALLS_PER_TIMING} calls per timing (median of {repeats})")
+    print(format_table(title, summary, floor=None, reference="torch eager"))
+    warning = load_warning(mon.as_dict())
+    if warning:
+        print("  " + warning)
+    ours = summary["fastgen fused op"]["median_s"]
+    targets = [
+        target(f"reparam {batch}x{latent}: speed-up vs torch eager", summary["torch eager"]["median_s"] / ours, ">=",
+               REPARAM_MIN_SPEEDUP_EAGER, "x"),
+        target(f"reparam {batch}x{latent}: speed-up vs torch.compile",
+               summary["torch.compile (inductor)"]["median_s"] / ours, ">=", REPARAM_MIN_SPEEDUP_COMPILE, "x"),
+    ]
+    print(format_targets(targets))
+    return {"shape": [batch, latent], "dtype": "float32", "summary": summary, "targets": targets,
+            "load": mon.as_dict(), "torch_threads": torch.get_num_threads()}
+
+
+DCGAN_LAYERS = ((512, 256, 4, "relu"), (256, 128, 8, "relu"), (128, 64, 16, "relu"), (64, 3, 32, "tanh"))
+DCGAN_BATCH, QUICK_DCGAN_BATCH = 128, 4
+CONV_MIN_SPEEDUP = 1.0
+
+
+def conv_scenario(batch, repeats, cooldown):
+    import torch
+    import torch.nn.functional as F
+
+    from fastgen.torch.conv import conv_transpose2d
+
+    g = torch.Generator().manual_seed(0)
+    layers = []
+    for c_in, c_out, size, act in DCGAN_LAYERS:
+        x = torch.randn(batch, c_in, size, size, generator=g)
+        w = torch.randn(c_in, c_out, 4, 4, generator=g) * 0.02
+        b = torch.randn(c_out, generator=g) * 0.1
+        layers.append((x, w, b, act))
+    torch_act = {"relu": F.relu, "tanh": torch.tanh}
+
+    def torch_pair():
+        with torch.no_grad():
+            for x, w, b, act in layers:
+                torch_act[act](F.conv_transpose2d(x, w, b, 2, 1))
+
+    def fastgen_op():
+        with torch.no_grad():
+            for x, w, b, act in layers:
+                conv_transpose2d(x, w, b, 2, 1, 0, act)
+
+    fns = {"F.conv_transpose2d + activation": torch_pair, "fastgen fused op": fastgen_op}
+    with LoadMonitor() as mon:
+        times = time_interleaved(fns, repeats, cooldown=cooldown)
+    summary = summarize(times, floor=None, reference="F.conv_transpose2d + activation")
+    title = (f"\nC. transposed convolution + bias + activation, forward, DCGAN generator's 4 up-sampling layers, "
+             f"batch {batch}, float32 (median of {repeats})")
+    print(format_table(title, summary, floor=None, reference="F.conv_transpose2d + activation",
+                       reference_label="torch pair"))
+    warning = load_warning(mon.as_dict())
+    if warning:
+        print("  " + warning)
+    targets = [target(f"conv_transpose2d (DCGAN layers, batch {batch}): speed-up vs the torch pair",
+                      summary["fastgen fused op"]["speedup_vs_reference"], ">=", CONV_MIN_SPEEDUP, "x")]
+    print(format_targets(targets))
+    return {"batch": batch, "layers": [list(layer) for layer in DCGAN_LAYERS], "summary": summary,
+            "targets": targets, "load": mon.as_dict()}
+
+
+def run_suite(args) -> dict:
+    import torch
+
+    quick = bool(getattr(args, "quick", False))
+    repeats = args.repeats or (QUICK_REPEATS if quick else DEFAULT_REPEATS)
+    cooldown = DEFAULT_COOLDOWN_S if getattr(args, "cooldown", None) is None else args.cooldown
+    env = environment()
+    env["torch"] = torch.__version__
+    env["background_load_before"] = background_load(0.25 if quick else 1.0)
+    print("fastgen VAE ops (CPU) vs PyTorch" + (" -- QUICK mode: smoke test only, not for comparison" if quick else ""))
+    print(format_environment(env) + f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads")
+    warning = load_warning(env["background_load_before"])
+    if warning:
+        print("before starting: " + warning.replace("meanwhile", "in the last second"))
+    batch = QUICK_BATCH if quick else BATCH
+    scenarios = {f"R_reparam_{batch}x{latent}_float32": reparam_scenario(batch, latent, repeats, cooldown)
+                 for latent in LATENTS}
+    conv_batch = QUICK_DCGAN_BATCH if quick else DCGAN_BATCH
+    scenarios[f"C_conv_transpose_dcgan_batch{conv_batch}_float32"] = conv_scenario(conv_batch, max(1, repeats // 3),
+                                                                                   cooldown)
+    document = results_document("vae", env, {"quick": quick, "repeats": repeats, "calls_per_timing": CALLS_PER_TIMING},
+                                scenarios)
+    print("\nTargets:")
+    for s in scenarios.values():
+        for t in s["targets"]:
+            print(f"  {t['status']:<6} {t['target']} (measured {t['measured']:.3f}{t['unit']})")
+    return document
+
+
+@register("vae", "VAE/GAN ops vs PyTorch: reparameterisation + KL (eager, torch.compile), transposed convolution", results_file="vae_cpu.json")
+def main(args) -> int:
+    document = run_suite(args)
+    if getattr(args, "json", False):
+        path = write_json(document, getattr(args, "out", None) or RESULTS_DIR / "vae_cpu.json")
+        print(f"\nwrote {path}")
+    return 0
+

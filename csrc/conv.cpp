@@ -1,0 +1,95 @@
+// Transposed convolution around one GEMM: cols = W^T @ X (BLAS, done by the caller) gives, for
+// every input pixel, its kh x kw contributions to each output channel; the output pass below
+// gathers, for every output pixel, the contributions that land on it, adds the bias and
+// applies the activation, writing each output once. The backward's im2col gathers the
+// gradient the other way. Formulas of the activations: kernels/include/fastgen/activation.h.
+#include "fastgen.h"
+#include "fastgen/activation.h"
+#include "philox_cpu.h"  // kParallelMinElements
+
+namespace fastgen {
+namespace cpu {
+namespace {
+
+// The kernel taps (ky) that reach output row oy, and the input rows they come from:
+// oy = iy * stride - pad + ky  =>  iy = (oy + pad - ky) / stride when divisible and in range.
+inline bool source_of(int64_t o, int64_t k, int64_t stride, int64_t pad, int64_t in_size, int64_t& i) {
+  const int64_t t = o + pad - k;
+  if (t < 0 || t % stride != 0) return false;
+  i = t / stride;
+  return i < in_size;
+}
+
+}  // namespace
+
+template <typename T> void conv_transpose2d_output(const ConvTransposeParams<T>& p) {
+  const ConvTransposeGeometry& g = p.geometry;
+  const int64_t in_plane = g.in_h * g.in_w, cols_ld = g.batch * in_plane, out_plane = g.out_h * g.out_w;
+  const Activation act = static_cast<Activation>(p.activation);
+#pragma omp parallel for collapse(2) schedule(static) if (g.batch * g.out_c * out_plane >= kParallelMinElements)
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t co = 0; co < g.out_c; ++co) {
+      T* out = p.out + (n * g.out_c + co) * out_plane;
+      const T b = p.bias ? p.bias[co] : T(0);
+      for (int64_t oy = 0; oy < g.out_h; ++oy) {
+        for (int64_t ox = 0; ox < g.out_w; ++ox) {
+          T sum = b;
+          for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
+            int64_t iy;
+            if (!source_of(oy, ky, g.stride_h, g.pad_h, g.in_h, iy)) continue;
+            for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+              int64_t ix;
+              if (!source_of(ox, kx, g.stride_w, g.pad_w, g.in_w, ix)) continue;
+              const int64_t row = (co * g.kernel_h + ky) * g.kernel_w + kx;
+              sum += p.cols[row * cols_ld + n * in_plane + iy * g.in_w + ix];
+            }
+          }
+          out[oy * g.out_w + ox] = activate(act, sum, p.slope);
+        }
+      }
+    }
+  }
+}
+
+template <typename T> void conv_transpose2d_im2col(const ConvTransposeGeometry& g, const T* grad, T* cols) {
+  const int64_t in_plane = g.in_h * g.in_w, cols_ld = g.batch * in_plane, out_plane = g.out_h * g.out_w;
+  const int64_t rows = g.out_c * g.kernel_h * g.kernel_w;
+#pragma omp parallel for schedule(static) if (rows * cols_ld >= kParallelMinElements)
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t kx = row % g.kernel_w, ky = (row / g.kernel_w) % g.kernel_h, co = row / (g.kernel_w * g.kernel_h);
+    T* c = cols + row * cols_ld;
+    for (int64_t n = 0; n < g.batch; ++n) {
+      const T* src = grad + (n * g.out_c + co) * out_plane;
+      for (int64_t iy = 0; iy < g.in_h; ++iy) {
+        const int64_t oy = iy * g.stride_h - g.pad_h + ky;
+        T* dst = c + n * in_plane + iy * g.in_w;
+        if (oy < 0 || oy >= g.out_h) {
+          for (int64_t ix = 0; ix < g.in_w; ++ix) dst[ix] = T(0);
+          continue;
+        }
+        for (int64_t ix = 0; ix < g.in_w; ++ix) {
+          const int64_t ox = ix * g.stride_w - g.pad_w + kx;
+          dst[ix] = (ox >= 0 && ox < g.out_w) ? src[oy * g.out_w + ox] : T(0);
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void activation_backward(const T* grad_out, const T* y, int64_t n, int activation, T slope, T* grad_in) {
+  const Activation act = static_cast<Activation>(activation);
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMinElements)
+  for (int64_t i = 0; i < n; ++i) grad_in[i] = grad_out[i] * activation_derivative_from_output(act, y[i], slope);
+}
+
+#define FASTGEN_INSTANTIATE(T)                                                                        \
+  template void conv_transpose2d_output<T>(const ConvTransposeParams<T>&);                           \
+  template void conv_transpose2d_im2col<T>(const ConvTransposeGeometry&, const T*, T*);              \
+  template void activation_backward<T>(const T*, const T*, int64_t, int, T, T*);
+FASTGEN_INSTANTIATE(float)
+FASTGEN_INSTANTIATE(double)
+#undef FASTGEN_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace fastgen

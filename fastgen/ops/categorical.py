@@ -1,0 +1,74 @@
+"""Categorical sampling from logits: temperature, top-k and the draw fused in one kernel.
+
+The draw is the Gumbel-max trick on the Philox stream (formula: kernels/include/fastgen/
+categorical.h): row r returns ``argmax_c logit[r, c] - T * log(-log(1 - u[r, c]))``, which is
+distributed as ``softmax(logits[r] / T)``, restricted to the row's ``top_k`` largest logits
+when ``top_k`` is given (ties at the boundary go to the lower columns). ``u[r, c]`` is uniform
+number ``r * n_categories + c`` of the call (one offset), whatever ``top_k``.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _cpu
+from .._backend import wrap_like
+from ..random import as_generator
+from ._validate import float_array
+
+__all__ = ["sample_categorical"]
+
+
+def check_temperature(temperature) -> float:
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not np.isfinite(temperature) \
+            or temperature <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return float(temperature)
+
+
+def check_top_k(top_k, n_categories: int) -> int:
+    """``None`` -> 0 (no truncation, the kernel's convention); else an int in 1..n_categories."""
+    if top_k is None:
+        return 0
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or not 1 <= top_k <= n_categories:
+        raise ValueError(f"top_k must be None or an integer in 1..{n_categories} (the number of categories), "
+                         f"got {top_k!r}")
+    return int(top_k)
+
+
+def sample_categorical_numpy(logits: np.ndarray, temperature: float, top_k: int, seed: int, offset: int) -> np.ndarray:
+    """The kernel call on validated input: C-contiguous float32/float64 logits of 1 or 2 dims,
+    ``top_k`` 0 (all) or 1..n; returns int64 of shape ``logits.shape[:-1]``."""
+    out = np.empty(logits.shape[:-1], dtype=np.int64)
+    _cpu.C.sample_categorical(logits, out.reshape(-1), temperature, top_k, seed, offset)
+    return out
+
+
+def sample_categorical(logits, *, temperature: float = 1.0, top_k: int | None = None, generator=None):
+    """One draw per row from ``softmax(logits / temperature)``, optionally over the top k only.
+
+    Parameters
+    ----------
+    logits : array of shape (n, m) or (m,)
+        Unnormalised log-probabilities of m >= 1 categories, finite; float32 or float64 are used
+        as given (other real dtypes are converted, see ``fastgen.ops``).
+    temperature : float > 0
+        Divides the logits. Small values approach the argmax; 1 samples the model as is.
+    top_k : int in 1..m, or None
+        Keep only the k largest logits of each row (ties: lower columns first). None: all.
+    generator : fastgen.Generator, int or None
+        Takes one offset; column c of row r uses uniform number ``r * m + c``.
+
+    Returns
+    -------
+    int64 array of shape (n,) (or a 0-d array for 1-D logits), in the framework of ``logits``.
+    """
+    a = float_array(logits, "logits", ndim=(1, 2))
+    if a.shape[-1] == 0:
+        raise ValueError(f"logits must have at least one category (last axis), got shape {a.shape}")
+    t = check_temperature(temperature)
+    k = check_top_k(top_k, a.shape[-1])
+    gen = as_generator(generator)
+    out = sample_categorical_numpy(a, t, k, gen.seed, gen.take())
+    return wrap_like(out, logits)

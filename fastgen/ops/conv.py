@@ -1,0 +1,92 @@
+"""Transposed convolution with the bias and activation fused into its output pass (the DCGAN
+generator's layer), validated once here; the torch op with autograd is in
+:mod:`fastgen.torch.conv`.
+
+``x`` (N, C_in, H, W), ``weight`` (C_in, C_out, kH, kW) (torch's ConvTranspose2d layout),
+``bias`` (C_out,) or None; output (N, C_out, H_out, W_out) with
+``H_out = (H - 1) stride - 2 padding + kH + output_padding`` (no dilation, no groups).
+Computed as one GEMM, ``cols = W^T @ X`` with X = x as (C_in, N H W), then an output pass that
+gathers each output pixel's contributions, adds the bias and applies the activation.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _cpu
+from .._backend import wrap_like
+from ._validate import float_array
+from .pool import pair
+
+ACTIVATIONS = {"none": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
+
+
+def activation_code(activation) -> int:
+    if activation is None:
+        return 0
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or None, got {activation!r}")
+    return ACTIVATIONS[activation]
+
+
+def check_slope(negative_slope) -> float:
+    if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real) or \
+            not np.isfinite(negative_slope):
+        raise ValueError(f"negative_slope must be a finite real number, got {negative_slope!r}")
+    return float(negative_slope)
+
+
+def conv_transpose_geometry(x_shape, w_shape, bias_shape, stride, padding, output_padding):
+    """Validated 13-entry geometry (batch, in_c, in_h, in_w, out_c, out_h, out_w, kh, kw, sh, sw, ph, pw)."""
+    if len(x_shape) != 4:
+        raise ValueError(f"x must be 4-D (N, C_in, H, W), got shape {tuple(x_shape)}")
+    if len(w_shape) != 4:
+        raise ValueError(f"weight must be 4-D (C_in, C_out, kH, kW), got shape {tuple(w_shape)}")
+    n, c_in, h, w = x_shape
+    if w_shape[0] != c_in:
+        raise ValueError(f"weight must have C_in = {c_in} rows (x's channels) in its first axis, got shape "
+                         f"{tuple(w_shape)}")
+    c_out, kh, kw = w_shape[1:]
+    if min(c_out, kh, kw) < 1:
+        raise ValueError(f"weight must have C_out, kH, kW >= 1, got shape {tuple(w_shape)}")
+    if bias_shape is not None and tuple(bias_shape) != (c_out,):
+        raise ValueError(f"bias must have shape ({c_out},), got {tuple(bias_shape)}")
+    sh, sw = pair(stride, "stride", 1)
+    ph, pw = pair(padding, "padding", 0)
+    oph, opw = pair(output_padding, "output_padding", 0)
+    if oph >= sh or opw >= sw:
+        raise ValueError(f"output_padding must be smaller than stride, got output_padding {(oph, opw)} with "
+                         f"stride {(sh, sw)}")
+    out_h = (h - 1) * sh - 2 * ph + kh + oph
+    out_w = (w - 1) * sw - 2 * pw + kw + opw
+    if h < 1 or w < 1 or out_h < 1 or out_w < 1:
+        raise ValueError(f"stride {(sh, sw)}, padding {(ph, pw)} and kernel {(kh, kw)} give no output for an input of "
+                         f"size {(h, w)} (output {(out_h, out_w)})")
+    return (n, c_in, h, w, c_out, out_h, out_w, kh, kw, sh, sw, ph, pw)
+
+
+def output_pass(cols: np.ndarray, bias, geometry, activation: int, slope: float, dtype) -> np.ndarray:
+    n, _, _, _, c_out, out_h, out_w = geometry[:7]
+    out = np.empty((n, c_out, out_h, out_w), dtype)
+    if out.size:
+        _cpu.C.conv_transpose2d_output(cols, bias, out, geometry, activation, dtype.type(slope))
+    return out
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, activation=None,
+                     negative_slope=0.01):
+    """``act(conv_transpose2d(x, weight, bias))`` on NumPy arrays (or CPU tensors, returned as such).
+
+    activation: None / "none", "relu", "leaky_relu" (``negative_slope``), "tanh", "sigmoid".
+    """
+    a = float_array(x, "x", ndim=4)
+    wt = float_array(weight, "weight", ndim=4, dtype=a.dtype)
+    b = None if bias is None else float_array(bias, "bias", ndim=1, dtype=a.dtype)
+    geometry = conv_transpose_geometry(a.shape, wt.shape, None if b is None else b.shape, stride, padding,
+                                       output_padding)
+    code, slope = activation_code(activation), check_slope(negative_slope)
+    n, c_in, h, w = a.shape
+    X = np.ascontiguousarray(a.transpose(1, 0, 2, 3).reshape(c_in, n * h * w))
+    cols = np.ascontiguousarray(wt.reshape(c_in, -1).T @ X)
+    return wrap_like(output_pass(cols, b, geometry, code, slope, a.dtype), x)

@@ -1,0 +1,126 @@
+"""Max pooling that keeps the argmax, max unpooling and average unpooling, on NumPy arrays of
+shape (N, C, H, W). Indices are flat positions ``h * W + w`` inside each input plane (torch's
+``max_pool2d(return_indices=True)`` convention), so ``max_unpool2d`` puts every value back where
+it came from. The torch ops with autograd are in :mod:`fastgen.torch.pool`.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _cpu
+from .._backend import to_numpy, wrap_like
+from ._validate import float_array
+
+
+def pair(value, name: str, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each >= minimum."""
+    values = (value, value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else tuple(value) \
+        if isinstance(value, (tuple, list)) else None
+    if values is None or len(values) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
+                                                 for v in values):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if any(v < minimum for v in values):
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(values[0]), int(values[1])
+
+
+def pool_geometry(height: int, width: int, kernel_size, stride=None, padding=0):
+    """(kernel, stride, padding, output size) of a max pooling, validated: padding at most half
+    the kernel, and a window that fits the padded input (output size >= 1)."""
+    kernel = pair(kernel_size, "kernel_size", 1)
+    stride = kernel if stride is None else pair(stride, "stride", 1)
+    pad = pair(padding, "padding", 0)
+    if pad[0] * 2 > kernel[0] or pad[1] * 2 > kernel[1]:
+        raise ValueError(f"padding must be at most half of kernel_size, got padding {pad} with kernel_size {kernel}")
+    out = tuple((size + 2 * p - k) // s + 1 for size, k, s, p in zip((height, width), kernel, stride, pad))
+    if height + 2 * pad[0] < kernel[0] or width + 2 * pad[1] < kernel[1] or min(out) < 1:
+        raise ValueError(f"kernel_size {kernel} with padding {pad} does not fit the input of size "
+                         f"{(height, width)}: no output")
+    return kernel, stride, pad, out
+
+
+def images(x, name: str, dtype=None) -> np.ndarray:
+    a = float_array(x, name, ndim=4, dtype=dtype)
+    return a
+
+
+def max_pool2d_numpy(x: np.ndarray, kernel, stride, pad, out_hw):
+    n, c, h, w = x.shape
+    out = np.empty((n, c) + tuple(out_hw), x.dtype)
+    indices = np.empty(out.shape, np.int64)
+    if out.size:
+        _cpu.C.max_pool2d(x.reshape(n * c, h, w), out.reshape(n * c, *out_hw), indices.reshape(n * c, *out_hw),
+                          (*kernel, *stride, *pad))
+    return out, indices
+
+
+def scatter_numpy(src: np.ndarray, indices: np.ndarray, out_hw, accumulate: bool):
+    n, c = src.shape[:2]
+    dst = np.empty((n, c) + tuple(out_hw), src.dtype)
+    if n * c:
+        _cpu.C.scatter_planes(src.reshape(n * c, -1), indices.reshape(n * c, -1), dst.reshape(n * c, -1), accumulate)
+    return dst
+
+
+def gather_numpy(src: np.ndarray, indices: np.ndarray):
+    n, c = src.shape[:2]
+    dst = np.empty(indices.shape, src.dtype)
+    if n * c:
+        _cpu.C.gather_planes(src.reshape(n * c, -1), indices.reshape(n * c, -1), dst.reshape(n * c, -1))
+    return dst
+
+
+def avg_unpool2d_numpy(x: np.ndarray, kernel, backward: bool = False):
+    n, c, h, w = x.shape
+    if backward:
+        out = np.empty((n, c, h // kernel[0], w // kernel[1]), x.dtype)
+        big, small = x, out
+    else:
+        out = np.empty((n, c, h * kernel[0], w * kernel[1]), x.dtype)
+        big, small = out, x
+    if n * c:
+        _cpu.C.avg_unpool2d(x.reshape(n * c, *x.shape[2:]), out.reshape(n * c, *out.shape[2:]), kernel[0], kernel[1],
+                            backward)
+    del big, small
+    return out
+
+
+def check_indices(indices, x_shape, out_hw, name="indices") -> np.ndarray:
+    idx = to_numpy(indices, name)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array, got dtype {idx.dtype}")
+    if idx.shape != tuple(x_shape):
+        raise ValueError(f"{name} must have the shape of the pooled input {tuple(x_shape)}, got {idx.shape}")
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    limit = out_hw[0] * out_hw[1]
+    if idx.size and (idx.min() < 0 or idx.max() >= limit):
+        raise ValueError(f"{name} must lie in [0, {limit}) (positions in an output plane of size {tuple(out_hw)}), "
+                         f"got values in [{idx.min()}, {idx.max()}]")
+    return idx
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max pooling of (N, C, H, W) images; returns ``(out, indices)``, indices int64 flat
+    positions in each input plane (the first maximum of a window wins a tie)."""
+    a = images(x, "x")
+    kernel, stride, pad, out_hw = pool_geometry(a.shape[2], a.shape[3], kernel_size, stride, padding)
+    out, indices = max_pool2d_numpy(a, kernel, stride, pad, out_hw)
+    return wrap_like(out, x), wrap_like(indices, x)
+
+
+def max_unpool2d(x, indices, output_size):
+    """Put each value of x (N, C, h, w) at its index in a zero (N, C, H, W) output,
+    ``output_size = (H, W)``; the inverse of :func:`max_pool2d` on the kept values."""
+    a = images(x, "x")
+    out_hw = pair(output_size, "output_size", 1)
+    idx = check_indices(indices, a.shape, out_hw)
+    return wrap_like(scatter_numpy(a, idx, out_hw, accumulate=False), x)
+
+
+def avg_unpool2d(x, kernel_size):
+    """Average unpooling: each value of x (N, C, h, w) fills its kh x kw block of the
+    (N, C, h kh, w kw) output, so average pooling with that window gives x back."""
+    a = images(x, "x")
+    return wrap_like(avg_unpool2d_numpy(a, pair(kernel_size, "kernel_size", 1)), x)

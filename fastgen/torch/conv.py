@@ -1,0 +1,123 @@
+"""``torch.ops.fastgen.conv_transpose2d``: transposed convolution + bias + activation in one
+output pass, with autograd (``torch.ops.fastgen.conv_transpose2d_backward``).
+
+``conv_transpose2d(x, weight, bias, stride[2], padding[2], output_padding[2], activation,
+negative_slope) -> y``; the layout and output size of ``torch.nn.functional.conv_transpose2d``
+(no groups, no dilation), ``activation`` one of "none", "relu", "leaky_relu", "tanh",
+"sigmoid". The GEMMs run in torch (its BLAS); the gather/bias/activation pass and the
+backward's im2col run in fastgen._C. The backward needs only x, weight and y (the activations'
+derivatives are written in terms of their output).
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from ..ops.conv import activation_code, check_slope, conv_transpose_geometry, output_pass
+from ..ops.pool import pair
+from .. import _cpu
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _check(x, weight, bias):
+    for name, t in (("x", x), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dtype not in _FLOATS:
+            raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
+        if t.device.type != "cpu":
+            raise ValueError(f"{name} is on {t.device}; this build of fastgen's torch ops runs on the CPU only")
+        if t.dtype != x.dtype:
+            raise TypeError(f"{name} must have x's dtype {x.dtype}, got {t.dtype}")
+
+
+def _geometry(x, weight, bias, stride, padding, output_padding):
+    return conv_transpose_geometry(tuple(x.shape), tuple(weight.shape), None if bias is None else tuple(bias.shape),
+                                   list(stride), list(padding), list(output_padding))
+
+
+def _finite(t: torch.Tensor, name: str) -> None:
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+
+
+@torch.library.custom_op("fastgen::conv_transpose2d", mutates_args=(), device_types="cpu")
+def _conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: List[int],
+                      padding: List[int], output_padding: List[int], activation: str,
+                      negative_slope: float) -> torch.Tensor:
+    _check(x, weight, bias)
+    geometry = _geometry(x, weight, bias, stride, padding, output_padding)
+    code, slope = activation_code(activation), check_slope(negative_slope)
+    for name, t in (("x", x), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
+        _finite(t, name)
+    n, c_in, h, w = x.shape
+    X = x.detach().permute(1, 0, 2, 3).reshape(c_in, n * h * w)
+    cols = torch.mm(weight.detach().reshape(c_in, -1).t(), X).contiguous()
+    b = None if bias is None else bias.detach().contiguous().numpy()
+    out = output_pass(cols.numpy(), b, geometry, code, slope, np.dtype(str(x.dtype).split(".")[1]))
+    return torch.from_numpy(out)
+
+
+@_conv_transpose2d.register_fake
+def _(x, weight, bias, stride, padding, output_padding, activation, negative_slope):
+    _check(x, weight, bias)
+    g = _geometry(x, weight, bias, stride, padding, output_padding)
+    activation_code(activation)
+    return x.new_empty((g[0], g[4], g[5], g[6]))
+
+
+@torch.library.custom_op("fastgen::conv_transpose2d_backward", mutates_args=(), device_types="cpu")
+def _conv_transpose2d_backward(grad_out: torch.Tensor, y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                               stride: List[int], padding: List[int], output_padding: List[int], activation: str,
+                               negative_slope: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    geometry = _geometry(x, weight, None, stride, padding, output_padding)
+    code, slope = activation_code(activation), check_slope(negative_slope)
+    g = grad_out.detach().contiguous()
+    if code != 0:
+        pre = torch.empty_like(g)
+        _cpu.C.activation_backward(g.numpy(), y.detach().contiguous().numpy(), pre.numpy(), code,
+                                   g.numpy().dtype.type(slope))
+        g = pre
+    n, c_in, h, w = x.shape
+    cols = torch.empty((weight.shape[1] * weight.shape[2] * weight.shape[3], n * h * w), dtype=x.dtype)
+    if cols.numel():
+        _cpu.C.conv_transpose2d_im2col(g.numpy(), cols.numpy(), geometry)
+    w2 = weight.detach().reshape(c_in, -1)
+    grad_x = torch.mm(w2, cols).reshape(c_in, n, h, w).permute(1, 0, 2, 3).contiguous()
+    X = x.detach().permute(1, 0, 2, 3).reshape(c_in, n * h * w)
+    grad_w = torch.mm(X, cols.t()).reshape(weight.shape)
+    grad_b = g.sum(dim=(0, 2, 3))
+    return grad_x, grad_w, grad_b
+
+
+@_conv_transpose2d_backward.register_fake
+def _(grad_out, y, x, weight, stride, padding, output_padding, activation, negative_slope):
+    return torch.empty_like(x), torch.empty_like(weight), x.new_empty((weight.shape[1],))
+
+
+def _setup(ctx, inputs, output):
+    x, weight, bias, stride, padding, output_padding, activation, negative_slope = inputs
+    ctx.save_for_backward(x, weight, output)
+    ctx.args = (list(stride), list(padding), list(output_padding), activation, negative_slope)
+    ctx.has_bias = bias is not None
+
+
+def _backward(ctx, grad_out):
+    x, weight, y = ctx.saved_tensors
+    grad_x, grad_w, grad_b = torch.ops.fastgen.conv_transpose2d_backward(grad_out, y, x, weight, *ctx.args)
+    return grad_x, grad_w, (grad_b if ctx.has_bias else None), None, None, None, None, None
+
+
+_conv_transpose2d.register_autograd(_backward, setup_context=_setup)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, activation="none",
+                     negative_slope=0.01):
+    """``act(F.conv_transpose2d(x, weight, bias, stride, padding, output_padding))`` in one op."""
+    return torch.ops.fastgen.conv_transpose2d(x, weight, bias, list(pair(stride, "stride", 1)),
+                                              list(pair(padding, "padding", 0)),
+                                              list(pair(output_padding, "output_padding", 0)),
+                                              activation or "none", negative_slope)

@@ -1,0 +1,82 @@
+"""``torch.library`` custom ops in the ``fastgen`` namespace, registered over fastgen._C.
+
+``torch.ops.fastgen.sample_categorical(logits, temperature, top_k, seed, offset) -> Tensor``
+
+    logits      float32 or float64 CPU tensor, (n, m) or (m,), finite, m >= 1
+    temperature float > 0 (draws from softmax(logits / temperature))
+    top_k       int in 1..m, or None for all m categories (ties at the k-th value: lower
+                columns first)
+    seed        the Philox key as an int64: seeds >= 2**63 are passed as seed - 2**64 (two's
+                complement; :func:`sample_categorical` does this for a fastgen.Generator)
+    offset      the call's Philox offset, int64 the same way; the op consumes this one offset
+    returns     int64 tensor of shape logits.shape[:-1]: the drawn column of each row
+
+Row r's draw is argmax_c logits[r, c] - T * log(-log(1 - u[r, c])) (Gumbel-max; formula in
+kernels/include/fastgen/categorical.h), u[r, c] = uniform number r * m + c of (seed, offset).
+The op is pure (``mutates_args=()``); it has a fake (meta) kernel for ``torch.compile`` and no
+autograd formula: its output is integer indices, which carry no gradient (calling it on
+logits that require grad is fine, the result simply does not require grad).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..ops.categorical import check_temperature, check_top_k, sample_categorical_numpy
+from ..random import as_generator
+
+_U64 = 1 << 64
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _check_logits(logits: torch.Tensor) -> None:
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if logits.dim() not in (1, 2):
+        raise ValueError(f"logits must be 1-D or 2-D (rows x categories), got shape {tuple(logits.shape)}")
+    if logits.shape[-1] == 0:
+        raise ValueError(f"logits must have at least one category (last axis), got shape {tuple(logits.shape)}")
+    if logits.dtype not in _FLOATS:
+        raise TypeError(f"logits must be float32 or float64, got {logits.dtype}")
+
+
+def _to_u64(value: int, name: str) -> int:
+    value = int(value)
+    if not -(1 << 63) <= value < (1 << 63):
+        raise ValueError(f"{name} must fit an int64 (pass seeds >= 2**63 as seed - 2**64), got {value}")
+    return value % _U64
+
+
+@torch.library.custom_op("fastgen::sample_categorical", mutates_args=(), device_types="cpu")
+def _sample_categorical_op(logits: torch.Tensor, temperature: float, top_k: Optional[int], seed: int,
+                           offset: int) -> torch.Tensor:
+    _check_logits(logits)
+    t = check_temperature(temperature)
+    k = check_top_k(top_k, logits.shape[-1])
+    a = logits.detach().contiguous().numpy()
+    if a.size and not np.isfinite(a).all():
+        raise ValueError("logits contains NaN or infinity")
+    out = sample_categorical_numpy(a, t, k, _to_u64(seed, "seed"), _to_u64(offset, "offset"))
+    return torch.from_numpy(out)
+
+
+@_sample_categorical_op.register_fake
+def _(logits, temperature, top_k, seed, offset):
+    _check_logits(logits)
+    return logits.new_empty(logits.shape[:-1], dtype=torch.int64)
+
+
+def sample_categorical(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[int] = None,
+                       generator=None) -> torch.Tensor:
+    """One draw per row from ``softmax(logits / temperature)`` over the ``top_k`` largest logits
+    (all when None), through ``torch.ops.fastgen.sample_categorical``. ``generator``: a
+    fastgen.Generator, int seed or None; takes one offset. Returns int64 indices (no gradient)."""
+    gen = as_generator(generator)
+    seed, offset = gen.seed, gen.take()
+    return torch.ops.fastgen.sample_categorical(logits, temperature, top_k, _signed(seed), _signed(offset))
+
+
+def _signed(value: int) -> int:
+    return value - _U64 if value >= (1 << 63) else value

@@ -1,0 +1,190 @@
+"""Pooling and unpooling as torch custom ops (``torch.ops.fastgen.*``) with autograd, over the
+kernels of :mod:`fastgen.ops.pool` (same index convention as torch: flat positions in each
+input plane).
+
+``max_pool2d(x, kernel_size[2], stride[2], padding[2]) -> (out, indices)``
+``max_unpool2d(x, indices, output_size[2]) -> out``
+``avg_unpool2d(x, kernel_size[2]) -> out``   (each value fills its block; avg_pool2d undoes it)
+
+Backward passes are ops of their own (``max_pool2d_backward``: scatter-add of the gradient at
+the indices; ``gather_planes``: the gradient at the indices; ``avg_unpool2d_backward``: block
+sums), so they too run under torch.compile. ``indices`` carry no gradient.
+"""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import torch
+
+from ..ops.pool import (avg_unpool2d_numpy, gather_numpy, max_pool2d_numpy, pair, pool_geometry,
+                        scatter_numpy)
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _images(x: torch.Tensor, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+    if x.device.type != "cpu":
+        raise ValueError(f"{name} is on {x.device}; this build of fastgen's torch ops runs on the CPU only")
+
+
+def _numpy(x: torch.Tensor, name: str = "x", finite: bool = True):
+    if finite and not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return x.detach().contiguous().numpy()
+
+
+def _check_indices(indices: torch.Tensor, shape, out_hw) -> None:
+    if not isinstance(indices, torch.Tensor) or indices.dtype != torch.int64:
+        raise TypeError(f"indices must be an int64 torch.Tensor, got {getattr(indices, 'dtype', type(indices))}")
+    if tuple(indices.shape) != tuple(shape):
+        raise ValueError(f"indices must have the shape of x {tuple(shape)}, got {tuple(indices.shape)}")
+    limit = out_hw[0] * out_hw[1]
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= limit):
+        raise ValueError(f"indices must lie in [0, {limit}) (positions in an output plane of size {tuple(out_hw)})")
+
+
+# ---- max pooling -------------------------------------------------------------------------------
+@torch.library.custom_op("fastgen::max_pool2d", mutates_args=(), device_types="cpu")
+def _max_pool2d(x: torch.Tensor, kernel_size: List[int], stride: List[int],
+                padding: List[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    _images(x)
+    kernel, stride_, pad, out_hw = pool_geometry(x.shape[2], x.shape[3], list(kernel_size), list(stride), list(padding))
+    out, indices = max_pool2d_numpy(_numpy(x), kernel, stride_, pad, out_hw)
+    return torch.from_numpy(out), torch.from_numpy(indices)
+
+
+@_max_pool2d.register_fake
+def _(x, kernel_size, stride, padding):
+    _images(x)
+    _, _, _, (oh, ow) = pool_geometry(x.shape[2], x.shape[3], list(kernel_size), list(stride), list(padding))
+    shape = (x.shape[0], x.shape[1], oh, ow)
+    return x.new_empty(shape), x.new_empty(shape, dtype=torch.int64)
+
+
+@torch.library.custom_op("fastgen::max_pool2d_backward", mutates_args=(), device_types="cpu")
+def _max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, in_h: int, in_w: int) -> torch.Tensor:
+    grad = scatter_numpy(_numpy(grad_out, "grad_out", finite=False), indices.contiguous().numpy(), (in_h, in_w),
+                         accumulate=True)
+    return torch.from_numpy(grad)
+
+
+@_max_pool2d_backward.register_fake
+def _(grad_out, indices, in_h, in_w):
+    return grad_out.new_empty((grad_out.shape[0], grad_out.shape[1], in_h, in_w))
+
+
+def _max_pool_setup(ctx, inputs, output):
+    ctx.save_for_backward(output[1])
+    ctx.in_hw = (inputs[0].shape[2], inputs[0].shape[3])
+    ctx.mark_non_differentiable(output[1])
+
+
+def _max_pool_backward(ctx, grad_out, grad_indices):
+    (indices,) = ctx.saved_tensors
+    return torch.ops.fastgen.max_pool2d_backward(grad_out, indices, *ctx.in_hw), None, None, None
+
+
+_max_pool2d.register_autograd(_max_pool_backward, setup_context=_max_pool_setup)
+
+
+# ---- max unpooling -----------------------------------------------------------------------------
+@torch.library.custom_op("fastgen::max_unpool2d", mutates_args=(), device_types="cpu")
+def _max_unpool2d(x: torch.Tensor, indices: torch.Tensor, output_size: List[int]) -> torch.Tensor:
+    _images(x)
+    out_hw = pair(list(output_size), "output_size", 1)
+    _check_indices(indices, x.shape, out_hw)
+    return torch.from_numpy(scatter_numpy(_numpy(x), indices.contiguous().numpy(), out_hw, accumulate=False))
+
+
+@_max_unpool2d.register_fake
+def _(x, indices, output_size):
+    _images(x)
+    oh, ow = pair(list(output_size), "output_size", 1)
+    return x.new_empty((x.shape[0], x.shape[1], oh, ow))
+
+
+@torch.library.custom_op("fastgen::gather_planes", mutates_args=(), device_types="cpu")
+def _gather_planes(src: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(gather_numpy(_numpy(src, "grad_out", finite=False), indices.contiguous().numpy()))
+
+
+@_gather_planes.register_fake
+def _(src, indices):
+    return src.new_empty(indices.shape)
+
+
+def _max_unpool_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1])
+
+
+def _max_unpool_backward(ctx, grad_out):
+    (indices,) = ctx.saved_tensors
+    return torch.ops.fastgen.gather_planes(grad_out, indices), None, None
+
+
+_max_unpool2d.register_autograd(_max_unpool_backward, setup_context=_max_unpool_setup)
+
+
+# ---- average unpooling -------------------------------------------------------------------------
+@torch.library.custom_op("fastgen::avg_unpool2d", mutates_args=(), device_types="cpu")
+def _avg_unpool2d(x: torch.Tensor, kernel_size: List[int]) -> torch.Tensor:
+    _images(x)
+    return torch.from_numpy(avg_unpool2d_numpy(_numpy(x), pair(list(kernel_size), "kernel_size", 1)))
+
+
+@_avg_unpool2d.register_fake
+def _(x, kernel_size):
+    _images(x)
+    kh, kw = pair(list(kernel_size), "kernel_size", 1)
+    return x.new_empty((x.shape[0], x.shape[1], x.shape[2] * kh, x.shape[3] * kw))
+
+
+@torch.library.custom_op("fastgen::avg_unpool2d_backward", mutates_args=(), device_types="cpu")
+def _avg_unpool2d_backward(grad_out: torch.Tensor, kernel_size: List[int]) -> torch.Tensor:
+    kernel = pair(list(kernel_size), "kernel_size", 1)
+    return torch.from_numpy(avg_unpool2d_numpy(_numpy(grad_out, "grad_out", finite=False), kernel, backward=True))
+
+
+@_avg_unpool2d_backward.register_fake
+def _(grad_out, kernel_size):
+    kh, kw = pair(list(kernel_size), "kernel_size", 1)
+    return grad_out.new_empty((grad_out.shape[0], grad_out.shape[1], grad_out.shape[2] // kh, grad_out.shape[3] // kw))
+
+
+def _avg_unpool_setup(ctx, inputs, output):
+    ctx.kernel_size = list(inputs[1])
+
+
+def _avg_unpool_backward(ctx, grad_out):
+    return torch.ops.fastgen.avg_unpool2d_backward(grad_out, ctx.kernel_size), None
+
+
+_avg_unpool2d.register_autograd(_avg_unpool_backward, setup_context=_avg_unpool_setup)
+
+
+# ---- user-facing wrappers ----------------------------------------------------------------------
+def _list2(value, name, minimum) -> list:
+    return list(pair(list(value) if isinstance(value, Sequence) else value, name, minimum))
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """``(out, indices)``: max pooling of (N, C, H, W) with the argmax of every window."""
+    kernel = _list2(kernel_size, "kernel_size", 1)
+    return torch.ops.fastgen.max_pool2d(x, kernel, kernel if stride is None else _list2(stride, "stride", 1),
+                                        _list2(padding, "padding", 0))
+
+
+def max_unpool2d(x, indices, output_size):
+    """Values of x put back at their indices in a zero tensor of spatial size ``output_size``."""
+    return torch.ops.fastgen.max_unpool2d(x, indices, _list2(output_size, "output_size", 1))
+
+
+def avg_unpool2d(x, kernel_size):
+    """Each value of x fills its ``kernel_size`` block (the inverse of average pooling)."""
+    return torch.ops.fastgen.avg_unpool2d(x, _list2(kernel_size, "kernel_size", 1))

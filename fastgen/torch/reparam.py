@@ -1,0 +1,100 @@
+"""``torch.ops.fastgen.reparameterize``: fused reparameterised sampling + KL, with autograd.
+
+``torch.ops.fastgen.reparameterize(mu, logvar, seed, offset) -> (z, kl)``
+    mu, logvar  float32/float64 CPU tensors of one shape (n, d), finite
+    seed, offset  the Philox key and the call's offset as int64 (two's complement above 2**63);
+                  eps of element (r, c) is normal number r * d + c; one offset per call
+    z           mu + exp(logvar / 2) * eps, shape (n, d)
+    kl          sum_d KL(N(mu, exp(logvar)) || N(0, 1)), shape (n,)
+
+The backward (``torch.ops.fastgen.reparameterize_backward``) regenerates eps from the counters:
+nothing but mu and logvar is saved. First derivatives only (a double backward raises).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..ops.reparam import reparameterize_backward_numpy, reparameterize_numpy
+from ..random import as_generator
+from .ops import _signed, _to_u64
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _check(mu: torch.Tensor, logvar: torch.Tensor) -> None:
+    for name, t in (("mu", mu), ("logvar", logvar)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != 2:
+            raise ValueError(f"{name} must be 2-D (batch x latent), got shape {tuple(t.shape)}")
+        if t.dtype not in _FLOATS:
+            raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
+        if t.device.type != "cpu":
+            raise ValueError(f"{name} is on {t.device}; this build of fastgen's torch ops runs on the CPU only")
+    if mu.shape != logvar.shape or mu.dtype != logvar.dtype:
+        raise ValueError(f"mu and logvar must have the same shape and dtype, got {tuple(mu.shape)} {mu.dtype} "
+                         f"and {tuple(logvar.shape)} {logvar.dtype}")
+
+
+def _numpy(t: torch.Tensor, name: str):
+    a = t.detach().contiguous().numpy()
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return a
+
+
+@torch.library.custom_op("fastgen::reparameterize", mutates_args=(), device_types="cpu")
+def _reparameterize_op(mu: torch.Tensor, logvar: torch.Tensor, seed: int,
+                       offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    _check(mu, logvar)
+    z, kl = reparameterize_numpy(_numpy(mu, "mu"), _numpy(logvar, "logvar"), _to_u64(seed, "seed"),
+                                 _to_u64(offset, "offset"))
+    return torch.from_numpy(z), torch.from_numpy(kl)
+
+
+@_reparameterize_op.register_fake
+def _(mu, logvar, seed, offset):
+    _check(mu, logvar)
+    return torch.empty_like(mu), mu.new_empty(mu.shape[:1])
+
+
+@torch.library.custom_op("fastgen::reparameterize_backward", mutates_args=(), device_types="cpu")
+def _reparameterize_backward_op(grad_z: Optional[torch.Tensor], grad_kl: Optional[torch.Tensor], mu: torch.Tensor,
+                                logvar: torch.Tensor, seed: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gz = None if grad_z is None else grad_z.detach().contiguous().numpy()
+    gk = None if grad_kl is None else grad_kl.detach().contiguous().numpy()
+    dmu, dlogvar = reparameterize_backward_numpy(gz, gk, mu.detach().contiguous().numpy(),
+                                                 logvar.detach().contiguous().numpy(), _to_u64(seed, "seed"),
+                                                 _to_u64(offset, "offset"))
+    return torch.from_numpy(dmu), torch.from_numpy(dlogvar)
+
+
+@_reparameterize_backward_op.register_fake
+def _(grad_z, grad_kl, mu, logvar, seed, offset):
+    return torch.empty_like(mu), torch.empty_like(logvar)
+
+
+def _setup_context(ctx, inputs, output):
+    mu, logvar, seed, offset = inputs
+    ctx.save_for_backward(mu, logvar)
+    ctx.seed, ctx.offset = seed, offset
+
+
+def _backward(ctx, grad_z, grad_kl):
+    mu, logvar = ctx.saved_tensors
+    grad_mu, grad_logvar = torch.ops.fastgen.reparameterize_backward(grad_z, grad_kl, mu, logvar, ctx.seed,
+                                                                      ctx.offset)
+    return grad_mu, grad_logvar, None, None
+
+
+_reparameterize_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator=None):
+    """``(z, kl)`` through ``torch.ops.fastgen.reparameterize``; ``generator`` (a fastgen.Generator,
+    int seed or None) gives one offset. Differentiable in mu and logvar."""
+    gen = as_generator(generator)
+    seed, offset = gen.seed, gen.take()
+    return torch.ops.fastgen.reparameterize(mu, logvar, _signed(seed), _signed(offset))

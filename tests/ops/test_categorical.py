@@ -1,0 +1,248 @@
+"""fastgen.ops.sample_categorical and torch.ops.fastgen.sample_categorical: the Gumbel-max
+draw against a NumPy reference on the same Philox uniforms, its distribution, top-k,
+temperature, thread-count independence, input errors, opcheck and torch.compile."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import fastgen
+import reference as ref
+from fastgen.ops import sample_categorical
+
+DTYPES = [np.float32, np.float64]
+# Rows whose two best reference keys are closer than this (relative to the keys' size) may
+# legitimately differ between the kernel (float32 / its own log) and the float64 reference.
+KEY_MARGIN = {np.float32: 1e-4, np.float64: 1e-10}
+
+
+def reference_categorical(logits, temperature, top_k, seed, offset):
+    """(draws, margin): the documented draw in float64 from the same uniforms, and the gap
+    between the best and second-best key of each row (relative)."""
+    dtype = logits.dtype
+    x = np.atleast_2d(logits).astype(np.float64)
+    rows, cols = x.shape
+    t = float(np.asarray(temperature, dtype=dtype))  # the kernel computes in the logits' dtype
+    u = ref.uniform(seed, offset, (rows, cols), dtype).astype(np.float64)
+    e = -np.log1p(-u)
+    with np.errstate(divide="ignore"):
+        keys = np.where(e > 0, x - t * np.log(e), np.inf)
+    if top_k is not None and top_k < cols:
+        admitted = np.zeros_like(x, dtype=bool)
+        for r in range(rows):
+            order = np.lexsort((np.arange(cols), -x[r]))  # largest first, ties: lower column
+            admitted[r, order[:top_k]] = True
+        keys = np.where(admitted, keys, -np.inf)
+    draws = np.argmax(keys, axis=1)
+    top2 = np.sort(keys, axis=1)[:, -2:] if cols > 1 else np.concatenate([keys - np.inf, keys], axis=1)
+    margin = (top2[:, 1] - top2[:, 0]) / (1.0 + np.abs(top2[:, 1]))
+    return draws.reshape(logits.shape[:-1]), margin.reshape(logits.shape[:-1])
+
+
+def random_logits(shape, dtype, seed=0, scale=2.0):
+    return np.random.default_rng(seed).normal(0, scale, shape).astype(dtype)
+
+
+def softmax(z):
+    z = np.asarray(z, np.float64)
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+# ---- against the reference ----------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(37, 50), (3, 1), (2, 3000), (64,)])
+@pytest.mark.parametrize("top_k", [None, 1, 7])
+@pytest.mark.parametrize("temperature", [1.0, 0.35])
+def test_matches_reference(dtype, shape, top_k, temperature):
+    x = random_logits(shape, dtype)
+    k = None if top_k is None else min(top_k, shape[-1])
+    gen = fastgen.Generator(11, 5)
+    got = sample_categorical(x, temperature=temperature, top_k=k, generator=gen)
+    assert gen.offset == 6  # one offset per call
+    assert got.dtype == np.int64 and got.shape == shape[:-1]
+    want, margin = reference_categorical(x, temperature, k, 11, 5)
+    decided = margin >= KEY_MARGIN[dtype]
+    assert decided.mean() > 0.9
+    np.testing.assert_array_equal(got[decided], want[decided])
+
+
+def test_ties_at_the_kth_value_go_to_lower_columns():
+    x = np.array([[1.0, 3.0, 3.0, 3.0, 0.0]] * 2000)
+    got = sample_categorical(x, top_k=2, generator=3)
+    assert set(np.unique(got)) == {1, 2}
+    want, _ = reference_categorical(x, 1.0, 2, 3, 0)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_top_k_equal_to_vocabulary_is_no_truncation():
+    x = random_logits((100, 20), np.float64)
+    a = sample_categorical(x, top_k=20, generator=fastgen.Generator(4))
+    b = sample_categorical(x, generator=fastgen.Generator(4))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_same_state_same_draws_and_offsets_differ():
+    x = random_logits((500, 30), np.float32)
+    a = sample_categorical(x, generator=fastgen.Generator(1, 9))
+    b = sample_categorical(x, generator=fastgen.Generator(1, 9))
+    c = sample_categorical(x, generator=fastgen.Generator(1, 10))
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).mean() > 0.5
+
+
+# ---- distribution ----------------------------------------------------------------------------
+# The streams are seeded, so each statistic below is a fixed number: the bounds (chi-square
+# quantile 1 - 1e-6) cannot flake, and the same counts are shown to reject a wrong formula.
+N_DRAWS = 200_000
+CHI2_Q = 1 - 1e-6
+
+
+def chi2_stat(counts, probs):
+    expected = counts.sum() * probs
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("temperature", [1.0, 0.6, 2.5])
+def test_frequencies_follow_softmax(dtype, temperature):
+    logits = np.array([0.3, -1.2, 2.0, 0.0, 1.1, -0.4, 0.8, -2.5], dtype=dtype)
+    draws = sample_categorical(np.tile(logits, (N_DRAWS, 1)), temperature=temperature, generator=fastgen.Generator(7))
+    counts = np.bincount(draws, minlength=logits.size).astype(np.float64)
+    p = softmax(logits.astype(np.float64) / temperature)
+    assert chi2_stat(counts, p) < stats.chi2.ppf(CHI2_Q, df=logits.size - 1)
+    wrong = softmax(logits.astype(np.float64) / (temperature * 1.15))  # a slightly wrong temperature
+    assert chi2_stat(counts, wrong) > stats.chi2.ppf(CHI2_Q, df=logits.size - 1)
+
+
+@pytest.mark.parametrize("top_k", [1, 3, 5])
+def test_top_k_frequencies_and_support(top_k):
+    logits = np.array([0.3, -1.2, 2.0, 0.0, 1.1, -0.4, 0.8, -2.5])
+    draws = sample_categorical(np.tile(logits, (N_DRAWS, 1)), temperature=0.8, top_k=top_k,
+                               generator=fastgen.Generator(8))
+    top = np.argsort(-logits)[:top_k]
+    assert set(np.unique(draws)) <= set(top.tolist())  # never outside the top k
+    counts = np.bincount(draws, minlength=logits.size)[top].astype(np.float64)
+    if top_k > 1:
+        p = softmax(logits[top] / 0.8)
+        assert chi2_stat(counts, p) < stats.chi2.ppf(CHI2_Q, df=top_k - 1)
+
+
+def test_top_k_never_outside_on_random_rows():
+    x = random_logits((3000, 40), np.float32, seed=2)
+    draws = sample_categorical(x, top_k=4, generator=5)
+    ranks = (x > x[np.arange(len(x)), draws][:, None]).sum(axis=1)
+    assert ranks.max() < 4
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_temperature_is_argmax(dtype):
+    x = random_logits((2000, 25), dtype, seed=3)
+    top2 = np.sort(x.astype(np.float64), axis=1)[:, -2:]
+    for t in (1e-3, 1e-6, 1e-30):
+        # |T log E| <= 23 T for every Philox uniform, so rows whose best logit leads by more
+        # than 50 T must return their argmax; with t = 1e-30 that is every row
+        clear = top2[:, 1] - top2[:, 0] > 50 * t
+        assert clear.mean() > 0.9
+        got = sample_categorical(x, temperature=t, generator=1)
+        np.testing.assert_array_equal(got[clear], x.argmax(axis=1)[clear])
+
+
+# ---- threads ---------------------------------------------------------------------------------
+_THREAD_SCRIPT = """
+import sys, numpy as np, fastgen
+from fastgen.ops import sample_categorical
+x = np.random.default_rng(0).normal(0, 2, (3000, 97))
+out = [sample_categorical(x.astype(dt), temperature=0.9, top_k=k, generator=fastgen.Generator(5, 2))
+       for dt in (np.float32, np.float64) for k in (None, 10)]
+np.save(sys.argv[1], np.stack(out))
+"""
+
+
+def test_independent_of_thread_count(tmp_path):
+    results = []
+    for threads in ("1", "2"):
+        path = tmp_path / f"t{threads}.npy"
+        env = dict(os.environ, OMP_NUM_THREADS=threads)
+        subprocess.run([sys.executable, "-c", _THREAD_SCRIPT, str(path)], check=True, env=env, timeout=120)
+        results.append(np.load(path))
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+# ---- errors ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(temperature=0.0), "temperature"),
+    (dict(temperature=-1.0), "temperature"),
+    (dict(temperature=float("nan")), "temperature"),
+    (dict(top_k=0), "top_k"),
+    (dict(top_k=6), "top_k"),
+    (dict(top_k=2.5), "top_k"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sample_categorical(np.zeros((3, 5)), **kwargs)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 3, 4)), np.float64(1.0), np.zeros((3, 0))])
+def test_bad_shapes(bad):
+    with pytest.raises(ValueError, match="logits"):
+        sample_categorical(bad)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_logits(value):
+    x = np.zeros((3, 5))
+    x[1, 2] = value
+    with pytest.raises(ValueError, match="logits"):
+        sample_categorical(x)
+
+
+# ---- torch ------------------------------------------------------------------------------------
+def test_torch_op_matches_numpy_and_checks():
+    torch = pytest.importorskip("torch")
+    import fastgen.torch as ft
+
+    x = random_logits((40, 12), np.float32)
+    got = ft.sample_categorical(torch.from_numpy(x), 0.7, 5, generator=fastgen.Generator(2, 3))
+    want = sample_categorical(x, temperature=0.7, top_k=5, generator=fastgen.Generator(2, 3))
+    assert got.dtype == torch.int64
+    np.testing.assert_array_equal(got.numpy(), want)
+    # seeds >= 2**63 travel as negative int64
+    big = 2**64 - 5
+    got = ft.sample_categorical(torch.from_numpy(x), generator=fastgen.Generator(big))
+    np.testing.assert_array_equal(got.numpy(), sample_categorical(x, generator=fastgen.Generator(big)))
+    # logits that require grad: fine, the indices carry no gradient
+    t = torch.from_numpy(x).requires_grad_()
+    assert not torch.ops.fastgen.sample_categorical(t, 1.0, None, 0, 0).requires_grad
+    for args, match in [((1.0, 0), "top_k"), ((1.0, 13), "top_k"), ((0.0, None), "temperature")]:
+        with pytest.raises(ValueError, match=match):
+            torch.ops.fastgen.sample_categorical(torch.from_numpy(x), *args, 0, 0)
+    with pytest.raises(ValueError, match="logits"):
+        torch.ops.fastgen.sample_categorical(torch.zeros(2, 3, 4), 1.0, None, 0, 0)
+    with pytest.raises(ValueError, match="logits"):
+        torch.ops.fastgen.sample_categorical(torch.tensor([[0.0, float("nan")]]), 1.0, None, 0, 0)
+
+
+def test_torch_opcheck():
+    torch = pytest.importorskip("torch")
+    import fastgen.torch  # noqa: F401
+
+    for x, k in [(torch.randn(8, 13), 4), (torch.randn(5, dtype=torch.float64), None), (torch.randn(3, 1), 1)]:
+        torch.library.opcheck(torch.ops.fastgen.sample_categorical.default, (x, 0.9, k, 123, 4))
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph():
+    torch = pytest.importorskip("torch")
+    import fastgen.torch  # noqa: F401
+
+    def step(h, w, seed, offset):
+        logits = torch.tanh(h @ w)
+        return torch.ops.fastgen.sample_categorical(logits, 0.8, 3, seed, offset) + 1
+
+    h, w = torch.randn(6, 5), torch.randn(5, 9)
+    compiled = torch.compile(step, fullgraph=True, backend="inductor")
+    np.testing.assert_array_equal(compiled(h, w, 7, 1).numpy(), step(h, w, 7, 1).numpy())

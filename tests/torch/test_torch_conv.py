@@ -1,0 +1,118 @@
+"""fastgen's transposed convolution (+ bias + activation) against F.conv_transpose2d followed by
+the activation: values (float32/float64, odd sizes, strides, paddings), gradients (gradcheck),
+opcheck, torch.compile, and bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from fastgen.ops.conv import conv_transpose2d as conv_transpose2d_numpy  # noqa: E402
+from fastgen.torch.conv import conv_transpose2d  # noqa: E402
+
+F = torch.nn.functional
+ACTIVATIONS = {"none": lambda t: t, "relu": F.relu, "leaky_relu": lambda t: F.leaky_relu(t, 0.2),
+               "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+CASES = [  # x shape, (C_out, kH, kW), stride, padding, output_padding
+    ((2, 3, 5, 4), (4, 3, 3), 2, 1, 1),
+    ((1, 1, 1, 1), (1, 1, 1), 1, 0, 0),
+    ((2, 8, 4, 4), (5, 4, 4), 2, 1, 0),       # the DCGAN up-sampling layer
+    ((3, 6, 1, 1), (7, 4, 4), 1, 0, 0),       # the DCGAN projection of z
+    ((1, 2, 3, 7), (3, 2, 5), (3, 1), (0, 2), (2, 0)),
+]
+TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def inputs(shape, wshape, dtype, seed=0, grad=False):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=dtype)
+    w = torch.randn((shape[1],) + wshape, generator=g, dtype=dtype) * 0.5
+    b = torch.randn(wshape[0], generator=g, dtype=dtype)
+    return tuple(t.requires_grad_(grad) for t in (x, w, b))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("shape,wshape,stride,padding,output_padding", CASES)
+def test_matches_torch_pair(shape, wshape, stride, padding, output_padding, activation, dtype):
+    x, w, b = inputs(shape, wshape, dtype)
+    expected = ACTIVATIONS[activation](F.conv_transpose2d(x, w, b, stride, padding, output_padding))
+    out = conv_transpose2d(x, w, b, stride, padding, output_padding, activation, 0.2)
+    torch.testing.assert_close(out, expected, **TOL[dtype])
+    out_np = conv_transpose2d_numpy(x.numpy(), w.numpy(), b.numpy(), stride, padding, output_padding, activation,
+                                    0.2)
+    np.testing.assert_allclose(out_np, expected.numpy(), **TOL[dtype])
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_gradients_match_torch_pair(activation):
+    x, w, b = inputs((2, 3, 4, 5), (4, 3, 3), torch.float64, grad=True)
+    out = conv_transpose2d(x, w, b, 2, 1, 1, activation, 0.2)
+    weights = torch.randn_like(out)
+    grads = torch.autograd.grad((out * weights).sum(), (x, w, b))
+    expected = ACTIVATIONS[activation](F.conv_transpose2d(x, w, b, 2, 1, 1))
+    expected_grads = torch.autograd.grad((expected * weights).sum(), (x, w, b))
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("activation", ["none", "tanh", "leaky_relu"])
+def test_gradcheck(activation):
+    x, w, b = inputs((1, 2, 2, 3), (2, 3, 3), torch.float64, grad=True)
+    assert torch.autograd.gradcheck(lambda a, bb, c: conv_transpose2d(a, bb, c, 2, 1, 1, activation, 0.2), (x, w, b))
+
+
+def test_without_bias_and_empty_batch():
+    x, w, _ = inputs((2, 3, 4, 4), (2, 4, 4), torch.float64, grad=True)
+    out = conv_transpose2d(x, w, None, 2, 1)
+    torch.testing.assert_close(out, F.conv_transpose2d(x, w, None, 2, 1))
+    small_x, small_w = x[:1, :, :2, :2].detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, bb: conv_transpose2d(a, bb, None, 2, 1), (small_x, small_w))
+    empty = conv_transpose2d(torch.zeros(0, 3, 4, 4, dtype=torch.float64), w.detach(), None, 2, 1)
+    assert empty.shape == (0, 2, 8, 8)
+
+
+def test_opcheck_and_compile():
+    x, w, b = inputs((2, 3, 4, 4), (2, 4, 4), torch.float32, grad=True)
+    torch.library.opcheck(torch.ops.fastgen.conv_transpose2d.default, (x, w, b, [2, 2], [1, 1], [0, 0], "relu", 0.0))
+
+    def generator_block(z, weight, bias):
+        return torch.ops.fastgen.conv_transpose2d(z, weight, bias, [2, 2], [1, 1], [0, 0], "tanh", 0.0).sum()
+
+    compiled = torch.compile(generator_block, fullgraph=True, backend="aot_eager")
+    out = compiled(x, w, b)
+    grads = torch.autograd.grad(out, (x, w, b))
+    expected = torch.tanh(F.conv_transpose2d(x, w, b, 2, 1)).sum()
+    expected_grads = torch.autograd.grad(expected, (x, w, b))
+    torch.testing.assert_close(out, expected)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_input_is_refused_with_the_argument_named():
+    x, w, b = inputs((1, 3, 4, 4), (2, 3, 3), torch.float32)
+    with pytest.raises(ValueError, match="x must be 4-D"):
+        conv_transpose2d(x[0], w, b)
+    with pytest.raises(ValueError, match="weight must have C_in = 3"):
+        conv_transpose2d(x, w[:2], b)
+    with pytest.raises(ValueError, match=r"bias must have shape \(2,\)"):
+        conv_transpose2d(x, w, b[:1])
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        conv_transpose2d(x, w, b, stride=0)
+    with pytest.raises(ValueError, match="padding must be >= 0"):
+        conv_transpose2d(x, w, b, padding=-1)
+    with pytest.raises(ValueError, match="output_padding must be smaller than stride"):
+        conv_transpose2d(x, w, b, stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="give no output"):
+        conv_transpose2d(x, w, b, stride=1, padding=4)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        conv_transpose2d(x, w, b, activation="gelu")
+    with pytest.raises(TypeError, match="weight must have x's dtype"):
+        conv_transpose2d(x, w.double(), b)
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="x contains NaN or infinity"):
+        conv_transpose2d(bad, w, b)
+    with pytest.raises(ValueError, match="negative_slope must be a finite"):
+        conv_transpose2d(x, w, b, activation="leaky_relu", negative_slope=float("nan"))

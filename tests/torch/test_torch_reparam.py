@@ -1,0 +1,94 @@
+"""torch.ops.fastgen.reparameterize: opcheck, gradcheck, torch.compile, and the values of the
+NumPy kernel."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import fastgen  # noqa: E402
+from fastgen.ops import reparameterize as reparameterize_numpy  # noqa: E402
+from fastgen.torch.reparam import reparameterize  # noqa: E402
+
+
+def tensors(shape, dtype=torch.float64, seed=0, grad=True):
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.randn(shape, generator=g, dtype=dtype).requires_grad_(grad)
+    logvar = torch.randn(shape, generator=g, dtype=dtype).requires_grad_(grad)
+    return mu, logvar
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_same_values_as_the_numpy_kernel(dtype):
+    mu, logvar = tensors((7, 33), dtype, grad=False)
+    z, kl = reparameterize(mu, logvar, fastgen.Generator(4))
+    ez, ekl = reparameterize_numpy(mu.numpy(), logvar.numpy(), generator=fastgen.Generator(4))
+    np.testing.assert_array_equal(z.numpy(), ez)
+    np.testing.assert_array_equal(kl.numpy(), ekl)
+
+
+def test_opcheck():
+    for shape in ((3, 5), (1, 1), (0, 4)):
+        mu, logvar = tensors(shape)
+        torch.library.opcheck(torch.ops.fastgen.reparameterize.default, (mu, logvar, 11, 2))
+    mu, logvar = tensors((4, 6))
+    g = torch.randn(4, 6, dtype=torch.float64)
+    torch.library.opcheck(torch.ops.fastgen.reparameterize_backward.default,
+                          (g, torch.randn(4, dtype=torch.float64), mu.detach(), logvar.detach(), 1, 2))
+
+
+def test_gradcheck_float64_z_kl_and_each_alone():
+    mu, logvar = tensors((5, 4), seed=1)
+    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, 3, 7), (mu, logvar))
+    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, 3, 7)[0], (mu, logvar))
+    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, 3, 7)[1], (mu, logvar))
+
+
+def test_gradients_equal_the_eager_expression_with_the_same_eps():
+    mu, logvar = tensors((6, 9), seed=2)
+    z, kl = reparameterize(mu, logvar, fastgen.Generator(8))
+    loss = (z * torch.linspace(-1, 1, 9, dtype=torch.float64)).sum() + 0.3 * kl.sum()
+    loss.backward()
+    eps = ((z - mu) / torch.exp(0.5 * logvar)).detach()
+    mu2, lv2 = mu.detach().clone().requires_grad_(), logvar.detach().clone().requires_grad_()
+    z2 = mu2 + torch.exp(0.5 * lv2) * eps
+    kl2 = 0.5 * (mu2 ** 2 + torch.exp(lv2) - 1 - lv2).sum(dim=1)
+    ((z2 * torch.linspace(-1, 1, 9, dtype=torch.float64)).sum() + 0.3 * kl2.sum()).backward()
+    torch.testing.assert_close(mu.grad, mu2.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(logvar.grad, lv2.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(kl, kl2.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_runs_under_torch_compile_without_graph_breaks():
+    def elbo_terms(mu, logvar):
+        z, kl = torch.ops.fastgen.reparameterize(mu, logvar, 5, 1)
+        return (z ** 2).sum() + kl.sum()
+
+    compiled = torch.compile(elbo_terms, fullgraph=True, backend="aot_eager")
+    mu, logvar = tensors((3, 4), torch.float32, seed=3)
+    out = compiled(mu, logvar)
+    out.backward()
+    mu2, lv2 = mu.detach().clone().requires_grad_(), logvar.detach().clone().requires_grad_()
+    expected = elbo_terms(mu2, lv2)
+    expected.backward()
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(mu.grad, mu2.grad)
+    torch.testing.assert_close(logvar.grad, lv2.grad)
+
+
+def test_bad_input_is_refused():
+    mu, logvar = tensors((2, 3), grad=False)
+    with pytest.raises(ValueError, match="same shape"):
+        torch.ops.fastgen.reparameterize(mu, logvar[:, :2], 0, 0)
+    with pytest.raises(ValueError, match="mu must be 2-D"):
+        torch.ops.fastgen.reparameterize(mu[0], logvar[0], 0, 0)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        torch.ops.fastgen.reparameterize(mu.to(torch.int64), logvar.to(torch.int64), 0, 0)
+    bad = logvar.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="logvar contains NaN or infinity"):
+        torch.ops.fastgen.reparameterize(mu, bad, 0, 0)
+    gen = fastgen.Generator(1)
+    reparameterize(mu, logvar, gen)
+    assert gen.offset == 1
