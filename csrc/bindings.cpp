@@ -390,6 +390,17 @@ void py_activation_backward(const Array<T>& grad_out, const Array<T>& y, Array<T
   activation_backward<T>(grad_out.data(), y.data(), y.size(), activation, slope, grad_in.mutable_data());
 }
 
+// Whether every element of x is finite: one vectorised pass (the ops' NaN/inf check).
+template <typename T> bool py_all_finite(const py::array_t<T, py::array::c_style>& x) {
+  const T* p = x.data();
+  const int64_t n = x.size();
+  py::gil_scoped_release nogil;
+  int64_t bad = 0;
+#pragma omp parallel for simd reduction(+ : bad) schedule(static) if (n >= (1 << 18))
+  for (int64_t i = 0; i < n; ++i) bad += (p[i] - p[i] != T(0)) ? 1 : 0;  // inf - inf and NaN - NaN are NaN
+  return bad == 0;
+}
+
 void* capsule_pointer(const py::capsule& c) {
   void* p = PyCapsule_GetPointer(c.ptr(), PyCapsule_GetName(c.ptr()));
   if (p == nullptr) throw py::error_already_set();
@@ -438,6 +449,7 @@ template <typename T> void bind_dtype(py::module_& m) {
   m.def("conv_transpose2d_im2col", &py_conv_transpose2d_im2col<T>, nc("grad"), nc("cols"), py::arg("geometry"));
   m.def("activation_backward", &py_activation_backward<T>, nc("grad_out"), nc("y"), nc("grad_in"),
         py::arg("activation"), py::arg("slope"));
+  m.def("all_finite", &py_all_finite<T>, nc("x"));
   m.def("binary_transposed_matmul", &py_binary_transposed_matmul<T>, nc("indices"), nc("counts"), py::arg("K"),
         nc("M"), nc("out"));
 }

@@ -31,9 +31,18 @@ def float_array(x, name: str, *, ndim=None, dtype=None, allow_empty: bool = True
     a = np.ascontiguousarray(a, dtype=target)
     if not allow_empty and a.size == 0:
         raise ValueError(f"{name} is empty (shape {a.shape})")
-    if finite and a.size and not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+    if finite:
+        check_finite(a, name)
     return a
+
+
+def check_finite(a: np.ndarray, name: str) -> None:
+    """ValueError naming ``name`` if the C-contiguous float array ``a`` holds a NaN or infinity
+    (one compiled pass; np.isfinite(a).all() allocates a boolean array first)."""
+    from .. import _cpu
+
+    if a.size and not _cpu.C.all_finite(a.reshape(-1)):
+        raise ValueError(f"{name} contains NaN or infinity")
 
 
 def vector(x, name: str, length: int, dtype) -> np.ndarray:

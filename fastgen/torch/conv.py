@@ -15,6 +15,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
+from ..ops._validate import check_finite
 from ..ops.conv import activation_code, check_slope, conv_transpose_geometry, output_pass
 from ..ops.pool import pair
 from .. import _cpu
@@ -40,8 +41,7 @@ def _geometry(x, weight, bias, stride, padding, output_padding):
 
 
 def _finite(t: torch.Tensor, name: str) -> None:
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+    check_finite(t.detach().contiguous().numpy(), name)
 
 
 @torch.library.custom_op("fastgen::conv_transpose2d", mutates_args=(), device_types="cpu")

@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..ops._validate import check_finite
 from ..ops.categorical import check_temperature, check_top_k, sample_categorical_numpy
 from ..random import as_generator
 
@@ -56,8 +57,7 @@ def _sample_categorical_op(logits: torch.Tensor, temperature: float, top_k: Opti
     t = check_temperature(temperature)
     k = check_top_k(top_k, logits.shape[-1])
     a = logits.detach().contiguous().numpy()
-    if a.size and not np.isfinite(a).all():
-        raise ValueError("logits contains NaN or infinity")
+    check_finite(a, "logits")
     out = sample_categorical_numpy(a, t, k, _to_u64(seed, "seed"), _to_u64(offset, "offset"))
     return torch.from_numpy(out)
 

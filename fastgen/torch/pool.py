@@ -16,6 +16,7 @@ from typing import List, Sequence
 
 import torch
 
+from ..ops._validate import check_finite
 from ..ops.pool import (avg_unpool2d_numpy, gather_numpy, max_pool2d_numpy, pair, pool_geometry,
                         scatter_numpy)
 
@@ -34,9 +35,10 @@ def _images(x: torch.Tensor, name: str = "x") -> None:
 
 
 def _numpy(x: torch.Tensor, name: str = "x", finite: bool = True):
-    if finite and not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinity")
-    return x.detach().contiguous().numpy()
+    a = x.detach().contiguous().numpy()
+    if finite:
+        check_finite(a, name)
+    return a
 
 
 def _check_indices(indices: torch.Tensor, shape, out_hw) -> None:

@@ -16,6 +16,7 @@ from typing import Optional
 
 import torch
 
+from ..ops._validate import check_finite
 from ..ops.reparam import reparameterize_backward_numpy, reparameterize_numpy
 from ..random import as_generator
 from .ops import _signed, _to_u64
@@ -40,8 +41,7 @@ def _check(mu: torch.Tensor, logvar: torch.Tensor) -> None:
 
 def _numpy(t: torch.Tensor, name: str):
     a = t.detach().contiguous().numpy()
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+    check_finite(a, name)
     return a
 
 

@@ -138,3 +138,18 @@ def test_bad_input_is_refused_with_the_argument_named():
         reparameterize(np.zeros((2, 3, 4)), np.zeros((2, 3, 4)))
     with pytest.raises(TypeError, match="mu must be a real numeric array"):
         reparameterize(np.array([["a"]]), good)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, 4096 + 31, 300_000 - 1])
+def test_finite_check_finds_every_nan_and_infinity(bad, where, dtype):
+    """The compiled check behind every op's NaN/inf error (fastgen.ops._validate.check_finite)."""
+    from fastgen.ops._validate import check_finite
+
+    a = np.ones(300_000, dtype)
+    check_finite(a, "a")
+    check_finite(a[:0], "a")
+    a[where] = bad
+    with pytest.raises(ValueError, match="a contains NaN or infinity"):
+        check_finite(a, "a")
