@@ -15,22 +15,14 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from ..ops._validate import check_finite
+from ._validate import cpu_float_tensor, finite_numpy
 from ..ops.conv import activation_code, check_slope, conv_transpose_geometry, output_pass
 from ..ops.pool import pair
 from .. import _cpu
 
-_FLOATS = (torch.float32, torch.float64)
-
-
 def _check(x, weight, bias):
     for name, t in (("x", x), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dtype not in _FLOATS:
-            raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
-        if t.device.type != "cpu":
-            raise ValueError(f"{name} is on {t.device}; this build of fastgen's torch ops runs on the CPU only")
+        cpu_float_tensor(t, name)
         if t.dtype != x.dtype:
             raise TypeError(f"{name} must have x's dtype {x.dtype}, got {t.dtype}")
 
@@ -41,7 +33,7 @@ def _geometry(x, weight, bias, stride, padding, output_padding):
 
 
 def _finite(t: torch.Tensor, name: str) -> None:
-    check_finite(t.detach().contiguous().numpy(), name)
+    finite_numpy(t, name)
 
 
 @torch.library.custom_op("fastgen::conv_transpose2d", mutates_args=(), device_types="cpu")

@@ -16,29 +16,15 @@ from typing import List, Sequence
 
 import torch
 
-from ..ops._validate import check_finite
+from ._validate import cpu_float_tensor, finite_numpy
 from ..ops.pool import (avg_unpool2d_numpy, gather_numpy, max_pool2d_numpy, pair, pool_geometry,
                         scatter_numpy)
 
-_FLOATS = (torch.float32, torch.float64)
-
-
 def _images(x: torch.Tensor, name: str = "x") -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
-    if x.dtype not in _FLOATS:
-        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
-    if x.device.type != "cpu":
-        raise ValueError(f"{name} is on {x.device}; this build of fastgen's torch ops runs on the CPU only")
+    cpu_float_tensor(x, name, 4, "(N, C, H, W)")
 
 
-def _numpy(x: torch.Tensor, name: str = "x", finite: bool = True):
-    a = x.detach().contiguous().numpy()
-    if finite:
-        check_finite(a, name)
-    return a
+_numpy = finite_numpy
 
 
 def _check_indices(indices: torch.Tensor, shape, out_hw) -> None:

@@ -16,33 +16,20 @@ from typing import Optional
 
 import torch
 
-from ..ops._validate import check_finite
+from ._validate import cpu_float_tensor, finite_numpy
 from ..ops.reparam import reparameterize_backward_numpy, reparameterize_numpy
 from ..random import as_generator
 from .ops import _signed, _to_u64
 
-_FLOATS = (torch.float32, torch.float64)
-
-
 def _check(mu: torch.Tensor, logvar: torch.Tensor) -> None:
     for name, t in (("mu", mu), ("logvar", logvar)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() != 2:
-            raise ValueError(f"{name} must be 2-D (batch x latent), got shape {tuple(t.shape)}")
-        if t.dtype not in _FLOATS:
-            raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
-        if t.device.type != "cpu":
-            raise ValueError(f"{name} is on {t.device}; this build of fastgen's torch ops runs on the CPU only")
+        cpu_float_tensor(t, name, 2, "(batch x latent)")
     if mu.shape != logvar.shape or mu.dtype != logvar.dtype:
         raise ValueError(f"mu and logvar must have the same shape and dtype, got {tuple(mu.shape)} {mu.dtype} "
                          f"and {tuple(logvar.shape)} {logvar.dtype}")
 
 
-def _numpy(t: torch.Tensor, name: str):
-    a = t.detach().contiguous().numpy()
-    check_finite(a, name)
-    return a
+_numpy = finite_numpy
 
 
 @torch.library.custom_op("fastgen::reparameterize", mutates_args=(), device_types="cpu")
