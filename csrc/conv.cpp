@@ -3,25 +3,20 @@
 // gathers, for every output pixel, the contributions that land on it, adds the bias and
 // applies the activation, writing each output once. The backward's im2col gathers the
 // gradient the other way. Formulas of the activations: kernels/include/fastgen/activation.h.
+#include <algorithm>
+
 #include "fastgen.h"
 #include "fastgen/activation.h"
 #include "philox_cpu.h"  // kParallelMinElements
 
 namespace fastgen {
 namespace cpu {
-namespace {
 
-// The kernel taps (ky) that reach output row oy, and the input rows they come from:
-// oy = iy * stride - pad + ky  =>  iy = (oy + pad - ky) / stride when divisible and in range.
-inline bool source_of(int64_t o, int64_t k, int64_t stride, int64_t pad, int64_t in_size, int64_t& i) {
-  const int64_t t = o + pad - k;
-  if (t < 0 || t % stride != 0) return false;
-  i = t / stride;
-  return i < in_size;
-}
-
-}  // namespace
-
+// Output pixels fall into stride_h x stride_w phases (oy mod stride_h, ox mod stride_w); within
+// a phase every pixel receives the same kernel taps, from input pixels that move one step per
+// output step. So each (phase, tap) adds a contiguous stretch of a cols row to a strided
+// stretch of an output row: no per-pixel tap search, and the plane stays in cache until the
+// bias was added first and the activation is applied last.
 template <typename T> void conv_transpose2d_output(const ConvTransposeParams<T>& p) {
   const ConvTransposeGeometry& g = p.geometry;
   const int64_t in_plane = g.in_h * g.in_w, cols_ld = g.batch * in_plane, out_plane = g.out_h * g.out_w;
@@ -30,22 +25,28 @@ template <typename T> void conv_transpose2d_output(const ConvTransposeParams<T>&
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t co = 0; co < g.out_c; ++co) {
       T* out = p.out + (n * g.out_c + co) * out_plane;
-      const T b = p.bias ? p.bias[co] : T(0);
-      for (int64_t oy = 0; oy < g.out_h; ++oy) {
-        for (int64_t ox = 0; ox < g.out_w; ++ox) {
-          T sum = b;
-          for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
-            int64_t iy;
-            if (!source_of(oy, ky, g.stride_h, g.pad_h, g.in_h, iy)) continue;
-            for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
-              int64_t ix;
-              if (!source_of(ox, kx, g.stride_w, g.pad_w, g.in_w, ix)) continue;
-              const int64_t row = (co * g.kernel_h + ky) * g.kernel_w + kx;
-              sum += p.cols[row * cols_ld + n * in_plane + iy * g.in_w + ix];
-            }
+      std::fill(out, out + out_plane, p.bias ? p.bias[co] : T(0));
+      for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
+        for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+          const T* src = p.cols + ((co * g.kernel_h + ky) * g.kernel_w + kx) * cols_ld + n * in_plane;
+          // oy = iy * stride - pad + ky for every input row iy whose oy lands inside the output
+          for (int64_t iy = 0; iy < g.in_h; ++iy) {
+            const int64_t oy = iy * g.stride_h - g.pad_h + ky;
+            if (oy < 0 || oy >= g.out_h) continue;
+            // ox = ix * stride - pad + kx inside [0, out_w): ix in [ix_begin, ix_end)
+            const int64_t shift = g.pad_w - kx;  // ox = ix * stride - shift
+            const int64_t last = g.out_w - 1 + shift;  // ix * stride <= last
+            if (last < 0) continue;                     // (also keeps the division below a floor)
+            const int64_t ix_begin = shift > 0 ? (shift + g.stride_w - 1) / g.stride_w : 0;
+            const int64_t ix_end = std::min<int64_t>(g.in_w, last / g.stride_w + 1);
+            const T* s = src + iy * g.in_w;
+            T* o = out + oy * g.out_w - shift;
+            for (int64_t ix = ix_begin; ix < ix_end; ++ix) o[ix * g.stride_w] += s[ix];
           }
-          out[oy * g.out_w + ox] = activate(act, sum, p.slope);
         }
+      }
+      if (act != Activation::kNone) {
+        for (int64_t i = 0; i < out_plane; ++i) out[i] = activate(act, out[i], p.slope);
       }
     }
   }

@@ -20,6 +20,8 @@ CASES = [  # x shape, (C_out, kH, kW), stride, padding, output_padding
     ((2, 8, 4, 4), (5, 4, 4), 2, 1, 0),       # the DCGAN up-sampling layer
     ((3, 6, 1, 1), (7, 4, 4), 1, 0, 0),       # the DCGAN projection of z
     ((1, 2, 3, 7), (3, 2, 5), (3, 1), (0, 2), (2, 0)),
+    ((2, 2, 1, 1), (3, 5, 5), 2, 2, 0),       # kernel wider than the output: taps that land nowhere
+    ((1, 3, 2, 3), (2, 5, 3), (2, 3), (2, 1), (1, 2)),
 ]
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
 
