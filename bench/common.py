@@ -237,6 +237,16 @@ def target(label: str, measured: float, op: str, threshold: float, unit: str = "
             "unit": unit, "status": "MET" if met else "MISSED", "met": met}
 
 
+def print_target_summary(scenarios: dict) -> None:
+    """The closing "Targets:" block of a suite: every scenario's targets, one line each."""
+    lines = [f"{t['status']:<6} {t['target']} (measured {t['measured']:.3f}{t['unit']})"
+             for s in scenarios.values() for t in s["targets"]]
+    if lines:
+        print("\nTargets:")
+        for line in lines:
+            print("  " + line)
+
+
 def format_targets(targets: list[dict]) -> str:
     lines = []
     for t in targets:

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .common import (DEFAULT_COOLDOWN_S, RESULTS_DIR, background_load, environment, format_environment,
+from .common import (DEFAULT_COOLDOWN_S, print_target_summary, RESULTS_DIR, background_load, environment, format_environment,
                      format_table, format_targets, load_warning, LoadMonitor, register, results_document,
                      skip_line, summarize, target, time_interleaved, write_json)
 from .rbm import load_binary_mnist
@@ -195,12 +195,7 @@ def run_suite(args) -> dict:
                                                  "mnist_file": source}, scenarios)
     if skipped:
         document["skipped"] = skipped
-    summary = [f"{t['status']:<6} {t['target']} (measured {t['measured']:.3f}{t['unit']})"
-               for s in scenarios.values() for t in s["targets"]]
-    if summary:
-        print("\nTargets:")
-        for line in summary:
-            print("  " + line)
+    print_target_summary(scenarios)
     return document
 
 

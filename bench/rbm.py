@@ -22,6 +22,7 @@ import numpy as np
 
 from .common import (
     DEFAULT_COOLDOWN_S,
+    print_target_summary,
     RESULTS_DIR,
     LoadMonitor,
     background_load,
@@ -418,12 +419,7 @@ def run_suite(args) -> dict:
     document = results_document("rbm", env, settings, scenarios)
     if skipped:
         document["skipped"] = skipped
-    summary = [f"{t['status']:<6} {t['target']} (measured {t['measured']:.3f}{t['unit']})"
-               for s in scenarios.values() for t in s["targets"]]
-    if summary:
-        print("\nTargets:")
-        for line in summary:
-            print("  " + line)
+    print_target_summary(scenarios)
     return document
 
 

@@ -16,7 +16,7 @@ C. Transposed convolution + bias + activation, forward, on the four up-sampling 
 """
 from __future__ import annotations
 
-from .common import (DEFAULT_COOLDOWN_S, RESULTS_DIR, LoadMonitor, background_load, environment,
+from .common import (DEFAULT_COOLDOWN_S, print_target_summary, RESULTS_DIR, LoadMonitor, background_load, environment,
                      format_environment, format_table, format_targets, load_warning, register, results_document,
                      summarize, target, time_interleaved, write_json)
 
@@ -156,10 +156,7 @@ def run_suite(args) -> dict:
                                                                                    cooldown)
     document = results_document("vae", env, {"quick": quick, "repeats": repeats, "calls_per_timing": CALLS_PER_TIMING},
                                 scenarios)
-    print("\nTargets:")
-    for s in scenarios.values():
-        for t in s["targets"]:
-            print(f"  {t['status']:<6} {t['target']} (measured {t['measured']:.3f}{t['unit']})")
+    print_target_summary(scenarios)
     return document
 
 

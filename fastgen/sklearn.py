@@ -259,11 +259,19 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         self : BernoulliRBM
         """
+        return self._fit(X)
+
+    def _fit(self, X, init=None):
+        """:meth:`fit`, optionally starting from ``init = (W, b_vis, b_hid)`` instead of the random
+        weights (the stream still skips the offset the initialisation takes), as DBN's
+        ``init_rbms`` needs."""
         self._check_params()
         X = self._validate_X(X, reset=True)
         generator = self._generator_from(self.random_state)
         dtype = X.dtype
         self._initialize(X.shape[1], dtype, generator)
+        if init is not None:
+            self.components_[...], self.intercept_visible_[...], self.intercept_hidden_[...] = init
         rbm, trainer = self._model(), self._trainer()
         rows_per_chunk = self.batch_size * max(1, _SPARSE_CHUNK_ROWS // self.batch_size)
 

@@ -212,7 +212,7 @@ def format_metrics(metrics: dict) -> str:
     n = metrics["n"]
     lines = []
     if metrics["validity"] is None and not metrics["rdkit"]:
-        lines.append(f"validity:   unavailable (RDKit not installed; pip install 'fastgen[chem]')")
+        lines.append("validity:   unavailable (RDKit not installed; pip install 'fastgen[chem]')")
     else:
         lines.append(f"validity:   {pct(metrics['validity'])} ({metrics['n_valid']} of {n} parsed by RDKit)")
     lines.append(f"uniqueness: {pct(metrics['uniqueness'])} (distinct among valid)")

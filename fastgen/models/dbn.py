@@ -317,36 +317,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _fit_layer_from(est, H, init) -> None:
         """``est.fit(H)`` started from ``init = (W, b_vis, b_hid)`` instead of random weights:
         the same stream, chains and epochs as :meth:`BernoulliRBM.fit`."""
-        est._check_params()
-        H = est._validate_X(H, reset=True)
-        generator = est._generator_from(est.random_state)
-        est._initialize(H.shape[1], H.dtype, generator)  # takes the offset fit's initialisation takes
-        W, b, c = init
-        est.components_[...] = W
-        est.intercept_visible_[...] = b
-        est.intercept_hidden_[...] = c
-        rbm, trainer = est._model(), est._trainer()
-        rows_per_chunk = est.batch_size * max(1, _SPARSE_CHUNK_ROWS // est.batch_size)  # as fit
-        iterations = range(1, est.n_iter + 1)
-        bar = None
-        if est.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(iterations, desc=type(est).__name__, unit="epoch")
-            iterations = bar
-        begin = time.time()
-        for iteration in iterations:
-            for chunk in est._dense_chunks(H, rows_per_chunk):
-                trainer.run(rbm, chunk, est.batch_size, generator)
-            if est.verbose and not est.progress:
-                end = time.time()
-                print("[%s] Iteration %d, pseudo-likelihood = %.2f, time = %.2fs"
-                      % (type(est).__name__, iteration, est.score_samples(H).mean(), end - begin))
-                begin = end
-        if bar is not None:
-            bar.close()
-        est._store_trainer_state(trainer)
-        est._generator = generator
+        est._fit(H, init=init)
 
     def fit(self, X, y=None):
         """Greedy layer-wise pretraining.

@@ -46,6 +46,7 @@ from scipy.special import logsumexp
 from .. import _cpu
 from ..ops._validate import positive_int, real
 from ..random import Generator, as_generator
+from .rbm import check_trainer_params
 
 # Exact log Z enumerates 2**n_hidden hidden configurations.
 MAX_ENUMERABLE_HIDDEN = 20
@@ -427,14 +428,7 @@ class GaussianContrastiveDivergence:
     velocities: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self):
-        real(self.learning_rate, "learning_rate", low=0.0, low_open=True)
-        positive_int(self.cd_k, "cd_k")
-        if self.n_chains is not None:
-            positive_int(self.n_chains, "n_chains")
-        real(self.momentum, "momentum", low=0.0, high=1.0)
-        if self.momentum >= 1.0:
-            raise ValueError(f"momentum must be < 1, got {self.momentum}")
-        real(self.weight_decay, "weight_decay", low=0.0)
+        check_trainer_params(self)
         if np.ndim(self.min_sigma) == 0:
             real(self.min_sigma, "min_sigma", low=0.0, low_open=True)
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit, logsumexp
+from scipy.special import logsumexp
 
 from .. import _cpu
 from ..ops import gibbs as _gibbs_op
@@ -183,6 +183,19 @@ class RBM:
         return -fe - log_z
 
 
+def check_trainer_params(trainer) -> None:
+    """The settings every CD/PCD trainer has: learning_rate > 0, cd_k >= 1, n_chains >= 1 or
+    None, momentum in [0, 1), weight_decay >= 0."""
+    real(trainer.learning_rate, "learning_rate", low=0.0, low_open=True)
+    positive_int(trainer.cd_k, "cd_k")
+    if trainer.n_chains is not None:
+        positive_int(trainer.n_chains, "n_chains")
+    real(trainer.momentum, "momentum", low=0.0, high=1.0)
+    if trainer.momentum >= 1.0:
+        raise ValueError(f"momentum must be < 1, got {trainer.momentum}")
+    real(trainer.weight_decay, "weight_decay", low=0.0)
+
+
 @dataclass
 class ContrastiveDivergence:
     """CD-k / PCD-k training with momentum and L2 weight decay, epochs in compiled code.
@@ -211,14 +224,7 @@ class ContrastiveDivergence:
     velocities: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self):
-        real(self.learning_rate, "learning_rate", low=0.0, low_open=True)
-        positive_int(self.cd_k, "cd_k")
-        if self.n_chains is not None:
-            positive_int(self.n_chains, "n_chains")
-        real(self.momentum, "momentum", low=0.0, high=1.0)
-        if self.momentum >= 1.0:
-            raise ValueError(f"momentum must be < 1, got {self.momentum}")
-        real(self.weight_decay, "weight_decay", low=0.0)
+        check_trainer_params(self)
 
     def offsets_per_epoch(self, n_samples: int, batch_size: int) -> int:
         return -(-n_samples // batch_size) * (2 * self.cd_k + 1)

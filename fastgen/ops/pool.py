@@ -42,8 +42,7 @@ def pool_geometry(height: int, width: int, kernel_size, stride=None, padding=0):
 
 
 def images(x, name: str, dtype=None) -> np.ndarray:
-    a = float_array(x, name, ndim=4, dtype=dtype)
-    return a
+    return float_array(x, name, ndim=4, dtype=dtype)
 
 
 def max_pool2d_numpy(x: np.ndarray, kernel, stride, pad, out_hw):
@@ -73,17 +72,16 @@ def gather_numpy(src: np.ndarray, indices: np.ndarray):
 
 
 def avg_unpool2d_numpy(x: np.ndarray, kernel, backward: bool = False):
+    """Forward: x (N, C, h, w) -> (N, C, h kh, w kw); backward: x is the gradient of that
+    output and the block sums come back at (N, C, h, w)."""
     n, c, h, w = x.shape
     if backward:
         out = np.empty((n, c, h // kernel[0], w // kernel[1]), x.dtype)
-        big, small = x, out
     else:
         out = np.empty((n, c, h * kernel[0], w * kernel[1]), x.dtype)
-        big, small = out, x
     if n * c:
         _cpu.C.avg_unpool2d(x.reshape(n * c, *x.shape[2:]), out.reshape(n * c, *out.shape[2:]), kernel[0], kernel[1],
                             backward)
-    del big, small
     return out
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import torch
 
 from ..ops._validate import check_finite
