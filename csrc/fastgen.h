@@ -271,12 +271,52 @@ template <typename T> struct ConvTransposeParams {
 };
 // The output pass: gather the contributions of cols, add the bias, apply the activation.
 template <typename T> void conv_transpose2d_output(const ConvTransposeParams<T>& p);
+template <typename T> struct ConvTransposeForwardParams {
+  ConvTransposeGeometry geometry;
+  const T* x;       // [batch, in_c, in_h, in_w] contiguous
+  const T* weight;  // [in_c, out_c, kernel_h, kernel_w] contiguous
+  const T* bias;    // [out_c] or nullptr
+  T* out;           // [batch, out_c, out_h, out_w]
+  int activation;   // fastgen::Activation
+  T slope;          // leaky_relu's negative slope
+  int64_t chunk_elements;  // cols buffer size per chunk of images (0: the default)
+};
+// The whole forward: per chunk of images, cols = weight^T @ X (BLAS, gemm below) into a buffer
+// that stays in cache, then the output pass over those images.
+template <typename T> void conv_transpose2d_forward(const ConvTransposeForwardParams<T>& p);
 // Backward: cols [out_c * kernel_h * kernel_w, batch * in_h * in_w] gathered from grad [batch, out_c, out_h, out_w];
 // then grad_x = weight @ cols and grad_weight = X @ cols^T (BLAS, by the caller).
 template <typename T> void conv_transpose2d_im2col(const ConvTransposeGeometry& g, const T* grad, T* cols);
 // grad_in = grad_out * act'(x), from the activation's output y.                     // all [n]
 template <typename T> void activation_backward(const T* grad_out, const T* y, int64_t n, int activation, T slope,
                                                T* grad_in);
+
+// ---- elbo.cpp ------------------------------------------------------------------------------
+// The ELBO's reconstruction log-likelihoods, summed per sample (kernels/include/fastgen/elbo.h).
+// All arrays contiguous. Bernoulli decoders give logits; Gaussian decoders a mean and a
+// log-variance that is per element (logvar_mode 2: [rows, cols]), per feature (1: [cols]) or
+// absent (0: unit variance, log-variance 0).
+template <typename T> struct BernoulliLikelihoodParams {
+  const T* x;       // [rows, cols] data in [0, 1]
+  const T* logits;  // [rows, cols]
+  int64_t rows, cols;
+};
+template <typename T> void bernoulli_log_likelihood(const BernoulliLikelihoodParams<T>& p, T* out);  // out [rows]
+// grad_logits [rows, cols] = g[r] * (x - sigmoid(l)); grad_x (or nullptr) = g[r] * l.    // g [rows]
+template <typename T> void bernoulli_log_likelihood_backward(const BernoulliLikelihoodParams<T>& p, const T* g,
+                                                             T* grad_logits, T* grad_x);
+template <typename T> struct GaussianLikelihoodParams {
+  const T* x;       // [rows, cols]
+  const T* mean;    // [rows, cols]
+  const T* logvar;  // see logvar_mode
+  int logvar_mode;
+  int64_t rows, cols;
+};
+template <typename T> void gaussian_log_likelihood(const GaussianLikelihoodParams<T>& p, T* out);  // out [rows]
+// grad_mean [rows, cols]; grad_logvar shaped like logvar (per-feature: summed over rows) or
+// nullptr; grad_x [rows, cols] or nullptr.                                                // g [rows]
+template <typename T> void gaussian_log_likelihood_backward(const GaussianLikelihoodParams<T>& p, const T* g,
+                                                            T* grad_mean, T* grad_logvar, T* grad_x);
 
 // ---- blas.cpp ------------------------------------------------------------------------------
 

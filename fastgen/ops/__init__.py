@@ -6,9 +6,11 @@ Inputs are never modified.
 """
 from .binary import binary_matmul
 from .categorical import sample_categorical
+from .elbo import bernoulli_log_likelihood, gaussian_log_likelihood
 from .cd import CDGradients, cd_gradients
 from .gibbs import gibbs
 from .reparam import reparameterize
 from .sampling import sample_bernoulli, sample_gaussian
 
-__all__ = ["sample_bernoulli", "sample_gaussian", "gibbs", "cd_gradients", "CDGradients", "binary_matmul", "sample_categorical", "reparameterize"]
+__all__ = ["sample_bernoulli", "sample_gaussian", "gibbs", "cd_gradients", "CDGradients", "binary_matmul", "sample_categorical", "reparameterize",
+           "bernoulli_log_likelihood", "gaussian_log_likelihood"]

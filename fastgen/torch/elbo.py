@@ -1,0 +1,154 @@
+"""``torch.ops.fastgen.bernoulli_log_likelihood`` and ``gaussian_log_likelihood``: the ELBO's
+reconstruction terms as fused per-sample reductions, with autograd.
+
+``bernoulli_log_likelihood(x, logits) -> (n,)``
+    sum over every axis but the first of ``x * l - softplus(l)``; x in [0, 1].
+``gaussian_log_likelihood(x, mean, logvar) -> (n,)``
+    sum of ``-(log 2 pi + v + (x - m)^2 e^-v) / 2``; logvar of x's shape, of its per-feature
+    shape ``x.shape[1:]`` (a learned decoder variance), or None (unit variance).
+
+Both backward passes are custom ops too (one pass each, from the saved inputs); gradients
+reach x as well when it requires them. First derivatives only.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from ._validate import cpu_float_tensor, finite_numpy
+from ..ops.elbo import (bernoulli_log_likelihood_backward_numpy, bernoulli_log_likelihood_numpy, check_logvar_shape,
+                        check_unit_interval, gaussian_log_likelihood_backward_numpy, gaussian_log_likelihood_numpy)
+
+
+def _check_pair(x: torch.Tensor, other: torch.Tensor, other_name: str) -> None:
+    cpu_float_tensor(x, "x")
+    cpu_float_tensor(other, other_name)
+    if x.dim() < 2:
+        raise ValueError(f"x must be (batch, ...) with at least 2 dimensions, got shape {tuple(x.shape)}")
+    if other.shape != x.shape or other.dtype != x.dtype:
+        raise ValueError(f"{other_name} must have x's shape {tuple(x.shape)} and dtype {x.dtype}, got "
+                         f"{tuple(other.shape)} {other.dtype}")
+
+
+def _rows(a):
+    return a.reshape(a.shape[0], math.prod(a.shape[1:]))
+
+
+@torch.library.custom_op("fastgen::bernoulli_log_likelihood", mutates_args=(), device_types="cpu")
+def _bernoulli_op(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    _check_pair(x, logits, "logits")
+    x2d = _rows(finite_numpy(x, "x"))
+    check_unit_interval(x2d)
+    return torch.from_numpy(bernoulli_log_likelihood_numpy(x2d, _rows(finite_numpy(logits, "logits"))))
+
+
+@_bernoulli_op.register_fake
+def _(x, logits):
+    _check_pair(x, logits, "logits")
+    return x.new_empty(x.shape[:1])
+
+
+@torch.library.custom_op("fastgen::bernoulli_log_likelihood_backward", mutates_args=(), device_types="cpu")
+def _bernoulli_backward_op(grad: torch.Tensor, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    g = grad.detach().contiguous().numpy()
+    l2d = _rows(logits.detach().contiguous().numpy())
+    out = bernoulli_log_likelihood_backward_numpy(g, _rows(x.detach().contiguous().numpy()), l2d)
+    return torch.from_numpy(out).reshape(logits.shape)
+
+
+@_bernoulli_backward_op.register_fake
+def _(grad, x, logits):
+    return torch.empty_like(logits)
+
+
+def _bernoulli_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _bernoulli_backward(ctx, grad):
+    x, logits = ctx.saved_tensors
+    grad_logits = torch.ops.fastgen.bernoulli_log_likelihood_backward(grad, x, logits) \
+        if ctx.needs_input_grad[1] else None
+    grad_x = grad.reshape((-1,) + (1,) * (x.dim() - 1)) * logits if ctx.needs_input_grad[0] else None
+    return grad_x, grad_logits
+
+
+_bernoulli_op.register_autograd(_bernoulli_backward, setup_context=_bernoulli_setup)
+
+
+def _check_gaussian(x, mean, logvar) -> None:
+    _check_pair(x, mean, "mean")
+    if logvar is not None:
+        cpu_float_tensor(logvar, "logvar")
+        if logvar.dtype != x.dtype:
+            raise ValueError(f"logvar must have x's dtype {x.dtype}, got {logvar.dtype}")
+        check_logvar_shape(tuple(logvar.shape), tuple(x.shape))
+
+
+def _logvar_numpy(logvar, x_shape, finite: bool):
+    if logvar is None:
+        return None
+    v = finite_numpy(logvar, "logvar", finite)
+    return _rows(v) if tuple(logvar.shape) == tuple(x_shape) else v.reshape(-1)
+
+
+@torch.library.custom_op("fastgen::gaussian_log_likelihood", mutates_args=(), device_types="cpu")
+def _gaussian_op(x: torch.Tensor, mean: torch.Tensor, logvar: Optional[torch.Tensor]) -> torch.Tensor:
+    _check_gaussian(x, mean, logvar)
+    out = gaussian_log_likelihood_numpy(_rows(finite_numpy(x, "x")), _rows(finite_numpy(mean, "mean")),
+                                        _logvar_numpy(logvar, x.shape, True))
+    return torch.from_numpy(out)
+
+
+@_gaussian_op.register_fake
+def _(x, mean, logvar):
+    _check_gaussian(x, mean, logvar)
+    return x.new_empty(x.shape[:1])
+
+
+@torch.library.custom_op("fastgen::gaussian_log_likelihood_backward", mutates_args=(), device_types="cpu")
+def _gaussian_backward_op(grad: torch.Tensor, x: torch.Tensor, mean: torch.Tensor,
+                          logvar: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grad_mean, grad_logvar); grad_logvar is empty (0 elements) when logvar is None."""
+    g = grad.detach().contiguous().numpy()
+    v = _logvar_numpy(logvar, x.shape, False)
+    grad_mean, grad_logvar = gaussian_log_likelihood_backward_numpy(
+        g, _rows(x.detach().contiguous().numpy()), _rows(mean.detach().contiguous().numpy()), v, v is not None)
+    gm = torch.from_numpy(grad_mean).reshape(mean.shape)
+    gv = torch.from_numpy(grad_logvar).reshape(logvar.shape) if logvar is not None else mean.new_empty((0,))
+    return gm, gv
+
+
+@_gaussian_backward_op.register_fake
+def _(grad, x, mean, logvar):
+    return torch.empty_like(mean), (torch.empty_like(logvar) if logvar is not None else mean.new_empty((0,)))
+
+
+def _gaussian_setup(ctx, inputs, output):
+    x, mean, logvar = inputs
+    ctx.has_logvar = logvar is not None
+    ctx.save_for_backward(x, mean, logvar if logvar is not None else None)
+
+
+def _gaussian_backward(ctx, grad):
+    x, mean, logvar = ctx.saved_tensors
+    grad_mean, grad_logvar = torch.ops.fastgen.gaussian_log_likelihood_backward(grad, x, mean, logvar)
+    # d/dx is -d/dmean element for element
+    grad_x = -grad_mean if ctx.needs_input_grad[0] else None
+    return (grad_x, grad_mean if ctx.needs_input_grad[1] else None,
+            grad_logvar if (ctx.has_logvar and ctx.needs_input_grad[2]) else None)
+
+
+_gaussian_op.register_autograd(_gaussian_backward, setup_context=_gaussian_setup)
+
+
+def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``sum(x * logits - softplus(logits))`` (shape (n,)); differentiable."""
+    return torch.ops.fastgen.bernoulli_log_likelihood(x, logits)
+
+
+def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: Optional[torch.Tensor] = None):
+    """Per-sample ``log N(x | mean, exp(logvar))`` summed over features (shape (n,)); differentiable."""
+    return torch.ops.fastgen.gaussian_log_likelihood(x, mean, logvar)

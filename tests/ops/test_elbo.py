@@ -1,0 +1,88 @@
+"""fastgen.ops.bernoulli_log_likelihood / gaussian_log_likelihood against the NumPy formulas."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastgen.ops.elbo import bernoulli_log_likelihood, gaussian_log_likelihood
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-4), np.float64: dict(rtol=1e-12, atol=1e-10)}
+LOG_2PI = np.log(2 * np.pi)
+
+
+def bernoulli_reference(x, logits):
+    x, logits = np.asarray(x, np.float64), np.asarray(logits, np.float64)
+    terms = x * logits - np.logaddexp(0.0, logits)
+    return terms.reshape(terms.shape[0], int(np.prod(terms.shape[1:]))).sum(1) if terms.ndim > 1 else terms.sum()
+
+
+def gaussian_reference(x, mean, logvar=None):
+    x, mean = np.asarray(x, np.float64), np.asarray(mean, np.float64)
+    v = np.zeros_like(x) if logvar is None else np.broadcast_to(np.asarray(logvar, np.float64), x.shape)
+    terms = -0.5 * (LOG_2PI + v + (x - mean) ** 2 * np.exp(-v))
+    return terms.reshape(terms.shape[0], int(np.prod(terms.shape[1:]))).sum(1) if terms.ndim > 1 else terms.sum()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 129), (2, 4096 + 32), (5, 1, 7, 9), (0, 12)])
+def test_bernoulli_matches_the_formula(dtype, shape):
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.random(shape) < 0.4).astype(dtype)
+    x.reshape(-1)[: x.size // 3] = rng.random(x.size // 3)  # grey levels too
+    logits = (rng.normal(size=shape) * 6).astype(dtype)
+    out = bernoulli_log_likelihood(x, logits)
+    assert out.shape == (shape[0],) and out.dtype == dtype
+    np.testing.assert_allclose(out, bernoulli_reference(x, logits), **TOL[dtype])
+
+
+def test_bernoulli_is_stable_for_huge_logits():
+    x = np.array([[1.0, 0.0, 1.0, 0.0]], np.float32)
+    logits = np.array([[200.0, -200.0, -90.0, 90.0]], np.float32)
+    np.testing.assert_allclose(bernoulli_log_likelihood(x, logits), [-180.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("logvar_kind", ["none", "element", "feature"])
+@pytest.mark.parametrize("shape", [(1, 1), (4, 129), (2, 4096 + 32), (3, 2, 5, 5), (0, 6)])
+def test_gaussian_matches_the_formula(dtype, logvar_kind, shape):
+    rng = np.random.default_rng(len(shape) + shape[-1])
+    x = rng.normal(size=shape).astype(dtype)
+    mean = rng.normal(size=shape).astype(dtype)
+    logvar = {"none": None, "element": rng.normal(size=shape), "feature": rng.normal(size=shape[1:])}[logvar_kind]
+    logvar = None if logvar is None else logvar.astype(dtype)
+    out = gaussian_log_likelihood(x, mean, logvar)
+    assert out.shape == (shape[0],) and out.dtype == dtype
+    np.testing.assert_allclose(out, gaussian_reference(x, mean, logvar), **TOL[dtype])
+
+
+def test_one_dimensional_input_is_one_sample_and_views_are_copied_not_changed():
+    rng = np.random.default_rng(3)
+    x = (rng.random((6, 10)) < 0.5).astype(np.float64)
+    logits = rng.normal(size=(10, 6)).T  # Fortran-ordered view
+    before = logits.copy()
+    np.testing.assert_allclose(bernoulli_log_likelihood(x, logits), bernoulli_reference(x, logits), rtol=1e-12)
+    np.testing.assert_array_equal(logits, before)
+    scalar = bernoulli_log_likelihood(x[0], logits[0])
+    assert scalar.shape == ()
+    np.testing.assert_allclose(scalar, bernoulli_reference(x[:1], logits[:1])[0], rtol=1e-12)
+    strided = x[:, ::2]
+    np.testing.assert_allclose(gaussian_log_likelihood(strided, strided * 0.5),
+                               gaussian_reference(strided, strided * 0.5), rtol=1e-12)
+
+
+def test_bad_input_names_the_argument():
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="logits must have x's shape"):
+        bernoulli_log_likelihood(x, np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+        bernoulli_log_likelihood(x - 0.5, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="logits contains NaN"):
+        bernoulli_log_likelihood(x, np.full((2, 3), np.nan))
+    with pytest.raises(TypeError, match="x must be a real numeric array"):
+        bernoulli_log_likelihood(np.array([["a", "b"]]), np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="at least 1 dimension"):
+        gaussian_log_likelihood(np.float64(1.0), np.float64(1.0))
+    with pytest.raises(ValueError, match="logvar must have x's shape"):
+        gaussian_log_likelihood(x, x, np.zeros(2))
+    with pytest.raises(ValueError, match="mean contains NaN"):
+        gaussian_log_likelihood(x, np.full((2, 3), np.inf))
