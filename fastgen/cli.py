@@ -13,6 +13,13 @@ Subcommands:
     Trains (or continues) a Bernoulli RBM on a .npy / .npz / MNIST-IDX file.
 ``fastgen train smiles DATA``
     Trains (or resumes) a character-level LSTM/GRU language model on a MOSES-style SMILES CSV.
+``fastgen train gan [DATA]``
+    Trains (or resumes) a DCGAN on images (default: scikit-learn's digits at 32x32), writing
+    checkpoints and sample grids.
+``fastgen train vae [DATA]`` / ``fastgen train ae [DATA]``
+    Trains (or resumes) a VAE (MLP or convolutional) or an autoencoder (plain, denoising,
+    contractive, greedy stacked, convolutional) on images (default: scikit-learn's digits), with
+    checkpoints, a PCA baseline and sample / reconstruction / interpolation PNGs.
 ``fastgen sample smiles MODEL``
     Samples SMILES strings from a trained model, writes them to a file, prints the MOSES
     metrics (validity, uniqueness, novelty).
@@ -523,6 +530,27 @@ def cmd_train_smiles(args) -> int:
     return 0
 
 
+def cmd_train_gan(args) -> int:
+    _import_torch()
+    from .torch.gan.cli import train_from_cli
+
+    return train_from_cli(args)
+
+
+def cmd_train_vae(args) -> int:
+    _import_torch()
+    from .torch.training import train_from_cli
+
+    return train_from_cli(args, "vae")
+
+
+def cmd_train_ae(args) -> int:
+    _import_torch()
+    from .torch.training import train_from_cli
+
+    return train_from_cli(args, "ae")
+
+
 def cmd_sample_smiles(args) -> int:
     torch = _import_torch()
     from .random import Generator
@@ -612,6 +640,15 @@ def _positive_int(text):
     return value
 
 
+def _add_autoencoder_arguments(parser, family: str) -> None:
+    try:
+        from .torch.training import add_arguments
+    except ImportError:  # no torch: the subcommand still parses and then says torch is missing
+        parser.add_argument("rest", nargs=argparse.REMAINDER)
+        return
+    add_arguments(parser, family)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -667,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     waves.set_defaults(func=cmd_demo_waveforms)
 
     train = sub.add_parser("train", help="train a model on a data file")
-    train_sub = train.add_subparsers(dest="model", required=True, metavar="{rbm,smiles}")
+    train_sub = train.add_subparsers(dest="model", required=True, metavar="{rbm,smiles,gan,vae,ae}")
     d = _TRAIN_DEFAULTS
     rbm = train_sub.add_parser(
         "rbm", help="Bernoulli RBM (PCD by default) on a .npy/.npz/MNIST-IDX file",
@@ -727,6 +764,60 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also save every N batches (default: after every epoch only)")
     sm.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's)")
     sm.set_defaults(func=cmd_train_smiles)
+
+    gan = train_sub.add_parser(
+        "gan", help="DCGAN on images (default: scikit-learn's digits at 32x32; needs torch)",
+        description="Train a DCGAN (Radford et al. 2016; the generator runs fastgen's fused transposed convolution) "
+                    "on DATA: 'digits' (scikit-learn's 8x8 digits resized to 32x32, the default) or a .npy/.npz/"
+                    "MNIST-IDX file of (N, H, W) or (N, C, H, W) images, 28, 32 or 64 pixels square (or resized "
+                    "with --image-size). Writes a checkpoint after every epoch, a fixed-noise sample grid per epoch "
+                    "(samples_epochNNN.png), samples.png and interpolation.png to --out; --resume continues "
+                    "a checkpoint exactly.")
+    gan.add_argument("data", metavar="DATA", nargs="?", default="digits",
+                     help="'digits' or an image file (default: %(default)s)")
+    gan.add_argument("--key", help="array to read from a .npz archive")
+    gan.add_argument("--image-size", type=int, choices=[28, 32, 64], help="resize the images to this size")
+    gan.add_argument("--epochs", type=_nonnegative_int, help="total epochs (default: 20; with --resume: the "
+                                                              "checkpoint's)")
+    gan.add_argument("--latent-dim", type=_positive_int, help="(default: 100)")
+    gan.add_argument("--width", type=_positive_int, help="feature maps of the outermost layers (default: 32)")
+    gan.add_argument("--batch-size", type=_positive_int, help="(default: 64)")
+    gan.add_argument("--loss", choices=["minimax", "nonsaturating", "lsgan"], help="(default: nonsaturating)")
+    gan.add_argument("--smoothing", choices=["none", "one_sided", "two_sided"], help="label smoothing "
+                                                                                      "(default: none)")
+    gan.add_argument("--d-steps", type=_positive_int, help="discriminator steps per generator step (default: 1)")
+    gan.add_argument("--unrolled-steps", type=_nonnegative_int, help="unrolled-GAN steps (default: 0)")
+    gan.add_argument("--lr", type=float, help="Adam learning rate of both networks (default: 2e-4)")
+    gan.add_argument("--norm", choices=["batch", "virtual", "none"], help="(default: batch)")
+    gan.add_argument("--minibatch-kernels", type=_nonnegative_int,
+                     help="minibatch discrimination kernels in the discriminator (default: 0, none)")
+    gan.add_argument("--conditional", action="store_true", help="condition both networks on the labels")
+    gan.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: %(default)s)")
+    gan.add_argument("--out", default="fastgen_output/gan", help="folder for the checkpoint and PNGs "
+                                                                 "(default: %(default)s)")
+    gan.add_argument("--resume", metavar="CHECKPOINT", help="continue a checkpoint (model settings come from it)")
+    gan.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+                     help="also save every N iterations (default: after every epoch only)")
+    gan.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's)")
+    gan.add_argument("--no-progress", action="store_true", help="no progress bar")
+    gan.set_defaults(func=cmd_train_gan)
+
+    vae = train_sub.add_parser(
+        "vae", help="variational autoencoder (default: scikit-learn's digits; needs torch)",
+        description="Train a VAE (MLP, or --conv for the convolutional one; Bernoulli or Gaussian decoder) on DATA "
+                    "(default: scikit-learn's 8x8 digits) with fastgen's fused reparameterisation and likelihood ops. "
+                    "Holds out 10%% of the samples; prints train/test negative ELBO per epoch and the test "
+                    "reconstruction error beside PCA's with as many components as latent units; writes "
+                    "samples.png, reconstructions.png (input, reconstruction pairs) and interpolation.png to --out.")
+    _add_autoencoder_arguments(vae, "vae")
+    vae.set_defaults(func=cmd_train_vae)
+    ae = train_sub.add_parser(
+        "ae", help="autoencoder: plain, denoising, contractive, stacked or convolutional (needs torch)",
+        description="Train an autoencoder (--kind) on DATA (default: scikit-learn's 8x8 digits). Holds out 10%% of "
+                    "the samples; prints train/test reconstruction loss per epoch and the test reconstruction "
+                    "error beside PCA's at the same code size; writes reconstructions.png and interpolation.png.")
+    _add_autoencoder_arguments(ae, "ae")
+    ae.set_defaults(func=cmd_train_ae)
 
     sample = sub.add_parser("sample", help="sample from a trained model")
     sample_sub = sample.add_subparsers(dest="model", required=True, metavar="{smiles}")
