@@ -1,0 +1,362 @@
+"""Training loop, checkpoints, a PCA baseline and the ``fastgen train vae|ae`` commands for the
+autoencoder family (:mod:`.autoencoders`, :mod:`.vae`).
+
+A checkpoint is one ``torch.save`` file holding the model's kind and constructor arguments,
+its weights, the optimizer's state, the epoch count, the model's Philox stream (VAEs) and
+torch's CPU random state (the minibatch order and the autoencoders' noise), so training
+resumed from it continues exactly as the uninterrupted run would.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .autoencoders import (Autoencoder, ContractiveAutoencoder, ConvAutoencoder, DenoisingAutoencoder,
+                           check_positive_int, pretrain_stacked)
+from .vae import VAE, ConvVAE
+
+MODEL_KINDS = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, ContractiveAutoencoder,
+                                             ConvAutoencoder, VAE, ConvVAE)}
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteLoss(FloatingPointError):
+    """Training produced a NaN or infinite loss (the message says at which step)."""
+
+
+def _progress_bar(total: int, description: str, enabled):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="batch", leave=False)
+
+
+def fit(model, X: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
+        optimizer: torch.optim.Optimizer | None = None, progress=None, description: str = "train",
+        start_epoch: int = 0, on_epoch=None) -> list[float]:
+    """Adam (or ``optimizer``) on ``model.loss`` over shuffled minibatches of X.
+
+    Parameters
+    ----------
+    model : a module of this package (anything with ``loss(batch)``)
+    X : tensor of shape (n, ...) in the model's input layout
+    epochs, batch_size : int
+    lr : float
+        Adam's learning rate (ignored when ``optimizer`` is given).
+    seed : int
+        Seeds the minibatch order of each epoch: epoch e shuffles with ``seed + e``, so a
+        resumed run (``start_epoch``) sees the same batches as an uninterrupted one.
+    progress : bool or None
+        A tqdm bar per epoch.
+    start_epoch : int
+        Epochs already done (resuming).
+    on_epoch : callable(epoch, mean_loss) or None
+        Called after each epoch (checkpoints, PNGs).
+
+    Returns
+    -------
+    list of float: the mean training loss of each epoch run.
+
+    Raises
+    ------
+    NonFiniteLoss
+        When a batch's loss is NaN or infinite; the parameters are left as they were before
+        that batch's update.
+    """
+    epochs = check_positive_int(epochs, "epochs") if epochs else 0
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not isinstance(X, torch.Tensor) or X.dim() < 2 or X.shape[0] == 0:
+        raise ValueError(f"X must be a non-empty tensor of shape (n, ...), got {getattr(X, 'shape', type(X))}")
+    model.check_input(X[:1])
+    opt = optimizer if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
+    n = X.shape[0]
+    history = []
+    model.train()
+    for epoch in range(start_epoch, start_epoch + epochs):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+        bar = _progress_bar(-(-n // batch_size), f"{description} epoch {epoch + 1}", progress)
+        total, count = 0.0, 0
+        for start in range(0, n, batch_size):
+            batch = X[order[start:start + batch_size]]
+            loss = model.loss(batch)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"the loss became {loss.item()} at epoch {epoch + 1}, batch "
+                                    f"{start // batch_size + 1}: lower the learning rate or check the data")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * batch.shape[0]
+            count += batch.shape[0]
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / count:.3f}")
+        if bar is not None:
+            bar.close()
+        history.append(total / count)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, history[-1])
+    return history
+
+
+@torch.no_grad()
+def evaluate(model, X: torch.Tensor, batch_size: int = 1000) -> float:
+    """Mean ``model.loss`` over X (evaluation mode; a VAE's loss still draws one z a sample)."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for start in range(0, X.shape[0], batch_size):
+        batch = X[start:start + batch_size]
+        total += model.loss(batch).item() * batch.shape[0]
+    model.train(was_training)
+    return total / X.shape[0]
+
+
+@torch.no_grad()
+def reconstruction_mse(model, X: torch.Tensor, batch_size: int = 1000) -> float:
+    """Mean squared error per feature between X and ``model.reconstruct(X)``."""
+    err, count = 0.0, 0
+    for start in range(0, X.shape[0], batch_size):
+        batch = X[start:start + batch_size]
+        err += (model.reconstruct(batch) - batch).pow(2).sum().item()
+        count += batch.numel()
+    return err / count
+
+
+def pca_reconstruction_mse(X_train: np.ndarray, X_test: np.ndarray, n_components: int) -> float:
+    """The linear baseline: mean squared error per feature of PCA with ``n_components``
+    components fitted on X_train, reconstructing X_test (both (n, features))."""
+    from sklearn.decomposition import PCA
+
+    n_components = check_positive_int(n_components, "n_components")
+    X_train = np.asarray(X_train, np.float64).reshape(len(X_train), -1)
+    X_test = np.asarray(X_test, np.float64).reshape(len(X_test), -1)
+    limit = min(X_train.shape)
+    if n_components > limit:
+        raise ValueError(f"n_components must be at most min(n_samples, n_features) = {limit}, got {n_components}")
+    pca = PCA(n_components=n_components, svd_solver="full").fit(X_train)
+    return float(((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2).mean())
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------
+def save_checkpoint(path, model, optimizer=None, epoch: int = 0, extra: dict | None = None) -> Path:
+    """Write model kind + config + weights (+ optimizer state, epoch, random streams) to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "kind": type(model).__name__,
+        "config": model.config(),
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "epoch": int(epoch),
+        "generator": model.generator.get_state() if hasattr(model, "generator") else None,
+        "torch_rng": torch.get_rng_state(),
+        "extra": extra or {},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # a crash mid-write never leaves a truncated checkpoint behind
+    return path
+
+
+def load_checkpoint(path, lr: float = 1e-3):
+    """``(model, optimizer, epoch, extra)`` from :func:`save_checkpoint`'s file; restores the
+    model's Philox stream and torch's CPU random state too."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such checkpoint file")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("kind") not in MODEL_KINDS:
+        raise ValueError(f"{path}: not a fastgen autoencoder/VAE checkpoint")
+    model = MODEL_KINDS[state["kind"]](**state["config"])
+    model.load_state_dict(state["model"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    if state["optimizer"] is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if state["generator"] is not None:
+        model.generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return model, optimizer, state["epoch"], state["extra"]
+
+
+# ---- the command line ------------------------------------------------------------------------------
+def load_training_data(data, *, binarize, key, seed: int, test_fraction: float = 0.1):
+    """(X_train, X_test, image_shape, name) as float32 NumPy arrays in [0, 1]. ``data`` None
+    means scikit-learn's digits (8x8, values / 16)."""
+    from ..datasets import load_array, load_digits_binary
+
+    if data is None:
+        X, name = load_digits_binary(dtype=np.float32), "scikit-learn digits"
+        if binarize is not None:
+            X = (X > binarize).astype(np.float32)
+    else:
+        X, name = load_array(data, binarize=binarize, key=key, dtype=np.float32), str(data)
+    side = math.isqrt(X.shape[1])
+    image_shape = (side, side) if side * side == X.shape[1] else None
+    if X.shape[0] < 2:
+        raise ValueError(f"{name}: at least 2 samples are needed (one to train, one to test), got {X.shape[0]}")
+    order = np.random.default_rng(seed).permutation(X.shape[0])
+    n_test = max(1, int(round(test_fraction * X.shape[0])))
+    return X[order[n_test:]], X[order[:n_test]], image_shape, name
+
+
+def _as_model_input(model, X: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(X))
+    if isinstance(model, (ConvAutoencoder, ConvVAE)):
+        return t.reshape(t.shape[0], 1, *model.image_size)
+    return t
+
+
+def _write_pngs(model, X_test: np.ndarray, image_shape, out: Path, *, is_vae: bool, seed: int) -> list[Path]:
+    from .._png import save_image_grid
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        x = _as_model_input(model, X_test[:16])
+        recon = model.reconstruct(x).reshape(x.shape[0], -1).numpy()
+        pairs = np.stack([X_test[:16], recon], axis=1).reshape(-1, X_test.shape[1])  # input, reconstruction
+        written.append(save_image_grid(pairs, out / "reconstructions.png", image_shape, ncols=8))
+        if not getattr(model, "pooling", False):
+            strip = model.interpolate(x[0], x[1], steps=10).reshape(10, -1).numpy()
+            written.append(save_image_grid(strip, out / "interpolation.png", image_shape, ncols=10))
+        if is_vae:
+            samples = model.sample(64, generator=seed).reshape(64, -1).numpy()
+            written.append(save_image_grid(samples, out / "samples.png", image_shape, ncols=8))
+    model.train(was_training)
+    return written
+
+
+def _build_ae(kind: str, n_features: int, image_shape, args):
+    latent = args.latent
+    hidden = tuple(args.hidden)
+    if kind == "ae":
+        return Autoencoder(n_features, hidden, latent, likelihood=args.likelihood)
+    if kind == "dae":
+        noise = "masking" if args.likelihood == "bernoulli" else "gaussian"
+        return DenoisingAutoencoder(n_features, hidden, latent, likelihood=args.likelihood, noise=noise,
+                                    noise_level=args.noise_level)
+    if kind == "cae":
+        return ContractiveAutoencoder(n_features, latent, likelihood=args.likelihood, contraction=args.contraction)
+    if kind in ("conv", "conv-pool"):
+        if image_shape is None:
+            raise ValueError(f"--kind {kind} needs square images; {n_features} features is not a square")
+        return ConvAutoencoder(1, image_shape, tuple(args.channels), pooling=kind == "conv-pool",
+                               likelihood=args.likelihood)
+    raise ValueError(f"unknown autoencoder kind {kind!r}")
+
+
+def _build_vae(n_features: int, image_shape, args):
+    if args.conv:
+        if image_shape is None:
+            raise ValueError(f"--conv needs square images; {n_features} features is not a square")
+        return ConvVAE(1, image_shape, tuple(args.channels), args.latent, args.likelihood, seed=args.seed)
+    return VAE(n_features, tuple(args.hidden), args.latent, args.likelihood, seed=args.seed)
+
+
+def train_from_cli(args, family: str) -> int:
+    """The body of ``fastgen train vae`` (family "vae") and ``fastgen train ae`` ("ae")."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    X_train, X_test, image_shape, name = load_training_data(args.data, binarize=args.binarize, key=args.key,
+                                                            seed=args.seed)
+    n_features = X_train.shape[1]
+    print(f"data: {name}: {X_train.shape[0]} training and {X_test.shape[0]} test samples x {n_features} features")
+    if args.likelihood == "bernoulli" and (X_train.min() < 0 or X_train.max() > 1):
+        raise ValueError(f"{name}: values outside [0, 1] ({X_train.min():g} .. {X_train.max():g}); "
+                         "use --likelihood gaussian for unbounded data")
+    start_epoch = 0
+    if args.load:
+        model, optimizer, start_epoch, _ = load_checkpoint(args.load, lr=args.lr)
+        expected = (VAE, ConvVAE) if family == "vae" else (Autoencoder, ContractiveAutoencoder, ConvAutoencoder)
+        if not isinstance(model, expected):
+            raise ValueError(f"{args.load}: holds a {type(model).__name__}, not a model for 'fastgen train {family}'")
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = args.lr
+        print(f"loaded {args.load}: {type(model).__name__} after {start_epoch} epochs")
+    else:
+        if family == "vae":
+            model = _build_vae(n_features, image_shape, args)
+        elif args.kind == "stacked":
+            sizes = (*args.hidden, args.latent)
+            print(f"greedy pretraining of {len(sizes)} layers {sizes}, {args.pretrain_epochs} epochs each")
+            model = pretrain_stacked(torch.from_numpy(X_train), sizes, epochs=args.pretrain_epochs,
+                                     batch_size=args.batch_size, lr=args.lr, likelihood=args.likelihood,
+                                     seed=args.seed, progress=True)
+        else:
+            model = _build_ae(args.kind, n_features, image_shape, args)
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    model.check_input(_as_model_input(model, X_train[:1]))
+    x_train, x_test = _as_model_input(model, X_train), _as_model_input(model, X_test)
+    print(f"model: {type(model).__name__} {model.config()}")
+
+    def on_epoch(epoch, train_loss):
+        test_loss = evaluate(model, x_test)
+        print(f"epoch {epoch}: train loss {train_loss:.3f}, test loss {test_loss:.3f}", flush=True)
+        if args.save:
+            save_checkpoint(args.save, model, optimizer, epoch)
+
+    began = time.perf_counter()
+    if args.epochs:
+        fit(model, x_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,
+            progress=True, start_epoch=start_epoch, on_epoch=on_epoch)
+        print(f"trained {args.epochs} epochs in {time.perf_counter() - began:.1f} s")
+    if args.save:
+        print(f"checkpoint: {save_checkpoint(args.save, model, optimizer, start_epoch + args.epochs)}")
+    latent = model.n_latent if hasattr(model, "n_latent") else int(np.prod(model.encode(x_test[:1]).shape[1:]))
+    mse = reconstruction_mse(model, x_test)
+    if latent <= min(X_train.shape):
+        pca = pca_reconstruction_mse(X_train, X_test, latent)
+        print(f"test reconstruction MSE per feature: {mse:.5f}; PCA with {latent} components: {pca:.5f}")
+    else:
+        print(f"test reconstruction MSE per feature: {mse:.5f} (code size {latent}: no PCA baseline of that size)")
+    if image_shape is not None:
+        for path in _write_pngs(model, X_test, image_shape, Path(args.out), is_vae=family == "vae", seed=args.seed):
+            print(f"wrote {path}")
+    else:
+        print(f"no images written: {n_features} features is not a square image")
+    return 0
+
+
+def add_arguments(parser, family: str) -> None:
+    """The options of ``fastgen train vae`` / ``fastgen train ae``."""
+    parser.add_argument("data", metavar="DATA", nargs="?", default=None,
+                        help="a .npy/.npz/MNIST-IDX file (values scaled to [0, 1]); default: scikit-learn's digits")
+    parser.add_argument("--key", help="array to read from a .npz archive")
+    parser.add_argument("--binarize", type=float, metavar="T", help="set values > T to 1, the rest to 0")
+    if family == "ae":
+        parser.add_argument("--kind", choices=["ae", "dae", "cae", "stacked", "conv", "conv-pool"], default="ae",
+                            help="MLP, denoising, contractive, greedy stacked, strided-convolution or "
+                                 "pooling/unpooling convolutional autoencoder (default: %(default)s)")
+        parser.add_argument("--noise-level", type=float, default=0.25,
+                            help="dae: masking probability, or the Gaussian noise's sd (default: %(default)s)")
+        parser.add_argument("--contraction", type=float, default=0.1,
+                            help="cae: weight of the Jacobian penalty (default: %(default)s)")
+        parser.add_argument("--pretrain-epochs", type=int, default=5,
+                            help="stacked: epochs per layer of greedy pretraining (default: %(default)s)")
+    else:
+        parser.add_argument("--conv", action="store_true", help="the convolutional VAE (square images)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256] if family == "ae" else [400],
+                        help="MLP hidden layer sizes (default: %(default)s)")
+    parser.add_argument("--channels", type=int, nargs="+", default=[32, 64],
+                        help="convolutional models: feature maps per stride-2 stage (default: %(default)s)")
+    parser.add_argument("--latent", type=int, default=32 if family == "ae" else 20,
+                        help="code / latent size (default: %(default)s)")
+    parser.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli",
+                        help="decoder distribution (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=30, help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=128, help="(default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--save", metavar="CKPT", help="write a checkpoint after every epoch and at the end")
+    parser.add_argument("--load", metavar="CKPT", help="resume from a checkpoint (a pickle: trusted files only)")
+    parser.add_argument("--out", default="fastgen_output", help="folder for the PNGs (default: %(default)s)")
