@@ -3,7 +3,9 @@
 Conventions: float32 and float64 pass through (no copy when C-contiguous); other real numeric
 dtypes (bool, integers, float16) are converted once to float64 (float16 to float32);
 non-contiguous arrays are copied to C order; anything else is refused with a TypeError that
-names the argument.
+names the argument. The ``*_cuda`` variants apply the same rules to CuPy arrays (the CUDA paths'
+compute form, see ``fastgen._backend``); NaN/inf checks there are one reduction on the device
+and a synchronisation with the host.
 """
 from __future__ import annotations
 
@@ -74,3 +76,41 @@ def rbm_parameters(W, b_vis, b_hid, dtype=None):
     W = float_array(W, "W", ndim=2, dtype=dtype)
     n_hidden, n_visible = W.shape
     return W, vector(b_vis, "b_vis", n_visible, W.dtype), vector(b_hid, "b_hid", n_hidden, W.dtype)
+
+
+# ---- CUDA (CuPy arrays) ---------------------------------------------------------------------
+def float_array_cuda(a, name: str, *, ndim=None, dtype=None, allow_empty: bool = True, finite: bool = True):
+    """:func:`float_array` for a CuPy array ``a`` (same dtype rules, same messages)."""
+    import cupy as cp
+
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array (float32 or float64), got dtype {a.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if a.ndim not in allowed:
+            want = " or ".join(f"{d}-D" for d in allowed)
+            raise ValueError(f"{name} must be {want}, got shape {a.shape}")
+    target = np.dtype(dtype) if dtype is not None else (
+        a.dtype if a.dtype in FLOAT_DTYPES else np.dtype(np.float32 if a.dtype == np.float16 else np.float64)
+    )
+    a = cp.ascontiguousarray(a, dtype=target)
+    if not allow_empty and a.size == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape})")
+    if finite and a.size and not bool(cp.isfinite(a).all()):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return a
+
+
+def vector_cuda(a, name: str, length: int, dtype):
+    a = float_array_cuda(a, name, ndim=1, dtype=dtype)
+    if a.shape[0] != length:
+        raise ValueError(f"{name} must have shape ({length},), got {a.shape}")
+    return a
+
+
+def rbm_parameters_cuda(pl, W, b_vis, b_hid, dtype=None):
+    """:func:`rbm_parameters` on the device of placement ``pl``."""
+    W = float_array_cuda(pl.array(W, "W"), "W", ndim=2, dtype=dtype)
+    n_hidden, n_visible = W.shape
+    return (W, vector_cuda(pl.array(b_vis, "b_vis"), "b_vis", n_visible, W.dtype),
+            vector_cuda(pl.array(b_hid, "b_hid"), "b_hid", n_hidden, W.dtype))

@@ -1,15 +1,20 @@
-"""Block Gibbs sampling in a Bernoulli-Bernoulli RBM, the whole k-step loop in compiled code."""
+"""Block Gibbs sampling in a Bernoulli-Bernoulli RBM, the whole k-step loop in compiled code
+(CPU) or without per-step host work (CUDA: a replayed CUDA graph, or one fused kernel for RBMs
+whose weights fit in shared memory)."""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _cpu
-from .._backend import to_numpy, wrap_like
+from .._backend import placement, to_numpy, wrap_like
 from ..random import as_generator
-from ._validate import float_array, positive_int, rbm_parameters
+from ._validate import float_array, float_array_cuda, positive_int, rbm_parameters, rbm_parameters_cuda
+
+_METHODS = ("auto", "fused", "graph", "eager")
 
 
-def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, return_hidden: bool = False):
+def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, return_hidden: bool = False,
+          method: str = "auto"):
     """Run ``steps`` block-Gibbs steps v -> h -> v.
 
     Parameters
@@ -29,11 +34,24 @@ def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, ret
         (reconstruction of a partly known input).
     return_hidden : bool
         Also return P(h = 1 | v_k), shape (n, n_hidden).
+    method : {"auto", "fused", "graph", "eager"}
+        CUDA only (ignored on the CPU): how the k steps run. "fused": one kernel, W in shared
+        memory (small RBMs); "graph": cuBLAS GEMMs + sampling kernels, captured in a CUDA graph
+        on the second identical call and replayed after that; "eager": launched step by step.
+        "auto" picks (see :func:`fastgen._cuda.gibbs_method`). All use the same counters; they
+        differ only in the rounding of the dot products.
 
     Returns
     -------
-    v_k : array like ``v`` (dtype of W), and P(h | v_k) when ``return_hidden``.
+    v_k : array like ``v`` (dtype of W, v's framework and device), and P(h | v_k) when
+    ``return_hidden``.
     """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    pl = placement(v=v, W=W, b_vis=b_vis, b_hid=b_hid, clamp=clamp)
+    if pl.cuda:
+        with pl.activate():
+            return _gibbs_cuda(pl, v, W, b_vis, b_hid, steps, generator, clamp, return_hidden, method)
     W, b_vis, b_hid = rbm_parameters(W, b_vis, b_hid)
     v_arr = float_array(v, "v", ndim=2, dtype=W.dtype)
     if v_arr.shape[1] != W.shape[1]:
@@ -55,3 +73,33 @@ def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, ret
     if return_hidden:
         return wrap_like(out, v), wrap_like(hidden, v)
     return wrap_like(out, v)
+
+
+def _gibbs_cuda(pl, v, W, b_vis, b_hid, steps, generator, clamp, return_hidden, method):
+    import cupy as cp
+
+    from .. import _cuda
+
+    W, b_vis, b_hid = rbm_parameters_cuda(pl, W, b_vis, b_hid)
+    v_arr = float_array_cuda(pl.array(v, "v"), "v", ndim=2, dtype=W.dtype)
+    if v_arr.shape[1] != W.shape[1]:
+        raise ValueError(f"v must have {W.shape[1]} columns (n_visible of W), got shape {v_arr.shape}")
+    steps = positive_int(steps, "steps", minimum=0)
+    mask = None
+    if clamp is not None:
+        mask = pl.array(clamp, "clamp")
+        if mask.dtype != np.bool_:
+            raise TypeError(f"clamp must be a boolean mask, got dtype {mask.dtype}")
+        if mask.shape not in ((W.shape[1],), v_arr.shape):
+            raise ValueError(f"clamp must have shape ({W.shape[1]},) or {v_arr.shape}, got {mask.shape}")
+        mask = cp.ascontiguousarray(mask, dtype=cp.uint8)
+    gen = as_generator(generator)
+    out = v_arr.copy()
+    first = gen.take(2 * steps)
+    _cuda.gibbs(out, W, b_vis, b_hid, steps, seed=gen.seed, first=first, clamp=mask, method=method)
+    if return_hidden:
+        hidden = cp.empty((out.shape[0], W.shape[0]), W.dtype)
+        if hidden.size:
+            _cuda.hidden_probs(out, W, b_hid, hidden)
+        return pl.wrap(out), pl.wrap(hidden)
+    return pl.wrap(out)

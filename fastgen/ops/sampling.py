@@ -1,12 +1,19 @@
-"""Sampling ops: fused sigmoid + Bernoulli draw, Gaussian draw."""
+"""Sampling ops: fused sigmoid + Bernoulli draw, Gaussian draw.
+
+NumPy / CPU torch input runs the compiled CPU kernels; CUDA input (CuPy, torch CUDA, DLPack or
+``__cuda_array_interface__`` producers) runs kernels/sampling.cu on the caller's current stream.
+Both draw element (r, c) from the same Philox counter, so for the same (seed, offset) the
+uniforms are bitwise equal and the states differ only where a probability lies within float
+rounding of its uniform.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _cpu
-from .._backend import wrap_like
+from .._backend import placement, wrap_like
 from ..random import as_generator
-from ._validate import float_array, vector
+from ._validate import float_array, float_array_cuda, vector, vector_cuda
 
 _OUTPUTS = ("states", "probs", "both")
 
@@ -29,10 +36,14 @@ def sample_bernoulli(x, bias=None, *, from_logits: bool = True, output: str = "s
 
     Returns
     -------
-    Arrays of x's shape and float dtype, in x's framework.
+    Arrays of x's shape and float dtype, in x's framework and on its device.
     """
     if output not in _OUTPUTS:
         raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
+    pl = placement(x=x, bias=bias)
+    if pl.cuda:
+        with pl.activate():
+            return _bernoulli_cuda(pl, x, bias, from_logits, output, generator)
     a = float_array(x, "x", ndim=(1, 2))
     if not from_logits:
         if bias is not None:
@@ -67,7 +78,15 @@ def sample_gaussian(mean, std=1.0, *, bias=None, generator=None):
     bias : array of shape (m,), optional
     generator : fastgen.Generator, int or None
         Takes one offset; element (r, c) uses normal number ``r * m + c`` of the call.
+
+    Returns
+    -------
+    Array of mean's shape and float dtype, in mean's framework and on its device.
     """
+    pl = placement(mean=mean, std=None if np.isscalar(std) else std, bias=bias)
+    if pl.cuda:
+        with pl.activate():
+            return _gaussian_cuda(pl, mean, std, bias, generator)
     a = float_array(mean, "mean", ndim=(1, 2))
     b = None if bias is None else vector(bias, "bias", a.shape[-1], a.dtype)
     if np.ndim(std) == 0:
@@ -87,3 +106,57 @@ def sample_gaussian(mean, std=1.0, *, bias=None, generator=None):
     out = np.empty_like(a)
     _cpu.C.sample_gaussian(a, b, std_arr, std_scalar, out, gen.seed, gen.take())
     return wrap_like(out, mean)
+
+
+# ---- CUDA -----------------------------------------------------------------------------------
+def _bernoulli_cuda(pl, x, bias, from_logits, output, generator):
+    import cupy as cp
+
+    from .. import _cuda
+
+    a = float_array_cuda(pl.array(x, "x"), "x", ndim=(1, 2))
+    if not from_logits:
+        if bias is not None:
+            raise ValueError("bias is only used with from_logits=True")
+        if output != "states":
+            raise ValueError("with from_logits=False the probabilities are the input: use output='states'")
+        if a.size and (bool((a < 0).any()) or bool((a > 1).any())):
+            raise ValueError("x must hold probabilities in [0, 1] when from_logits=False")
+    b = None if bias is None else vector_cuda(pl.array(bias, "bias"), "bias", a.shape[-1], a.dtype)
+    probs = cp.empty_like(a) if output in ("probs", "both") else None
+    states = cp.empty_like(a) if output in ("states", "both") else None
+    seed, offset = 0, 0
+    if states is not None:
+        gen = as_generator(generator)
+        seed, offset = gen.seed, gen.take()
+    _cuda.bernoulli(a, b, probs, states, from_logits=bool(from_logits), seed=seed, offset=offset)
+    if output == "states":
+        return pl.wrap(states)
+    if output == "probs":
+        return pl.wrap(probs)
+    return pl.wrap(probs), pl.wrap(states)
+
+
+def _gaussian_cuda(pl, mean, std, bias, generator):
+    import cupy as cp
+
+    from .. import _cuda
+
+    a = float_array_cuda(pl.array(mean, "mean"), "mean", ndim=(1, 2))
+    b = None if bias is None else vector_cuda(pl.array(bias, "bias"), "bias", a.shape[-1], a.dtype)
+    std_arr, std_scalar = None, 0.0
+    if np.isscalar(std):
+        try:
+            std_scalar = float(std) if not isinstance(std, (bool, np.bool_)) else None
+        except (TypeError, ValueError):
+            std_scalar = None
+        if std_scalar is None or not np.isfinite(std_scalar) or std_scalar < 0:
+            raise ValueError(f"std must be a finite number >= 0, got {std!r}")
+    else:
+        std_arr = vector_cuda(pl.array(std, "std"), "std", a.shape[-1], a.dtype)
+        if bool((std_arr < 0).any()):
+            raise ValueError("std must be >= 0 everywhere")
+    gen = as_generator(generator)
+    out = cp.empty_like(a)
+    _cuda.gaussian(a, out, bias=b, std=std_arr, std_scalar=std_scalar, seed=gen.seed, offset=gen.take())
+    return pl.wrap(out)
