@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import _backend
 from .models.rbm import RBM, ContrastiveDivergence
 from .random import Generator
 
@@ -19,6 +20,17 @@ _SPARSE_CHUNK_ROWS = 4096
 
 
 # ---- parameter checks shared by the estimators ---------------------------------------------------
+def _parse_device(device):
+    """"auto", "cpu", "cuda", or a CUDA ordinal for "cuda:N"; ValueError naming ``device``."""
+    if isinstance(device, str):
+        text = device.strip().lower()
+        if text in ("auto", "cpu", "cuda"):
+            return text
+        if text.startswith("cuda:") and text[5:].isdigit():
+            return int(text[5:])
+    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
+
 def _check_integer(estimator, name, minimum, allow_none=False):
     value = getattr(estimator, name)
     if allow_none and value is None:
@@ -88,8 +100,16 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         L2 penalty on the weights.
     dtype : {None, "float32", "float64"}, default=None
         Compute dtype; None follows the input (float32 stays float32, anything else float64).
-    device : {"cpu"}, default="cpu"
-        Where to train. Only the CPU backend exists in this build.
+    device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
+        Where :meth:`fit` and :meth:`partial_fit` train. "auto": on the GPU when X is already
+        there (a CuPy array, a torch CUDA tensor, or a DLPack / ``__cuda_array_interface__``
+        producer), else on the CPU. "cuda" (or "cuda:N"): on the GPU, copying host data there
+        once. "cpu": on the CPU (GPU data is copied to the host). A GPU fit keeps the data on
+        the device, runs every epoch there (cuBLAS GEMMs, the CUDA sampling kernel, one CUDA
+        graph per epoch from the second epoch on, on the caller's current stream) and draws
+        from the same Philox counters as the CPU; the fitted attributes are NumPy arrays either
+        way. :meth:`transform` of GPU data runs on the GPU and returns the input's kind; the
+        other methods copy GPU data to the host. Parallel tempering runs on the CPU only.
     progress : bool, default=False
         Show a progress bar over iterations instead of the verbose lines.
     n_temperatures : int, default=1
@@ -132,7 +152,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         momentum=0.0,
         weight_decay=0.0,
         dtype=None,
-        device="cpu",
+        device="auto",
         progress=False,
         n_temperatures=1,
         min_beta=0.0,
@@ -163,10 +183,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise ValueError("n_temperatures > 1 (parallel tempering) needs persistent=True")
         if not isinstance(self.persistent, (bool, np.bool_)):
             raise ValueError(f"persistent must be a bool, got {self.persistent!r}")
-        if self.device != "cpu":
-            raise ValueError(
-                f"device must be 'cpu', got {self.device!r}: this build of fastgen has no CUDA backend yet"
-            )
+        _parse_device(self.device)
 
     def _compute_dtype(self, X_dtype):
         if self.dtype is not None:
@@ -174,6 +191,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return np.dtype(np.float32) if X_dtype == np.float32 else np.dtype(np.float64)
 
     def _validate_X(self, X, reset, dtype=None):
+        if _backend.is_cuda_array(X):  # the CPU methods: one copy to the host
+            X = _backend.to_host(X, "X")
         X = validate_data(self, X, accept_sparse="csr", reset=reset, dtype=(np.float64, np.float32))
         if dtype is None:
             dtype = self._compute_dtype(X.dtype) if reset else self.components_.dtype
@@ -266,6 +285,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         weights (the stream still skips the offset the initialisation takes), as DBN's
         ``init_rbms`` needs."""
         self._check_params()
+        device = self._train_device(X)
+        if device != "cpu":
+            return self._fit_cuda(X, device, init=init)
         X = self._validate_X(X, reset=True)
         generator = self._generator_from(self.random_state)
         dtype = X.dtype
@@ -300,6 +322,112 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._visible_sums = (np.asarray(X.sum(axis=0), np.float64).ravel(), X.shape[0])
         return self
 
+    # ---- GPU training -----------------------------------------------------------------------
+    def _train_device(self, X):
+        """"cpu" or the CUDA ordinal fit / partial_fit train on (see ``device``)."""
+        wanted = _parse_device(self.device)
+        on_gpu = _backend.is_cuda_array(X)
+        if wanted == "cpu" or (wanted == "auto" and not on_gpu):
+            return "cpu"
+        if self.n_temperatures > 1:
+            raise ValueError("n_temperatures > 1 (parallel tempering) runs on the CPU only: use device='cpu' "
+                             "(and host data)")
+        if wanted == "auto" or wanted == "cuda":
+            device = _backend.device_of(X) if on_gpu else 0
+        else:
+            device = wanted
+            if on_gpu and _backend.device_of(X) != device:
+                raise ValueError(f"device={self.device!r} but X is on cuda:{_backend.device_of(X)}")
+        from . import _cuda
+
+        reason = _cuda.unavailable_reason()
+        if reason is not None:
+            raise ValueError(f"device={self.device!r} needs a CUDA device: {reason}")
+        return device
+
+    def _device_data(self, X, reset):
+        """X as a C-contiguous CuPy array of the compute dtype on the current device (zero-copy
+        when it is already there in that layout), checked like :meth:`_validate_X`."""
+        import cupy as cp
+
+        if sp.issparse(X):
+            X = X.toarray()
+        X = _backend.to_cupy(X, "X")
+        if X.ndim != 2:
+            raise ValueError(f"Expected 2D array, got array of shape {X.shape}")
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+            self.__dict__.pop("feature_names_in_", None)
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        dtype = self._compute_dtype(X.dtype) if reset else self.components_.dtype
+        X = cp.ascontiguousarray(X, dtype=dtype)
+        if X.size:
+            low, high = (float(v) for v in cp.stack([X.min(), X.max()]).get())
+            if not (np.isfinite(low) and np.isfinite(high)):
+                raise ValueError("Input X contains NaN or infinity.")
+            if low < 0 or high > 1:
+                warnings.warn("BernoulliRBM expects values in [0, 1] (binary or probabilities); "
+                              "X has values outside that range", UserWarning, stacklevel=4)
+        return X
+
+    def _train_cuda(self, X_dev, passes, batch_size, generator):
+        """``passes`` epochs over X_dev on the current device, from the estimator's host
+        parameters; copies the results back."""
+        import cupy as cp
+
+        rbm = RBM(*(cp.asarray(a) for a in (self.components_, self.intercept_visible_, self.intercept_hidden_)))
+        trainer = self._trainer()
+        if trainer.chains is not None:
+            trainer.chains = cp.asarray(trainer.chains)
+        if trainer.velocities is not None:
+            trainer.velocities = tuple(cp.asarray(a) for a in trainer.velocities)
+        for iteration in range(1, passes + 1):
+            begin = time.time()
+            trainer.run(rbm, X_dev, batch_size, generator)
+            if self.verbose:
+                self.components_, self.intercept_visible_, self.intercept_hidden_ = (
+                    cp.asnumpy(a) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias))
+                print("[%s] Iteration %d, pseudo-likelihood = %.2f, time = %.2fs"
+                      % (type(self).__name__, iteration, self.score_samples(cp.asnumpy(X_dev)).mean(),
+                         time.time() - begin))
+        self.components_, self.intercept_visible_, self.intercept_hidden_ = (
+            cp.asnumpy(a) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias))
+        if trainer.chains is not None:
+            trainer.chains = cp.asnumpy(trainer.chains)
+        if trainer.velocities is not None:
+            trainer.velocities = tuple(cp.asnumpy(a) for a in trainer.velocities)
+        self._store_trainer_state(trainer)
+
+    def _fit_cuda(self, X, device, init=None):
+        with _backend.Placement(device, X, "X").activate():
+            X_dev = self._device_data(X, reset=True)
+            generator = self._generator_from(self.random_state)
+            self._initialize(X_dev.shape[1], X_dev.dtype, generator)
+            if init is not None:
+                self.components_[...], self.intercept_visible_[...], self.intercept_hidden_[...] = init
+            self._train_cuda(X_dev, self.n_iter, self.batch_size, generator)
+            self._generator = generator
+            self._visible_sums = (X_dev.sum(axis=0, dtype=np.float64).get(), X_dev.shape[0])
+        return self
+
+    def _partial_fit_cuda(self, X, device):
+        with _backend.Placement(device, X, "X").activate():
+            first_pass = not hasattr(self, "components_")
+            X_dev = self._device_data(X, reset=first_pass)
+            if not hasattr(self, "_generator"):
+                self._generator = self._generator_from(self.random_state)
+            if first_pass:
+                self._initialize(X_dev.shape[1], X_dev.dtype, self._generator)
+            if X_dev.shape[0]:
+                self._train_cuda(X_dev, 1, X_dev.shape[0], self._generator)
+            sums, count = getattr(self, "_visible_sums", (np.zeros(X_dev.shape[1]), 0))
+            self._visible_sums = (sums + X_dev.sum(axis=0, dtype=np.float64).get(), count + X_dev.shape[0])
+        return self
+
     def partial_fit(self, X, y=None):
         """One CD/PCD update with all of X as the mini-batch.
 
@@ -313,6 +441,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self : BernoulliRBM
         """
         self._check_params()
+        device = self._train_device(X)
+        if device != "cpu":
+            return self._partial_fit_cuda(X, device)
         first_pass = not hasattr(self, "components_")
         X = self._validate_X(X, reset=first_pass)
         if not hasattr(self, "_generator"):
@@ -338,14 +469,31 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Returns
         -------
         h : ndarray of shape (n_samples, n_components)
+            For GPU input: computed on its device and returned in its kind.
         """
         check_is_fitted(self)
+        if _backend.is_cuda_array(X) and _parse_device(self.device) != "cpu":
+            return self._transform_cuda(X)
         X = self._validate_X(X, reset=False)
         rbm = self._model()
         if sp.issparse(X):
             return np.vstack([rbm.hidden_probs(c) for c in self._dense_chunks(X, _SPARSE_CHUNK_ROWS)] or
                              [np.empty((0, self.n_components), rbm.dtype)])
         return rbm.hidden_probs(X)
+
+    def _transform_cuda(self, X):
+        import cupy as cp
+
+        from . import _cuda
+
+        pl = _backend.placement(X=X)
+        with pl.activate():
+            X_dev = self._device_data(X, reset=False)
+            W = cp.asarray(self.components_)
+            out = cp.empty((X_dev.shape[0], W.shape[0]), W.dtype)
+            if out.size:
+                _cuda.hidden_probs(X_dev, W, cp.asarray(self.intercept_hidden_), out)
+            return pl.wrap(out)
 
     def score_samples(self, X):
         """Exact log pseudo-likelihood of each row: ``sum_i log P(x_i | x_-i)``.

@@ -376,7 +376,7 @@ def test_pipeline_with_logistic_regression():
         ({"cd_k": 0}, "cd_k"),
         ({"n_chains": 0}, "n_chains"),
         ({"dtype": "int32"}, "dtype"),
-        ({"device": "cuda"}, "device"),
+        ({"device": "tpu"}, "device"),
     ],
 )
 def test_bad_hyper_parameters_are_named(params, match):

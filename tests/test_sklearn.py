@@ -49,7 +49,7 @@ def test_same_parameters_and_defaults_as_scikit_learn():
         assert sig_ours[name].kind == p.kind, name  # n_components positional, the rest keyword-only
     extras = {k: v for k, v in ours.items() if k not in theirs}
     assert extras == {"cd_k": 1, "persistent": True, "n_chains": None, "momentum": 0.0, "weight_decay": 0.0,
-                      "dtype": None, "device": "cpu", "progress": False, "n_temperatures": 1,
+                      "dtype": None, "device": "auto", "progress": False, "n_temperatures": 1,
                       "min_beta": 0.0}
 
 
@@ -298,7 +298,7 @@ def test_mnist_held_out_pseudo_likelihood_at_least_scikit_learns(shared_data_dir
         ({"persistent": "yes"}, "persistent"),
         ({"dtype": "int32"}, "dtype"),
         ({"dtype": "not-a-dtype"}, "dtype"),
-        ({"device": "cuda"}, "device"),
+        ({"device": "tpu"}, "device"),
     ],
 )
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])

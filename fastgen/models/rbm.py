@@ -183,6 +183,15 @@ class RBM:
         return -fe - log_z
 
 
+def _array_module(a):
+    """NumPy, or CuPy for a CuPy array (imported only then)."""
+    if isinstance(a, np.ndarray) or not type(a).__module__.startswith("cupy"):
+        return np
+    import cupy
+
+    return cupy
+
+
 def check_trainer_params(trainer) -> None:
     """The settings every CD/PCD trainer has: learning_rate > 0, cd_k >= 1, n_chains >= 1 or
     None, momentum in [0, 1), weight_decay >= 0."""
@@ -230,18 +239,34 @@ class ContrastiveDivergence:
         return -(-n_samples // batch_size) * (2 * self.cd_k + 1)
 
     def prepare(self, rbm: RBM, batch_size: int) -> None:
-        """Create the chains (zeros, as scikit-learn) and momentum buffers if missing."""
+        """Create the chains (zeros, as scikit-learn) and momentum buffers if missing, as arrays
+        of the weights' library (NumPy, or CuPy for a model on the GPU)."""
+        xp = _array_module(rbm.weights)
         if self.persistent and (self.chains is None or self.chains.shape[1] != rbm.n_hidden):
-            self.chains = np.zeros((self.n_chains or batch_size, rbm.n_hidden), rbm.dtype)
+            self.chains = xp.zeros((self.n_chains or batch_size, rbm.n_hidden), rbm.dtype)
         if self.momentum > 0 and self.velocities is None:
-            self.velocities = tuple(np.zeros_like(a) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias))
+            self.velocities = tuple(xp.zeros_like(a) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias))
 
     def run(self, rbm: RBM, data: np.ndarray, batch_size: int, generator: Generator) -> None:
         """One pass over ``data`` (C-contiguous, rbm's dtype) in consecutive mini-batches of
-        ``batch_size`` rows (the last may be shorter), updating ``rbm`` in place."""
+        ``batch_size`` rows (the last may be shorter), updating ``rbm`` in place.
+
+        With the parameters, chains, velocities and data all CuPy arrays on one device, the pass
+        runs there (:func:`fastgen._cuda.train_epoch`: cuBLAS GEMMs, the CUDA sampling kernel,
+        replayed as a CUDA graph from the second identical pass on), on CuPy's current stream,
+        drawing from the same counters as the CPU loop."""
         self.prepare(rbm, batch_size)
         vw, vb, vh = self.velocities if self.momentum > 0 else (None, None, None)
         offset = generator.take(self.offsets_per_epoch(data.shape[0], batch_size))
+        if _array_module(rbm.weights) is not np:
+            from .. import _cuda
+
+            _cuda.train_epoch(rbm.weights, rbm.visible_bias, rbm.hidden_bias, data, batch_size=int(batch_size),
+                              cd_k=int(self.cd_k), lr=self.learning_rate, momentum=self.momentum,
+                              weight_decay=self.weight_decay, chains=self.chains if self.persistent else None,
+                              velocities=self.velocities if self.momentum > 0 else None, seed=generator.seed,
+                              first=offset)
+            return
         dt = rbm.dtype.type
         _cpu.C.rbm_train_batches(
             rbm.weights, rbm.visible_bias, rbm.hidden_bias, vw, vb, vh,

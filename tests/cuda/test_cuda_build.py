@@ -169,3 +169,16 @@ def test_kernels_do_not_run_for_cpu_arrays():
     assert isinstance(probs, np.ndarray)
     np.testing.assert_allclose(probs, 1 / (1 + np.exp(-x)), rtol=1e-6)
     assert fastgen.Generator(0).seed == 0
+
+
+@pytest.mark.skipif("not _backend_unavailable()", reason="the CUDA backend is available here")
+def test_bernoulli_rbm_device_cuda_without_a_gpu_names_device_and_reason():
+    with pytest.raises(ValueError, match="device='cuda' needs a CUDA device"):
+        fastgen.BernoulliRBM(device="cuda", n_iter=1).fit(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"):
+        fastgen.BernoulliRBM(device="gpu0", n_iter=1).fit(np.zeros((4, 3)))
+    # "auto" with host data trains on the CPU, exactly as device="cpu"
+    X = (np.random.default_rng(0).random((20, 6)) < 0.5).astype(np.float64)
+    a = fastgen.BernoulliRBM(n_components=3, n_iter=2, random_state=0).fit(X)
+    b = fastgen.BernoulliRBM(n_components=3, n_iter=2, random_state=0, device="cpu").fit(X)
+    np.testing.assert_array_equal(a.components_, b.components_)
