@@ -273,12 +273,12 @@ def pretrain_stacked(X: torch.Tensor, layer_sizes: Sequence[int], *, epochs: int
     codes = X
     for k, size in enumerate(sizes):
         layer_likelihood = likelihood if k == 0 else "bernoulli"
+        torch.manual_seed(seed + k)  # each layer's initialisation is reproducible on its own
         if noise_level > 0:
             shallow = DenoisingAutoencoder(codes.shape[1], (), size, "sigmoid", layer_likelihood, True, "masking",
                                            noise_level)
         else:
             shallow = Autoencoder(codes.shape[1], (), size, "sigmoid", layer_likelihood, code_activation=True)
-        torch.manual_seed(seed + k)
         fit(shallow, codes, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed + k, progress=progress,
             description=f"layer {k + 1}/{len(sizes)}")
         deep.encoder[2 * k].load_state_dict(shallow.encoder[0].state_dict())

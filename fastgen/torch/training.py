@@ -73,6 +73,8 @@ def fit(model, X: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: 
     if not isinstance(X, torch.Tensor) or X.dim() < 2 or X.shape[0] == 0:
         raise ValueError(f"X must be a non-empty tensor of shape (n, ...), got {getattr(X, 'shape', type(X))}")
     model.check_input(X[:1])
+    if not torch.isfinite(X).all():
+        raise ValueError("X contains NaN or infinity")
     opt = optimizer if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
     n = X.shape[0]
     history = []
@@ -83,10 +85,16 @@ def fit(model, X: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: 
         total, count = 0.0, 0
         for start in range(0, n, batch_size):
             batch = X[order[start:start + batch_size]]
-            loss = model.loss(batch)
+            where = f"at epoch {epoch + 1}, batch {start // batch_size + 1}: lower the learning rate"
+            try:
+                loss = model.loss(batch)
+            except ValueError as exc:
+                # X is finite (checked above), so a NaN/inf that an op refuses grew inside the model
+                if "NaN or infinity" in str(exc):
+                    raise NonFiniteLoss(f"the loss became non-finite ({exc}) {where}") from exc
+                raise
             if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"the loss became {loss.item()} at epoch {epoch + 1}, batch "
-                                    f"{start // batch_size + 1}: lower the learning rate or check the data")
+                raise NonFiniteLoss(f"the loss became {loss.item()} {where}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -306,8 +314,12 @@ def train_from_cli(args, family: str) -> int:
 
     began = time.perf_counter()
     if args.epochs:
-        fit(model, x_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,
-            progress=True, start_epoch=start_epoch, on_epoch=on_epoch)
+        try:
+            fit(model, x_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
+                seed=args.seed, progress=True, start_epoch=start_epoch, on_epoch=on_epoch)
+        except NonFiniteLoss as exc:
+            kept = f"; the last good checkpoint is {args.save}" if args.save and Path(args.save).is_file() else ""
+            raise ValueError(f"{exc}{kept}") from None
         print(f"trained {args.epochs} epochs in {time.perf_counter() - began:.1f} s")
     if args.save:
         print(f"checkpoint: {save_checkpoint(args.save, model, optimizer, start_epoch + args.epochs)}")
