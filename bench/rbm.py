@@ -12,7 +12,8 @@ C. Quality: exact held-out pseudo-likelihood of both after training with the def
    first 1500 digits (scikit-learn's parameters are scored by fastgen's exact formula, so both
    use the same yardstick).
 
-``python -m bench rbm [--quick] [--json] [--repeats N] [--dtype float32|float64|both]``
+``python -m bench rbm [--quick] [--json] [--repeats N] [--dtype float32|float64|both]``;
+``python -m bench rbm --device cuda [--json]`` runs the GPU scenarios E and F (bench/rbm_cuda.py).
 """
 from __future__ import annotations
 
@@ -360,8 +361,13 @@ SCENARIO_LETTERS = ("A", "B", "C", "D")
 def add_arguments(parser):
     parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
                         help="dtypes of scenario A (default: %(default)s); B and C are float64")
-    parser.add_argument("--only", default="ABCD", metavar="LETTERS",
-                        help="run only these scenarios, e.g. 'A' or 'BC' (default: %(default)s)")
+    parser.add_argument("--only", default=None, metavar="LETTERS",
+                        help="run only these scenarios, e.g. 'A' or 'BC' (default: ABCD on the CPU, EF with "
+                             "--device cuda)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu: scenarios A-D (bench/results/cpu.json); cuda: scenarios E-F on the current GPU "
+                             "beside PyTorch eager, learnergy and the cuBLAS floor "
+                             "(bench/results/<gpu-name>.json; see bench/rbm_cuda.py)")
 
 
 def run_suite(args) -> dict:
@@ -426,6 +432,10 @@ def run_suite(args) -> dict:
 @register("rbm", "RBM training on the CPU vs scikit-learn and the GEMM floor (scenarios A, B, C, D)",
           add_arguments=add_arguments, results_file="cpu.json")
 def main(args) -> int:
+    if getattr(args, "device", "cpu") == "cuda":
+        from .rbm_cuda import main_cuda
+
+        return main_cuda(args)
     document = run_suite(args)
     if getattr(args, "json", False):
         path = write_json(document, getattr(args, "out", None) or RESULTS_DIR / "cpu.json")
