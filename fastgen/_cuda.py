@@ -320,6 +320,7 @@ class _Recorded:
         self.failed = None
         self.rng = None
         self.capture_stream = None
+        self.keep = None  # the workspace the graph's kernels write: must live as long as the graph
 
 
 _GRAPHS: OrderedDict = OrderedDict()
@@ -331,11 +332,13 @@ def graphs_enabled() -> bool:
     return not _build.flag("FASTGEN_NO_CUDA_GRAPHS")
 
 
-def run_recorded(key, body, seed: int, first: int, *, state_for_key=None):
+def run_recorded(key, body, seed: int, first: int, *, keep=None):
     """Run ``body`` for (seed, first): eagerly on the first sighting of ``key``, from a captured
     graph on later ones. ``body(rng, offset_base)`` must only launch kernels and cuBLAS calls on
-    buffers that outlive the graph (no allocation, no host synchronisation). Returns "eager" or
-    "graph" (for tests and benchmarks)."""
+    buffers that outlive the graph (no allocation, no host synchronisation); ``keep`` (the
+    workspace holding such buffers) is referenced by the graph's entry so that evicting the
+    workspace cache cannot free memory a graph still writes. Returns "eager" or "graph" (for
+    tests and benchmarks)."""
     import cupy as cp
 
     if not graphs_enabled():
@@ -357,6 +360,7 @@ def run_recorded(key, body, seed: int, first: int, *, state_for_key=None):
         body(None, first)
         return "eager"
     if rec.graph is None:
+        rec.keep = keep
         rec.rng = cp.zeros(2, dtype=np.uint64)
         rec.capture_stream = cp.cuda.Stream(non_blocking=True)
         # The capture stream must see everything the caller's stream did before (the buffers'
@@ -476,7 +480,7 @@ def gibbs(v_out, W, b_vis, b_hid, steps: int, *, seed: int, first: int, clamp=No
     else:
         key = ("gibbs", v.data.ptr, W.data.ptr, b_vis.data.ptr, b_hid.data.ptr, steps,
                None if mask is None else mask.data.ptr)
-        used = run_recorded(key, body, seed, first)
+        used = run_recorded(key, body, seed, first, keep=ws)
     v_out[...] = v
     return used
 
@@ -566,4 +570,4 @@ def train_epoch(W, b_vis, b_hid, data, *, batch_size: int, cd_k: int, lr: float,
            None if chains is None else chains.data.ptr,
            None if vW is None else (vW.data.ptr, vb.data.ptr, vh.data.ptr), batch_size, cd_k,
            float(lr), float(momentum), float(weight_decay))
-    return run_recorded(key, body, seed, first)
+    return run_recorded(key, body, seed, first, keep=ws)
