@@ -12,11 +12,13 @@ C. Transposed convolution + bias + activation, forward, on the four up-sampling 
    fastgen's fused op against F.conv_transpose2d followed by the activation (oneDNN).
    Target: at least as fast as the torch pair (ratio >= 1).
 
-(The VAE-epoch scenario of the torch-ops issue is not built yet.)
+E. One VAE training epoch on MNIST (pytorch/examples' 784-400-20 VAE, batch 128, Adam) against
+   the same model in plain PyTorch eager: see bench/vae_epoch.py. Target: >= 1.2x eager.
 """
 from __future__ import annotations
 
-from .common import (DEFAULT_COOLDOWN_S, print_target_summary, RESULTS_DIR, LoadMonitor, background_load, environment,
+from .vae_epoch import EPOCH_BATCH, vae_epoch_scenario
+from .common import (data_dir, DEFAULT_COOLDOWN_S, print_target_summary, RESULTS_DIR, LoadMonitor, background_load, environment,
                      format_environment, format_table, format_targets, load_warning, register, results_document,
                      summarize, target, time_interleaved, write_json)
 
@@ -154,6 +156,8 @@ def run_suite(args) -> dict:
     conv_batch = QUICK_DCGAN_BATCH if quick else DCGAN_BATCH
     scenarios[f"C_conv_transpose_dcgan_batch{conv_batch}_float32"] = conv_scenario(conv_batch, max(1, repeats // 3),
                                                                                    cooldown)
+    scenarios[f"E_vae_epoch_mnist_batch{EPOCH_BATCH}_float32"] = vae_epoch_scenario(
+        data_dir(), quick, max(1, repeats // 4), cooldown)
     document = results_document("vae", env, {"quick": quick, "repeats": repeats, "calls_per_timing": CALLS_PER_TIMING},
                                 scenarios)
     print_target_summary(scenarios)

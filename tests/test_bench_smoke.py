@@ -193,3 +193,24 @@ def test_vae_suite_quick(tmp_path, monkeypatch, capsys):
     conv = doc["scenarios"][f"C_conv_transpose_dcgan_batch{vae.QUICK_DCGAN_BATCH}_float32"]
     assert set(conv["summary"]) == {"F.conv_transpose2d + activation", "fastgen fused op"}
     _check_targets(conv["targets"])
+
+
+def test_vae_epoch_scenario_quick(shared_data_dir, capsys):
+    pytest.importorskip("torch")
+    from bench import vae_epoch
+
+    result = vae_epoch.vae_epoch_scenario(shared_data_dir, True, 1, 0.0)
+    out = capsys.readouterr().out
+    assert "E. one VAE epoch" in out
+    assert set(result["summary"]) == {"torch eager (examples)", "torch eager (BCE with logits)", "fastgen VAE",
+                                      "GEMMs only (floor)"}
+    assert result["samples"] == vae_epoch.QUICK_SAMPLES
+    _check_targets(result["targets"])
+
+
+def test_vae_epoch_scenario_skips_without_the_data(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from bench import vae_epoch
+
+    result = vae_epoch.vae_epoch_scenario(tmp_path, True, 1, 0.0)
+    assert result["targets"] == [] and "[skip] E. VAE epoch" in capsys.readouterr().out

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _cpu
 from .._backend import wrap_like
-from ._validate import float_array
+from ._validate import check_finite, float_array
 
 
 def _rows(a: np.ndarray) -> np.ndarray:
@@ -40,9 +40,21 @@ def check_logvar_shape(logvar_shape: tuple, x_shape: tuple) -> int:
                      f"{tuple(x_shape[1:])}, got {tuple(logvar_shape)}")
 
 
+def check_inputs_if_not_finite(out: np.ndarray, named_inputs) -> None:
+    """The finite check, fused into the reduction: a NaN or infinity in any input makes its
+    row's sum non-finite, so the inputs are scanned (to name the culprit) only when the (n,)
+    result is. Finite inputs whose terms overflow leave the inf result standing."""
+    if out.size and not _cpu.C.all_finite(out):
+        for name, a in named_inputs:
+            if a is not None:
+                check_finite(a, name)
+
+
 def bernoulli_log_likelihood_numpy(x2d: np.ndarray, logits2d: np.ndarray) -> np.ndarray:
+    """The kernel on C-contiguous 2-D arrays of one dtype; ValueError if an input is not finite."""
     out = np.empty(x2d.shape[0], x2d.dtype)
     _cpu.C.bernoulli_log_likelihood(x2d, logits2d, out)
+    check_inputs_if_not_finite(out, (("x", x2d), ("logits", logits2d)))
     return out
 
 
@@ -53,8 +65,11 @@ def bernoulli_log_likelihood_backward_numpy(grad: np.ndarray, x2d: np.ndarray, l
 
 
 def gaussian_log_likelihood_numpy(x2d, mean2d, logvar) -> np.ndarray:
+    """The kernel on C-contiguous arrays (logvar 2-D, 1-D per feature, or None); ValueError if
+    an input is not finite."""
     out = np.empty(x2d.shape[0], x2d.dtype)
     _cpu.C.gaussian_log_likelihood(x2d, mean2d, logvar, out)
+    check_inputs_if_not_finite(out, (("x", x2d), ("mean", mean2d), ("logvar", logvar)))
     return out
 
 
@@ -68,8 +83,8 @@ def gaussian_log_likelihood_backward_numpy(grad, x2d, mean2d, logvar, want_logva
 def _pair(x, other, other_name: str):
     if np.ndim(x) == 0:
         raise ValueError("x must have at least 1 dimension (samples first), got a scalar")
-    x_arr = float_array(x, "x")
-    o = float_array(other, other_name, dtype=x_arr.dtype)
+    x_arr = float_array(x, "x", finite=False)  # checked inside the reduction
+    o = float_array(other, other_name, dtype=x_arr.dtype, finite=False)
     if o.shape != x_arr.shape:
         raise ValueError(f"{other_name} must have x's shape {x_arr.shape}, got {o.shape}")
     return x_arr, o
@@ -113,7 +128,7 @@ def gaussian_log_likelihood(x, mean, logvar=None):
     x_arr, m_arr = _pair(x, mean, "mean")
     v = None
     if logvar is not None:
-        v_arr = float_array(logvar, "logvar", dtype=x_arr.dtype)
+        v_arr = float_array(logvar, "logvar", dtype=x_arr.dtype, finite=False)
         mode = check_logvar_shape(v_arr.shape, x_arr.shape)
         v = _rows(v_arr) if mode == 2 else v_arr.reshape(-1)
     return _result(gaussian_log_likelihood_numpy(_rows(x_arr), _rows(m_arr), v), x_arr, mean)

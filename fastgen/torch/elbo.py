@@ -39,9 +39,9 @@ def _rows(a):
 @torch.library.custom_op("fastgen::bernoulli_log_likelihood", mutates_args=(), device_types="cpu")
 def _bernoulli_op(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     _check_pair(x, logits, "logits")
-    x2d = _rows(finite_numpy(x, "x"))
+    x2d = _rows(finite_numpy(x, "x", finite=False))  # the finite check is fused into the reduction
     check_unit_interval(x2d)
-    return torch.from_numpy(bernoulli_log_likelihood_numpy(x2d, _rows(finite_numpy(logits, "logits"))))
+    return torch.from_numpy(bernoulli_log_likelihood_numpy(x2d, _rows(finite_numpy(logits, "logits", False))))
 
 
 @_bernoulli_op.register_fake
@@ -97,8 +97,9 @@ def _logvar_numpy(logvar, x_shape, finite: bool):
 @torch.library.custom_op("fastgen::gaussian_log_likelihood", mutates_args=(), device_types="cpu")
 def _gaussian_op(x: torch.Tensor, mean: torch.Tensor, logvar: Optional[torch.Tensor]) -> torch.Tensor:
     _check_gaussian(x, mean, logvar)
-    out = gaussian_log_likelihood_numpy(_rows(finite_numpy(x, "x")), _rows(finite_numpy(mean, "mean")),
-                                        _logvar_numpy(logvar, x.shape, True))
+    # the finite check is fused into the reduction (gaussian_log_likelihood_numpy)
+    out = gaussian_log_likelihood_numpy(_rows(finite_numpy(x, "x", False)), _rows(finite_numpy(mean, "mean", False)),
+                                        _logvar_numpy(logvar, x.shape, False))
     return torch.from_numpy(out)
 
 
