@@ -26,7 +26,7 @@ CUOBJDUMP = shutil.which("cuobjdump") or next(
 
 
 def test_there_are_kernels_to_check():
-    assert {p.name for p in KERNELS} >= {"sampling.cu", "rbm.cu"}
+    assert {p.name for p in KERNELS} >= {"sampling.cu", "rbm.cu", "vae.cu", "pool.cu", "conv.cu"}
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH (CI installs the CUDA toolkit's compiler)")
@@ -75,7 +75,14 @@ def test_kernel_compiles_with_nvrtc(source):
     names = {"sampling.cu": ["fg_bernoulli_f32", "fg_bernoulli_f64", "fg_gaussian_f32", "fg_fill_bits",
                              "fg_fill_uniform_f64", "fg_fill_normal_f32"],
              "rbm.cu": ["fg_apply_velocity_f32", "fg_sgd_update_f64", "fg_set_stream", "fg_gibbs_fused_f32",
-                        "fg_gibbs_fused_f64"]}[source.name]
+                        "fg_gibbs_fused_f64"],
+             "vae.cu": [f"fg_{k}_{s}" for k in ("reparam_forward", "reparam_backward", "bernoulli_ll",
+                                                "gaussian_ll", "bernoulli_ll_backward", "gaussian_ll_backward",
+                                                "gaussian_ll_backward_logvar") for s in ("f32", "f64")],
+             "pool.cu": [f"fg_{k}_{s}" for k in ("max_pool2d", "scatter_assign", "scatter_add", "gather_planes",
+                                                 "avg_unpool2d", "avg_unpool2d_backward") for s in ("f32", "f64")],
+             "conv.cu": [f"fg_{k}_{s}" for k in ("conv_transpose2d_output", "conv_transpose2d_im2col",
+                                                 "activation_backward") for s in ("f32", "f64")]}[source.name]
     text = ptx.decode() if isinstance(ptx, bytes) else ptx
     for name in names:  # extern "C": the entry points keep their names, as _cuda.launch expects
         assert f".entry {name}(" in text, name
