@@ -2,6 +2,13 @@
 shape (N, C, H, W). Indices are flat positions ``h * W + w`` inside each input plane (torch's
 ``max_pool2d(return_indices=True)`` convention), so ``max_unpool2d`` puts every value back where
 it came from. The torch ops with autograd are in :mod:`fastgen.torch.pool`.
+
+CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs
+kernels/pool.cu on the caller's current stream (:mod:`fastgen._cuda_vae`), with the CPU's
+results bit for bit (same window order and tie rule, values only moved or summed in the CPU's
+order). One difference: indices that repeat within a plane of ``max_unpool2d`` (never the case
+for max pooling's own indices when stride >= kernel) leave one of the values on the GPU, not
+necessarily the CPU's last one.
 """
 from __future__ import annotations
 
@@ -10,8 +17,8 @@ import numbers
 import numpy as np
 
 from .. import _cpu
-from .._backend import to_numpy, wrap_like
-from ._validate import float_array
+from .._backend import placement, to_numpy, wrap_like
+from ._validate import float_array, float_array_cuda
 
 
 def pair(value, name: str, minimum: int) -> tuple[int, int]:
@@ -102,6 +109,12 @@ def check_indices(indices, x_shape, out_hw, name="indices") -> np.ndarray:
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     """Max pooling of (N, C, H, W) images; returns ``(out, indices)``, indices int64 flat
     positions in each input plane (the first maximum of a window wins a tie)."""
+    pl = placement(x=x)
+    if pl.cuda:
+        with pl.activate():
+            a = images_cuda(pl.array(x, "x"), "x")
+            kernel, stride, pad, out_hw = pool_geometry(a.shape[2], a.shape[3], kernel_size, stride, padding)
+            return tuple(pl.wrap(r) for r in max_pool2d_cupy(a, kernel, stride, pad, out_hw))
     a = images(x, "x")
     kernel, stride, pad, out_hw = pool_geometry(a.shape[2], a.shape[3], kernel_size, stride, padding)
     out, indices = max_pool2d_numpy(a, kernel, stride, pad, out_hw)
@@ -111,6 +124,13 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
 def max_unpool2d(x, indices, output_size):
     """Put each value of x (N, C, h, w) at its index in a zero (N, C, H, W) output,
     ``output_size = (H, W)``; the inverse of :func:`max_pool2d` on the kept values."""
+    pl = placement(x=x, indices=indices)
+    if pl.cuda:
+        with pl.activate():
+            a = images_cuda(pl.array(x, "x"), "x")
+            out_hw = pair(output_size, "output_size", 1)
+            idx = check_indices_cuda(pl.array(indices, "indices"), a.shape, out_hw)
+            return pl.wrap(scatter_cupy(a, idx, out_hw, accumulate=False))
     a = images(x, "x")
     out_hw = pair(output_size, "output_size", 1)
     idx = check_indices(indices, a.shape, out_hw)
@@ -120,5 +140,86 @@ def max_unpool2d(x, indices, output_size):
 def avg_unpool2d(x, kernel_size):
     """Average unpooling: each value of x (N, C, h, w) fills its kh x kw block of the
     (N, C, h kh, w kw) output, so average pooling with that window gives x back."""
+    pl = placement(x=x)
+    if pl.cuda:
+        with pl.activate():
+            a = images_cuda(pl.array(x, "x"), "x")
+            return pl.wrap(avg_unpool2d_cupy(a, pair(kernel_size, "kernel_size", 1)))
     a = images(x, "x")
     return wrap_like(avg_unpool2d_numpy(a, pair(kernel_size, "kernel_size", 1)), x)
+
+
+# ---- CUDA (CuPy arrays; also the torch ops' CUDA kernels) -----------------------------------
+def images_cuda(x, name: str, dtype=None):
+    """:func:`images` for a CuPy array."""
+    return float_array_cuda(x, name, ndim=4, dtype=dtype)
+
+
+def check_indices_cuda(idx, x_shape, out_hw, name="indices"):
+    """:func:`check_indices` for a CuPy array (the range check is one reduction on the device)."""
+    import cupy as cp
+
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array, got dtype {idx.dtype}")
+    if idx.shape != tuple(x_shape):
+        raise ValueError(f"{name} must have the shape of the pooled input {tuple(x_shape)}, got {idx.shape}")
+    idx = cp.ascontiguousarray(idx, dtype=cp.int64)
+    limit = out_hw[0] * out_hw[1]
+    if idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= limit:
+            raise ValueError(f"{name} must lie in [0, {limit}) (positions in an output plane of size "
+                             f"{tuple(out_hw)}), got values in [{lo}, {hi}]")
+    return idx
+
+
+def max_pool2d_cupy(x, kernel, stride, pad, out_hw):
+    import cupy as cp
+
+    from .. import _cuda_vae
+
+    n, c = x.shape[:2]
+    out = cp.empty((n, c) + tuple(out_hw), x.dtype)
+    indices = cp.empty(out.shape, cp.int64)
+    if out.size:
+        _cuda_vae.max_pool2d(x, out, indices, kernel, stride, pad)
+    return out, indices
+
+
+def scatter_cupy(src, indices, out_hw, accumulate: bool):
+    import cupy as cp
+
+    from .. import _cuda_vae
+
+    n, c = src.shape[:2]
+    dst = cp.empty((n, c) + tuple(out_hw), src.dtype)
+    if dst.size:
+        _cuda_vae.scatter_planes(src, indices, dst, accumulate)
+    return dst
+
+
+def gather_cupy(src, indices):
+    import cupy as cp
+
+    from .. import _cuda_vae
+
+    dst = cp.empty(indices.shape, src.dtype)
+    if dst.size:
+        _cuda_vae.gather_planes(src, indices, dst)
+    return dst
+
+
+def avg_unpool2d_cupy(x, kernel, backward: bool = False):
+    """:func:`avg_unpool2d_numpy` on the device."""
+    import cupy as cp
+
+    from .. import _cuda_vae
+
+    n, c, h, w = x.shape
+    if backward:
+        out = cp.empty((n, c, h // kernel[0], w // kernel[1]), x.dtype)
+    else:
+        out = cp.empty((n, c, h * kernel[0], w * kernel[1]), x.dtype)
+    if out.size:
+        _cuda_vae.avg_unpool2d(x, out, kernel, backward)
+    return out

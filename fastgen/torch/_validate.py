@@ -28,3 +28,40 @@ def finite_numpy(t: torch.Tensor, name: str = "x", finite: bool = True) -> np.nd
     if finite:
         check_finite(a, name)
     return a
+
+
+def float_tensor(t, name: str, ndim: int | None = None, layout: str = "") -> None:
+    """:func:`cpu_float_tensor` for ops that also run on CUDA tensors: the same checks and messages,
+    any device (ops with a CUDA kernel; the device mix is checked by :func:`same_device`)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if ndim is not None and t.dim() != ndim:
+        raise ValueError(f"{name} must be {ndim}-D{' ' + layout if layout else ''}, got shape {tuple(t.shape)}")
+    if t.dtype not in FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
+    if t.device.type not in ("cpu", "cuda", "meta"):
+        raise ValueError(f"{name} is on {t.device}; fastgen's torch ops run on the CPU and on CUDA devices")
+
+
+def same_device(first: str, t0: torch.Tensor, **others) -> None:
+    """ValueError naming both arguments unless every tensor of ``others`` (None skipped) is on t0's device."""
+    for name, t in others.items():
+        if t is not None and t.device != t0.device:
+            raise ValueError(f"{name} is on {t.device} but {first} is on {t0.device}: pass every tensor of one call "
+                             "on the same device")
+
+
+def cuda_arrays(*named):
+    """CuPy views (zero-copy after torch's .contiguous()) of CUDA tensors given as (name, tensor)
+    pairs; None stays None. A TypeError names the tensor when the CUDA backend is unavailable."""
+    from .._backend import to_cupy
+
+    return tuple(None if t is None else to_cupy(t.detach().contiguous(), name) for name, t in named)
+
+
+def on_torch_stream(t: torch.Tensor, name: str = "x"):
+    """A context that makes t's device and torch's current stream CuPy's (kernels and cuBLAS run
+    there, ordered with the caller's torch work)."""
+    from .._backend import Placement
+
+    return Placement(t.device.index or 0, t, name).activate()

@@ -9,6 +9,10 @@ reconstruction terms as fused per-sample reductions, with autograd.
 
 Both backward passes are custom ops too (one pass each, from the saved inputs); gradients
 reach x as well when it requires them. First derivatives only.
+
+CUDA tensors run kernels/vae.cu on torch's current stream (CuPy views through DLPack, see
+:mod:`fastgen.ops.elbo`); without CuPy or a usable device they raise a TypeError naming the
+tensor. All tensors of one call must share a device.
 """
 from __future__ import annotations
 
@@ -17,14 +21,18 @@ from typing import Optional
 
 import torch
 
-from ._validate import cpu_float_tensor, finite_numpy
-from ..ops.elbo import (bernoulli_log_likelihood_backward_numpy, bernoulli_log_likelihood_numpy, check_logvar_shape,
-                        check_unit_interval, gaussian_log_likelihood_backward_numpy, gaussian_log_likelihood_numpy)
+from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device
+from ..ops.elbo import (bernoulli_log_likelihood_backward_cupy, bernoulli_log_likelihood_backward_numpy,
+                        bernoulli_log_likelihood_cupy, bernoulli_log_likelihood_numpy, check_logvar_shape,
+                        check_unit_interval, check_unit_interval_cuda, gaussian_log_likelihood_backward_cupy,
+                        gaussian_log_likelihood_backward_numpy, gaussian_log_likelihood_cupy,
+                        gaussian_log_likelihood_numpy)
 
 
 def _check_pair(x: torch.Tensor, other: torch.Tensor, other_name: str) -> None:
-    cpu_float_tensor(x, "x")
-    cpu_float_tensor(other, other_name)
+    float_tensor(x, "x")
+    float_tensor(other, other_name)
+    same_device("x", x, **{other_name: other})
     if x.dim() < 2:
         raise ValueError(f"x must be (batch, ...) with at least 2 dimensions, got shape {tuple(x.shape)}")
     if other.shape != x.shape or other.dtype != x.dtype:
@@ -75,13 +83,32 @@ def _bernoulli_backward(ctx, grad):
     return grad_x, grad_logits
 
 
+@_bernoulli_op.register_kernel("cuda")
+def _(x, logits):
+    _check_pair(x, logits, "logits")
+    with on_torch_stream(x):
+        xc, lc = cuda_arrays(("x", x), ("logits", logits))
+        x2d = _rows(xc)
+        check_unit_interval_cuda(x2d)
+        return torch.from_dlpack(bernoulli_log_likelihood_cupy(x2d, _rows(lc)))
+
+
+@_bernoulli_backward_op.register_kernel("cuda")
+def _(grad, x, logits):
+    with on_torch_stream(grad, "grad"):
+        g, xc, lc = cuda_arrays(("grad", grad), ("x", x), ("logits", logits))
+        return torch.from_dlpack(bernoulli_log_likelihood_backward_cupy(g, _rows(xc), _rows(lc))).reshape(
+            logits.shape)
+
+
 _bernoulli_op.register_autograd(_bernoulli_backward, setup_context=_bernoulli_setup)
 
 
 def _check_gaussian(x, mean, logvar) -> None:
     _check_pair(x, mean, "mean")
     if logvar is not None:
-        cpu_float_tensor(logvar, "logvar")
+        float_tensor(logvar, "logvar")
+        same_device("x", x, logvar=logvar)
         if logvar.dtype != x.dtype:
             raise ValueError(f"logvar must have x's dtype {x.dtype}, got {logvar.dtype}")
         check_logvar_shape(tuple(logvar.shape), tuple(x.shape))
@@ -140,6 +167,31 @@ def _gaussian_backward(ctx, grad):
     grad_x = -grad_mean if ctx.needs_input_grad[0] else None
     return (grad_x, grad_mean if ctx.needs_input_grad[1] else None,
             grad_logvar if (ctx.has_logvar and ctx.needs_input_grad[2]) else None)
+
+
+def _logvar_cupy(lv, x_shape, logvar):
+    if lv is None:
+        return None
+    return _rows(lv) if tuple(logvar.shape) == tuple(x_shape) else lv.reshape(-1)
+
+
+@_gaussian_op.register_kernel("cuda")
+def _(x, mean, logvar):
+    _check_gaussian(x, mean, logvar)
+    with on_torch_stream(x):
+        xc, mc, lv = cuda_arrays(("x", x), ("mean", mean), ("logvar", logvar))
+        return torch.from_dlpack(gaussian_log_likelihood_cupy(_rows(xc), _rows(mc), _logvar_cupy(lv, x.shape, logvar)))
+
+
+@_gaussian_backward_op.register_kernel("cuda")
+def _(grad, x, mean, logvar):
+    with on_torch_stream(grad, "grad"):
+        g, xc, mc, lv = cuda_arrays(("grad", grad), ("x", x), ("mean", mean), ("logvar", logvar))
+        v = _logvar_cupy(lv, x.shape, logvar)
+        grad_mean, grad_logvar = gaussian_log_likelihood_backward_cupy(g, _rows(xc), _rows(mc), v, v is not None)
+        gm = torch.from_dlpack(grad_mean).reshape(mean.shape)
+        gv = torch.from_dlpack(grad_logvar).reshape(logvar.shape) if logvar is not None else mean.new_empty((0,))
+        return gm, gv
 
 
 _gaussian_op.register_autograd(_gaussian_backward, setup_context=_gaussian_setup)

@@ -9,6 +9,10 @@ input plane).
 Backward passes are ops of their own (``max_pool2d_backward``: scatter-add of the gradient at
 the indices; ``gather_planes``: the gradient at the indices; ``avg_unpool2d_backward``: block
 sums), so they too run under torch.compile. ``indices`` carry no gradient.
+
+CUDA tensors run kernels/pool.cu on torch's current stream (CuPy views through DLPack, see
+:mod:`fastgen.ops.pool`), with the CPU's results bit for bit; without CuPy or a usable device
+they raise a TypeError naming the tensor.
 """
 from __future__ import annotations
 
@@ -16,20 +20,22 @@ from typing import List, Sequence
 
 import torch
 
-from ._validate import cpu_float_tensor, finite_numpy
-from ..ops.pool import (avg_unpool2d_numpy, gather_numpy, max_pool2d_numpy, pair, pool_geometry,
-                        scatter_numpy)
+from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device
+from ..ops.pool import (avg_unpool2d_cupy, avg_unpool2d_numpy, gather_cupy, gather_numpy, images_cuda,
+                        max_pool2d_cupy, max_pool2d_numpy, pair, pool_geometry, scatter_cupy, scatter_numpy)
 
 def _images(x: torch.Tensor, name: str = "x") -> None:
-    cpu_float_tensor(x, name, 4, "(N, C, H, W)")
+    float_tensor(x, name, 4, "(N, C, H, W)")
 
 
 _numpy = finite_numpy
 
 
-def _check_indices(indices: torch.Tensor, shape, out_hw) -> None:
+def _check_indices(indices: torch.Tensor, x: torch.Tensor, out_hw) -> None:
+    shape = x.shape
     if not isinstance(indices, torch.Tensor) or indices.dtype != torch.int64:
         raise TypeError(f"indices must be an int64 torch.Tensor, got {getattr(indices, 'dtype', type(indices))}")
+    same_device("x", x, indices=indices)
     if tuple(indices.shape) != tuple(shape):
         raise ValueError(f"indices must have the shape of x {tuple(shape)}, got {tuple(indices.shape)}")
     limit = out_hw[0] * out_hw[1]
@@ -78,6 +84,23 @@ def _max_pool_backward(ctx, grad_out, grad_indices):
     return torch.ops.fastgen.max_pool2d_backward(grad_out, indices, *ctx.in_hw), None, None, None
 
 
+@_max_pool2d.register_kernel("cuda")
+def _(x, kernel_size, stride, padding):
+    _images(x)
+    kernel, stride_, pad, out_hw = pool_geometry(x.shape[2], x.shape[3], list(kernel_size), list(stride), list(padding))
+    with on_torch_stream(x):
+        (xc,) = cuda_arrays(("x", x))
+        out, indices = max_pool2d_cupy(images_cuda(xc, "x"), kernel, stride_, pad, out_hw)
+        return torch.from_dlpack(out), torch.from_dlpack(indices)
+
+
+@_max_pool2d_backward.register_kernel("cuda")
+def _(grad_out, indices, in_h, in_w):
+    with on_torch_stream(grad_out, "grad_out"):
+        g, idx = cuda_arrays(("grad_out", grad_out), ("indices", indices))
+        return torch.from_dlpack(scatter_cupy(g, idx, (in_h, in_w), accumulate=True))
+
+
 _max_pool2d.register_autograd(_max_pool_backward, setup_context=_max_pool_setup)
 
 
@@ -86,7 +109,7 @@ _max_pool2d.register_autograd(_max_pool_backward, setup_context=_max_pool_setup)
 def _max_unpool2d(x: torch.Tensor, indices: torch.Tensor, output_size: List[int]) -> torch.Tensor:
     _images(x)
     out_hw = pair(list(output_size), "output_size", 1)
-    _check_indices(indices, x.shape, out_hw)
+    _check_indices(indices, x, out_hw)
     return torch.from_numpy(scatter_numpy(_numpy(x), indices.contiguous().numpy(), out_hw, accumulate=False))
 
 
@@ -114,6 +137,23 @@ def _max_unpool_setup(ctx, inputs, output):
 def _max_unpool_backward(ctx, grad_out):
     (indices,) = ctx.saved_tensors
     return torch.ops.fastgen.gather_planes(grad_out, indices), None, None
+
+
+@_max_unpool2d.register_kernel("cuda")
+def _(x, indices, output_size):
+    _images(x)
+    out_hw = pair(list(output_size), "output_size", 1)
+    _check_indices(indices, x, out_hw)
+    with on_torch_stream(x):
+        xc, idx = cuda_arrays(("x", x), ("indices", indices))
+        return torch.from_dlpack(scatter_cupy(images_cuda(xc, "x"), idx, out_hw, accumulate=False))
+
+
+@_gather_planes.register_kernel("cuda")
+def _(src, indices):
+    with on_torch_stream(src, "grad_out"):
+        g, idx = cuda_arrays(("grad_out", src), ("indices", indices))
+        return torch.from_dlpack(gather_cupy(g, idx))
 
 
 _max_unpool2d.register_autograd(_max_unpool_backward, setup_context=_max_unpool_setup)
@@ -151,6 +191,22 @@ def _avg_unpool_setup(ctx, inputs, output):
 
 def _avg_unpool_backward(ctx, grad_out):
     return torch.ops.fastgen.avg_unpool2d_backward(grad_out, ctx.kernel_size), None
+
+
+@_avg_unpool2d.register_kernel("cuda")
+def _(x, kernel_size):
+    _images(x)
+    with on_torch_stream(x):
+        (xc,) = cuda_arrays(("x", x))
+        return torch.from_dlpack(avg_unpool2d_cupy(images_cuda(xc, "x"), pair(list(kernel_size), "kernel_size", 1)))
+
+
+@_avg_unpool2d_backward.register_kernel("cuda")
+def _(grad_out, kernel_size):
+    kernel = pair(list(kernel_size), "kernel_size", 1)
+    with on_torch_stream(grad_out, "grad_out"):
+        (g,) = cuda_arrays(("grad_out", grad_out))
+        return torch.from_dlpack(avg_unpool2d_cupy(g, kernel, backward=True))
 
 
 _avg_unpool2d.register_autograd(_avg_unpool_backward, setup_context=_avg_unpool_setup)
