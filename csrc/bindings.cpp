@@ -271,8 +271,8 @@ void py_sample_categorical(const Array<T>& logits, Array<int64_t>& out, double t
 
 // z [rows, cols] = mu + exp(logvar / 2) * eps and kl [rows], for mu and logvar [rows, cols].
 template <typename T>
-void py_reparameterize_forward(const Array<T>& mu, const Array<T>& logvar, Array<T>& z, OptArray<T>& kl,
-                               uint64_t seed, uint64_t offset) {
+int py_reparameterize_forward(const Array<T>& mu, const Array<T>& logvar, Array<T>& z, OptArray<T>& kl,
+                              uint64_t seed, uint64_t offset) {
   need(mu.ndim() == 2 && logvar.ndim() == 2 && z.ndim() == 2, "mu, logvar, z must be 2-D");
   const int64_t rows = mu.shape(0), cols = mu.shape(1);
   need(logvar.shape(0) == rows && logvar.shape(1) == cols && z.shape(0) == rows && z.shape(1) == cols,
@@ -280,7 +280,7 @@ void py_reparameterize_forward(const Array<T>& mu, const Array<T>& logvar, Array
   need(!kl || kl->size() == rows, "kl must have one entry per row");
   ReparamParams<T> p{mu.data(), logvar.data(), z.mutable_data(), mut(kl), rows, cols, cols, cols, {seed, offset}};
   py::gil_scoped_release nogil;
-  reparameterize_forward<T>(p);
+  return reparameterize_forward<T>(p);  // bit 0: mu, bit 1: logvar has a NaN or infinity
 }
 
 template <typename T>

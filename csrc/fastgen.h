@@ -214,7 +214,9 @@ template <typename T> struct ReparamParams {
   int64_t mu_stride, logvar_stride;  // row strides
   RandomStream stream;  // consumes 1 offset; eps of element (r, c) is normal number r * cols + c
 };
-template <typename T> void reparameterize_forward(const ReparamParams<T>& p);
+// Returns which inputs hold a NaN or infinity (bit 0: mu, bit 1: logvar), found for free: such an
+// element makes its row's KL sum non-finite, and only rows whose sum is non-finite are searched.
+template <typename T> int reparameterize_forward(const ReparamParams<T>& p);
 
 template <typename T> struct ReparamBackwardParams {
   const T* grad_z;      // [rows, cols] or nullptr (z unused)

@@ -17,9 +17,10 @@ from ._validate import float_array
 
 
 def check_mu_logvar(mu, logvar):
-    """Validated C-contiguous 2-D float arrays of one dtype (1-D inputs become one row)."""
-    mu_arr = float_array(mu, "mu", ndim=(1, 2))
-    logvar_arr = float_array(logvar, "logvar", ndim=(1, 2), dtype=mu_arr.dtype)
+    """C-contiguous 2-D float arrays of one dtype and shape (1-D inputs become one row); NaN and
+    infinity are left to the kernel (see reparameterize_numpy)."""
+    mu_arr = float_array(mu, "mu", ndim=(1, 2), finite=False)
+    logvar_arr = float_array(logvar, "logvar", ndim=(1, 2), dtype=mu_arr.dtype, finite=False)
     if mu_arr.shape != logvar_arr.shape:
         raise ValueError(f"mu and logvar must have the same shape, got {mu_arr.shape} and {logvar_arr.shape}")
     return mu_arr.reshape(-1, mu_arr.shape[-1]) if mu_arr.ndim == 1 else mu_arr, \
@@ -27,10 +28,13 @@ def check_mu_logvar(mu, logvar):
 
 
 def reparameterize_numpy(mu2d: np.ndarray, logvar2d: np.ndarray, seed: int, offset: int):
-    """The kernel on validated 2-D arrays: (z, kl)."""
+    """The kernel on 2-D arrays of one shape and dtype: (z, kl). ValueError naming mu or logvar if
+    either holds a NaN or infinity (the kernel reports them from the pass that reads them anyway)."""
     z = np.empty_like(mu2d)
     kl = np.empty(mu2d.shape[0], mu2d.dtype)
-    _cpu.C.reparameterize_forward(mu2d, logvar2d, z, kl, seed, offset)
+    bad = _cpu.C.reparameterize_forward(mu2d, logvar2d, z, kl, seed, offset)
+    if bad:
+        raise ValueError(f"{'mu' if bad & 1 else 'logvar'} contains NaN or infinity")
     return z, kl
 
 

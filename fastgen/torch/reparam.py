@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 
-from ._validate import cpu_float_tensor, finite_numpy
+from ._validate import cpu_float_tensor
 from ..ops.reparam import reparameterize_backward_numpy, reparameterize_numpy
 from ..random import as_generator
 from .ops import _signed, _to_u64
@@ -29,15 +30,16 @@ def _check(mu: torch.Tensor, logvar: torch.Tensor) -> None:
                          f"and {tuple(logvar.shape)} {logvar.dtype}")
 
 
-_numpy = finite_numpy
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
 
 
 @torch.library.custom_op("fastgen::reparameterize", mutates_args=(), device_types="cpu")
 def _reparameterize_op(mu: torch.Tensor, logvar: torch.Tensor, seed: int,
                        offset: int) -> tuple[torch.Tensor, torch.Tensor]:
     _check(mu, logvar)
-    z, kl = reparameterize_numpy(_numpy(mu, "mu"), _numpy(logvar, "logvar"), _to_u64(seed, "seed"),
-                                 _to_u64(offset, "offset"))
+    # NaN / infinity in mu or logvar: the kernel reports them and reparameterize_numpy raises.
+    z, kl = reparameterize_numpy(_numpy(mu), _numpy(logvar), _to_u64(seed, "seed"), _to_u64(offset, "offset"))
     return torch.from_numpy(z), torch.from_numpy(kl)
 
 
@@ -50,10 +52,9 @@ def _(mu, logvar, seed, offset):
 @torch.library.custom_op("fastgen::reparameterize_backward", mutates_args=(), device_types="cpu")
 def _reparameterize_backward_op(grad_z: Optional[torch.Tensor], grad_kl: Optional[torch.Tensor], mu: torch.Tensor,
                                 logvar: torch.Tensor, seed: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
-    gz = None if grad_z is None else grad_z.detach().contiguous().numpy()
-    gk = None if grad_kl is None else grad_kl.detach().contiguous().numpy()
-    dmu, dlogvar = reparameterize_backward_numpy(gz, gk, mu.detach().contiguous().numpy(),
-                                                 logvar.detach().contiguous().numpy(), _to_u64(seed, "seed"),
+    gz = None if grad_z is None else _numpy(grad_z)
+    gk = None if grad_kl is None else _numpy(grad_kl)
+    dmu, dlogvar = reparameterize_backward_numpy(gz, gk, _numpy(mu), _numpy(logvar), _to_u64(seed, "seed"),
                                                  _to_u64(offset, "offset"))
     return torch.from_numpy(dmu), torch.from_numpy(dlogvar)
 
