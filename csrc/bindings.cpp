@@ -375,18 +375,20 @@ void py_conv_transpose2d_output(const Array<T>& cols, const OptArray<T>& bias, A
 }
 
 template <typename T>
-void py_conv_transpose2d_forward(const Array<T>& x, const Array<T>& weight, const OptArray<T>& bias, Array<T>& out,
-                                 std::array<int64_t, 13> geometry, int activation, T slope, int64_t chunk_elements) {
+int py_conv_transpose2d_forward(const Array<T>& x, const Array<T>& weight, const OptArray<T>& bias, Array<T>& out,
+                                 std::array<int64_t, 13> geometry, int activation, T slope, bool parallel_chunks,
+                                 int64_t chunk_elements) {
   const ConvTransposeGeometry g = conv_geometry(geometry);
   need(x.size() == g.batch * g.in_c * g.in_h * g.in_w, "x size");
   need(weight.size() == g.in_c * g.out_c * g.kernel_h * g.kernel_w, "weight size");
   need(out.size() == g.batch * g.out_c * g.out_h * g.out_w, "out size");
   need(!bias || bias->size() == g.out_c, "bias size");
   need(activation >= 0 && activation <= 4, "activation code");
+  need(chunk_elements >= 0, "chunk_elements >= 0");
   ConvTransposeForwardParams<T> p{g, x.data(), weight.data(), ptr(bias), out.mutable_data(), activation, slope,
-                                  chunk_elements};
+                                  parallel_chunks, chunk_elements};
   py::gil_scoped_release nogil;
-  conv_transpose2d_forward<T>(p);
+  return conv_transpose2d_forward<T>(p);  // 1: x holds a NaN or infinity
 }
 
 template <typename T> void py_conv_transpose2d_im2col(const Array<T>& grad, Array<T>& cols, std::array<int64_t, 13> geometry) {
@@ -462,7 +464,8 @@ template <typename T> void bind_dtype(py::module_& m) {
   m.def("conv_transpose2d_output", &py_conv_transpose2d_output<T>, nc("cols"), opt("bias"), nc("out"),
         py::arg("geometry"), py::arg("activation"), py::arg("slope"));
   m.def("conv_transpose2d_forward", &py_conv_transpose2d_forward<T>, nc("x"), nc("weight"), opt("bias"), nc("out"),
-        py::arg("geometry"), py::arg("activation"), py::arg("slope"), py::arg("chunk_elements") = 0);
+        py::arg("geometry"), py::arg("activation"), py::arg("slope"), py::arg("parallel_chunks"),
+        py::arg("chunk_elements") = 0);
   m.def("conv_transpose2d_im2col", &py_conv_transpose2d_im2col<T>, nc("grad"), nc("cols"), py::arg("geometry"));
   m.def("activation_backward", &py_activation_backward<T>, nc("grad_out"), nc("y"), nc("grad_in"),
         py::arg("activation"), py::arg("slope"));

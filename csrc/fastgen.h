@@ -281,11 +281,15 @@ template <typename T> struct ConvTransposeForwardParams {
   T* out;           // [batch, out_c, out_h, out_w]
   int activation;   // fastgen::Activation
   T slope;          // leaky_relu's negative slope
+  bool parallel_chunks;    // the caller made BLAS single-threaded: one thread per chunk, GEMM included
   int64_t chunk_elements;  // cols buffer size per chunk of images (0: the default)
 };
 // The whole forward: per chunk of images, cols = weight^T @ X (BLAS, gemm below) into a buffer
-// that stays in cache, then the output pass over those images.
-template <typename T> void conv_transpose2d_forward(const ConvTransposeForwardParams<T>& p);
+// that stays in cache, then the output pass over those images. With parallel_chunks the chunks
+// are spread over the OpenMP threads (each thread's GEMM runs on that thread); otherwise they
+// run in turn, each GEMM on BLAS's threads and each output pass on OpenMP's. Returns 1 if x holds
+// a NaN or infinity (checked as each chunk is read for its GEMM; out is then not meaningful), else 0.
+template <typename T> int conv_transpose2d_forward(const ConvTransposeForwardParams<T>& p);
 // Backward: cols [out_c * kernel_h * kernel_w, batch * in_h * in_w] gathered from grad [batch, out_c, out_h, out_w];
 // then grad_x = weight @ cols and grad_weight = X @ cols^T (BLAS, by the caller).
 template <typename T> void conv_transpose2d_im2col(const ConvTransposeGeometry& g, const T* grad, T* cols);

@@ -5,12 +5,18 @@ generator's layer), validated once here; the torch op with autograd is in
 ``x`` (N, C_in, H, W), ``weight`` (C_in, C_out, kH, kW) (torch's ConvTranspose2d layout),
 ``bias`` (C_out,) or None; output (N, C_out, H_out, W_out) with
 ``H_out = (H - 1) stride - 2 padding + kH + output_padding`` (no dilation, no groups).
-Computed as one GEMM, ``cols = W^T @ X`` with X = x as (C_in, N H W), then an output pass that
-gathers each output pixel's contributions, adds the bias and applies the activation.
+Computed as ``cols = W^T @ X`` with X = x as (C_in, N H W), then an output pass that gathers each
+output pixel's contributions, adds the bias and applies the activation: both per chunk of images
+in fastgen._C (:func:`forward_numpy`), so that cols is read back from cache, with the chunks spread
+over the OpenMP threads and each chunk's GEMM single-threaded in SciPy's BLAS
+(:func:`single_threaded_blas`).
 """
 from __future__ import annotations
 
+import ctypes
 import numbers
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -67,10 +73,86 @@ def conv_transpose_geometry(x_shape, w_shape, bias_shape, stride, padding, outpu
 
 
 def output_pass(cols: np.ndarray, bias, geometry, activation: int, slope: float, dtype) -> np.ndarray:
+    """The output pass alone over a whole batch's cols [C_out kH kW, N H W] (the reference the CUDA
+    kernel is tested against; the forward itself runs chunked, :func:`forward_numpy`)."""
     n, _, _, _, c_out, out_h, out_w = geometry[:7]
     out = np.empty((n, c_out, out_h, out_w), dtype)
     if out.size:
         _cpu.C.conv_transpose2d_output(cols, bias, out, geometry, activation, dtype.type(slope))
+    return out
+
+
+# ---- SciPy's BLAS on one thread --------------------------------------------------------------
+# fastgen._C calls SciPy's OpenBLAS, whose own threads would otherwise split every chunk's GEMM:
+# measured on 2 cores, handing the cores back and forth between OpenBLAS's threads and the
+# OpenMP output passes for every chunk made the forward 2-8x slower than one chunk per OpenMP
+# thread with single-threaded GEMMs. OpenBLAS's thread count is process-wide (its "_local"
+# setter is too), so it is lowered while any such kernel runs and restored when the last ends.
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = 0
+_blas_functions = None
+
+
+def _blas_thread_functions():
+    """(get_num_threads, set_num_threads) of the BLAS behind scipy.linalg.cython_blas, or () when
+    it is not an OpenBLAS (then the chunks run one after the other on BLAS's threads)."""
+    global _blas_functions
+    if _blas_functions is None:
+        found = ()
+        try:
+            from scipy.linalg import cython_blas
+
+            lib = ctypes.CDLL(cython_blas.__file__)  # already loaded: dlsym also searches its BLAS
+            for prefix, suffix in (("scipy_openblas", ""), ("scipy_openblas", "64_"), ("openblas", ""),
+                                   ("openblas", "64_")):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    get.restype, get.argtypes = ctypes.c_int, []
+                    set_.restype, set_.argtypes = None, [ctypes.c_int]
+                    found = (get, set_)
+                    break
+        except (ImportError, OSError):
+            pass
+        _blas_functions = found
+    return _blas_functions
+
+
+@contextmanager
+def single_threaded_blas():
+    """Within the block SciPy's OpenBLAS runs on one thread; yields whether it could be set."""
+    global _blas_users, _blas_saved
+    functions = _blas_thread_functions()
+    if not functions:
+        yield False
+        return
+    get, set_ = functions
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved = get()
+            set_(1)
+        _blas_users += 1
+    try:
+        yield True
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                set_(_blas_saved)
+
+
+def forward_numpy(x: np.ndarray, weight: np.ndarray, bias, geometry, activation: int, slope: float) -> np.ndarray:
+    """The fused forward on C-contiguous arrays of one float dtype (weight and bias finite); ValueError
+    if x holds a NaN or infinity (found by the kernel as it reads x)."""
+    n, _, _, _, c_out, out_h, out_w = geometry[:7]
+    out = np.empty((n, c_out, out_h, out_w), x.dtype)
+    if out.size:
+        with single_threaded_blas() as one_thread:
+            bad = _cpu.C.conv_transpose2d_forward(x, weight, bias, out, geometry, activation, x.dtype.type(slope),
+                                                  one_thread)
+        if bad:
+            raise ValueError("x contains NaN or infinity")
     return out
 
 
@@ -80,13 +162,10 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
     activation: None / "none", "relu", "leaky_relu" (``negative_slope``), "tanh", "sigmoid".
     """
-    a = float_array(x, "x", ndim=4)
+    a = float_array(x, "x", ndim=4, finite=False)  # NaN / inf: found by the kernel (forward_numpy)
     wt = float_array(weight, "weight", ndim=4, dtype=a.dtype)
     b = None if bias is None else float_array(bias, "bias", ndim=1, dtype=a.dtype)
     geometry = conv_transpose_geometry(a.shape, wt.shape, None if b is None else b.shape, stride, padding,
                                        output_padding)
     code, slope = activation_code(activation), check_slope(negative_slope)
-    n, c_in, h, w = a.shape
-    X = np.ascontiguousarray(a.transpose(1, 0, 2, 3).reshape(c_in, n * h * w))
-    cols = np.ascontiguousarray(wt.reshape(c_in, -1).T @ X)
-    return wrap_like(output_pass(cols, b, geometry, code, slope, a.dtype), x)
+    return wrap_like(forward_numpy(a, wt, b, geometry, code, slope), x)

@@ -4,19 +4,20 @@ output pass, with autograd (``torch.ops.fastgen.conv_transpose2d_backward``).
 ``conv_transpose2d(x, weight, bias, stride[2], padding[2], output_padding[2], activation,
 negative_slope) -> y``; the layout and output size of ``torch.nn.functional.conv_transpose2d``
 (no groups, no dilation), ``activation`` one of "none", "relu", "leaky_relu", "tanh",
-"sigmoid". The GEMMs run in torch (its BLAS); the gather/bias/activation pass and the
-backward's im2col run in fastgen._C. The backward needs only x, weight and y (the activations'
-derivatives are written in terms of their output).
+"sigmoid". The forward runs whole in fastgen._C (:func:`fastgen.ops.conv.forward_numpy`: per chunk
+of images a GEMM in SciPy's BLAS and the gather/bias/activation pass, chunks spread over the
+OpenMP threads); the backward's GEMMs run in torch (its BLAS) around fastgen._C's im2col. The
+backward needs only x, weight and y (the activations' derivatives are written in terms of their
+output).
 """
 from __future__ import annotations
 
 from typing import List, Optional
 
-import numpy as np
 import torch
 
 from ._validate import cpu_float_tensor, finite_numpy
-from ..ops.conv import activation_code, check_slope, conv_transpose_geometry, output_pass
+from ..ops.conv import activation_code, check_slope, conv_transpose_geometry, forward_numpy
 from ..ops.pool import pair
 from .. import _cpu
 
@@ -32,10 +33,6 @@ def _geometry(x, weight, bias, stride, padding, output_padding):
                                    list(stride), list(padding), list(output_padding))
 
 
-def _finite(t: torch.Tensor, name: str) -> None:
-    finite_numpy(t, name)
-
-
 @torch.library.custom_op("fastgen::conv_transpose2d", mutates_args=(), device_types="cpu")
 def _conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: List[int],
                       padding: List[int], output_padding: List[int], activation: str,
@@ -43,14 +40,11 @@ def _conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torc
     _check(x, weight, bias)
     geometry = _geometry(x, weight, bias, stride, padding, output_padding)
     code, slope = activation_code(activation), check_slope(negative_slope)
-    for name, t in (("x", x), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
-        _finite(t, name)
-    n, c_in, h, w = x.shape
-    X = x.detach().permute(1, 0, 2, 3).reshape(c_in, n * h * w)
-    cols = torch.mm(weight.detach().reshape(c_in, -1).t(), X).contiguous()
-    b = None if bias is None else bias.detach().contiguous().numpy()
-    out = output_pass(cols.numpy(), b, geometry, code, slope, np.dtype(str(x.dtype).split(".")[1]))
-    return torch.from_numpy(out)
+    # x's NaN / inf check is fused into the kernel's read of x (forward_numpy raises); the small
+    # weight and bias are checked here.
+    w = finite_numpy(weight, "weight")
+    b = None if bias is None else finite_numpy(bias, "bias")
+    return torch.from_numpy(forward_numpy(finite_numpy(x, "x", finite=False), w, b, geometry, code, slope))
 
 
 @_conv_transpose2d.register_fake
