@@ -68,6 +68,57 @@ void store_row(Activation act, const T* acc, int64_t phase_len, int64_t sw, int6
   }
 }
 
+// True for the DCGAN up-sampling layer: kernel 4, stride 2, padding 1, output exactly twice the input.
+bool is_k4s2p1(const ConvTransposeGeometry& g) {
+  return g.kernel_h == 4 && g.kernel_w == 4 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 1 && g.pad_w == 1 &&
+         g.out_h == 2 * g.in_h && g.out_w == 2 * g.in_w;
+}
+
+// One output plane of a k4s2p1 layer. Output (2a + py, 2b + px) receives exactly 2 x 2 taps:
+// kernel rows ky = 1, 3 from input rows a, a - 1 when py = 0, and ky = 0, 2 from a + 1, a when
+// py = 1 (columns alike). So each of the 4 phases is an in_h x in_w plane, and every tap adds
+// one input plane shifted by dy * in_w + dx to it as a single flat, vectorised loop over the
+// whole phase plane (rows of only 4 or 8 pixels no longer cut it into short loops). The one
+// border column that a dx = -1 / +1 shift wraps into the neighbouring row is masked out (keep_left /
+// keep_right), the border rows by the loop bounds; then the phases are interleaved into the
+// output rows with the activation.
+template <typename T>
+void plane_k4s2p1(const T* plane_cols, int64_t cols_ld, int64_t H, int64_t W, T b, Activation act, T slope,
+                  const T* keep_left, const T* keep_right, T* acc, T* out) {
+  static constexpr int kTap[2][2] = {{1, 3}, {0, 2}};     // [phase][tap]: kernel row / column
+  static constexpr int kShift[2][2] = {{0, -1}, {1, 0}};  // [phase][tap]: input row / column offset
+  const int64_t P = H * W;
+  for (int py = 0; py < 2; ++py) {
+    for (int px = 0; px < 2; ++px) {
+      T* a = acc + (2 * py + px) * P;
+      std::fill(a, a + P, b);
+      for (int ty = 0; ty < 2; ++ty) {
+        for (int tx = 0; tx < 2; ++tx) {
+          const int64_t dy = kShift[py][ty], dx = kShift[px][tx];
+          const T* src = plane_cols + (kTap[py][ty] * 4 + kTap[px][tx]) * cols_ld;
+          const int64_t shift = dy * W + dx;
+          // a + dy inside [0, H); src stays inside the plane (the clipped ends are masked anyway)
+          const int64_t f_begin = std::max<int64_t>(std::max<int64_t>(0, -dy) * W, -shift);
+          const int64_t f_end = std::min<int64_t>(std::min<int64_t>(H, H - dy) * W, P - shift);
+          const T* keep = dx < 0 ? keep_left : keep_right;
+          if (dx == 0) {
+#pragma omp simd
+            for (int64_t f = f_begin; f < f_end; ++f) a[f] += src[f + shift];
+          } else {
+#pragma omp simd
+            for (int64_t f = f_begin; f < f_end; ++f) a[f] += keep[f] != T(0) ? src[f + shift] : T(0);
+          }
+        }
+      }
+    }
+  }
+  for (int64_t y = 0; y < H; ++y) {
+    for (int py = 0; py < 2; ++py) {
+      store_row(act, acc + 2 * py * P + y * W, P, 2, 2 * W, slope, out + (2 * y + py) * 2 * W);
+    }
+  }
+}
+
 // Images [n_begin, n_end) of the output from their cols, whose column (n - n_begin) * in_plane + pixel
 // holds input pixel `pixel` of image n (row stride cols_ld).
 //
@@ -84,16 +135,29 @@ void output_images(const ConvTransposeGeometry& g, const T* cols, int64_t cols_l
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
   const int64_t sw = g.stride_w, phase_len = (g.out_w + sw - 1) / sw;
   const int64_t taps = g.kernel_h * g.kernel_w;
+  const bool k4s2p1 = is_k4s2p1(g);
 #pragma omp parallel if ((n_end - n_begin) * g.out_c * out_plane >= kParallelMinElements)
   {
-    AlignedVector<T> acc_buffer(static_cast<size_t>(sw * phase_len));
+    AlignedVector<T> acc_buffer(static_cast<size_t>(k4s2p1 ? 4 * in_plane : sw * phase_len));
     T* acc = acc_buffer.data();
+    AlignedVector<T> keep(static_cast<size_t>(k4s2p1 ? 2 * in_plane : 0));  // keep_left, keep_right
+    for (int64_t f = 0; k4s2p1 && f < in_plane; ++f) {
+      keep[f] = f % g.in_w != 0 ? T(1) : T(0);
+      keep[in_plane + f] = f % g.in_w != g.in_w - 1 ? T(1) : T(0);
+    }
+    // Channel outer, image inner: the images of a chunk lie side by side in each cols row, so
+    // consecutive planes read consecutive stretches of the same kernel_h * kernel_w rows.
 #pragma omp for collapse(2) schedule(static)
-    for (int64_t n = n_begin; n < n_end; ++n) {
-      for (int64_t co = 0; co < g.out_c; ++co) {
+    for (int64_t co = 0; co < g.out_c; ++co) {
+      for (int64_t n = n_begin; n < n_end; ++n) {
         T* out = out_all + (n * g.out_c + co) * out_plane;
         const T b = bias ? bias[co] : T(0);
         const T* plane_cols = cols + co * taps * cols_ld + (n - n_begin) * in_plane;
+        if (k4s2p1) {
+          plane_k4s2p1(plane_cols, cols_ld, g.in_h, g.in_w, b, act, slope, keep.data(), keep.data() + in_plane, acc,
+                       out);
+          continue;
+        }
         for (int64_t oy = 0; oy < g.out_h; ++oy) {
           std::fill(acc, acc + sw * phase_len, b);
           // ky = (oy + pad_h) mod stride_h, then every stride_h-th kernel row
