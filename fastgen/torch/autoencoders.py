@@ -92,7 +92,58 @@ def mlp(sizes: Sequence[int], activation: str, last_activation: bool) -> nn.Sequ
     return nn.Sequential(*layers)
 
 
-class Autoencoder(nn.Module):
+def check_image_geometry(in_channels, image_size, channels):
+    """Validated ``(in_channels, (height, width), channels)`` of a convolutional model whose
+    ``len(channels)`` stride-2 stages halve the image each time."""
+    in_channels = check_positive_int(in_channels, "in_channels")
+    size = (image_size, image_size) if isinstance(image_size, numbers.Integral) else tuple(image_size)
+    size = check_sizes(size, "image_size")
+    if len(size) != 2:
+        raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}")
+    channels = check_sizes(channels, "channels")
+    factor = 2 ** len(channels)
+    if any(s % factor for s in size):
+        raise ValueError(f"image_size {size} must be divisible by 2 ** len(channels) = {factor}")
+    return in_channels, size, channels
+
+
+def check_images(x, data_shape: tuple, name: str = "x") -> None:
+    """TypeError / ValueError naming ``name`` unless x is a (batch, *data_shape) tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(data_shape):
+        raise ValueError(f"{name} must have shape (batch, {', '.join(map(str, data_shape))}), got {tuple(x.shape)}")
+
+
+class _AutoencoderBase(nn.Module):
+    """What every autoencoder here shares; subclasses define ``check_input``, ``encode``,
+    ``decode_output`` (code -> logits or means), ``per_sample_loss`` and ``likelihood``."""
+
+    def to_data_space(self, output: torch.Tensor) -> torch.Tensor:
+        """The decoder's mean: sigmoid of the logits (Bernoulli) or the mean itself (Gaussian)."""
+        return torch.sigmoid(output) if self.likelihood == "bernoulli" else output
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The training objective on a batch: mean per-sample reconstruction loss."""
+        self.check_input(x)
+        return self.per_sample_loss(x).mean()
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.forward(x)
+
+    @torch.no_grad()
+    def interpolate(self, x_start: torch.Tensor, x_end: torch.Tensor, steps: int = 8) -> torch.Tensor:
+        """Decoded points on the straight line between the codes of two inputs (single samples,
+        no batch axis), ends included: (steps, *x_start.shape)."""
+        steps = check_positive_int(steps, "steps")
+        codes = self.encode(torch.stack([x_start, x_end]))
+        t = torch.linspace(0, 1, steps, dtype=codes.dtype).reshape(-1, *([1] * (codes.dim() - 1)))
+        return self.to_data_space(self.decode_output(codes[:1] + t * (codes[1:] - codes[:1])))
+
+
+class Autoencoder(_AutoencoderBase):
     """MLP autoencoder.
 
     Parameters
@@ -139,9 +190,6 @@ class Autoencoder(nn.Module):
     def decode_output(self, code: torch.Tensor) -> torch.Tensor:
         return self.decoder(code)
 
-    def to_data_space(self, output: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(output) if self.likelihood == "bernoulli" else output
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.to_data_space(self.decode_output(self.encode(x)))
 
@@ -152,25 +200,6 @@ class Autoencoder(nn.Module):
         """Reconstruction loss of each sample (n,), reconstructing ``target`` (default x) from x."""
         return reconstruction_loss(x if target is None else target, self.decode_output(self.encode(x)),
                                    self.likelihood)
-
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """The training objective on a batch: mean per-sample reconstruction loss."""
-        self.check_input(x)
-        return self.per_sample_loss(x).mean()
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self.forward(x)
-
-    @torch.no_grad()
-    def interpolate(self, x_start: torch.Tensor, x_end: torch.Tensor, steps: int = 8) -> torch.Tensor:
-        """Decoded points on the straight line between the codes of two inputs, ends included:
-        (steps, *x_start.shape)."""
-        steps = check_positive_int(steps, "steps")
-        codes = self.encode(torch.stack([x_start, x_end]).reshape(2, *x_start.shape))
-        t = torch.linspace(0, 1, steps, dtype=codes.dtype).reshape(-1, *([1] * (codes.dim() - 1)))
-        return self.to_data_space(self.decode_output(codes[:1] + t * (codes[1:] - codes[:1])))
 
 
 class DenoisingAutoencoder(Autoencoder):
@@ -288,7 +317,7 @@ def pretrain_stacked(X: torch.Tensor, layer_sizes: Sequence[int], *, epochs: int
     return deep
 
 
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(_AutoencoderBase):
     """Convolutional autoencoder for (n, C, H, W) images.
 
     Parameters
@@ -311,15 +340,7 @@ class ConvAutoencoder(nn.Module):
     def __init__(self, in_channels: int = 1, image_size=28, channels: Sequence[int] = (32, 64), pooling: bool = False,
                  likelihood: str = "bernoulli"):
         super().__init__()
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        size = (image_size, image_size) if isinstance(image_size, numbers.Integral) else tuple(image_size)
-        self.image_size = check_sizes(size, "image_size")
-        if len(self.image_size) != 2:
-            raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}")
-        self.channels = check_sizes(channels, "channels")
-        factor = 2 ** len(self.channels)
-        if any(s % factor for s in self.image_size):
-            raise ValueError(f"image_size {self.image_size} must be divisible by 2 ** len(channels) = {factor}")
+        self.in_channels, self.image_size, self.channels = check_image_geometry(in_channels, image_size, channels)
         self.pooling = bool(pooling)
         self.likelihood = check_choice(likelihood, "likelihood", LIKELIHOODS)
         widths = (self.in_channels, *self.channels)
@@ -338,11 +359,7 @@ class ConvAutoencoder(nn.Module):
                     pooling=self.pooling, likelihood=self.likelihood)
 
     def check_input(self, x) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        expected = (self.in_channels, *self.image_size)
-        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"x must have shape (batch, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+        check_images(x, (self.in_channels, *self.image_size))
 
     def _encode(self, x):
         indices = []
@@ -376,9 +393,6 @@ class ConvAutoencoder(nn.Module):
             raise ValueError("indices: the pooling autoencoder decodes with the argmax indices of its encoder")
         return self._decode(code, indices or [])
 
-    def to_data_space(self, output):
-        return torch.sigmoid(output) if self.likelihood == "bernoulli" else output
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         code, indices = self._encode(x)
         return self.to_data_space(self._decode(code, indices))
@@ -387,22 +401,9 @@ class ConvAutoencoder(nn.Module):
         code, indices = self._encode(x)
         return reconstruction_loss(x, self._decode(code, indices), self.likelihood)
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self.per_sample_loss(x).mean()
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return self.forward(x)
-
-    @torch.no_grad()
     def interpolate(self, x_start: torch.Tensor, x_end: torch.Tensor, steps: int = 8) -> torch.Tensor:
         """Decoded straight-line path between two images' codes (the strided variant only: a
         pooling decoder has no indices for codes that no image produced)."""
         if self.pooling:
             raise ValueError("interpolate: the pooling autoencoder cannot decode codes without argmax indices")
-        steps = check_positive_int(steps, "steps")
-        codes = self.encode(torch.stack([x_start, x_end]))
-        t = torch.linspace(0, 1, steps, dtype=codes.dtype).reshape(-1, 1, 1, 1)
-        return self.to_data_space(self._decode(codes[:1] + t * (codes[1:] - codes[:1]), []))
+        return super().interpolate(x_start, x_end, steps)

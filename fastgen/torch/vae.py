@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..random import Generator, as_generator
-from .autoencoders import ACTIVATIONS, LIKELIHOODS, check_batch, check_choice, check_positive_int, check_sizes, mlp
+from .autoencoders import (ACTIVATIONS, LIKELIHOODS, check_batch, check_choice, check_image_geometry, check_images,
+                           check_positive_int, check_sizes, mlp)
 from .elbo import bernoulli_log_likelihood, gaussian_log_likelihood
 from .layers import ConvTranspose2d
 from .reparam import reparameterize
@@ -207,15 +208,8 @@ class ConvVAE(_VAEBase):
     def __init__(self, in_channels: int = 1, image_size=28, channels: Sequence[int] = (32, 64), n_latent: int = 16,
                  likelihood: str = "bernoulli", seed=None):
         super().__init__()
-        self.in_channels = check_positive_int(in_channels, "in_channels")
-        size = (image_size, image_size) if isinstance(image_size, numbers.Integral) else tuple(image_size)
-        self.image_size = check_sizes(size, "image_size")
-        if len(self.image_size) != 2:
-            raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}")
-        self.channels = check_sizes(channels, "channels")
+        self.in_channels, self.image_size, self.channels = check_image_geometry(in_channels, image_size, channels)
         factor = 2 ** len(self.channels)
-        if any(s % factor for s in self.image_size):
-            raise ValueError(f"image_size {self.image_size} must be divisible by 2 ** len(channels) = {factor}")
         self._init_common(n_latent, likelihood, seed)
         widths = (self.in_channels, *self.channels)
         self.down = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in zip(widths[:-1], widths[1:]))
@@ -238,11 +232,7 @@ class ConvVAE(_VAEBase):
                     n_latent=self.n_latent, likelihood=self.likelihood)
 
     def check_input(self, x) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.data_shape:
-            raise ValueError(f"x must have shape (batch, {', '.join(map(str, self.data_shape))}), "
-                             f"got {tuple(x.shape)}")
+        check_images(x, self.data_shape)
 
     def encode(self, x: torch.Tensor):
         h = x

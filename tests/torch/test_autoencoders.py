@@ -16,14 +16,6 @@ from fastgen.torch.layers import ConvTranspose2d  # noqa: E402
 from fastgen.torch.training import evaluate, fit  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return torch.from_numpy(load_digits_binary(dtype=np.float32))

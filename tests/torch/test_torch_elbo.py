@@ -15,14 +15,6 @@ from fastgen.torch.elbo import bernoulli_log_likelihood, gaussian_log_likelihood
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-4), torch.float64: dict(rtol=1e-12, atol=1e-10)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def bernoulli_eager(x, logits):
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").reshape(x.shape[0], -1 if x.shape[0] else 0).sum(1)
 

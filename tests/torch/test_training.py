@@ -14,14 +14,6 @@ from fastgen.torch.training import (NonFiniteLoss, fit, load_checkpoint, pca_rec
 from fastgen.torch.vae import VAE  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def data(n=120, d=10, seed=0):
     return torch.rand(n, d, generator=torch.Generator().manual_seed(seed))
 

@@ -18,14 +18,6 @@ from fastgen.torch.training import evaluate, fit  # noqa: E402
 from fastgen.torch.vae import VAE, ConvVAE  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def eps_of(seed, offset, shape, dtype=np.float64):
     """The standard normals the model's draw with (seed, offset) uses: z at mu 0, logvar 0."""
     zeros = np.zeros(shape, dtype)
