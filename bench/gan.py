@@ -134,8 +134,8 @@ def coverage_scenario(quick: bool, seed: int, out_dir):
         png = _scatter_png(out_dir / f"gan_{dataset}.png", panels, centres, std, extent)
         unrolled_name, standard = "unrolled GAN (5 steps)", "standard GAN (minimax)"
         u, s, ns = (rows[k]["modes_covered"] for k in (unrolled_name, standard, "non-saturating"))
-        verdict = ("more" if u > s else "the same number of" if u == s else "fewer")
-        print(f"    unrolled GAN covers {verdict} modes than the standard GAN ({u} vs {s}; non-saturating: {ns})")
+        verdict = ("more modes than" if u > s else "as many modes as" if u == s else "fewer modes than")
+        print(f"    unrolled GAN covers {verdict} the standard GAN ({u} vs {s}; non-saturating: {ns})")
         print(f"    wrote {png}")
         results[dataset] = {"methods": rows, "png": str(png), "unrolled_beats_standard": u > s,
                             "unrolled_beats_nonsaturating": u > ns}

@@ -9,6 +9,8 @@ nn.Modules built on them. Importing this subpackage imports torch (fastgen itsel
 * :func:`max_pool2d`, :func:`max_unpool2d`, :func:`avg_unpool2d`, see :mod:`.pool`;
 * :mod:`fastgen.torch.smiles`: the character-level SMILES language model, its training loop
   and batched sampling.
+* :mod:`fastgen.torch.gan`: GAN losses, DCGAN (generator on the fused transposed convolution),
+  stabilisers (minibatch discrimination, virtual batch norm, unrolled, conditional) and a trainer.
 """
 from .conv import conv_transpose2d
 from .elbo import bernoulli_log_likelihood, gaussian_log_likelihood
