@@ -17,7 +17,8 @@ from fastgen.ops import reparameterize
 DTYPES = [np.float32, np.float64]
 # relative to the scale of each value (|mu| + sigma * radius for z, the sum of |terms| for kl)
 RTOL = {np.float32: 3e-6, np.float64: 1e-13}
-SHAPES = [(1, 1), (129, 7), (3, 4096 + 32), (5, 129)]
+# (200, 33): blocks of 30 rows that start inside a Philox block; (9, 1021): one row per block
+SHAPES = [(1, 1), (129, 7), (3, 4096 + 32), (5, 129), (200, 33), (9, 1021)]
 
 
 def reference_forward(mu, logvar, seed, offset):
@@ -153,3 +154,32 @@ def test_finite_check_finds_every_nan_and_infinity(bad, where, dtype):
     a[where] = bad
     with pytest.raises(ValueError, match="a contains NaN or infinity"):
         check_finite(a, "a")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_infinity_found_by_the_kernel_in_any_row(bad, dtype):
+    """The forward kernel reports NaN/inf from its own pass (a non-finite row KL sends it to search
+    that row): every row of a many-block input, either argument, mu named first."""
+    mu, logvar = inputs((300, 64), dtype)
+    for row, col in ((0, 0), (151, 17), (299, 63)):
+        for name in ("mu", "logvar"):
+            m, lv = mu.copy(), logvar.copy()
+            (m if name == "mu" else lv)[row, col] = bad
+            with pytest.raises(ValueError, match=f"^{name} contains NaN or infinity"):
+                reparameterize(m, lv, generator=1)
+        m, lv = mu.copy(), logvar.copy()
+        m[row, col] = lv[row, (col + 1) % 64] = bad
+        with pytest.raises(ValueError, match="^mu contains NaN or infinity"):
+            reparameterize(m, lv, generator=1)
+
+
+def test_an_overflowing_kl_of_finite_inputs_is_not_an_error():
+    """mu^2 overflows float32 to inf: the row's KL is inf, but the inputs are finite, so no error."""
+    mu = np.zeros((3, 5), np.float32)
+    mu[1, 2] = 1e30
+    z, kl = reparameterize(mu, np.zeros((3, 5), np.float32), generator=2)
+    assert np.isinf(kl[1]) and np.isfinite(kl[[0, 2]]).all()
+    assert z[1, 2] == np.float32(1e30)  # mu + eps, eps far below float32's spacing at 1e30
+    assert np.isfinite(z).all()
+

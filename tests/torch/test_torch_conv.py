@@ -118,3 +118,101 @@ def test_bad_input_is_refused_with_the_argument_named():
         conv_transpose2d(bad, w, b)
     with pytest.raises(ValueError, match="negative_slope must be a finite"):
         conv_transpose2d(x, w, b, activation="leaky_relu", negative_slope=float("nan"))
+
+
+# ---- the chunked forward and its k4s2p1 output pass (the DCGAN layer) ---------------------------
+K4S2P1_SHAPES = [  # x shape (N, C_in, H, W), C_out
+    ((1, 1, 1, 1), 1),
+    ((1, 3, 1, 7), 2),
+    ((2, 129, 3, 2), 1),      # many input channels, one output channel
+    ((1, 2, 5, 5), 129),      # many output channels
+    ((3, 4, 12, 11), 3),      # 132 pixels per image: each image's GEMM reads x in place
+    ((5, 6, 4, 4), 7),        # 16 pixels: images packed side by side for one GEMM
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("shape,c_out", K4S2P1_SHAPES)
+def test_k4s2p1_matches_torch_pair(shape, c_out, activation, dtype):
+    x, w, b = inputs(shape, (c_out, 4, 4), dtype, seed=shape[1])
+    for bias in (b, None):
+        expected = ACTIVATIONS[activation](F.conv_transpose2d(x, w, bias, 2, 1))
+        torch.testing.assert_close(conv_transpose2d(x, w, bias, 2, 1, 0, activation, 0.2), expected, **TOL[dtype])
+    # kernel 4, stride 2, padding 1 with output_padding 1 is not the fast case: the general pass
+    expected = ACTIVATIONS[activation](F.conv_transpose2d(x, w, b, 2, 1, 1))
+    torch.testing.assert_close(conv_transpose2d(x, w, b, 2, 1, 1, activation, 0.2), expected, **TOL[dtype])
+
+
+def test_k4s2p1_non_contiguous_and_empty_input():
+    x, w, b = inputs((4, 6, 5, 3), (3, 4, 4), torch.float64)
+    view = x.transpose(2, 3)  # (4, 6, 3, 5), not contiguous
+    assert not view.is_contiguous()
+    torch.testing.assert_close(conv_transpose2d(view, w, b, 2, 1, 0, "tanh"),
+                               torch.tanh(F.conv_transpose2d(view, w, b, 2, 1)), **TOL[torch.float64])
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(conv_transpose2d(channels_last, w, b, 2, 1, 0, "relu"),
+                               F.relu(F.conv_transpose2d(x, w, b, 2, 1)), **TOL[torch.float64])
+    empty = conv_transpose2d(x[:0], w, b, 2, 1, 0, "relu")
+    assert empty.shape == (0, 3, 10, 6)
+
+
+@pytest.mark.parametrize("geometry_case", [0, 2, 4, 6])
+@pytest.mark.parametrize("parallel_chunks", [True, False])
+@pytest.mark.parametrize("chunk_elements", [1, 500, 0])
+def test_chunking_does_not_change_the_result(geometry_case, parallel_chunks, chunk_elements):
+    """Every chunk size (1 element: one image per chunk; 0: the default, one chunk here) and both
+    schedules (chunks over OpenMP threads with single-threaded BLAS, or in turn) give the pair's result."""
+    from fastgen import _cpu
+    from fastgen.ops.conv import conv_transpose_geometry, single_threaded_blas
+
+    shape, wshape, stride, padding, output_padding = CASES[geometry_case]
+    shape = (7,) + shape[1:]
+    x, w, b = inputs(shape, wshape, torch.float64, seed=geometry_case)
+    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    geometry = conv_transpose_geometry(x.shape, w.shape, b.shape, pair(stride), pair(padding), pair(output_padding))
+    expected = torch.sigmoid(F.conv_transpose2d(x, w, b, stride, padding, output_padding))
+    out = np.empty(tuple(expected.shape))
+    with single_threaded_blas() as one_thread:
+        bad = _cpu.C.conv_transpose2d_forward(x.numpy(), w.numpy(), b.numpy(), out, geometry, 4, 0.0,
+                                              parallel_chunks and one_thread, chunk_elements)
+    assert bad == 0
+    np.testing.assert_allclose(out, expected.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 12, 11), (5, 2, 4, 4)])  # x read in place / packed per chunk
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_or_infinity_in_x_found_by_the_forward_kernel(shape, bad):
+    x, w, b = inputs(shape, (3, 4, 4), torch.float32)
+    for where in ((0, 0, 0, 0), (shape[0] - 1, 1, shape[2] - 1, shape[3] - 1)):
+        poisoned = x.clone()
+        poisoned[where] = bad
+        with pytest.raises(ValueError, match="x contains NaN or infinity"):
+            conv_transpose2d(poisoned, w, b, 2, 1, 0, "relu")  # ReLU would hide a NaN in the output
+        with pytest.raises(ValueError, match="x contains NaN or infinity"):
+            conv_transpose2d_numpy(poisoned.numpy(), w.numpy(), b.numpy(), 2, 1, 0, "relu")
+    w_bad = w.clone()
+    w_bad[0, 0, 0, 0] = bad
+    with pytest.raises(ValueError, match="weight contains NaN or infinity"):
+        conv_transpose2d(x, w_bad, b, 2, 1)
+
+
+def test_single_threaded_blas_restores_the_thread_count_after_the_last_user():
+    from fastgen.ops.conv import _blas_thread_functions, single_threaded_blas
+
+    functions = _blas_thread_functions()
+    if not functions:
+        pytest.skip("SciPy's BLAS is not an OpenBLAS: the chunks run in turn instead")
+    get, set_ = functions
+    before = get()
+    set_(2)
+    try:
+        with single_threaded_blas() as outer:
+            assert outer and get() == 1
+            with single_threaded_blas():
+                assert get() == 1
+            assert get() == 1  # the outer user is still inside
+        assert get() == 2
+    finally:
+        set_(before)
+

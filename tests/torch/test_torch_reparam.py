@@ -92,3 +92,26 @@ def test_bad_input_is_refused():
     gen = fastgen.Generator(1)
     reparameterize(mu, logvar, gen)
     assert gen.offset == 1
+
+
+def test_kl_only_backward_and_double_backward():
+    mu, logvar = tensors((5, 6), seed=4)
+    z, kl = torch.ops.fastgen.reparameterize(mu, logvar, 3, 1)
+    (kl * torch.arange(5, dtype=torch.float64)).sum().backward()  # z unused: its gradient is None
+    g = torch.arange(5, dtype=torch.float64)[:, None]
+    torch.testing.assert_close(mu.grad, g * mu.detach())
+    torch.testing.assert_close(logvar.grad, 0.5 * g * (torch.exp(logvar.detach()) - 1))
+    z, kl = torch.ops.fastgen.reparameterize(mu, logvar, 3, 1)
+    (grad_mu,) = torch.autograd.grad(z.sum() + kl.sum(), mu, create_graph=True)
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        grad_mu.sum().backward()
+
+
+def test_nan_in_any_row_is_refused_naming_the_argument():
+    mu, logvar = tensors((300, 64), torch.float32, grad=False)
+    for row in (0, 150, 299):
+        bad = mu.clone()
+        bad[row, 3] = float("inf")
+        with pytest.raises(ValueError, match="^mu contains NaN or infinity"):
+            torch.ops.fastgen.reparameterize(bad, logvar, 0, 0)
+
