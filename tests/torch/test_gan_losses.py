@@ -12,7 +12,6 @@ torch = pytest.importorskip("torch")
 from fastgen.torch.gan.losses import (discriminator_loss, generator_loss, label_targets,  # noqa: E402
                                       optimal_discriminator)
 
-torch.set_num_threads(1)
 
 
 def logits(n, seed, scale=3.0):

@@ -13,7 +13,6 @@ from fastgen.torch.gan import (DCGANDiscriminator, DCGANGenerator, MLPDiscrimina
                                MinibatchDiscrimination, VirtualBatchNorm, generator_loss, discriminator_loss,
                                unrolled_generator_loss)
 
-torch.set_num_threads(1)
 F = torch.nn.functional
 
 

@@ -12,7 +12,6 @@ from fastgen.torch.gan import (DCGANDiscriminator, DCGANGenerator, GANConfig, GA
                                MLPDiscriminator, MLPGenerator, NonFiniteLossError, interpolate_latents,
                                load_checkpoint, trainer_from_checkpoint)
 
-torch.set_num_threads(1)
 
 
 def images(n=48, size=28, seed=0):
