@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _cpu
+from .. import _buffers, _cpu
 from .._backend import wrap_like
 from ..random import as_generator
 from ._validate import float_array
@@ -30,7 +30,7 @@ def check_mu_logvar(mu, logvar):
 def reparameterize_numpy(mu2d: np.ndarray, logvar2d: np.ndarray, seed: int, offset: int):
     """The kernel on 2-D arrays of one shape and dtype: (z, kl). ValueError naming mu or logvar if
     either holds a NaN or infinity (the kernel reports them from the pass that reads them anyway)."""
-    z = np.empty_like(mu2d)
+    z = _buffers.empty(mu2d.shape, mu2d.dtype)
     kl = np.empty(mu2d.shape[0], mu2d.dtype)
     bad = _cpu.C.reparameterize_forward(mu2d, logvar2d, z, kl, seed, offset)
     if bad:
@@ -39,8 +39,8 @@ def reparameterize_numpy(mu2d: np.ndarray, logvar2d: np.ndarray, seed: int, offs
 
 
 def reparameterize_backward_numpy(grad_z, grad_kl, mu2d, logvar2d, seed: int, offset: int):
-    grad_mu = np.empty_like(mu2d)
-    grad_logvar = np.empty_like(mu2d)
+    grad_mu = _buffers.empty(mu2d.shape, mu2d.dtype)
+    grad_logvar = _buffers.empty(mu2d.shape, mu2d.dtype)
     _cpu.C.reparameterize_backward(grad_z, grad_kl, mu2d, logvar2d, grad_mu, grad_logvar, seed, offset)
     return grad_mu, grad_logvar
 
