@@ -84,10 +84,12 @@ def output_pass(cols: np.ndarray, bias, geometry, activation: int, slope: float,
 
 # ---- SciPy's BLAS on one thread --------------------------------------------------------------
 # fastgen._C calls SciPy's OpenBLAS, whose own threads would otherwise split every chunk's GEMM:
-# measured on 2 cores, handing the cores back and forth between OpenBLAS's threads and the
-# OpenMP output passes for every chunk made the forward 2-8x slower than one chunk per OpenMP
-# thread with single-threaded GEMMs. OpenBLAS's thread count is process-wide (its "_local"
-# setter is too), so it is lowered while any such kernel runs and restored when the last ends.
+# measured on 2 shared cores, handing the cores back and forth between OpenBLAS's threads and the
+# OpenMP output passes for every chunk made the DCGAN forward 1.2-6x slower (the more chunks
+# and the busier the machine, the worse) than one chunk per OpenMP thread with single-threaded
+# GEMMs. OpenBLAS's thread count is process-wide (its "_local" setter is too), so it is lowered
+# while any such kernel runs and restored when the last one ends; meanwhile another Python
+# thread's SciPy BLAS calls run on one thread too.
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_saved = 0
