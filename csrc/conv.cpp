@@ -12,10 +12,6 @@
 #include "fastgen/activation.h"
 #include "philox_cpu.h"  // kParallelMinElements
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace fastgen {
 namespace cpu {
 
@@ -209,14 +205,9 @@ template <typename T> int conv_transpose2d_forward(const ConvTransposeForwardPar
   const int64_t fit = p.chunk_elements > 0 ? std::max<int64_t>(1, p.chunk_elements / per_image)
                       : wide_images        ? 1
                                            : (kPackedColumns + in_plane - 1) / in_plane;
+  // The chunks depend on the shape alone, not on the thread count: each image's GEMM has the
+  // same columns whatever OMP_NUM_THREADS is. (Equal chunks: 33 images as 17 + 16, not 32 + 1.)
   int64_t n_chunks = (g.batch + fit - 1) / fit;
-#ifdef _OPENMP
-  // Whole rounds of chunks: 7 chunks on 2 threads would leave one thread idle for the last.
-  if (p.parallel_chunks) {
-    const int64_t threads = omp_get_max_threads();
-    n_chunks = std::min<int64_t>(g.batch, (n_chunks + threads - 1) / threads * threads);
-  }
-#endif
   const int64_t nb = (g.batch + n_chunks - 1) / n_chunks;
   n_chunks = (g.batch + nb - 1) / nb;
   const bool direct = wide_images || nb == 1;

@@ -216,3 +216,28 @@ def test_single_threaded_blas_restores_the_thread_count_after_the_last_user():
     finally:
         set_(before)
 
+
+def test_forward_does_not_depend_on_the_thread_count(tmp_path):
+    """Chunks are a function of the shape: the same bits on 1 and 2 OpenMP threads (small images
+    packed per chunk, and wide ones with a GEMM each)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from fastgen.ops.conv import conv_transpose2d\n"
+        "rng = np.random.default_rng(0)\n"
+        "outs = [conv_transpose2d(rng.normal(size=(37, 8, h, h)).astype(np.float32),\n"
+        "                         rng.normal(size=(8, 5, 4, 4)).astype(np.float32),\n"
+        "                         rng.normal(size=5).astype(np.float32), 2, 1, 0, 'tanh').ravel() for h in (4, 12)]\n"
+        "np.save(sys.argv[1], np.concatenate(outs))\n"
+    )
+    results = []
+    for threads in ("1", "2"):
+        path = tmp_path / f"c{threads}.npy"
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True,
+                       env=dict(os.environ, OMP_NUM_THREADS=threads), timeout=300)
+        results.append(np.load(path))
+    np.testing.assert_array_equal(results[0], results[1])
+
