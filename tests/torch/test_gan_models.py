@@ -162,6 +162,23 @@ def test_minibatch_discrimination_matches_loops():
     torch.testing.assert_close(same[:, 6:], torch.full((5, 4), 5.0, dtype=torch.float64))
 
 
+def test_minibatch_discrimination_gradients_equal_the_broadcast_form():
+    torch.manual_seed(1)
+    layer = MinibatchDiscrimination(6, n_kernels=4, kernel_dim=3).double()
+    x = torch.randn(5, 6, dtype=torch.float64)
+    x[3] = x[1]  # a zero distance off the diagonal too: |d| has derivative 0 there in both forms
+    x.requires_grad_()
+    w = torch.randn(5, 4, dtype=torch.float64)
+    (layer(x)[:, 6:] * w).sum().backward()
+    grad_x, grad_t = x.grad.clone(), layer.T.grad.clone()
+    x.grad, layer.T.grad = None, None
+    m = (x @ layer.T).view(5, 4, 3)
+    broadcast = torch.exp(-(m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(dim=3)).sum(dim=1)
+    (broadcast * w).sum().backward()
+    torch.testing.assert_close(grad_x, x.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad_t, layer.T.grad, rtol=1e-12, atol=1e-12)
+
+
 def test_minibatch_discrimination_bad_input():
     with pytest.raises(ValueError, match="n_kernels must be an integer >= 1"):
         MinibatchDiscrimination(4, n_kernels=0)
