@@ -18,8 +18,9 @@ from .._backend import to_numpy
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def float_array(x, name: str, *, ndim=None, dtype=None, allow_empty: bool = True, finite: bool = True) -> np.ndarray:
-    a = to_numpy(x, name)
+def _float_checked(a, name: str, ndim, dtype, allow_empty: bool, finite: bool, ascontiguousarray, check_finite_fn):
+    """The dtype / ndim / emptiness / finiteness rules of :func:`float_array`, for any array
+    module (NumPy here, CuPy in :func:`float_array_cuda`): one set of rules and messages."""
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array (float32 or float64), got dtype {a.dtype}")
     if ndim is not None:
@@ -30,12 +31,23 @@ def float_array(x, name: str, *, ndim=None, dtype=None, allow_empty: bool = True
     target = np.dtype(dtype) if dtype is not None else (
         a.dtype if a.dtype in FLOAT_DTYPES else np.dtype(np.float32 if a.dtype == np.float16 else np.float64)
     )
-    a = np.ascontiguousarray(a, dtype=target)
+    a = ascontiguousarray(a, dtype=target)
     if not allow_empty and a.size == 0:
         raise ValueError(f"{name} is empty (shape {a.shape})")
     if finite:
-        check_finite(a, name)
+        check_finite_fn(a, name)
     return a
+
+
+def _check_length(a, name: str, length: int):
+    if a.shape[0] != length:
+        raise ValueError(f"{name} must have shape ({length},), got {a.shape}")
+    return a
+
+
+def float_array(x, name: str, *, ndim=None, dtype=None, allow_empty: bool = True, finite: bool = True) -> np.ndarray:
+    return _float_checked(to_numpy(x, name), name, ndim, dtype, allow_empty, finite, np.ascontiguousarray,
+                          check_finite)
 
 
 def check_finite(a: np.ndarray, name: str) -> None:
@@ -48,10 +60,7 @@ def check_finite(a: np.ndarray, name: str) -> None:
 
 
 def vector(x, name: str, length: int, dtype) -> np.ndarray:
-    a = float_array(x, name, ndim=1, dtype=dtype)
-    if a.shape[0] != length:
-        raise ValueError(f"{name} must have shape ({length},), got {a.shape}")
-    return a
+    return _check_length(float_array(x, name, ndim=1, dtype=dtype), name, length)
 
 
 def positive_int(value, name: str, *, minimum: int = 1) -> int:
@@ -83,29 +92,15 @@ def float_array_cuda(a, name: str, *, ndim=None, dtype=None, allow_empty: bool =
     """:func:`float_array` for a CuPy array ``a`` (same dtype rules, same messages)."""
     import cupy as cp
 
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array (float32 or float64), got dtype {a.dtype}")
-    if ndim is not None:
-        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-        if a.ndim not in allowed:
-            want = " or ".join(f"{d}-D" for d in allowed)
-            raise ValueError(f"{name} must be {want}, got shape {a.shape}")
-    target = np.dtype(dtype) if dtype is not None else (
-        a.dtype if a.dtype in FLOAT_DTYPES else np.dtype(np.float32 if a.dtype == np.float16 else np.float64)
-    )
-    a = cp.ascontiguousarray(a, dtype=target)
-    if not allow_empty and a.size == 0:
-        raise ValueError(f"{name} is empty (shape {a.shape})")
-    if finite and a.size and not bool(cp.isfinite(a).all()):
-        raise ValueError(f"{name} contains NaN or infinity")
-    return a
+    def check_finite_cuda(arr, arg_name):
+        if arr.size and not bool(cp.isfinite(arr).all()):
+            raise ValueError(f"{arg_name} contains NaN or infinity")
+
+    return _float_checked(a, name, ndim, dtype, allow_empty, finite, cp.ascontiguousarray, check_finite_cuda)
 
 
 def vector_cuda(a, name: str, length: int, dtype):
-    a = float_array_cuda(a, name, ndim=1, dtype=dtype)
-    if a.shape[0] != length:
-        raise ValueError(f"{name} must have shape ({length},), got {a.shape}")
-    return a
+    return _check_length(float_array_cuda(a, name, ndim=1, dtype=dtype), name, length)
 
 
 def rbm_parameters_cuda(pl, W, b_vis, b_hid, dtype=None):
