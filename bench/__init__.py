@@ -14,7 +14,7 @@ import importlib
 from .common import SUITES, Suite, register
 
 # Modules that register suites, imported on demand (importing bench stays cheap).
-SUITE_MODULES = ("bench.rbm", "bench.binary", "bench.quality", "bench.vae", "bench.gan")
+SUITE_MODULES = ("bench.rbm", "bench.binary", "bench.quality", "bench.vae", "bench.gan", "bench.smiles")
 
 
 def load_suites() -> dict[str, Suite]:

@@ -203,9 +203,23 @@ def test_vae_epoch_scenario_quick(shared_data_dir, capsys):
     out = capsys.readouterr().out
     assert "E. one VAE epoch" in out
     assert set(result["summary"]) == {"torch eager (examples)", "torch eager (BCE with logits)", "fastgen VAE",
-                                      "GEMMs only (floor)"}
+                                      vae_epoch.FUSED_ADAM_ANCHOR, "GEMMs only (floor)"}
     assert result["samples"] == vae_epoch.QUICK_SAMPLES
     _check_targets(result["targets"])
+
+
+def test_smiles_suite_quick(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from bench import smiles
+
+    out_file = tmp_path / "smiles.json"
+    assert bench_main(["smiles", "--quick", "--json", "--out", str(out_file), "--repeats", "1", "--cooldown", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "S. next-token draw" in out and "Targets:" in out
+    scenario = json.loads(out_file.read_text())["scenarios"][f"S_sample_categorical_{smiles.QUICK_ROWS}x27_float32"]
+    assert set(scenario["summary"]) == {smiles.REFERENCE, "torch eager: Gumbel-max", "torch.compile: Gumbel-max",
+                                        "fastgen sample_categorical"}
+    _check_targets(scenario["targets"])
 
 
 def test_vae_epoch_scenario_skips_without_the_data(tmp_path, capsys):

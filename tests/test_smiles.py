@@ -175,6 +175,70 @@ def test_resume_is_exact(tmp_path):
 
 
 @needs_torch
+def test_resume_is_exact_with_bucketing_and_cosine_schedule(tmp_path):
+    v = Vocabulary.from_strings(SMALL)
+    config = TrainConfig(learning_rate=5e-3, batch_size=4, seed=3, lr_schedule="cosine", warmup_steps=3,
+                         bucket_by_length=True)
+    straight = SmilesTrainer(tiny(v), v, SMALL * 3, SMALL, config)
+    straight.train(2, progress=False)
+    first = SmilesTrainer(tiny(v), v, SMALL * 3, SMALL, config)
+    first.train(2, progress=False, stop_after_steps=11)
+    first.save(tmp_path / "ckpt.pt")
+    resumed = trainer_from_checkpoint(load_checkpoint(tmp_path / "ckpt.pt"), SMALL * 3, SMALL)
+    assert resumed.config.schedule_epochs == 2 and config.schedule_epochs is None  # the caller's config untouched
+    resumed.train(2, progress=False)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert straight.optimizer.param_groups[0]["lr"] == resumed.optimizer.param_groups[0]["lr"] < 5e-3 * 0.05
+
+
+@needs_torch
+def test_learning_rate_schedule_warms_up_then_follows_the_cosine_to_zero():
+    c = TrainConfig(learning_rate=1.0, lr_schedule="cosine", warmup_steps=4, schedule_epochs=2)
+    steps = 10  # per epoch: 20 in all, 16 after the warm-up
+    assert [c.learning_rate_at(i, steps) for i in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert c.learning_rate_at(4, steps) == 1.0
+    assert c.learning_rate_at(12, steps) == pytest.approx(0.5)  # half-way through the cosine
+    assert c.learning_rate_at(20, steps) == pytest.approx(0.0, abs=1e-12)
+    assert c.learning_rate_at(50, steps) == pytest.approx(0.0, abs=1e-12)  # stays at the end value
+    values = [c.learning_rate_at(i, steps) for i in range(4, 21)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+    constant = TrainConfig(learning_rate=0.1, warmup_steps=2)
+    assert [constant.learning_rate_at(i, steps) for i in range(4)] == [0.05, 0.1, 0.1, 0.1]
+
+
+@needs_torch
+def test_length_buckets_cover_every_string_once_with_little_padding():
+    strings = [("C" * n) + "O" for n in np.random.default_rng(0).integers(1, 40, size=1000)]
+    v = Vocabulary.from_strings(strings)
+    plain = SmilesTrainer(tiny(v), v, strings, (), TrainConfig(batch_size=16, seed=1))
+    bucketed = SmilesTrainer(tiny(v), v, strings, (), TrainConfig(batch_size=16, seed=1, bucket_by_length=True))
+    lengths = bucketed.train_lengths
+
+    def padded_fraction(batches):
+        return 1 - sum(int(lengths[b].sum()) for b in batches) / sum(len(b) * int(lengths[b].max()) for b in batches)
+
+    for epoch in range(2):
+        batches = bucketed._batches(epoch)
+        assert sorted(torch.cat(batches).tolist()) == list(range(len(strings)))
+        assert len(batches) == bucketed.batches_per_epoch == plain.batches_per_epoch
+        assert all(len(b) <= 16 for b in batches)
+        assert padded_fraction(batches) < 0.1 < padded_fraction(plain._batches(epoch))
+        assert all(torch.equal(a, b) for a, b in zip(batches, bucketed._batches(epoch)))  # a function of the epoch
+    assert not torch.equal(bucketed._batches(0)[0], bucketed._batches(1)[0])
+
+
+@needs_torch
+@pytest.mark.parametrize("field, value, match", [("lr_schedule", "linear", "lr_schedule must be"),
+                                                 ("warmup_steps", -1, "warmup_steps must be"),
+                                                 ("schedule_epochs", 1.5, "schedule_epochs must be")])
+def test_bad_schedule_settings_are_refused(field, value, match):
+    v = Vocabulary.from_strings(SMALL)
+    with pytest.raises(ValueError, match=match):
+        SmilesTrainer(tiny(v), v, SMALL, (), TrainConfig(**{field: value}))
+
+
+@needs_torch
 def test_checkpoint_every_and_bad_checkpoint(tmp_path):
     v = Vocabulary.from_strings(SMALL)
     trainer = SmilesTrainer(tiny(v), v, SMALL * 3, (), TrainConfig(batch_size=4))
@@ -230,8 +294,16 @@ def test_cli_train_resume_sample(tmp_path, capsys):
     model = tmp_path / "m.pt"
     common = ["--hidden", "12", "--layers", "1", "--embedding", "8", "--batch-size", "8", "--threads", "1"]
     assert main(["train", "smiles", str(data), "--epochs", "1", "--out", str(model), *common]) == 0
+    state = load_checkpoint(model)["train_config"]
+    assert (state["lr_schedule"], state["schedule_epochs"], state["bucket_by_length"]) == ("cosine", 1, True)
     assert main(["train", "smiles", str(data), "--resume", str(model), "--epochs", "2"]) == 0
-    assert load_checkpoint(model)["epoch"] == 2
+    assert "now runs to epoch 2" in capsys.readouterr().out
+    assert load_checkpoint(model)["epoch"] == 2 and load_checkpoint(model)["train_config"]["schedule_epochs"] == 2
+    plain = tmp_path / "plain.pt"
+    assert main(["train", "smiles", str(data), "--epochs", "1", "--out", str(plain), "--lr-schedule", "constant",
+                 "--warmup", "0", "--no-bucketing", *common]) == 0
+    state = load_checkpoint(plain)["train_config"]
+    assert (state["lr_schedule"], state["warmup_steps"], state["bucket_by_length"]) == ("constant", 0, False)
     out = tmp_path / "samples.csv"
     assert main(["sample", "smiles", str(model), "-n", "20", "--top-k", "3", "--temperature", "0.8",
                  "--max-length", "30", "--out", str(out), "--seed", "1"]) == 0

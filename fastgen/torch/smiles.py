@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -26,6 +26,7 @@ from torch import nn
 from ..random import Generator, as_generator
 from ..smiles import Vocabulary
 from . import ops as _ops  # registers torch.ops.fastgen.*
+from .optim import adam
 
 CHECKPOINT_FORMAT = "fastgen.smiles_lm/1"
 
@@ -147,10 +148,39 @@ def generate(model: SmilesLM, vocab: Vocabulary, n: int, *, max_length: int = 12
 # ---- training -------------------------------------------------------------------------------------
 @dataclass
 class TrainConfig:
+    """Optimisation settings of :class:`SmilesTrainer`.
+
+    learning_rate : Adam's peak learning rate.
+    batch_size : strings per batch.
+    clip_norm : gradient-norm clipping (0: none).
+    seed : the data order of every epoch (and dropout's stream).
+    lr_schedule : ``"cosine"`` (from the peak down to 0 at the end of ``schedule_epochs``) or
+        ``"constant"``; either after a linear warm-up over ``warmup_steps`` batches.
+    schedule_epochs : the cosine's length in epochs; None: the ``epochs`` of the first
+        :meth:`SmilesTrainer.train` call (stored, so a resumed run follows the same curve).
+    bucket_by_length : batches of strings of similar length (shuffled in windows of 32 batches,
+        sorted by length inside each window, batches in random order), which cuts the padded
+        positions the LSTM computes from about 24 % of the total to about 1 % on MOSES.
+    """
+
     learning_rate: float = 2e-3
     batch_size: int = 128
     clip_norm: float = 1.0
     seed: int = 0
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    schedule_epochs: Optional[int] = None
+    bucket_by_length: bool = False
+
+    def learning_rate_at(self, step: int, steps_per_epoch: int) -> float:
+        """The learning rate of the ``step``-th batch of training (0-based, over all epochs)."""
+        if step < self.warmup_steps:
+            return self.learning_rate * (step + 1) / self.warmup_steps
+        if self.lr_schedule == "constant" or not self.schedule_epochs:
+            return self.learning_rate
+        total = self.schedule_epochs * steps_per_epoch - self.warmup_steps
+        t = min(1.0, (step - self.warmup_steps) / max(1, total))
+        return self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 class SmilesTrainer:
@@ -162,18 +192,24 @@ class SmilesTrainer:
     def __init__(self, model: SmilesLM, vocab: Vocabulary, train_strings: Sequence[str],
                  val_strings: Sequence[str] = (), config: TrainConfig | None = None):
         self.model, self.vocab = model, vocab
-        self.config = config or TrainConfig()
+        self.config = replace(config) if config is not None else TrainConfig()  # train() may set schedule_epochs
         c = self.config
         if not c.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {c.learning_rate!r}")
         if isinstance(c.batch_size, bool) or not isinstance(c.batch_size, int) or c.batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {c.batch_size!r}")
+        if c.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {c.lr_schedule!r}")
+        for name in ("warmup_steps", "schedule_epochs"):
+            value = getattr(c, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         if len(train_strings) == 0:
             raise ValueError("no training strings")
         self.train_tokens, self.train_lengths = (torch.from_numpy(a) for a in vocab.encode_batch(train_strings))
         self.val_tokens, self.val_lengths = ((torch.from_numpy(a) for a in vocab.encode_batch(val_strings))
                                              if len(val_strings) else (None, None))
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=c.learning_rate)
+        self.optimizer = adam(model.parameters(), lr=c.learning_rate)
         self.epoch = 0          # completed epochs
         self.step = 0           # batches done in the current epoch
         self._loss_sum = 0.0    # over the current epoch so far
@@ -185,8 +221,21 @@ class SmilesTrainer:
     def batches_per_epoch(self) -> int:
         return math.ceil(len(self.train_lengths) / self.config.batch_size)
 
-    def _order(self, epoch: int) -> torch.Tensor:
-        return torch.from_numpy(np.random.default_rng([self.config.seed, epoch]).permutation(len(self.train_lengths)))
+    def _batches(self, epoch: int) -> list[torch.Tensor]:
+        """The row indices of each batch of ``epoch``: a function of (seed, epoch) only."""
+        rng = np.random.default_rng([self.config.seed, epoch])
+        order = rng.permutation(len(self.train_lengths))
+        b = self.config.batch_size
+        if not self.config.bucket_by_length:
+            return [torch.from_numpy(order[i:i + b]) for i in range(0, len(order), b)]
+        lengths = self.train_lengths.numpy()
+        window = 32 * b
+        batches = []
+        for first in range(0, len(order), window):
+            part = order[first:first + window]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            batches += [part[i:i + b] for i in range(0, len(part), b)]
+        return [torch.from_numpy(batches[i]) for i in rng.permutation(len(batches))]
 
     def _batch(self, tokens, lengths, index):
         lengths = lengths[index]
@@ -214,18 +263,22 @@ class SmilesTrainer:
         of this call (for tests of resuming). Returns the history (one dict per epoch)."""
         from tqdm.auto import tqdm
 
+        if self.config.schedule_epochs is None:
+            self.config.schedule_epochs = epochs
         self.model.train()
         done_steps = 0
         while self.epoch < epochs:
-            order = self._order(self.epoch)
+            batches = self._batches(self.epoch)
             bar = tqdm(total=self.batches_per_epoch, initial=self.step, disable=not progress, leave=True,
                        desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True)
             last = self.history[-1]["val_loss"] if self.history else None
             start = time.perf_counter()
             while self.step < self.batches_per_epoch:
-                b = self.config.batch_size
-                index = order[self.step * b: (self.step + 1) * b]
-                loss, n = self.model.loss(*self._batch(self.train_tokens, self.train_lengths, index))
+                lr = self.config.learning_rate_at(self.epoch * self.batches_per_epoch + self.step,
+                                                  self.batches_per_epoch)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                loss, n = self.model.loss(*self._batch(self.train_tokens, self.train_lengths, batches[self.step]))
                 self.optimizer.zero_grad(set_to_none=True)
                 (loss / n).backward()
                 if self.config.clip_norm:

@@ -17,6 +17,7 @@ import torch
 
 from .autoencoders import (Autoencoder, ContractiveAutoencoder, ConvAutoencoder, DenoisingAutoencoder,
                            check_positive_int, pretrain_stacked)
+from .optim import adam
 from .vae import VAE, ConvVAE
 
 MODEL_KINDS = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, ContractiveAutoencoder,
@@ -39,7 +40,7 @@ def _progress_bar(total: int, description: str, enabled):
 def fit(model, X: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
         optimizer: torch.optim.Optimizer | None = None, progress=None, description: str = "train",
         start_epoch: int = 0, on_epoch=None) -> list[float]:
-    """Adam (or ``optimizer``) on ``model.loss`` over shuffled minibatches of X.
+    """Adam (fused, :func:`.optim.adam`; or ``optimizer``) on ``model.loss`` over shuffled minibatches of X.
 
     Parameters
     ----------
@@ -75,7 +76,7 @@ def fit(model, X: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: 
     model.check_input(X[:1])
     if not torch.isfinite(X).all():
         raise ValueError("X contains NaN or infinity")
-    opt = optimizer if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
+    opt = optimizer if optimizer is not None else adam(model.parameters(), lr=lr)
     n = X.shape[0]
     history = []
     model.train()
@@ -183,7 +184,7 @@ def load_checkpoint(path, lr: float = 1e-3):
         raise ValueError(f"{path}: not a fastgen autoencoder/VAE checkpoint")
     model = MODEL_KINDS[state["kind"]](**state["config"])
     model.load_state_dict(state["model"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = adam(model.parameters(), lr=lr)
     if state["optimizer"] is not None:
         optimizer.load_state_dict(state["optimizer"])
     if state["generator"] is not None:
@@ -301,7 +302,7 @@ def train_from_cli(args, family: str) -> int:
                                      seed=args.seed, progress=True)
         else:
             model = _build_ae(args.kind, n_features, image_shape, args)
-        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+        optimizer = adam(model.parameters(), lr=args.lr)
     model.check_input(_as_model_input(model, X_train[:1]))
     x_train, x_test = _as_model_input(model, X_train), _as_model_input(model, X_test)
     print(f"model: {type(model).__name__} {model.config()}")

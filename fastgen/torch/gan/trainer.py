@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..optim import adam
 from ._checks import check_labels, float_tensor, nonnegative_int, positive_float, positive_int
 from .losses import check_loss, discriminator_loss, generator_loss, label_targets
 from .stabilizers import unrolled_generator_loss
@@ -182,8 +183,8 @@ class GANTrainer:
                              f"{c.batch_size} x d_steps {c.d_steps})")
         self.real_target, self.fake_target = label_targets(c.smoothing)
         betas = tuple(float(b) for b in c.betas)
-        self.opt_g = torch.optim.Adam(generator.parameters(), lr=c.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=c.lr_d, betas=betas)
+        self.opt_g = adam(generator.parameters(), lr=c.lr_g, betas=betas)
+        self.opt_d = adam(discriminator.parameters(), lr=c.lr_d, betas=betas)
         self.noise = torch.Generator().manual_seed(c.seed)
         fixed = torch.Generator().manual_seed(c.seed + 1)
         self.fixed_z = torch.randn(c.n_samples, generator.latent_dim, generator=fixed, dtype=data.dtype)

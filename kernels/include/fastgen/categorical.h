@@ -21,10 +21,11 @@
 namespace fastgen {
 
 // The Gumbel-max key of one column from its logit, the temperature (> 0) and its uniform.
+// Branch-free (a select, not an early return), so that the CPU loop over a row vectorises.
 template <typename T> FG_HD T gumbel_key(T logit, T temperature, T u) {
   const T e = -fg_log(T(1) - u);  // Exponential(1); -0 when u == 0
-  if (!(e > T(0))) return T(1) / T(0);  // +infinity
-  return fg_fma(-temperature, fg_log(e), logit);
+  const T key = fg_fma(-temperature, fg_log(e), logit);  // finite garbage when e == -0: not used
+  return e > T(0) ? key : T(1) / T(0);  // +infinity
 }
 
 // Whether column c (value x) belongs to the top k of its row, given the k-th largest value
