@@ -175,6 +175,24 @@ def test_resume_is_exact(tmp_path):
 
 
 @needs_torch
+def test_trainer_leaves_the_callers_torch_random_stream_alone():
+    v = Vocabulary.from_strings(SMALL)
+    models = [tiny(v, dropout=0.5), tiny(v, dropout=0.5)]  # tiny() seeds torch for the weights
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    trainer = SmilesTrainer(models[0], v, SMALL * 2, SMALL, TrainConfig(batch_size=4, seed=7))
+    trainer.train(1, progress=False)
+    assert torch.equal(torch.rand(3), expected)
+    # and its own stream (dropout) does not depend on the caller's
+    torch.manual_seed(999)
+    other = SmilesTrainer(models[1], v, SMALL * 2, SMALL, TrainConfig(batch_size=4, seed=7))
+    other.train(1, progress=False)
+    for a, b in zip(trainer.model.state_dict().values(), other.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@needs_torch
 def test_resume_is_exact_with_bucketing_and_cosine_schedule(tmp_path):
     v = Vocabulary.from_strings(SMALL)
     config = TrainConfig(learning_rate=5e-3, batch_size=4, seed=3, lr_schedule="cosine", warmup_steps=3,

@@ -215,7 +215,10 @@ class SmilesTrainer:
         self._loss_sum = 0.0    # over the current epoch so far
         self._token_count = 0
         self.history: list[dict] = []
-        torch.manual_seed(c.seed)  # dropout's stream; saved and restored with the checkpoint
+        # Dropout draws from torch's global stream; the trainer keeps its own state of it, swapped
+        # in while it trains (and saved in checkpoints), so the caller's stream is left alone.
+        self._rng_state = torch.Generator().manual_seed(c.seed).get_state()
+        self._rng_is_live = False
 
     @property
     def batches_per_epoch(self) -> int:
@@ -261,6 +264,16 @@ class SmilesTrainer:
         ``checkpoint`` after every epoch and every ``checkpoint_every`` batches. ``extra`` is
         stored in the checkpoint as is. ``stop_after_steps`` stops early after that many batches
         of this call (for tests of resuming). Returns the history (one dict per epoch)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._rng_state)
+            self._rng_is_live = True
+            try:
+                return self._train(epochs, checkpoint, checkpoint_every, progress, extra, stop_after_steps)
+            finally:
+                self._rng_is_live = False
+                self._rng_state = torch.get_rng_state()
+
+    def _train(self, epochs, checkpoint, checkpoint_every, progress, extra, stop_after_steps) -> list[dict]:
         from tqdm.auto import tqdm
 
         if self.config.schedule_epochs is None:
@@ -323,7 +336,7 @@ class SmilesTrainer:
             "step": self.step,
             "loss_sum": self._loss_sum,
             "token_count": self._token_count,
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": torch.get_rng_state() if self._rng_is_live else self._rng_state,
             "history": list(self.history),
         }
 
@@ -333,7 +346,7 @@ class SmilesTrainer:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self._loss_sum, self._token_count = float(state["loss_sum"]), int(state["token_count"])
         self.history = list(state["history"])
-        torch.set_rng_state(state["torch_rng"])
+        self._rng_state = state["torch_rng"].clone()
 
     def save(self, path, extra: dict | None = None) -> Path:
         path = Path(path)
