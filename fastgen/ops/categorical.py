@@ -5,6 +5,11 @@ categorical.h): row r returns ``argmax_c logit[r, c] - T * log(-log(1 - u[r, c])
 distributed as ``softmax(logits[r] / T)``, restricted to the row's ``top_k`` largest logits
 when ``top_k`` is given (ties at the boundary go to the lower columns). ``u[r, c]`` is uniform
 number ``r * n_categories + c`` of the call (one offset), whatever ``top_k``.
+
+CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs
+kernels/categorical.cu on the caller's current stream (:mod:`fastgen._cuda_categorical`): the
+same key formula on the same uniforms, so the draws are bitwise the CPU's for the same seed and
+offset. The finiteness check there is one device reduction and a host synchronisation.
 """
 from __future__ import annotations
 
@@ -13,9 +18,9 @@ import numbers
 import numpy as np
 
 from .. import _cpu
-from .._backend import wrap_like
+from .._backend import placement, wrap_like
 from ..random import as_generator
-from ._validate import float_array
+from ._validate import float_array, float_array_cuda
 
 __all__ = ["sample_categorical"]
 
@@ -64,11 +69,38 @@ def sample_categorical(logits, *, temperature: float = 1.0, top_k: int | None = 
     -------
     int64 array of shape (n,) (or a 0-d array for 1-D logits), in the framework of ``logits``.
     """
-    a = float_array(logits, "logits", ndim=(1, 2))
-    if a.shape[-1] == 0:
-        raise ValueError(f"logits must have at least one category (last axis), got shape {a.shape}")
+    pl = placement(logits=logits)
+    if pl.cuda:
+        with pl.activate():
+            a = check_categories(float_array_cuda(pl.array(logits, "logits"), "logits", ndim=(1, 2)))
+            t = check_temperature(temperature)
+            k = check_top_k(top_k, a.shape[-1])
+            gen = as_generator(generator)
+            return pl.wrap(sample_categorical_cupy(a, t, k, gen.seed, gen.take()))
+    a = check_categories(float_array(logits, "logits", ndim=(1, 2)))
     t = check_temperature(temperature)
     k = check_top_k(top_k, a.shape[-1])
     gen = as_generator(generator)
     out = sample_categorical_numpy(a, t, k, gen.seed, gen.take())
     return wrap_like(out, logits)
+
+
+def check_categories(a):
+    """``a`` (NumPy or CuPy logits) unless its last axis is empty."""
+    if a.shape[-1] == 0:
+        raise ValueError(f"logits must have at least one category (last axis), got shape {a.shape}")
+    return a
+
+
+# ---- CUDA (CuPy arrays; also the torch op's CUDA kernel) ------------------------------------
+def sample_categorical_cupy(logits, temperature: float, top_k: int, seed: int, offset: int):
+    """:func:`sample_categorical_numpy` for a CuPy array: C-contiguous float32/float64 logits of
+    1 or 2 dims, validated; returns int64 of shape ``logits.shape[:-1]`` on the same device."""
+    import cupy as cp
+
+    from .. import _cuda_categorical
+
+    out = cp.empty(logits.shape[:-1], dtype=np.int64)
+    _cuda_categorical.sample_categorical(logits.reshape(-1, logits.shape[-1]), out.reshape(-1),
+                                         temperature=temperature, top_k=top_k, seed=seed, offset=offset)
+    return out

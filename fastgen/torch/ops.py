@@ -2,7 +2,8 @@
 
 ``torch.ops.fastgen.sample_categorical(logits, temperature, top_k, seed, offset) -> Tensor``
 
-    logits      float32 or float64 CPU tensor, (n, m) or (m,), finite, m >= 1
+    logits      float32 or float64 tensor on the CPU or a CUDA device, (n, m) or (m,), finite,
+                m >= 1
     temperature float > 0 (draws from softmax(logits / temperature))
     top_k       int in 1..m, or None for all m categories (ties at the k-th value: lower
                 columns first)
@@ -13,6 +14,9 @@
 
 Row r's draw is argmax_c logits[r, c] - T * log(-log(1 - u[r, c])) (Gumbel-max; formula in
 kernels/include/fastgen/categorical.h), u[r, c] = uniform number r * m + c of (seed, offset).
+CUDA tensors run kernels/categorical.cu on torch's current stream (a CuPy view through DLPack,
+see :mod:`fastgen.ops.categorical`) and give bitwise the CPU's draws for the same seed and
+offset; without CuPy or a usable device they raise a TypeError naming ``logits``.
 The op is pure (``mutates_args=()``); it has a fake (meta) kernel for ``torch.compile`` and no
 autograd formula: its output is integer indices, which carry no gradient (calling it on
 logits that require grad is fine, the result simply does not require grad).
@@ -23,9 +27,10 @@ from typing import Optional
 
 import torch
 
-from ..ops._validate import check_finite
-from ..ops.categorical import check_temperature, check_top_k, sample_categorical_numpy
+from ..ops._validate import check_finite, float_array_cuda
+from ..ops.categorical import check_temperature, check_top_k, sample_categorical_cupy, sample_categorical_numpy
 from ..random import as_generator
+from ._validate import cuda_arrays, on_torch_stream
 
 _U64 = 1 << 64
 _FLOATS = (torch.float32, torch.float64)
@@ -59,6 +64,18 @@ def _sample_categorical_op(logits: torch.Tensor, temperature: float, top_k: Opti
     check_finite(a, "logits")
     out = sample_categorical_numpy(a, t, k, _to_u64(seed, "seed"), _to_u64(offset, "offset"))
     return torch.from_numpy(out)
+
+
+@_sample_categorical_op.register_kernel("cuda")
+def _(logits, temperature, top_k, seed, offset):
+    _check_logits(logits)
+    t = check_temperature(temperature)
+    k = check_top_k(top_k, logits.shape[-1])
+    seed, offset = _to_u64(seed, "seed"), _to_u64(offset, "offset")
+    with on_torch_stream(logits, "logits"):
+        (a,) = cuda_arrays(("logits", logits))
+        a = float_array_cuda(a, "logits")  # contiguous float already: only the finiteness check
+        return torch.from_dlpack(sample_categorical_cupy(a, t, k, seed, offset))
 
 
 @_sample_categorical_op.register_fake

@@ -26,7 +26,7 @@ CUOBJDUMP = shutil.which("cuobjdump") or next(
 
 
 def test_there_are_kernels_to_check():
-    assert {p.name for p in KERNELS} >= {"sampling.cu", "rbm.cu", "vae.cu", "pool.cu", "conv.cu"}
+    assert {p.name for p in KERNELS} >= {"sampling.cu", "rbm.cu", "vae.cu", "pool.cu", "conv.cu", "categorical.cu"}
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH (CI installs the CUDA toolkit's compiler)")
@@ -82,7 +82,8 @@ def test_kernel_compiles_with_nvrtc(source):
              "pool.cu": [f"fg_{k}_{s}" for k in ("max_pool2d", "scatter_assign", "scatter_add", "gather_planes",
                                                  "avg_unpool2d", "avg_unpool2d_backward") for s in ("f32", "f64")],
              "conv.cu": [f"fg_{k}_{s}" for k in ("conv_transpose2d_output", "conv_transpose2d_im2col",
-                                                 "activation_backward") for s in ("f32", "f64")]}[source.name]
+                                                 "activation_backward") for s in ("f32", "f64")],
+             "categorical.cu": ["fg_sample_categorical_f32", "fg_sample_categorical_f64"]}[source.name]
     text = ptx.decode() if isinstance(ptx, bytes) else ptx
     for name in names:  # extern "C": the entry points keep their names, as _cuda.launch expects
         assert f".entry {name}(" in text, name
