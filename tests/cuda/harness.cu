@@ -21,30 +21,14 @@
 #include "../../kernels/sampling.cu"
 #include "../../kernels/rbm.cu"
 
+#include "harness_io.h"
+
 using namespace fastgen::gpu;
+using harness_io::read_file;
+using harness_io::write_file;
 
 namespace {
 
-std::vector<char> read_file(const char* path) {
-  std::vector<char> data;
-  FILE* f = std::fopen(path, "rb");
-  if (!f) { std::perror(path); std::exit(2); }
-  char buf[1 << 16];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) data.insert(data.end(), buf, buf + got);
-  std::fclose(f);
-  return data;
-}
-
-void write_file(const char* path, const void* data, size_t bytes) {
-  FILE* f = std::fopen(path, "wb");
-  if (!f) { std::perror(path); std::exit(2); }
-  std::fwrite(data, 1, bytes, f);
-  std::fclose(f);
-}
-
-#define FIELD(S, F) std::printf("%s.%s %zu\n", #S, #F, offsetof(S, F))
-#define SIZE(S) std::printf("%s %zu\n", #S, sizeof(S))
 
 void layout() {
   SIZE(StreamParams); FIELD(StreamParams, rng); FIELD(StreamParams, seed); FIELD(StreamParams, offset);
@@ -150,7 +134,7 @@ int main(int argc, char** argv) {
   rng[0] = seed;
   rng[1] = offset;
   const StreamParams stream = use_rng ? StreamParams{rng, 0, 0} : StreamParams{nullptr, seed, offset};
-  const std::vector<char> in = std::string(argv[8]) == "-" ? std::vector<char>() : read_file(argv[8]);
+  const std::vector<char> in = read_file(argv[8]);
   if (dtype == "float32") return run<float>(op, rows, cols, stream, in, argv[9], argc - 10, argv + 10);
   if (dtype == "float64") return run<double>(op, rows, cols, stream, in, argv[9], argc - 10, argv + 10);
   std::fprintf(stderr, "unknown dtype %s\n", dtype.c_str());

@@ -21,21 +21,13 @@
 #include "../../kernels/pool.cu"
 #include "../../kernels/vae.cu"
 
+#include "harness_io.h"
+
 using namespace fastgen::gpu;
+using harness_io::read_file;
+using harness_io::write_file;
 
 namespace {
-
-std::vector<char> read_file(const char* path) {
-  std::vector<char> data;
-  if (std::string(path) == "-") return data;
-  FILE* f = std::fopen(path, "rb");
-  if (!f) { std::perror(path); std::exit(2); }
-  char buf[1 << 16];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) data.insert(data.end(), buf, buf + got);
-  std::fclose(f);
-  return data;
-}
 
 struct Out {
   std::vector<char> bytes;
@@ -51,8 +43,6 @@ struct Out {
   }
 };
 
-#define FIELD(S, F) std::printf("%s.%s %zu\n", #S, #F, offsetof(S, F))
-#define SIZE(S) std::printf("%s %zu\n", #S, sizeof(S))
 
 void layout() {
   SIZE(StreamParams); FIELD(StreamParams, rng); FIELD(StreamParams, seed); FIELD(StreamParams, offset);
