@@ -25,10 +25,15 @@ from ._validate import float_array, float_array_cuda
 __all__ = ["sample_categorical"]
 
 
-def check_temperature(temperature) -> float:
+def check_temperature(temperature, dtype=None) -> float:
+    """A finite number > 0, and finite in ``dtype`` (the logits' float type) when given: the
+    kernels compute in that type, where an overflowing temperature would make NaN keys."""
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not np.isfinite(temperature) \
             or temperature <= 0:
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if dtype is not None and temperature > np.finfo(dtype).max:
+        raise ValueError(f"temperature must be finite in the logits' dtype {np.dtype(dtype).name} "
+                         f"(at most {np.finfo(dtype).max:g}), got {temperature!r}")
     return float(temperature)
 
 
@@ -73,12 +78,12 @@ def sample_categorical(logits, *, temperature: float = 1.0, top_k: int | None = 
     if pl.cuda:
         with pl.activate():
             a = check_categories(float_array_cuda(pl.array(logits, "logits"), "logits", ndim=(1, 2)))
-            t = check_temperature(temperature)
+            t = check_temperature(temperature, a.dtype)
             k = check_top_k(top_k, a.shape[-1])
             gen = as_generator(generator)
             return pl.wrap(sample_categorical_cupy(a, t, k, gen.seed, gen.take()))
     a = check_categories(float_array(logits, "logits", ndim=(1, 2)))
-    t = check_temperature(temperature)
+    t = check_temperature(temperature, a.dtype)
     k = check_top_k(top_k, a.shape[-1])
     gen = as_generator(generator)
     out = sample_categorical_numpy(a, t, k, gen.seed, gen.take())

@@ -58,7 +58,7 @@ def _to_u64(value: int, name: str) -> int:
 def _sample_categorical_op(logits: torch.Tensor, temperature: float, top_k: Optional[int], seed: int,
                            offset: int) -> torch.Tensor:
     _check_logits(logits)
-    t = check_temperature(temperature)
+    t = check_temperature(temperature, str(logits.dtype).removeprefix("torch."))
     k = check_top_k(top_k, logits.shape[-1])
     a = logits.detach().contiguous().numpy()
     check_finite(a, "logits")
@@ -69,7 +69,7 @@ def _sample_categorical_op(logits: torch.Tensor, temperature: float, top_k: Opti
 @_sample_categorical_op.register_kernel("cuda")
 def _(logits, temperature, top_k, seed, offset):
     _check_logits(logits)
-    t = check_temperature(temperature)
+    t = check_temperature(temperature, str(logits.dtype).removeprefix("torch."))
     k = check_top_k(top_k, logits.shape[-1])
     seed, offset = _to_u64(seed, "seed"), _to_u64(offset, "offset")
     with on_torch_stream(logits, "logits"):

@@ -186,6 +186,19 @@ def test_bad_arguments(kwargs, match):
         sample_categorical(np.zeros((3, 5)), **kwargs)
 
 
+def test_temperature_that_overflows_float32_is_refused_for_float32_logits():
+    x = random_logits((4, 6), np.float32)
+    with pytest.raises(ValueError, match="temperature must be finite in the logits' dtype float32"):
+        sample_categorical(x, temperature=1e300)
+    # the same temperature is finite in float64: allowed there (every key is then about -T log E)
+    assert sample_categorical(x.astype(np.float64), temperature=1e300, generator=1).shape == (4,)
+    torch = pytest.importorskip("torch")
+    import fastgen.torch  # noqa: F401
+
+    with pytest.raises(ValueError, match="float32"):
+        torch.ops.fastgen.sample_categorical(torch.from_numpy(x), 1e300, None, 0, 0)
+
+
 @pytest.mark.parametrize("bad", [np.zeros((2, 3, 4)), np.float64(1.0), np.zeros((3, 0))])
 def test_bad_shapes(bad):
     with pytest.raises(ValueError, match="logits"):
