@@ -6,9 +6,10 @@ negative_slope) -> y``; the layout and output size of ``torch.nn.functional.conv
 (no groups, no dilation), ``activation`` one of "none", "relu", "leaky_relu", "tanh",
 "sigmoid". The forward runs whole in fastgen._C (:func:`fastgen.ops.conv.forward_numpy`: per chunk
 of images a GEMM in SciPy's BLAS and the gather/bias/activation pass, chunks spread over the
-OpenMP threads); the backward's GEMMs run in torch (its BLAS) around fastgen._C's im2col. The
-backward needs only x, weight and y (the activations' derivatives are written in terms of their
-output).
+OpenMP threads); the backward takes the fused activation's derivative in fastgen._C, then runs
+torch's own transposed-convolution backward (``aten.convolution_backward``, oneDNN for float32)
+for grad_x and grad_weight. The backward needs only x, weight and y (the activations'
+derivatives are written in terms of their output).
 """
 from __future__ import annotations
 
@@ -67,16 +68,18 @@ def _conv_transpose2d_backward(grad_out: torch.Tensor, y: torch.Tensor, x: torch
         _cpu.C.activation_backward(g.numpy(), y.detach().contiguous().numpy(), pre.numpy(), code,
                                    g.numpy().dtype.type(slope))
         g = pre
-    n, c_in, h, w = x.shape
-    cols = torch.empty((weight.shape[1] * weight.shape[2] * weight.shape[3], n * h * w), dtype=x.dtype)
-    if cols.numel():
-        _cpu.C.conv_transpose2d_im2col(g.numpy(), cols.numpy(), geometry)
-    w2 = weight.detach().reshape(c_in, -1)
-    grad_x = torch.mm(w2, cols).reshape(c_in, n, h, w).permute(1, 0, 2, 3).contiguous()
-    X = x.detach().permute(1, 0, 2, 3).reshape(c_in, n * h * w)
-    grad_w = torch.mm(X, cols.t()).reshape(weight.shape)
+    x, weight = x.detach(), weight.detach()
+    if x.numel() == 0 or g.numel() == 0:  # nothing to multiply: every gradient is zero
+        grad_b = g.sum(dim=(0, 2, 3)) if g.numel() else g.new_zeros((weight.shape[1],))
+        return torch.zeros_like(x), torch.zeros_like(weight), grad_b
+    # grad_x (a strided convolution of g with the weight) and grad_weight in torch's own
+    # transposed-convolution backward (oneDNN for float32): measured on the DCGAN generator's
+    # layers at batch 128 it takes about half the time of im2col + two torch.mm (1.0 s vs 1.9 s).
+    grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+        g, x.contiguous(), weight.contiguous(), None, list(stride), list(padding), [1, 1], True,
+        list(output_padding), 1, [True, True, False])
     grad_b = g.sum(dim=(0, 2, 3))
-    return grad_x, grad_w, grad_b
+    return grad_x.contiguous(), grad_w.contiguous(), grad_b
 
 
 @_conv_transpose2d_backward.register_fake

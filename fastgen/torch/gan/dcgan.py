@@ -205,7 +205,16 @@ class DCGANDiscriminator(_ReferenceBatch):
     reference_size : int, default=64
 
     Shapes: x (N, channels, image_size, image_size), labels (N,) -> (N,).
+
+    On the CPU the convolutions run in the channels-last layout (``channels_last = True``, a
+    class attribute: set it to False on an instance for the NCHW layout): the input is copied to
+    channels-last once and every feature map after it stays so. oneDNN's strided convolutions
+    and their backward are faster on it (measured on the 64x64 discriminator at batch 128, 2
+    cores); the parameters, the state dict and the results (to rounding) are those of the NCHW
+    model.
     """
+
+    channels_last = True
 
     def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64, n_classes: int = 0,
                  norm: str = "batch", minibatch_kernels: int = 0, minibatch_kernel_dim: int = 5,
@@ -258,7 +267,7 @@ class DCGANDiscriminator(_ReferenceBatch):
         if labels is not None:
             maps = one_hot(labels, self.n_classes, x.dtype)[:, :, None, None]
             x = torch.cat([x, maps.expand(-1, -1, x.shape[2], x.shape[3])], dim=1)
-        h = x
+        h = x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.device.type == "cpu" else x
         for conv, norm in zip(self.convs, self.norms):
             h = F.leaky_relu(norm(conv(h)), LEAKY_SLOPE, inplace=True)
         if self.minibatch is not None:
