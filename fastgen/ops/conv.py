@@ -10,6 +10,12 @@ output pixel's contributions, adds the bias and applies the activation: both per
 in fastgen._C (:func:`forward_numpy`), so that cols is read back from cache, with the chunks spread
 over the OpenMP threads and each chunk's GEMM single-threaded in SciPy's BLAS
 (:func:`single_threaded_blas`).
+
+CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs on the
+caller's current stream (:mod:`fastgen._cuda_vae`): the GEMMs on cuBLAS, the output pass, im2col
+and the activation's derivative in kernels/conv.cu. Those passes are the CPU's bit for bit on the
+same cols; the GEMMs sum in another order, so results agree with the CPU's to rounding.
+:func:`forward_cupy` / :func:`backward_cupy` are the entries for the torch op's CUDA kernels.
 """
 from __future__ import annotations
 
@@ -21,8 +27,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import _cpu
-from .._backend import wrap_like
-from ._validate import float_array
+from .._backend import placement, wrap_like
+from ._validate import float_array, float_array_cuda
 from .pool import pair
 
 ACTIVATIONS = {"none": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
@@ -164,6 +170,17 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
     activation: None / "none", "relu", "leaky_relu" (``negative_slope``), "tanh", "sigmoid".
     """
+    pl = placement(x=x, weight=weight, bias=bias)
+    if pl.cuda:
+        with pl.activate():
+            # x is checked for NaN / inf up front here: a relu output pass could hide a NaN.
+            a = float_array_cuda(pl.array(x, "x"), "x", ndim=4)
+            wt = float_array_cuda(pl.array(weight, "weight"), "weight", ndim=4, dtype=a.dtype)
+            b = None if bias is None else float_array_cuda(pl.array(bias, "bias"), "bias", ndim=1, dtype=a.dtype)
+            geometry = conv_transpose_geometry(a.shape, wt.shape, None if b is None else b.shape, stride, padding,
+                                               output_padding)
+            code, slope = activation_code(activation), check_slope(negative_slope)
+            return pl.wrap(forward_cupy(a, wt, b, geometry, code, slope))
     a = float_array(x, "x", ndim=4, finite=False)  # NaN / inf: found by the kernel (forward_numpy)
     wt = float_array(weight, "weight", ndim=4, dtype=a.dtype)
     b = None if bias is None else float_array(bias, "bias", ndim=1, dtype=a.dtype)
@@ -171,3 +188,44 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
                                        output_padding)
     code, slope = activation_code(activation), check_slope(negative_slope)
     return wrap_like(forward_numpy(a, wt, b, geometry, code, slope), x)
+
+
+# ---- CUDA (CuPy arrays; also the torch op's CUDA kernels) -----------------------------------
+def forward_cupy(x, weight, bias, geometry, activation: int, slope: float):
+    """:func:`forward_numpy` on C-contiguous CuPy arrays of one float dtype, already validated
+    (x, weight and bias finite: unlike the CPU's, this pass does not look for NaN in x)."""
+    import cupy as cp
+
+    from .. import _cuda_vae
+
+    n, c_in, _, _, c_out, out_h, out_w = geometry[:7]
+    if n == 0 or c_in == 0:  # nothing for cuBLAS to multiply: the output is act(bias) or empty
+        out = cp.empty((n, c_out, out_h, out_w), x.dtype)
+        if out.size:
+            cols = cp.zeros((c_out * geometry[7] * geometry[8], n * geometry[2] * geometry[3]), x.dtype)
+            _cuda_vae.conv_transpose2d_output(cols, bias, out, geometry, activation, slope)
+        return out
+    return _cuda_vae.conv_transpose2d(x, weight, bias, geometry, activation, slope)
+
+
+def backward_cupy(grad_out, y, x, weight, geometry, activation: int, slope: float, need_bias: bool = True):
+    """(grad_x, grad_weight, grad_bias or None) of :func:`forward_cupy`'s ``y = act(...)`` on
+    C-contiguous CuPy arrays: the activation's derivative taken from y, im2col of the gradient
+    (kernels/conv.cu) and two cuBLAS GEMMs; grad_bias sums over (N, H_out, W_out)."""
+    import cupy as cp
+
+    from .. import _cuda_vae
+
+    n, c_in = geometry[:2]
+    if n == 0 or c_in == 0:  # no GEMM to run; every gradient is zero or empty
+        c_out = geometry[4]
+        grad_bias = None
+        if need_bias:
+            g = grad_out
+            if activation != 0 and g.size:
+                g = cp.empty_like(grad_out)
+                _cuda_vae.activation_backward(grad_out, y, g, activation, slope)
+            grad_bias = g.sum(axis=(0, 2, 3)) if g.size else cp.zeros(c_out, x.dtype)
+        return cp.zeros_like(x), cp.zeros_like(weight), grad_bias
+    return _cuda_vae.conv_transpose2d_backward(grad_out, y, x, weight, geometry, activation, slope,
+                                               need_bias=need_bias)

@@ -1,7 +1,7 @@
 """``torch.ops.fastgen.reparameterize``: fused reparameterised sampling + KL, with autograd.
 
 ``torch.ops.fastgen.reparameterize(mu, logvar, seed, offset) -> (z, kl)``
-    mu, logvar  float32/float64 CPU tensors of one shape (n, d), finite
+    mu, logvar  float32/float64 tensors of one shape (n, d) on one device (CPU or CUDA), finite
     seed, offset  the Philox key and the call's offset as int64 (two's complement above 2**63);
                   eps of element (r, c) is normal number r * d + c; one offset per call
     z           mu + exp(logvar / 2) * eps, shape (n, d)
@@ -9,6 +9,12 @@
 
 The backward (``torch.ops.fastgen.reparameterize_backward``) regenerates eps from the counters:
 nothing but mu and logvar is saved. First derivatives only (a double backward raises).
+
+CUDA tensors run kernels/vae.cu on torch's current stream (CuPy views through DLPack, no
+copies of contiguous tensors; see :mod:`fastgen.ops.reparam`): the same eps as on the CPU, so z
+and the gradients are the CPU's bit for bit and kl agrees to rounding. Without CuPy or a usable
+device they raise a TypeError naming the tensor; tensors on two devices, a ValueError naming
+both. The NaN / infinity check costs a host synchronisation per forward call on CUDA.
 """
 from __future__ import annotations
 
@@ -17,17 +23,32 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ._validate import cpu_float_tensor
-from ..ops.reparam import reparameterize_backward_numpy, reparameterize_numpy
+from ._validate import cpu_float_tensor, cuda_arrays, float_tensor, on_torch_stream, same_device
+from ..ops.reparam import (reparameterize_backward_cupy, reparameterize_backward_numpy, reparameterize_cupy,
+                           reparameterize_numpy)
 from ..random import as_generator
 from .ops import _signed, _to_u64
 
-def _check(mu: torch.Tensor, logvar: torch.Tensor) -> None:
-    for name, t in (("mu", mu), ("logvar", logvar)):
-        cpu_float_tensor(t, name, 2, "(batch x latent)")
+def _same_layout(mu: torch.Tensor, logvar: torch.Tensor) -> None:
     if mu.shape != logvar.shape or mu.dtype != logvar.dtype:
         raise ValueError(f"mu and logvar must have the same shape and dtype, got {tuple(mu.shape)} {mu.dtype} "
                          f"and {tuple(logvar.shape)} {logvar.dtype}")
+
+
+def _check(mu: torch.Tensor, logvar: torch.Tensor) -> None:
+    """The CPU kernel's checks (kept apart from :func:`_check_any`: the CPU call is timed, and
+    the dispatcher sends it CPU tensors only)."""
+    for name, t in (("mu", mu), ("logvar", logvar)):
+        cpu_float_tensor(t, name, 2, "(batch x latent)")
+    _same_layout(mu, logvar)
+
+
+def _check_any(mu: torch.Tensor, logvar: torch.Tensor) -> None:
+    """:func:`_check` on any device (the CUDA and fake kernels), plus one device for both."""
+    for name, t in (("mu", mu), ("logvar", logvar)):
+        float_tensor(t, name, 2, "(batch x latent)")
+    same_device("mu", mu, logvar=logvar)
+    _same_layout(mu, logvar)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -39,7 +60,7 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 # kernel per direction) that custom_op's per-call Python layers (default filling, keyset
 # bookkeeping, output alias checks, in both ops) were a measurable share of the call; this
 # path keeps the schema, the fake kernels, opcheck and torch.compile support, with fewer layers.
-# A kernel for another device is added with _lib.impl(name, fn, "CUDA").
+# Each device has its kernel through _lib.impl(name, fn, "CPU" / "CUDA").
 _lib = torch.library.Library("fastgen", "FRAGMENT")
 _lib.define("reparameterize(Tensor mu, Tensor logvar, SymInt seed, SymInt offset) -> (Tensor, Tensor)")
 _lib.define("reparameterize_backward(Tensor? grad_z, Tensor? grad_kl, Tensor mu, Tensor logvar, SymInt seed, "
@@ -67,9 +88,38 @@ _lib.impl("reparameterize", _reparameterize_cpu, "CPU")
 _lib.impl("reparameterize_backward", _reparameterize_backward_cpu, "CPU")
 
 
+# The dispatcher picks the CUDA kernel whenever any tensor argument is on CUDA, so a CUDA/CPU
+# mix arrives here (and is refused by _check_any / same_device), never at the CPU kernel.
+def _reparameterize_cuda(mu: torch.Tensor, logvar: torch.Tensor, seed: int,
+                         offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    _check_any(mu, logvar)
+    seed_u, offset_u = _to_u64(seed, "seed"), _to_u64(offset, "offset")
+    with on_torch_stream(mu, "mu"):
+        m, lv = cuda_arrays(("mu", mu), ("logvar", logvar))
+        z, kl = reparameterize_cupy(m, lv, seed_u, offset_u)
+        return torch.from_dlpack(z), torch.from_dlpack(kl)
+
+
+def _reparameterize_backward_cuda(grad_z: Optional[torch.Tensor], grad_kl: Optional[torch.Tensor],
+                                  mu: torch.Tensor, logvar: torch.Tensor, seed: int,
+                                  offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    same_device("mu", mu, grad_z=grad_z, grad_kl=grad_kl, logvar=logvar)
+    seed_u, offset_u = _to_u64(seed, "seed"), _to_u64(offset, "offset")
+    with on_torch_stream(mu, "mu"):
+        gz, gk, m, lv = cuda_arrays(("grad_z", grad_z), ("grad_kl", grad_kl), ("mu", mu), ("logvar", logvar))
+        if m.ndim != 2:
+            raise ValueError(f"mu must be 2-D (batch x latent), got shape {tuple(mu.shape)}")
+        dmu, dlogvar = reparameterize_backward_cupy(gz, gk, m, lv, seed_u, offset_u)
+        return torch.from_dlpack(dmu), torch.from_dlpack(dlogvar)
+
+
+_lib.impl("reparameterize", _reparameterize_cuda, "CUDA")
+_lib.impl("reparameterize_backward", _reparameterize_backward_cuda, "CUDA")
+
+
 @torch.library.register_fake("fastgen::reparameterize", lib=_lib)
 def _(mu, logvar, seed, offset):
-    _check(mu, logvar)
+    _check_any(mu, logvar)
     return torch.empty_like(mu), mu.new_empty(mu.shape[:1])
 
 
@@ -83,7 +133,7 @@ class _Reparameterize(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mu, logvar, seed, offset):
-        with torch._C._AutoDispatchBelowAutograd():  # on to the CPU / fake kernel, not back here
+        with torch._C._AutoDispatchBelowAutograd():  # on to the CPU / CUDA / fake kernel, not back here
             z, kl = torch.ops.fastgen.reparameterize(mu, logvar, seed, offset)
         ctx.save_for_backward(mu, logvar)
         ctx.seed, ctx.offset = seed, offset

@@ -183,3 +183,50 @@ def test_an_overflowing_kl_of_finite_inputs_is_not_an_error():
     assert z[1, 2] == np.float32(1e30)  # mu + eps, eps far below float32's spacing at 1e30
     assert np.isfinite(z).all()
 
+
+
+# ---- dispatch: NumPy stays on the CPU kernel, CUDA input goes to CuPy (tests/cuda for the GPU) ----
+class _FakeCudaArray:
+    """Classified as CUDA through ``__cuda_array_interface__``; points nowhere."""
+
+    def __init__(self, shape=(2, 3)):
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": "<f8", "data": (0, False), "version": 3}
+
+
+def test_numpy_and_cpu_tensor_input_run_the_cpu_kernel(monkeypatch):
+    from fastgen.ops import reparam
+
+    calls = []
+    cpu_kernel = reparam.reparameterize_numpy
+
+    def spy(*args):
+        calls.append("cpu")
+        return cpu_kernel(*args)
+
+    def no_cuda(*args):
+        raise AssertionError("the CUDA kernel was chosen for CPU input")
+
+    monkeypatch.setattr(reparam, "reparameterize_numpy", spy)
+    monkeypatch.setattr(reparam, "reparameterize_cupy", no_cuda)
+    mu, logvar = inputs((5, 6), np.float64)
+    z, kl = reparameterize(mu, logvar, generator=fastgen.Generator(3))
+    assert isinstance(z, np.ndarray) and calls == ["cpu"]
+    torch = pytest.importorskip("torch")
+    zt, klt = reparameterize(torch.tensor(mu), torch.tensor(logvar), generator=fastgen.Generator(3))
+    assert isinstance(zt, torch.Tensor) and calls == ["cpu", "cpu"]
+    np.testing.assert_array_equal(zt.numpy(), z)
+
+
+def test_cuda_input_without_the_backend_is_refused_naming_the_argument(monkeypatch):
+    from fastgen import _cuda
+
+    monkeypatch.setattr(_cuda, "unavailable_reason", lambda: "CuPy is not importable (ImportError: test)")
+    gen = fastgen.Generator(1)
+    with pytest.raises(TypeError, match="^mu lives on a CUDA device, but fastgen's CUDA backend is unavailable: "
+                                        "CuPy is not importable"):
+        reparameterize(_FakeCudaArray(), _FakeCudaArray(), generator=gen)
+    assert gen.offset == 0  # refused before an offset was taken
+    with pytest.raises(ValueError, match="logvar is on the CPU but mu is on cuda:0"):
+        reparameterize(_FakeCudaArray(), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="logvar is on cuda:0 but mu is on the CPU"):
+        reparameterize(np.zeros((2, 3)), _FakeCudaArray())

@@ -115,3 +115,39 @@ def test_nan_in_any_row_is_refused_naming_the_argument():
         with pytest.raises(ValueError, match="^mu contains NaN or infinity"):
             torch.ops.fastgen.reparameterize(bad, logvar, 0, 0)
 
+
+
+# ---- the CUDA kernels' registration and checks (their results: tests/cuda/test_vae_ops_gpu.py) ----
+def test_both_ops_have_cpu_and_cuda_kernels():
+    for op in ("fastgen::reparameterize", "fastgen::reparameterize_backward"):
+        for key in ("CPU", "CUDA", "Meta", "Autograd"):
+            assert torch._C._dispatch_has_kernel_for_dispatch_key(op, key), (op, key)
+
+
+def test_fake_kernel_takes_any_device_and_refuses_a_mix():
+    from fastgen.torch import reparam
+
+    meta = torch.empty(3, 4, device="meta")
+    z, kl = torch.ops.fastgen.reparameterize(meta, meta, 0, 0)
+    assert z.shape == (3, 4) and kl.shape == (3,) and z.device.type == "meta"
+    with pytest.raises(ValueError, match="logvar is on meta but mu is on cpu"):
+        reparam._check_any(torch.zeros(3, 4), meta)
+    with pytest.raises(ValueError, match="mu must be 2-D"):
+        reparam._check_any(meta[0], meta[0])
+
+
+def test_cuda_kernels_without_the_backend_raise_naming_the_tensor(monkeypatch):
+    from fastgen import _cuda
+    from fastgen.torch import reparam
+
+    monkeypatch.setattr(_cuda, "unavailable_reason", lambda: "CuPy is not importable (ImportError: test)")
+    mu, logvar = tensors((2, 3), grad=False)
+    message = "^mu lives on a CUDA device, but fastgen's CUDA backend is unavailable: CuPy is not importable"
+    with pytest.raises(TypeError, match=message):
+        reparam._reparameterize_cuda(mu, logvar, 0, 0)
+    with pytest.raises(TypeError, match=message):
+        reparam._reparameterize_backward_cuda(torch.ones_like(mu), None, mu, logvar, 0, 0)
+    with pytest.raises(ValueError, match="logvar is on meta but mu is on cpu"):
+        reparam._reparameterize_cuda(mu, logvar.to("meta"), 0, 0)
+    with pytest.raises(ValueError, match="seed must fit an int64"):
+        reparam._reparameterize_cuda(mu, logvar, 2**64, 0)
