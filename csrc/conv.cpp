@@ -3,7 +3,10 @@
 // contributions that land on it, adds the bias and applies the activation, writing each output
 // once. conv_transpose2d_forward runs both per chunk of images, so that cols is read back from
 // cache instead of memory (a whole batch's cols is 4x the output: 134 MB for a DCGAN layer at
-// batch 128). The backward's im2col gathers the gradient the other way. Formulas of the
+// batch 128). A 1 x 1 input without padding (the DCGAN projection of z) skips cols: its output is
+// x @ weight, already in NCHW order (conv_transpose2d_projection). The backward's im2col gathers
+// the gradient the other way (the CUDA backward's reference; the torch op's CPU backward runs
+// torch's convolution_backward). Formulas of the
 // activations: kernels/include/fastgen/activation.h.
 #include <algorithm>
 
@@ -67,6 +70,34 @@ void store_row(Activation act, const T* acc, int64_t phase_len, int64_t sw, int6
     default: return store_row<Activation::kNone>(acc, phase_len, sw, out_w, slope, out);
   }
 }
+
+// out[i] = act(out[i] + b) over n entries, the activation a template argument (a branch-free loop).
+template <Activation A, typename T> void bias_activate(T* out, int64_t n, T b, T slope) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = activate(A, out[i] + b, slope);
+}
+
+template <typename T> void bias_activate(Activation act, T* out, int64_t n, T b, T slope) {
+  switch (act) {
+    case Activation::kRelu: return bias_activate<Activation::kRelu>(out, n, b, slope);
+    case Activation::kLeakyRelu: return bias_activate<Activation::kLeakyRelu>(out, n, b, slope);
+    case Activation::kTanh: return bias_activate<Activation::kTanh>(out, n, b, slope);
+    case Activation::kSigmoid: return bias_activate<Activation::kSigmoid>(out, n, b, slope);
+    default: return bias_activate<Activation::kNone>(out, n, b, slope);
+  }
+}
+
+// True for the DCGAN projection of z: a 1 x 1 input, no padding, output the kernel's size. Each
+// image's output is then its row of x times the weight, (1, in_c) @ (in_c, out_c kh kw), already
+// in NCHW order: no cols, no gather.
+bool is_projection(const ConvTransposeGeometry& g) {
+  return g.in_h == 1 && g.in_w == 1 && g.pad_h == 0 && g.pad_w == 0 && g.out_h == g.kernel_h &&
+         g.out_w == g.kernel_w;
+}
+
+// Images per chunk of the projection (its GEMM's rows): chunks spread the batch over the threads,
+// and depend on the shape only, so results do not depend on the thread count.
+constexpr int64_t kProjectionImages = 16;
 
 // True for the DCGAN up-sampling layer: kernel 4, stride 2, padding 1, output exactly twice the input.
 bool is_k4s2p1(const ConvTransposeGeometry& g) {
@@ -192,9 +223,37 @@ template <typename T> void conv_transpose2d_output(const ConvTransposeParams<T>&
                 p.slope);
 }
 
+template <typename T> int conv_transpose2d_projection(const ConvTransposeForwardParams<T>& p) {
+  const ConvTransposeGeometry& g = p.geometry;
+  const int64_t taps = g.kernel_h * g.kernel_w, per_image = g.out_c * taps;
+  const int64_t nb = p.chunk_elements > 0 ? std::max<int64_t>(1, p.chunk_elements / per_image) : kProjectionImages;
+  const int64_t n_chunks = (g.batch + nb - 1) / nb;
+  const Activation act = static_cast<Activation>(p.activation);
+  int flags = 0;
+#pragma omp parallel for schedule(dynamic, 1) if (p.parallel_chunks && n_chunks > 1) reduction(| : flags)
+  for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
+    const int64_t n0 = chunk * nb, m = std::min<int64_t>(nb, g.batch - n0);
+    const T* xc = p.x + n0 * g.in_c;
+    T* oc = p.out + n0 * per_image;
+    if (!all_finite(xc, m * g.in_c)) flags |= 1;
+    if (g.in_c == 0) {
+      std::fill(oc, oc + m * per_image, T(0));
+    } else {
+      gemm<T>(false, false, m, per_image, g.in_c, T(1), xc, g.in_c, p.weight, per_image, T(0), oc, per_image);
+    }
+    for (int64_t j = 0; j < m; ++j) {
+      for (int64_t co = 0; co < g.out_c; ++co) {
+        bias_activate(act, oc + (j * g.out_c + co) * taps, taps, p.bias ? p.bias[co] : T(0), p.slope);
+      }
+    }
+  }
+  return flags;
+}
+
 template <typename T> int conv_transpose2d_forward(const ConvTransposeForwardParams<T>& p) {
   const ConvTransposeGeometry& g = p.geometry;
   if (g.batch == 0) return 0;
+  if (is_projection(g)) return conv_transpose2d_projection(p);
   const int64_t in_plane = g.in_h * g.in_w, rows = g.out_c * g.kernel_h * g.kernel_w;
   const int64_t per_image = rows * in_plane;
   // Images with many pixels are multiplied one by one straight from x (each GEMM is wide

@@ -197,3 +197,26 @@ def test_cli_conditional_label_count_mismatch(tmp_path, capsys):
     np.savez(path, data=np.zeros((10, 28, 28), np.uint8), labels=np.arange(7))
     assert main(["train", "gan", str(path), "--conditional", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "7 labels for 10 images" in capsys.readouterr().err
+
+
+def _mlp_unrolled_trainer():
+    torch.manual_seed(1)
+    return GANTrainer(MLPGenerator(latent_dim=4, hidden=8), MLPDiscriminator(hidden=8),
+                      torch.randn(64, 2, generator=torch.Generator().manual_seed(0)),
+                      config=GANConfig(batch_size=16, unrolled_steps=2, lr_g=1e-3, lr_d=1e-3))
+
+
+@pytest.mark.parametrize("unrolled", [False, True])
+def test_generator_step_gradients_for_the_generator_only(unrolled):
+    # the G step's backward is restricted to G's parameters (D's weight gradients skipped): the
+    # same training as a plain backward, and D's gradients are those of its own step
+    data = images(48)
+    trainers = [_mlp_unrolled_trainer() if unrolled else dcgan_trainer(data) for _ in range(2)]
+    trainers[1]._g_params = None   # backward(inputs=None): the plain backward over every leaf
+    for t in trainers:
+        t.train(1, progress=False, stop_after=2)
+    for a, b in zip(params(trainers[0]), params(trainers[1])):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    d_step_grads = [p.grad for p in trainers[0].discriminator.parameters()]
+    assert all(g is not None for g in d_step_grads)
+    assert trainers[0]._g_params == list(trainers[0].generator.parameters())

@@ -157,7 +157,7 @@ def test_k4s2p1_non_contiguous_and_empty_input():
     assert empty.shape == (0, 3, 10, 6)
 
 
-@pytest.mark.parametrize("geometry_case", [0, 2, 4, 6])
+@pytest.mark.parametrize("geometry_case", [0, 2, 3, 4, 6])  # 3: the projection of a 1 x 1 input
 @pytest.mark.parametrize("parallel_chunks", [True, False])
 @pytest.mark.parametrize("chunk_elements", [1, 500, 0])
 def test_chunking_does_not_change_the_result(geometry_case, parallel_chunks, chunk_elements):
@@ -219,7 +219,7 @@ def test_single_threaded_blas_restores_the_thread_count_after_the_last_user():
 
 def test_forward_does_not_depend_on_the_thread_count(tmp_path):
     """Chunks are a function of the shape: the same bits on 1 and 2 OpenMP threads (small images
-    packed per chunk, and wide ones with a GEMM each)."""
+    packed per chunk, wide ones with a GEMM each, and the projection of 1 x 1 inputs)."""
     import os
     import subprocess
     import sys
@@ -231,6 +231,9 @@ def test_forward_does_not_depend_on_the_thread_count(tmp_path):
         "outs = [conv_transpose2d(rng.normal(size=(37, 8, h, h)).astype(np.float32),\n"
         "                         rng.normal(size=(8, 5, 4, 4)).astype(np.float32),\n"
         "                         rng.normal(size=5).astype(np.float32), 2, 1, 0, 'tanh').ravel() for h in (4, 12)]\n"
+        "outs.append(conv_transpose2d(rng.normal(size=(37, 9, 1, 1)).astype(np.float32),\n"
+        "                             rng.normal(size=(9, 5, 4, 4)).astype(np.float32), None, 1, 0, 0,\n"
+        "                             'relu').ravel())\n"
         "np.save(sys.argv[1], np.concatenate(outs))\n"
     )
     results = []
@@ -241,3 +244,53 @@ def test_forward_does_not_depend_on_the_thread_count(tmp_path):
         results.append(np.load(path))
     np.testing.assert_array_equal(results[0], results[1])
 
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("activation", ["none", "relu", "tanh"])
+@pytest.mark.parametrize("batch,c_in,c_out,k", [(37, 9, 5, 4), (1, 3, 2, 7), (16, 100, 6, 4), (17, 1, 1, 1)])
+def test_projection_of_1x1_inputs_matches_torch_pair(batch, c_in, c_out, k, activation, dtype):
+    # a 1 x 1 input with stride 1 and no padding is one GEMM straight into the output (the DCGAN
+    # generator's first layer), in chunks of images: batches not a multiple of the chunk, batch 1
+    x, w, b = inputs((batch, c_in, 1, 1), (c_out, k, k), dtype, seed=batch)
+    for bias in (b, None):
+        expected = ACTIVATIONS[activation](F.conv_transpose2d(x, w, bias))
+        torch.testing.assert_close(conv_transpose2d(x, w, bias, 1, 0, 0, activation), expected, **TOL[dtype])
+    # the same 1 x 1 input with padding or output_padding is not the projection: the general pass
+    if k > 2:
+        expected = ACTIVATIONS[activation](F.conv_transpose2d(x, w, b, 2, 1, 1))
+        torch.testing.assert_close(conv_transpose2d(x, w, b, 2, 1, 1, activation), expected, **TOL[dtype])
+    # a non-contiguous z: (N, C, 1, 1) as a strided view
+    wide = torch.randn(batch, 2 * c_in, 1, 1, dtype=dtype)[:, ::2]
+    torch.testing.assert_close(conv_transpose2d(wide, w, b, 1, 0, 0, activation),
+                               ACTIVATIONS[activation](F.conv_transpose2d(wide, w, b)), **TOL[dtype])
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("shape,wshape,stride,padding,output_padding", CASES + [
+    ((1, 5, 3, 3), (4, 4, 4), 2, 1, 0),       # batch 1, odd input size, the k4s2p1 layer
+    ((3, 7, 1, 1), (5, 4, 4), 1, 0, 0),       # the projection
+])
+def test_backward_matches_torch_autograd(shape, wshape, stride, padding, output_padding, activation):
+    """Gradients of x, weight and bias against F.conv_transpose2d + activation under autograd,
+    float32 and float64, with the incoming gradient non-contiguous (a transposed view)."""
+    for dtype, tol in ((torch.float64, dict(rtol=1e-10, atol=1e-10)), (torch.float32, dict(rtol=1e-4, atol=1e-5))):
+        x, w, b = inputs(shape, wshape, dtype, seed=len(shape) + shape[1], grad=True)
+        out = conv_transpose2d(x, w, b, stride, padding, output_padding, activation, 0.2)
+        expected = ACTIVATIONS[activation](F.conv_transpose2d(x, w, b, stride, padding, output_padding))
+        weights = torch.randn(out.shape[0], out.shape[1], out.shape[3], out.shape[2], dtype=dtype)
+        grads = torch.autograd.grad((out.transpose(2, 3) * weights).sum(), (x, w, b))
+        want = torch.autograd.grad((expected.transpose(2, 3) * weights).sum(), (x, w, b))
+        for got, ref in zip(grads, want):
+            assert got.shape == ref.shape and got.is_contiguous()
+            torch.testing.assert_close(got, ref, **tol)
+
+
+def test_backward_of_a_channels_last_input():
+    x, w, b = inputs((3, 4, 5, 6), (3, 4, 4), torch.float64, grad=True)
+    xl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = conv_transpose2d(xl, w, b, 2, 1, 0, "leaky_relu", 0.2)
+    grads = torch.autograd.grad(out.square().sum(), (xl, w, b))
+    want = torch.autograd.grad(F.leaky_relu(F.conv_transpose2d(x, w, b, 2, 1), 0.2).square().sum(), (x, w, b))
+    for got, ref in zip(grads, want):
+        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)

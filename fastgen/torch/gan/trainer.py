@@ -185,6 +185,7 @@ class GANTrainer:
         betas = tuple(float(b) for b in c.betas)
         self.opt_g = adam(generator.parameters(), lr=c.lr_g, betas=betas)
         self.opt_d = adam(discriminator.parameters(), lr=c.lr_d, betas=betas)
+        self._g_params = [p for p in generator.parameters() if p.requires_grad]
         self.noise = torch.Generator().manual_seed(c.seed)
         fixed = torch.Generator().manual_seed(c.seed + 1)
         self.fixed_z = torch.randn(c.n_samples, generator.latent_dim, generator=fixed, dtype=data.dtype)
@@ -258,7 +259,9 @@ class GANTrainer:
             g_loss = generator_loss(self._d(fake, fake_labels), c.loss)
         self._finite(g_loss, "generator")
         self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        # gradients for the generator's parameters only: autograd then skips the discriminator's
+        # weight gradients (its convolutions' grad_weight), which this step would only throw away
+        g_loss.backward(inputs=self._g_params)
         self.opt_g.step()
         self.iteration += 1
         return float(d_loss.detach()), float(g_loss.detach())
