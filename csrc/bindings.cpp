@@ -400,6 +400,24 @@ template <typename T> void py_conv_transpose2d_im2col(const Array<T>& grad, Arra
 }
 
 template <typename T>
+void py_conv_transpose2d_backward(const Array<T>& grad, const Array<T>& x, const Array<T>& weight,
+                                  std::optional<Array<T>> grad_x, Array<T>& grad_weight,
+                                  std::array<int64_t, 13> geometry, bool parallel_chunks, int64_t chunk_elements) {
+  const ConvTransposeGeometry g = conv_geometry(geometry);
+  need(x.size() == g.batch * g.in_c * g.in_h * g.in_w, "x size");
+  need(weight.size() == g.in_c * g.out_c * g.kernel_h * g.kernel_w, "weight size");
+  need(grad_weight.size() == weight.size(), "grad_weight size");
+  need(!grad_x || grad_x->size() == x.size(), "grad_x size");
+  need(grad.size() == g.batch * g.out_c * g.out_h * g.out_w, "grad size");
+  need(chunk_elements >= 0, "chunk_elements >= 0");
+  ConvTransposeBackwardParams<T> p{g, grad.data(), x.data(), weight.data(),
+                                   grad_x ? grad_x->mutable_data() : nullptr, grad_weight.mutable_data(),
+                                   parallel_chunks, chunk_elements};
+  py::gil_scoped_release nogil;
+  conv_transpose2d_backward<T>(p);
+}
+
+template <typename T>
 void py_activation_backward(const Array<T>& grad_out, const Array<T>& y, Array<T>& grad_in, int activation, T slope) {
   need(grad_out.size() == y.size() && grad_in.size() == y.size(), "shapes must match");
   need(activation >= 0 && activation <= 4, "activation code");
@@ -467,6 +485,9 @@ template <typename T> void bind_dtype(py::module_& m) {
         py::arg("geometry"), py::arg("activation"), py::arg("slope"), py::arg("parallel_chunks"),
         py::arg("chunk_elements") = 0);
   m.def("conv_transpose2d_im2col", &py_conv_transpose2d_im2col<T>, nc("grad"), nc("cols"), py::arg("geometry"));
+  m.def("conv_transpose2d_backward", &py_conv_transpose2d_backward<T>, nc("grad"), nc("x"), nc("weight"),
+        opt("grad_x"), nc("grad_weight"), py::arg("geometry"), py::arg("parallel_chunks"),
+        py::arg("chunk_elements") = 0);
   m.def("activation_backward", &py_activation_backward<T>, nc("grad_out"), nc("y"), nc("grad_in"),
         py::arg("activation"), py::arg("slope"));
   m.def("all_finite", &py_all_finite<T>, nc("x"));

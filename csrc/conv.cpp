@@ -305,6 +305,133 @@ template <typename T> int conv_transpose2d_forward(const ConvTransposeForwardPar
   return flags;
 }
 
+namespace {
+
+// Images [n0, n0 + m) of the gradient gathered into cols [out_c kh kw, ld]: column
+// j * in_plane + pixel holds, for each tap (co, ky, kx), the gradient of the output that input
+// pixel `pixel` of image n0 + j sent that tap to (0 where it fell outside the output). Channel
+// and image outer, taps inner: each gradient plane is read while in L1, once for all its taps.
+template <typename T>
+void im2col_images(const ConvTransposeGeometry& g, const T* grad, int64_t n0, int64_t m, T* cols, int64_t ld) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+  for (int64_t co = 0; co < g.out_c; ++co) {
+    for (int64_t j = 0; j < m; ++j) {
+      const T* src = grad + ((n0 + j) * g.out_c + co) * out_plane;
+      for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
+        for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+          T* dst_plane = cols + ((co * g.kernel_h + ky) * g.kernel_w + kx) * ld + j * in_plane;
+          // input columns whose output column ox = ix stride_w - pad_w + kx lies in [0, out_w)
+          const int64_t first = g.pad_w - kx;  // ix stride_w >= first
+          const int64_t ix_begin = std::min<int64_t>(g.in_w, first > 0 ? (first + g.stride_w - 1) / g.stride_w : 0);
+          const int64_t last = g.out_w - 1 + g.pad_w - kx;  // ix stride_w <= last
+          const int64_t ix_end = last < 0 ? 0 : std::min<int64_t>(g.in_w, last / g.stride_w + 1);
+          for (int64_t iy = 0; iy < g.in_h; ++iy) {
+            const int64_t oy = iy * g.stride_h - g.pad_h + ky;
+            T* dst = dst_plane + iy * g.in_w;
+            if (oy < 0 || oy >= g.out_h || ix_begin >= ix_end) {
+              std::fill(dst, dst + g.in_w, T(0));
+              continue;
+            }
+            const T* row = src + oy * g.out_w - g.pad_w + kx;  // row[ix stride_w] = output (oy, ox)
+            for (int64_t ix = 0; ix < ix_begin; ++ix) dst[ix] = T(0);
+            if (g.stride_w == 2) {
+#pragma omp simd
+              for (int64_t ix = ix_begin; ix < ix_end; ++ix) dst[ix] = row[2 * ix];
+            } else {
+              for (int64_t ix = ix_begin; ix < ix_end; ++ix) dst[ix] = row[ix * g.stride_w];
+            }
+            for (int64_t ix = ix_end; ix < g.in_w; ++ix) dst[ix] = T(0);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Partial sums of grad_weight: the chunks are split into at most this many groups, each summed
+// in chunk order into its own buffer, and the groups' buffers are added in group order, so the
+// result does not depend on the thread count (groups and chunks depend on the shape only).
+constexpr int64_t kBackwardGroups = 8;
+
+}  // namespace
+
+template <typename T> void conv_transpose2d_backward(const ConvTransposeBackwardParams<T>& p) {
+  const ConvTransposeGeometry& g = p.geometry;
+  const int64_t in_plane = g.in_h * g.in_w, rows = g.out_c * g.kernel_h * g.kernel_w;
+  const int64_t w_size = g.in_c * rows;
+  if (g.batch == 0 || g.in_c == 0 || w_size == 0) {
+    std::fill(p.grad_weight, p.grad_weight + w_size, T(0));
+    if (p.grad_x) std::fill(p.grad_x, p.grad_x + g.batch * g.in_c * in_plane, T(0));
+    return;
+  }
+  // the forward's chunks: one wide image, or small ones packed to kPackedColumns GEMM columns
+  const int64_t per_image = rows * in_plane;
+  const bool wide_images = in_plane >= kDirectMinPixels;
+  const int64_t fit = p.chunk_elements > 0 ? std::max<int64_t>(1, p.chunk_elements / per_image)
+                      : wide_images        ? 1
+                                           : (kPackedColumns + in_plane - 1) / in_plane;
+  int64_t n_chunks = (g.batch + fit - 1) / fit;
+  const int64_t nb = (g.batch + n_chunks - 1) / n_chunks;
+  n_chunks = (g.batch + nb - 1) / nb;
+  const bool direct = nb == 1;
+  const int64_t n_groups = std::min<int64_t>(n_chunks, kBackwardGroups);
+  // group 0 sums into grad_weight itself, the others into partial
+  AlignedVector<T> partial(static_cast<size_t>((n_groups - 1) * w_size));
+#pragma omp parallel if (p.parallel_chunks && n_groups > 1)
+  {
+    AlignedVector<T> cols(static_cast<size_t>(rows * nb * in_plane));
+    AlignedVector<T> xp(direct ? 0 : static_cast<size_t>(g.in_c * nb * in_plane));
+    AlignedVector<T> gxp(direct || !p.grad_x ? 0 : static_cast<size_t>(g.in_c * nb * in_plane));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t group = 0; group < n_groups; ++group) {
+      T* gw = group == 0 ? p.grad_weight : partial.data() + (group - 1) * w_size;
+      const int64_t c_begin = group * n_chunks / n_groups, c_end = (group + 1) * n_chunks / n_groups;
+      for (int64_t chunk = c_begin; chunk < c_end; ++chunk) {
+        const int64_t n0 = chunk * nb, m = std::min<int64_t>(nb, g.batch - n0), ld = m * in_plane;
+        im2col_images(g, p.grad, n0, m, cols.data(), ld);
+        const T* X = p.x + n0 * g.in_c * in_plane;
+        if (!direct) {
+          for (int64_t c = 0; c < g.in_c; ++c) {
+            for (int64_t j = 0; j < m; ++j) {
+              const T* src = p.x + ((n0 + j) * g.in_c + c) * in_plane;
+              std::copy(src, src + in_plane, xp.data() + c * ld + j * in_plane);
+            }
+          }
+          X = xp.data();
+        }
+        // grad_weight (in_c x rows) += X (in_c x ld) @ cols^T
+        gemm<T>(false, true, g.in_c, rows, ld, T(1), X, ld, cols.data(), ld, chunk == c_begin ? T(0) : T(1), gw,
+                rows);
+        if (!p.grad_x) continue;
+        // grad_x (in_c x ld) = weight (in_c x rows) @ cols
+        if (direct) {
+          gemm<T>(false, false, g.in_c, ld, rows, T(1), p.weight, rows, cols.data(), ld, T(0),
+                  p.grad_x + n0 * g.in_c * in_plane, ld);
+        } else {
+          gemm<T>(false, false, g.in_c, ld, rows, T(1), p.weight, rows, cols.data(), ld, T(0), gxp.data(), ld);
+          for (int64_t c = 0; c < g.in_c; ++c) {
+            for (int64_t j = 0; j < m; ++j) {
+              const T* src = gxp.data() + c * ld + j * in_plane;
+              std::copy(src, src + in_plane, p.grad_x + ((n0 + j) * g.in_c + c) * in_plane);
+            }
+          }
+        }
+      }
+    }
+  }
+  // the groups' sums, added in group order
+  if (n_groups > 1) {
+    T* gw = p.grad_weight;
+    const T* part = partial.data();
+#pragma omp parallel for schedule(static) if (p.parallel_chunks && w_size >= kParallelMinElements)
+    for (int64_t i = 0; i < w_size; ++i) {
+      T s = gw[i];
+      for (int64_t k = 0; k < n_groups - 1; ++k) s += part[k * w_size + i];
+      gw[i] = s;
+    }
+  }
+}
+
 template <typename T> void conv_transpose2d_im2col(const ConvTransposeGeometry& g, const T* grad, T* cols) {
   const int64_t in_plane = g.in_h * g.in_w, cols_ld = g.batch * in_plane, out_plane = g.out_h * g.out_w;
   const int64_t rows = g.out_c * g.kernel_h * g.kernel_w;
@@ -341,6 +468,7 @@ void activation_backward(const T* grad_out, const T* y, int64_t n, int activatio
   template void conv_transpose2d_output<T>(const ConvTransposeParams<T>&);                           \
   template int conv_transpose2d_forward<T>(const ConvTransposeForwardParams<T>&);                    \
   template void conv_transpose2d_im2col<T>(const ConvTransposeGeometry&, const T*, T*);              \
+  template void conv_transpose2d_backward<T>(const ConvTransposeBackwardParams<T>&);                 \
   template void activation_backward<T>(const T*, const T*, int64_t, int, T, T*);
 FASTGEN_INSTANTIATE(float)
 FASTGEN_INSTANTIATE(double)

@@ -293,6 +293,20 @@ template <typename T> int conv_transpose2d_forward(const ConvTransposeForwardPar
 // Backward: cols [out_c * kernel_h * kernel_w, batch * in_h * in_w] gathered from grad [batch, out_c, out_h, out_w];
 // then grad_x = weight @ cols and grad_weight = X @ cols^T (BLAS, by the caller).
 template <typename T> void conv_transpose2d_im2col(const ConvTransposeGeometry& g, const T* grad, T* cols);
+template <typename T> struct ConvTransposeBackwardParams {
+  ConvTransposeGeometry geometry;
+  const T* grad;       // [batch, out_c, out_h, out_w] contiguous, the activation's derivative already applied
+  const T* x;          // [batch, in_c, in_h, in_w] contiguous
+  const T* weight;     // [in_c, out_c, kernel_h, kernel_w] contiguous
+  T* grad_x;           // [batch, in_c, in_h, in_w], or nullptr when not wanted
+  T* grad_weight;      // [in_c, out_c, kernel_h, kernel_w]
+  bool parallel_chunks;    // as in the forward: one thread per group of chunks, single-threaded GEMMs
+  int64_t chunk_elements;  // as in the forward (0: the default)
+};
+// The whole backward, chunked like the forward: per chunk of images the gradient's im2col into a
+// buffer that stays in cache, then grad_x = weight @ cols and grad_weight += X @ cols^T (BLAS);
+// grad_weight summed in an order fixed by the shape (the same bits on any thread count).
+template <typename T> void conv_transpose2d_backward(const ConvTransposeBackwardParams<T>& p);
 // grad_in = grad_out * act'(x), from the activation's output y.                     // all [n]
 template <typename T> void activation_backward(const T* grad_out, const T* y, int64_t n, int activation, T slope,
                                                T* grad_in);

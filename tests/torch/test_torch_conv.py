@@ -294,3 +294,78 @@ def test_backward_of_a_channels_last_input():
     want = torch.autograd.grad(F.leaky_relu(F.conv_transpose2d(x, w, b, 2, 1), 0.2).square().sum(), (x, w, b))
     for got, ref in zip(grads, want):
         torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("geometry_case", range(len(CASES)))
+@pytest.mark.parametrize("parallel_chunks", [True, False])
+@pytest.mark.parametrize("chunk_elements", [1, 500, 0])
+def test_cpp_backward_matches_torch_for_every_chunking(geometry_case, parallel_chunks, chunk_elements):
+    """fastgen._C's chunked backward (grad_x, grad_weight; grad_x optional) against torch's, for
+    every geometry and chunk size, chunks over threads or in turn."""
+    from fastgen import _cpu
+    from fastgen.ops.conv import conv_transpose_geometry, single_threaded_blas
+
+    shape, wshape, stride, padding, output_padding = CASES[geometry_case]
+    shape = (11,) + shape[1:]
+    x, w, _ = inputs(shape, wshape, torch.float64, seed=geometry_case)
+    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    geometry = conv_transpose_geometry(x.shape, w.shape, None, pair(stride), pair(padding), pair(output_padding))
+    grad = torch.randn((shape[0], wshape[0], geometry[5], geometry[6]), dtype=torch.float64)
+    want_x, want_w, _ = torch.ops.aten.convolution_backward(grad, x, w, None, list(pair(stride)),
+                                                            list(pair(padding)), [1, 1], True,
+                                                            list(pair(output_padding)), 1, [True, True, False])
+    for with_x in (True, False):
+        gx, gw = torch.full_like(x, float("nan")), torch.full_like(w, float("nan"))
+        with single_threaded_blas() as one_thread:
+            _cpu.C.conv_transpose2d_backward(grad.numpy(), x.numpy(), w.numpy(), gx.numpy() if with_x else None,
+                                             gw.numpy(), geometry, parallel_chunks and one_thread, chunk_elements)
+        torch.testing.assert_close(gw, want_w, rtol=1e-11, atol=1e-11)
+        if with_x:
+            torch.testing.assert_close(gx, want_x, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("shape,c_out", [((1, 3, 12, 11), 4), ((5, 6, 16, 16), 3), ((2, 4, 13, 10), 2)])
+def test_backward_of_wide_images_matches_torch_autograd(shape, c_out):
+    # images of >= 128 pixels take fastgen._C's backward; batch 1, odd sizes, every activation
+    for activation in ACTIVATIONS:
+        for dtype, tol in ((torch.float64, dict(rtol=1e-10, atol=1e-10)), (torch.float32, dict(rtol=1e-4, atol=1e-5))):
+            x, w, b = inputs(shape, (c_out, 4, 4), dtype, seed=shape[2], grad=True)
+            out = conv_transpose2d(x, w, b, 2, 1, 0, activation, 0.2)
+            expected = ACTIVATIONS[activation](F.conv_transpose2d(x, w, b, 2, 1))
+            weights = torch.randn_like(out)
+            grads = torch.autograd.grad((out * weights).sum(), (x, w, b))
+            want = torch.autograd.grad((expected * weights).sum(), (x, w, b))
+            for got, ref in zip(grads, want):
+                torch.testing.assert_close(got, ref, **tol)
+    # only the weight asks for a gradient: no grad_x computed, the weight's still right
+    x, w, b = inputs(shape, (c_out, 4, 4), torch.float64, seed=1)
+    w.requires_grad_()
+    (gw,) = torch.autograd.grad(conv_transpose2d(x, w, None, 2, 1, 0, "tanh").sum(), (w,))
+    (want,) = torch.autograd.grad(torch.tanh(F.conv_transpose2d(x, w, None, 2, 1)).sum(), (w,))
+    torch.testing.assert_close(gw, want, rtol=1e-10, atol=1e-10)
+
+
+def test_backward_does_not_depend_on_the_thread_count(tmp_path):
+    """grad_weight's sum over chunks runs in an order fixed by the shape: the same bits on 1 and 2
+    OpenMP threads (37 wide images: 8 groups of chunks)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np, torch\n"
+        "from fastgen.torch.conv import conv_transpose2d\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "x = torch.randn(37, 8, 12, 12, generator=g).requires_grad_()\n"
+        "w = (torch.randn(8, 5, 4, 4, generator=g) * 0.3).requires_grad_()\n"
+        "out = conv_transpose2d(x, w, None, 2, 1, 0, 'tanh')\n"
+        "gx, gw = torch.autograd.grad((out * torch.randn(out.shape, generator=g)).sum(), (x, w))\n"
+        "np.save(sys.argv[1], np.concatenate([gx.numpy().ravel(), gw.numpy().ravel()]))\n"
+    )
+    results = []
+    for threads in ("1", "2"):
+        path = tmp_path / f"b{threads}.npy"
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True,
+                       env=dict(os.environ, OMP_NUM_THREADS=threads), timeout=300)
+        results.append(np.load(path))
+    np.testing.assert_array_equal(results[0], results[1])
