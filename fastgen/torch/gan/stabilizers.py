@@ -133,6 +133,33 @@ def forward_with_reference(module: nn.Module, reference_args: tuple, args: tuple
 
 
 # ---- unrolled GAN --------------------------------------------------------------------------
+_RUNNING_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _look_ahead_buffers(module: nn.Module, buffers: dict) -> dict:
+    """``buffers`` (name -> tensor, e.g. copies of ``module``'s) as the look-ahead passes them to
+    ``functional_call``.
+
+    A batch norm (any ``_NormBase``: BatchNorm1d/2d/3d, an InstanceNorm tracking statistics) in
+    training mode normalises with the batch's own statistics and updates its running statistics
+    in place -- which ``torch.func.grad`` refuses ("would mutate a captured Tensor"). As the
+    torch.func docs advise for batch norm ("Patching Batch Norm", what
+    ``torch.func.replace_all_batch_norm_modules_`` does to a module), such a layer gets None for
+    its running mean, variance and batch count: it still normalises with batch statistics, as a
+    real discriminator step does (running statistics never enter a training-mode output), and
+    nothing is updated. The module itself is not touched. Layers in eval mode keep their running
+    statistics, which they only read.
+    """
+    look_ahead = dict(buffers)
+    for prefix, m in module.named_modules():
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.training and m.track_running_stats:
+            for stat in _RUNNING_STATS:
+                name = f"{prefix}.{stat}" if prefix else stat
+                if name in look_ahead:
+                    look_ahead[name] = None
+    return look_ahead
+
+
 def unrolled_discriminator(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, steps: int,
                            lr: float, *, loss: str = "nonsaturating", real_target: float = 1.0,
                            fake_target: float = 0.0, real_labels=None, fake_labels=None, optimizer=None):
@@ -157,8 +184,11 @@ def unrolled_discriminator(discriminator: nn.Module, real: torch.Tensor, fake: t
     Returns
     -------
     (params, buffers) : dicts for ``torch.func.functional_call(discriminator, (params, buffers), ...)``.
-        Buffers (batch-norm running statistics) are copies: the unrolled steps leave the real
-        discriminator untouched.
+        Buffers (batch-norm running statistics) are copies of the discriminator's: the unrolled
+        steps leave the real discriminator's parameters, buffers and optimiser state untouched.
+        Batch norms in training mode normalise each unrolled step with its batch statistics, as
+        a real step does, but do not track running statistics (see :func:`_look_ahead_buffers`), so
+        the copies are the current running statistics.
     """
     steps = nonnegative_int(steps, "steps")
     lr = positive_float(lr, "lr")
@@ -167,10 +197,11 @@ def unrolled_discriminator(discriminator: nn.Module, real: torch.Tensor, fake: t
         raise TypeError(f"optimizer must be a torch.optim.Adam or None, got {type(optimizer).__name__}")
     params = dict(discriminator.named_parameters())
     buffers = {name: b.clone() for name, b in discriminator.named_buffers()}
+    look_ahead = _look_ahead_buffers(discriminator, buffers)
 
     def d_of(p, x, labels):
         args = (x,) if labels is None else (x, labels)
-        return functional_call(discriminator, (p, buffers), args)
+        return functional_call(discriminator, (p, look_ahead), args)
 
     def d_loss(p):
         return discriminator_loss(d_of(p, real, real_labels), d_of(p, fake, fake_labels), loss, real_target,
@@ -222,8 +253,11 @@ def unrolled_generator_loss(discriminator: nn.Module, real: torch.Tensor, fake: 
                                              real_target=real_target, fake_target=fake_target,
                                              real_labels=real_labels, fake_labels=fake_labels,
                                              optimizer=optimizer)
+    # the stepped discriminator's batch norms as in the look-ahead: batch statistics, no update
+    # of the running statistics (of copies, here; the output is the same either way)
+    look_ahead = _look_ahead_buffers(discriminator, buffers)
     args = (fake,) if fake_labels is None else (fake, fake_labels)
-    return generator_loss(functional_call(discriminator, (params, buffers), args), loss)
+    return generator_loss(functional_call(discriminator, (params, look_ahead), args), loss)
 
 
 __all__ = ["MinibatchDiscrimination", "VirtualBatchNorm", "reference_pass", "forward_with_reference",
