@@ -11,6 +11,19 @@ grad_x and grad_weight chunked in fastgen._C for images of >= 128 pixels, else i
 transposed-convolution backward (``aten.convolution_backward``, oneDNN for float32); grad_x and
 grad_bias only when autograd asks for them. The backward needs only x, weight and y (the activations'
 derivatives are written in terms of their output).
+
+CUDA tensors run on torch's current stream through CuPy views (DLPack, zero-copy):
+the forward is :func:`fastgen.ops.conv.forward_cupy` (cuBLAS + kernels/conv.cu's output pass), after
+one NaN / infinity check of x, weight and bias on the device; the backward is
+:func:`fastgen.ops.conv.backward_cupy` (the activation's derivative and im2col in kernels/conv.cu,
+cuBLAS GEMMs). cuBLAS rather than torch's cuDNN ``convolution_backward``: under torch's defaults
+cuDNN runs float32 convolutions in TF32 (``torch.backends.cudnn.allow_tf32``), which would put the
+float32 gradients 1e-3 away from the CPU op's and from this op's own (full-precision cuBLAS)
+forward, and toggling that process-wide flag per call would race with other threads. Results equal
+the CPU op's to rounding (the GEMMs sum in another order). grad_x is computed even when not needed
+(only the 1 x 1 projection's input, where it is tiny, does not need it) and returned empty as on
+the CPU. Without CuPy or a usable device a CUDA tensor raises a TypeError naming it; all tensors
+of one call must share a device (a mix raises a ValueError naming both).
 """
 from __future__ import annotations
 
@@ -18,16 +31,19 @@ from typing import List, Optional
 
 import torch
 
-from ._validate import cpu_float_tensor, finite_numpy
-from ..ops.conv import activation_code, check_slope, conv_transpose_geometry, forward_numpy, single_threaded_blas
+from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device
+from ..ops.conv import (activation_code, backward_cupy, check_slope, conv_transpose_geometry, forward_cupy,
+                        forward_numpy, single_threaded_blas)
 from ..ops.pool import pair
 from .. import _cpu
 
 def _check(x, weight, bias):
+    """Types and dtypes on any device (CPU, CUDA, meta / fake); a device mix names both arguments."""
     for name, t in (("x", x), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
-        cpu_float_tensor(t, name)
+        float_tensor(t, name)
         if t.dtype != x.dtype:
             raise TypeError(f"{name} must have x's dtype {x.dtype}, got {t.dtype}")
+    same_device("x", x, weight=weight, bias=bias)
 
 
 def _geometry(x, weight, bias, stride, padding, output_padding):
@@ -106,6 +122,59 @@ def _(grad_out, y, x, weight, stride, padding, output_padding, activation, negat
       need_bias=True):
     return (torch.empty_like(x) if need_x else x.new_empty((0,))), torch.empty_like(weight), \
         x.new_empty((weight.shape[1] if need_bias else 0,))
+
+
+# ---- CUDA kernels ------------------------------------------------------------------------------
+# The dispatcher picks the CUDA kernel whenever any tensor argument is on CUDA, so a CUDA/CPU mix
+# arrives here and is refused by _check / same_device before anything is read.
+def _check_finite_cuda(*named) -> None:
+    """ValueError naming the first of (name, CuPy array) pairs holding a NaN or infinity; one
+    device-to-host transfer for all of them."""
+    import cupy as cp
+
+    named = [(name, a) for name, a in named if a is not None and a.size]
+    if not named:
+        return
+    finite = cp.stack([cp.isfinite(a).all() for _, a in named]).tolist()
+    for (name, _), ok in zip(named, finite):
+        if not ok:
+            raise ValueError(f"{name} contains NaN or infinity")
+
+
+def _conv_transpose2d_cuda(x, weight, bias, stride, padding, output_padding, activation, negative_slope):
+    _check(x, weight, bias)
+    geometry = _geometry(x, weight, bias, stride, padding, output_padding)
+    code, slope = activation_code(activation), check_slope(negative_slope)
+    with on_torch_stream(x):
+        xc, wc, bc = cuda_arrays(("x", x), ("weight", weight), ("bias", bias))
+        # forward_cupy does not look for NaN in x (a relu could hide it); checked in the CPU op's order
+        _check_finite_cuda(("weight", wc), ("bias", bc), ("x", xc))
+        return torch.from_dlpack(forward_cupy(xc, wc, bc, geometry, code, slope))
+
+
+def _conv_transpose2d_backward_cuda(grad_out, y, x, weight, stride, padding, output_padding, activation,
+                                    negative_slope, need_x=True, need_bias=True):
+    same_device("x", x, grad_out=grad_out, y=y, weight=weight)
+    geometry = _geometry(x, weight, None, stride, padding, output_padding)
+    code, slope = activation_code(activation), check_slope(negative_slope)
+    # the kernels index grad_out and y by x's geometry: refuse anything else before a launch
+    float_tensor(x, "x")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"weight must have x's dtype {x.dtype}, got {weight.dtype}")
+    out_shape = (geometry[0], geometry[4], geometry[5], geometry[6])
+    for name, t in (("grad_out", grad_out), ("y", y)):
+        if tuple(t.shape) != out_shape or t.dtype != x.dtype:
+            raise ValueError(f"{name} must have the output's shape {out_shape} and x's dtype {x.dtype}, got "
+                             f"{tuple(t.shape)} {t.dtype}")
+    with on_torch_stream(grad_out, "grad_out"):
+        g, yc, xc, wc = cuda_arrays(("grad_out", grad_out), ("y", y), ("x", x), ("weight", weight))
+        grad_x, grad_w, grad_b = backward_cupy(g, yc, xc, wc, geometry, code, slope, need_bias=need_bias)
+        return (torch.from_dlpack(grad_x) if need_x else x.new_empty((0,))), torch.from_dlpack(grad_w), \
+            (torch.from_dlpack(grad_b) if need_bias else x.new_empty((0,)))
+
+
+_conv_transpose2d.register_kernel("cuda")(_conv_transpose2d_cuda)
+_conv_transpose2d_backward.register_kernel("cuda")(_conv_transpose2d_backward_cuda)
 
 
 def _setup(ctx, inputs, output):

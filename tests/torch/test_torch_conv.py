@@ -369,3 +369,65 @@ def test_backward_does_not_depend_on_the_thread_count(tmp_path):
                        env=dict(os.environ, OMP_NUM_THREADS=threads), timeout=300)
         results.append(np.load(path))
     np.testing.assert_array_equal(results[0], results[1])
+
+
+# ---- the CUDA kernels' registration and checks (their results: tests/cuda/test_conv_torch_gpu.py) ----
+def test_both_ops_have_cpu_and_cuda_kernels():
+    for op in ("fastgen::conv_transpose2d", "fastgen::conv_transpose2d_backward"):
+        for key in ("CPU", "CUDA", "Meta", "Autograd"):
+            assert torch._C._dispatch_has_kernel_for_dispatch_key(op, key), (op, key)
+
+
+def test_fake_kernels_take_any_device_and_refuse_a_mix():
+    from fastgen.torch import conv
+
+    x, w, b = (t.to("meta") for t in inputs((2, 3, 4, 4), (2, 4, 4), torch.float32))
+    y = torch.ops.fastgen.conv_transpose2d(x, w, b, [2, 2], [1, 1], [0, 0], "relu", 0.0)
+    assert y.shape == (2, 2, 8, 8) and y.device.type == "meta" and y.dtype == torch.float32
+    for need_x, need_bias in ((True, True), (False, True), (True, False), (False, False)):
+        gx, gw, gb = torch.ops.fastgen.conv_transpose2d_backward(y, y, x, w, [2, 2], [1, 1], [0, 0], "relu", 0.0,
+                                                                 need_x, need_bias)
+        assert gx.shape == (x.shape if need_x else (0,)) and gw.shape == w.shape
+        assert gb.shape == ((2,) if need_bias else (0,)) and gx.device.type == "meta"
+    cx, cw, cb = inputs((2, 3, 4, 4), (2, 4, 4), torch.float32)
+    with pytest.raises(ValueError, match="weight is on meta but x is on cpu"):
+        conv._check(cx, w, cb)
+    with pytest.raises(ValueError, match="bias is on cpu but x is on meta"):
+        conv._check(x, w, cb)
+    with pytest.raises(ValueError, match="bias is on meta but x is on cpu"):  # through the dispatcher too
+        torch.ops.fastgen.conv_transpose2d(cx, cw, b, [2, 2], [1, 1], [0, 0], "relu", 0.0)
+    with pytest.raises(TypeError, match="weight must have x's dtype"):
+        torch.ops.fastgen.conv_transpose2d(x, w.double(), None, [1, 1], [0, 0], [0, 0], "none", 0.0)
+    with pytest.raises(TypeError, match="x must be float32 or float64"):
+        conv._check(x.half(), w, b)
+
+
+def test_cuda_kernels_without_the_backend_raise_naming_the_tensor(monkeypatch):
+    from fastgen import _cuda
+    from fastgen.torch import conv
+
+    monkeypatch.setattr(_cuda, "unavailable_reason", lambda: "CuPy is not importable (ImportError: test)")
+    x, w, b = inputs((2, 3, 4, 4), (2, 4, 4), torch.float32)
+    args = ([2, 2], [1, 1], [0, 0], "tanh", 0.0)
+    backend = "lives on a CUDA device, but fastgen's CUDA backend is unavailable: CuPy is not importable"
+    with pytest.raises(TypeError, match="^x " + backend):
+        conv._conv_transpose2d_cuda(x, w, b, *args)
+    y = torch.zeros(2, 2, 8, 8)
+    for need_x, need_bias in ((True, True), (False, False)):
+        with pytest.raises(TypeError, match="^grad_out " + backend):
+            conv._conv_transpose2d_backward_cuda(y, y, x, w, *args, need_x, need_bias)
+    # what is refused before the backend is asked: device mixes (both names), bad geometry, shapes
+    with pytest.raises(ValueError, match="bias is on meta but x is on cpu"):
+        conv._conv_transpose2d_cuda(x, w, b.to("meta"), *args)
+    with pytest.raises(ValueError, match="weight must have C_in = 3"):
+        conv._conv_transpose2d_cuda(x, w[:2], b, *args)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        conv._conv_transpose2d_cuda(x, w, b, [2, 2], [1, 1], [0, 0], "gelu", 0.0)
+    with pytest.raises(ValueError, match="grad_out is on meta but x is on cpu"):
+        conv._conv_transpose2d_backward_cuda(y.to("meta"), y, x, w, *args)
+    with pytest.raises(ValueError, match=r"grad_out must have the output's shape \(2, 2, 8, 8\)"):
+        conv._conv_transpose2d_backward_cuda(y[:1], y, x, w, *args)
+    with pytest.raises(ValueError, match=r"y must have the output's shape \(2, 2, 8, 8\) and x's dtype"):
+        conv._conv_transpose2d_backward_cuda(y, y.double(), x, w, *args)
+    with pytest.raises(TypeError, match="weight must have x's dtype"):
+        conv._conv_transpose2d_backward_cuda(y, y, x, w.double(), *args)
