@@ -32,6 +32,24 @@ template <typename T> void bernoulli_log_likelihood(const BernoulliLikelihoodPar
 }
 
 template <typename T>
+void bernoulli_log_likelihood_with_grad(const BernoulliLikelihoodParams<T>& p, T* out, T* grad_logits) {
+  const int64_t cols = p.cols;
+#pragma omp parallel for schedule(static) if (p.rows * cols >= kParallelMinElements)
+  for (int64_t r = 0; r < p.rows; ++r) {
+    const T* x = p.x + r * cols;
+    const T* l = p.logits + r * cols;
+    T* dl = grad_logits + r * cols;
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < cols; ++c) {
+      sum += double(bernoulli_log_prob(x[c], l[c]));
+      dl[c] = bernoulli_log_prob_grad_logit(x[c], l[c]);
+    }
+    out[r] = T(sum);
+  }
+}
+
+template <typename T>
 void bernoulli_log_likelihood_backward(const BernoulliLikelihoodParams<T>& p, const T* g, T* grad_logits,
                                        T* grad_x) {
   const int64_t cols = p.cols;
@@ -117,6 +135,7 @@ void gaussian_log_likelihood_backward(const GaussianLikelihoodParams<T>& p, cons
 
 #define FASTGEN_ELBO(T)                                                                                      \
   template void bernoulli_log_likelihood<T>(const BernoulliLikelihoodParams<T>&, T*);                         \
+  template void bernoulli_log_likelihood_with_grad<T>(const BernoulliLikelihoodParams<T>&, T*, T*);           \
   template void bernoulli_log_likelihood_backward<T>(const BernoulliLikelihoodParams<T>&, const T*, T*, T*); \
   template void gaussian_log_likelihood<T>(const GaussianLikelihoodParams<T>&, T*);                           \
   template void gaussian_log_likelihood_backward<T>(const GaussianLikelihoodParams<T>&, const T*, T*, T*, T*);
@@ -172,6 +191,17 @@ template <typename T> void py_bernoulli(const Array<T>& x, const Array<T>& logit
 }
 
 template <typename T>
+void py_bernoulli_with_grad(const Array<T>& x, const Array<T>& logits, Array<T>& out, Array<T>& grad_logits) {
+  auto p = bernoulli_params(x, logits);
+  require(out.ndim() == 1 && out.shape(0) == p.rows, "out must be [rows]");
+  require(grad_logits.size() == p.rows * p.cols, "grad_logits must be [rows, cols]");
+  T* o = out.mutable_data();
+  T* dl = grad_logits.mutable_data();
+  py::gil_scoped_release nogil;
+  fastgen::cpu::bernoulli_log_likelihood_with_grad(p, o, dl);
+}
+
+template <typename T>
 void py_bernoulli_backward(const Array<T>& x, const Array<T>& logits, const Array<T>& g, Array<T>& grad_logits,
                            OptArray<T>& grad_x) {
   auto p = bernoulli_params(x, logits);
@@ -212,6 +242,8 @@ template <typename T> void bind(py::module_& m) {
   const auto nc = [](const char* name) { return py::arg(name).noconvert(); };
   const auto opt = [](const char* name) { return py::arg(name).noconvert().none(true); };
   m.def("bernoulli_log_likelihood", &py_bernoulli<T>, nc("x"), nc("logits"), nc("out"));
+  m.def("bernoulli_log_likelihood_with_grad", &py_bernoulli_with_grad<T>, nc("x"), nc("logits"), nc("out"),
+        nc("grad_logits"));
   m.def("bernoulli_log_likelihood_backward", &py_bernoulli_backward<T>, nc("x"), nc("logits"), nc("grad"),
         nc("grad_logits"), opt("grad_x"));
   m.def("gaussian_log_likelihood", &py_gaussian<T>, nc("x"), nc("mean"), opt("logvar"), nc("out"));

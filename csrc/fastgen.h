@@ -322,6 +322,10 @@ template <typename T> struct BernoulliLikelihoodParams {
   int64_t rows, cols;
 };
 template <typename T> void bernoulli_log_likelihood(const BernoulliLikelihoodParams<T>& p, T* out);  // out [rows]
+// The same sums and, in the same pass, grad_logits [rows, cols] = x - sigmoid(l) (the gradient for
+// a unit upstream gradient): training needs both, and one pass replaces a second over the data.
+template <typename T>
+void bernoulli_log_likelihood_with_grad(const BernoulliLikelihoodParams<T>& p, T* out, T* grad_logits);
 // grad_logits [rows, cols] = g[r] * (x - sigmoid(l)); grad_x (or nullptr) = g[r] * l.    // g [rows]
 template <typename T> void bernoulli_log_likelihood_backward(const BernoulliLikelihoodParams<T>& p, const T* g,
                                                              T* grad_logits, T* grad_x);

@@ -64,6 +64,15 @@ def bernoulli_log_likelihood_numpy(x2d: np.ndarray, logits2d: np.ndarray) -> np.
     return out
 
 
+def bernoulli_log_likelihood_with_grad_numpy(x2d: np.ndarray, logits2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the per-row sums, x - sigmoid(logits)) from one pass; ValueError if an input is not finite."""
+    out = np.empty(x2d.shape[0], x2d.dtype)
+    grad_logits = np.empty_like(logits2d)
+    _cpu.C.bernoulli_log_likelihood_with_grad(x2d, logits2d, out, grad_logits)
+    check_inputs_if_not_finite(out, (("x", x2d), ("logits", logits2d)))
+    return out, grad_logits
+
+
 def bernoulli_log_likelihood_backward_numpy(grad: np.ndarray, x2d: np.ndarray, logits2d: np.ndarray) -> np.ndarray:
     grad_logits = np.empty_like(logits2d)
     _cpu.C.bernoulli_log_likelihood_backward(x2d, logits2d, grad, grad_logits, None)

@@ -77,6 +77,29 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda a, b: gaussian_log_likelihood(a, b), (xs[0], xs[1]))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 129), (2, 4096 + 32), (4, 1, 6, 6), (0, 7)])
+def test_forward_with_gradient_is_bitwise_the_two_op_path(dtype, shape):
+    x, logits = data(shape, dtype, sum(shape) + 1)
+    ll, factor = torch.ops.fastgen.bernoulli_log_likelihood_with_grad(x, logits)
+    assert torch.equal(ll, torch.ops.fastgen.bernoulli_log_likelihood(x, logits))
+    ones = torch.ones(shape[0], dtype=dtype)
+    assert torch.equal(factor, torch.ops.fastgen.bernoulli_log_likelihood_backward(ones, x, logits))
+    # the public function takes this path when the logits need a gradient; same gradient as the two-op path
+    w = torch.randn(shape[0], generator=torch.Generator().manual_seed(2), dtype=dtype)
+    a = logits.clone().requires_grad_()
+    (bernoulli_log_likelihood(x, a) * w).sum().backward()
+    assert torch.equal(a.grad, torch.ops.fastgen.bernoulli_log_likelihood_backward(w, x, logits))
+
+
+def test_second_derivative_is_refused_on_the_forward_with_gradient_path():
+    x, logits = data((3, 4), torch.float64, 9)
+    logits.requires_grad_()
+    (g,) = torch.autograd.grad(bernoulli_log_likelihood(x, logits).sum(), logits, create_graph=True)
+    with pytest.raises(RuntimeError):
+        g.sum().backward()
+
+
 def test_opcheck():
     for shape in ((3, 5), (1, 1), (0, 4), (2, 3, 4)):
         x, logits = data(shape, torch.float64, 5)
@@ -88,6 +111,10 @@ def test_opcheck():
     grad = torch.ones(3, dtype=torch.float64)
     x, logits = data((3, 5), torch.float64, 6)
     torch.library.opcheck(torch.ops.fastgen.bernoulli_log_likelihood_backward.default, (grad, x, logits))
+    for shape in ((3, 5), (1, 1), (0, 4), (2, 3, 4)):
+        xs, ls = data(shape, torch.float64, 7)
+        torch.library.opcheck(torch.ops.fastgen.bernoulli_log_likelihood_with_grad.default,
+                              (xs.requires_grad_(), ls.requires_grad_()))
     torch.library.opcheck(torch.ops.fastgen.gaussian_log_likelihood_backward.default, (grad, x, logits, None))
 
 
