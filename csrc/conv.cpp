@@ -90,6 +90,26 @@ template <typename T> void bias_activate(Activation act, T* out, int64_t n, T b,
 // True for the DCGAN projection of z: a 1 x 1 input, no padding, output the kernel's size. Each
 // image's output is then its row of x times the weight, (1, in_c) @ (in_c, out_c kh kw), already
 // in NCHW order: no cols, no gather.
+// How a pass splits the batch: `images` per chunk, `count` chunks. One wide image per chunk (its
+// GEMM is as wide as it gets; more images would only push cols out of L2), else enough small
+// ones for kPackedColumns GEMM columns; chunk_elements > 0 (tests) caps a chunk's cols buffer
+// instead. The chunks depend on the shape alone, not on the thread count, so each image's GEMM
+// has the same columns whatever OMP_NUM_THREADS is; and they are equal (33 images as 17 + 16,
+// not 32 + 1). batch >= 1.
+struct ImageChunks {
+  int64_t images, count;
+};
+ImageChunks image_chunks(const ConvTransposeGeometry& g, int64_t chunk_elements) {
+  const int64_t in_plane = g.in_h * g.in_w;
+  const int64_t per_image = std::max<int64_t>(1, g.out_c * g.kernel_h * g.kernel_w * in_plane);
+  const int64_t fit = chunk_elements > 0            ? std::max<int64_t>(1, chunk_elements / per_image)
+                      : in_plane >= kDirectMinPixels ? 1
+                                                     : (kPackedColumns + in_plane - 1) / in_plane;
+  const int64_t first_count = (g.batch + fit - 1) / fit;
+  const int64_t images = (g.batch + first_count - 1) / first_count;
+  return {images, (g.batch + images - 1) / images};
+}
+
 bool is_projection(const ConvTransposeGeometry& g) {
   return g.in_h == 1 && g.in_w == 1 && g.pad_h == 0 && g.pad_w == 0 && g.out_h == g.kernel_h &&
          g.out_w == g.kernel_w;
@@ -255,20 +275,11 @@ template <typename T> int conv_transpose2d_forward(const ConvTransposeForwardPar
   if (g.batch == 0) return 0;
   if (is_projection(g)) return conv_transpose2d_projection(p);
   const int64_t in_plane = g.in_h * g.in_w, rows = g.out_c * g.kernel_h * g.kernel_w;
-  const int64_t per_image = rows * in_plane;
   // Images with many pixels are multiplied one by one straight from x (each GEMM is wide
   // enough); small ones are packed as [in_c, images * pixels] so that one GEMM covers the chunk.
   const bool wide_images = in_plane >= kDirectMinPixels;
-  // Images per chunk: one wide image (its GEMM is as wide as it gets; more images would only
-  // push cols out of L2), else enough small ones for kPackedColumns GEMM columns.
-  const int64_t fit = p.chunk_elements > 0 ? std::max<int64_t>(1, p.chunk_elements / per_image)
-                      : wide_images        ? 1
-                                           : (kPackedColumns + in_plane - 1) / in_plane;
-  // The chunks depend on the shape alone, not on the thread count: each image's GEMM has the
-  // same columns whatever OMP_NUM_THREADS is. (Equal chunks: 33 images as 17 + 16, not 32 + 1.)
-  int64_t n_chunks = (g.batch + fit - 1) / fit;
-  const int64_t nb = (g.batch + n_chunks - 1) / n_chunks;
-  n_chunks = (g.batch + nb - 1) / nb;
+  const ImageChunks chunks = image_chunks(g, p.chunk_elements);
+  const int64_t nb = chunks.images, n_chunks = chunks.count;
   const bool direct = wide_images || nb == 1;
   const Activation act = static_cast<Activation>(p.activation);
   int flags = 0;
@@ -364,15 +375,8 @@ template <typename T> void conv_transpose2d_backward(const ConvTransposeBackward
     if (p.grad_x) std::fill(p.grad_x, p.grad_x + g.batch * g.in_c * in_plane, T(0));
     return;
   }
-  // the forward's chunks: one wide image, or small ones packed to kPackedColumns GEMM columns
-  const int64_t per_image = rows * in_plane;
-  const bool wide_images = in_plane >= kDirectMinPixels;
-  const int64_t fit = p.chunk_elements > 0 ? std::max<int64_t>(1, p.chunk_elements / per_image)
-                      : wide_images        ? 1
-                                           : (kPackedColumns + in_plane - 1) / in_plane;
-  int64_t n_chunks = (g.batch + fit - 1) / fit;
-  const int64_t nb = (g.batch + n_chunks - 1) / n_chunks;
-  n_chunks = (g.batch + nb - 1) / nb;
+  const ImageChunks chunks = image_chunks(g, p.chunk_elements);  // the forward's chunks
+  const int64_t nb = chunks.images, n_chunks = chunks.count;
   const bool direct = nb == 1;
   const int64_t n_groups = std::min<int64_t>(n_chunks, kBackwardGroups);
   // group 0 sums into grad_weight itself, the others into partial
