@@ -347,6 +347,24 @@ def format_environment(env: dict) -> str:
 
 
 # ---- results file ------------------------------------------------------------------------------
+
+def start_torch_suite(title: str, quick: bool) -> dict:
+    """The opening of a torch suite: the environment (with torch's version and the background
+    load of the last second) printed under ``title``, with a warning when the machine is busy.
+    Returns the environment for the results document."""
+    import torch
+
+    env = environment()
+    env["torch"] = torch.__version__
+    env["background_load_before"] = background_load(0.25 if quick else 1.0)
+    print(title + (" -- QUICK mode: smoke test only, not for comparison" if quick else ""))
+    print(format_environment(env) + f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads")
+    warning = load_warning(env["background_load_before"])
+    if warning:
+        print("before starting: " + warning.replace("meanwhile", "in the last second"))
+    return env
+
+
 def results_document(suite: str, env: dict, settings: dict, scenarios: dict) -> dict:
     return {"schema": JSON_SCHEMA, "suite": suite, "command": " ".join(["python -m bench", *sys.argv[1:]]),
             "environment": env, "settings": settings, "scenarios": scenarios}

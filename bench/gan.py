@@ -43,9 +43,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import (DEFAULT_COOLDOWN_S, RESULTS_DIR, LoadMonitor, background_load, data_dir, environment,
-                     format_environment, format_table, format_targets, load_warning, print_target_summary, register,
-                     results_document, skip_line, summarize, target, time_interleaved, write_json)
+from .common import (data_dir, DEFAULT_COOLDOWN_S, format_table, format_targets, load_warning,
+                     LoadMonitor, print_target_summary, register, RESULTS_DIR, results_document, skip_line,
+                     start_torch_suite, summarize, target, time_interleaved, write_json)
 
 SPEED_MIN = 1.2
 TOY = dict(latent_dim=64, hidden=128, g_layers=2, d_layers=1, lr=1e-3, final_lr=1e-4, final_fraction=1 / 3, batch=128,
@@ -300,15 +300,7 @@ def run_suite(args) -> dict:
     cooldown = DEFAULT_COOLDOWN_S if getattr(args, "cooldown", None) is None else args.cooldown
     # --quick is a smoke test: its PNGs go to a temporary folder, not over the measured ones
     out_dir = Path(tempfile.gettempdir()) / "fastgen_bench_gan" if quick else RESULTS_DIR
-    env = environment()
-    env["torch"] = torch.__version__
-    env["background_load_before"] = background_load(0.25 if quick else 1.0)
-    print("fastgen GANs: mode coverage and DCGAN speed (CPU)"
-          + (" -- QUICK mode: smoke test only, not for comparison" if quick else ""))
-    print(format_environment(env) + f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads")
-    warning = load_warning(env["background_load_before"])
-    if warning:
-        print("before starting: " + warning.replace("meanwhile", "in the last second"))
+    env = start_torch_suite("fastgen GANs: mode coverage and DCGAN speed (CPU)", quick)
     scenarios = {}
     if not speed_only:
         coverage = coverage_scenario(quick, 0, out_dir)

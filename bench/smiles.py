@@ -19,8 +19,8 @@ S. One sampling step of 10,000 sequences at once (the rows of ``fastgen sample s
 """
 from __future__ import annotations
 
-from .common import (DEFAULT_COOLDOWN_S, RESULTS_DIR, LoadMonitor, background_load, environment, format_environment,
-                     format_table, format_targets, load_warning, print_target_summary, register, results_document,
+from .common import (DEFAULT_COOLDOWN_S, format_table, format_targets, load_warning, LoadMonitor,
+                     print_target_summary, register, RESULTS_DIR, results_document, start_torch_suite,
                      summarize, target, time_interleaved, write_json)
 
 ROWS, QUICK_ROWS = 10_000, 512
@@ -87,20 +87,10 @@ def sampler_scenario(rows: int, steps: int, repeats: int, cooldown: float) -> di
 
 
 def run_suite(args) -> dict:
-    import torch
-
     quick = bool(getattr(args, "quick", False))
     repeats = args.repeats or (QUICK_REPEATS if quick else DEFAULT_REPEATS)
     cooldown = DEFAULT_COOLDOWN_S if getattr(args, "cooldown", None) is None else args.cooldown
-    env = environment()
-    env["torch"] = torch.__version__
-    env["background_load_before"] = background_load(0.25 if quick else 1.0)
-    print("fastgen SMILES sampling (CPU) vs PyTorch" + (" -- QUICK mode: smoke test only, not for comparison"
-                                                       if quick else ""))
-    print(format_environment(env) + f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads")
-    warning = load_warning(env["background_load_before"])
-    if warning:
-        print("before starting: " + warning.replace("meanwhile", "in the last second"))
+    env = start_torch_suite("fastgen SMILES sampling (CPU) vs PyTorch", quick)
     rows = QUICK_ROWS if quick else ROWS
     steps = QUICK_STEPS if quick else STEPS_PER_TIMING
     scenarios = {f"S_sample_categorical_{rows}x{VOCABULARY}_float32": sampler_scenario(rows, steps, repeats, cooldown)}

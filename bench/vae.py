@@ -18,8 +18,8 @@ E. One VAE training epoch on MNIST (pytorch/examples' 784-400-20 VAE, batch 128,
 from __future__ import annotations
 
 from .vae_epoch import EPOCH_BATCH, vae_epoch_scenario
-from .common import (data_dir, DEFAULT_COOLDOWN_S, print_target_summary, RESULTS_DIR, LoadMonitor, background_load, environment,
-                     format_environment, format_table, format_targets, load_warning, register, results_document,
+from .common import (data_dir, DEFAULT_COOLDOWN_S, format_table, format_targets, load_warning, LoadMonitor,
+                     print_target_summary, register, RESULTS_DIR, results_document, start_torch_suite,
                      summarize, target, time_interleaved, write_json)
 
 BATCH, LATENTS = 4096, (64, 256)
@@ -137,19 +137,10 @@ def conv_scenario(batch, repeats, cooldown):
 
 
 def run_suite(args) -> dict:
-    import torch
-
     quick = bool(getattr(args, "quick", False))
     repeats = args.repeats or (QUICK_REPEATS if quick else DEFAULT_REPEATS)
     cooldown = DEFAULT_COOLDOWN_S if getattr(args, "cooldown", None) is None else args.cooldown
-    env = environment()
-    env["torch"] = torch.__version__
-    env["background_load_before"] = background_load(0.25 if quick else 1.0)
-    print("fastgen VAE ops (CPU) vs PyTorch" + (" -- QUICK mode: smoke test only, not for comparison" if quick else ""))
-    print(format_environment(env) + f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads")
-    warning = load_warning(env["background_load_before"])
-    if warning:
-        print("before starting: " + warning.replace("meanwhile", "in the last second"))
+    env = start_torch_suite("fastgen VAE ops (CPU) vs PyTorch", quick)
     batch = QUICK_BATCH if quick else BATCH
     scenarios = {f"R_reparam_{batch}x{latent}_float32": reparam_scenario(batch, latent, repeats, cooldown)
                  for latent in LATENTS}
