@@ -222,6 +222,26 @@ def test_smiles_suite_quick(tmp_path, capsys):
     _check_targets(scenario["targets"])
 
 
+def test_gan_speed_and_coverage_scenarios_on_tiny_settings(tmp_path, monkeypatch, capsys):
+    torch = pytest.importorskip("torch")
+    from bench import gan
+
+    real = torch.rand(4, 1, 28, 28) * 2 - 1
+    result = gan.speed_scenario("tiny", "S. tiny DCGAN step", real, 28, 1, 4, 2, 1, 1, 0.0)
+    assert set(result["summary"]) == {"PyTorch eager DCGAN", gan.ANCHOR_CL, "fastgen DCGAN"}
+    _check_targets(result["targets"])
+    monkeypatch.setitem(gan.TOY, "quick_steps", 3)
+    monkeypatch.setitem(gan.TOY, "n_eval", 50)
+    monkeypatch.setitem(gan.TOY, "train_size", 256)
+    monkeypatch.setitem(gan.TOY, "batch", 16)
+    coverage = gan.coverage_scenario(True, 0, tmp_path)
+    assert set(coverage["results"]) == {"ring8", "grid25"}
+    for per_dataset in coverage["results"].values():
+        assert set(per_dataset["methods"]) == set(gan.METHODS)
+        assert (tmp_path / Path(per_dataset["png"]).name).is_file()
+    assert "mode coverage" in capsys.readouterr().out
+
+
 def test_vae_epoch_scenario_skips_without_the_data(tmp_path, capsys):
     pytest.importorskip("torch")
     from bench import vae_epoch
