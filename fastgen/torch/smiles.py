@@ -160,7 +160,7 @@ class TrainConfig:
         :meth:`SmilesTrainer.train` call (stored, so a resumed run follows the same curve).
     bucket_by_length : batches of strings of similar length (shuffled in windows of 32 batches,
         sorted by length inside each window, batches in random order), which cuts the padded
-        positions the LSTM computes from about 24 % of the total to about 1 % on MOSES.
+        positions the LSTM computes from 22 % of the total to 1.3 % on MOSES at batch 64.
     """
 
     learning_rate: float = 2e-3
