@@ -148,7 +148,7 @@ def run_suite(args) -> dict:
     scenarios[f"C_conv_transpose_dcgan_batch{conv_batch}_float32"] = conv_scenario(conv_batch, max(1, repeats // 3),
                                                                                    cooldown)
     scenarios[f"E_vae_epoch_mnist_batch{EPOCH_BATCH}_float32"] = vae_epoch_scenario(
-        data_dir(), quick, max(1, repeats // 4), cooldown)
+        data_dir(), quick, max(1, repeats // 2), cooldown)
     document = results_document("vae", env, {"quick": quick, "repeats": repeats, "calls_per_timing": CALLS_PER_TIMING},
                                 scenarios)
     print_target_summary(scenarios)
