@@ -172,18 +172,23 @@ def _ptr(a) -> int:
     return 0 if a is None else int(a.data.ptr)
 
 
-def pack(struct: str, **values) -> np.ndarray:
-    """A one-element structured array holding the struct's bytes: CuPy passes a size-one NumPy
-    array to a kernel by value. Arrays are given as CuPy arrays (or None) and become pointers;
-    fields left out are zero."""
-    rec = np.zeros(1, DTYPES[struct])
+def pack_record(dtype: np.dtype, **values) -> np.ndarray:
+    """A one-element structured array of ``dtype`` holding a params struct's bytes: CuPy passes a
+    size-one NumPy array to a kernel by value. Arrays are given as CuPy arrays (or None) and
+    become pointers; fields left out are zero."""
+    rec = np.zeros(1, dtype)
     for key, value in values.items():
         if key not in rec.dtype.names:
-            raise KeyError(f"{struct} has no field {key}")
+            raise KeyError(f"the params struct has no field {key}")
         if value is None:
             continue
         rec[key] = _ptr(value) if type(value).__module__.startswith("cupy") else value
     return rec
+
+
+def pack(struct: str, **values) -> np.ndarray:
+    """:func:`pack_record` for the structs of this module, by name."""
+    return pack_record(DTYPES[struct], **values)
 
 
 def stream_fields(seed: int, offset: int, rng=None) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cuda
-from ._cuda import _ptr, launch, suffix
+from ._cuda import launch, suffix
 
 # ---- parameter struct (kernels/include/fastgen/gpu_params_categorical.h) ----------------------
 # "p" pointer, "i" int64, "d" double; StreamParams spelled out as its three fields.
@@ -29,12 +29,7 @@ _ROWS_PER_BLOCK = 4
 
 
 def _pack(**values) -> np.ndarray:
-    """The struct's bytes as a one-element structured array (CuPy passes it by value); CuPy
-    arrays become pointers."""
-    rec = np.zeros(1, DTYPES["CategoricalGpuParams"])
-    for key, value in values.items():
-        rec[key] = _ptr(value) if type(value).__module__.startswith("cupy") else value
-    return rec
+    return _cuda.pack_record(DTYPES["CategoricalGpuParams"], **values)
 
 
 def sample_categorical(logits, out, *, temperature: float, top_k: int, seed: int, offset: int) -> None:

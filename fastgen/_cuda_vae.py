@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cuda
-from ._cuda import _ptr, launch, suffix
+from ._cuda import launch, suffix
 
 # ---- parameter structs (kernels/include/fastgen/gpu_params_vae.h) ---------------------------
 # "p" pointer, "i" int64, "u" uint64, "d" double; StreamParams spelled out as its three fields.
@@ -52,16 +52,8 @@ DTYPES = {name: np.dtype([(f, _cuda._CODES[c]) for f, c in fields]) for name, fi
 
 
 def pack(struct: str, **values) -> np.ndarray:
-    """:func:`fastgen._cuda.pack` for the structs of this module: a one-element structured array
-    (CuPy passes it by value); CuPy arrays become pointers, None and omitted fields zero."""
-    rec = np.zeros(1, DTYPES[struct])
-    for key, value in values.items():
-        if key not in rec.dtype.names:
-            raise KeyError(f"{struct} has no field {key}")
-        if value is None:
-            continue
-        rec[key] = _ptr(value) if type(value).__module__.startswith("cupy") else value
-    return rec
+    """:func:`fastgen._cuda.pack_record` for the structs of this module, by name."""
+    return _cuda.pack_record(DTYPES[struct], **values)
 
 
 def _row_stride(a) -> int:
