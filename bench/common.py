@@ -310,7 +310,8 @@ def environment() -> dict:
         "numpy": np.__version__,
         "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                                   "OMP_WAIT_POLICY", "OMP_PROC_BIND") if k in os.environ},
+                                                   "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND")
+                       if k in os.environ},
     }
     for module, key in (("scipy", "scipy"), ("sklearn", "scikit-learn"), ("fastgen", "fastgen")):
         try:
@@ -325,8 +326,9 @@ def environment() -> dict:
             env["fastgen_openmp_threads"] = int(_cpu.C.max_threads())
     except Exception as exc:  # pragma: no cover
         env["fastgen_blas"] = f"unavailable ({type(exc).__name__})"
-    # after fastgen/_cpu set OMP_WAIT_POLICY (if the user had not)
+    # after fastgen/_cpu set GOMP_SPINCOUNT (if the user had set neither)
     env["thread_env"]["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "(unset)")
+    env["thread_env"]["GOMP_SPINCOUNT"] = os.environ.get("GOMP_SPINCOUNT", "(unset)")
     env["threadpools"] = _threadpools()
     return env
 

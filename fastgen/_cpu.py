@@ -9,11 +9,17 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-# OpenMP threads that spin after a parallel region (libgomp's default) steal the cores from
-# OpenBLAS's threads in the GEMM that follows: measured on 2 cores, a PCD epoch on MNIST ran
-# 8x slower than with passive waiting. libgomp reads this when _C loads it; a user's own
-# setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How long libgomp's threads spin after a parallel region before they sleep. Its default (about
+# 300,000 spins) steals the cores from OpenBLAS's threads in the GEMM that follows: on 2 cores a
+# PCD epoch on MNIST ran 8x slower. Sleeping at once (OMP_WAIT_POLICY=PASSIVE) makes each of
+# the binary-product loop's back-to-back regions wait for the kernel to wake the team: the same
+# epoch ran 1.5x slower than with a short spin (`python -m bench rbm --only A`: 0.72-0.74x the
+# GEMM floor with 5,000 spins against 1.15-1.19x passive, two interleaved runs each), and the
+# BLAS-products loop was no slower (with 20,000 spins it was). libgomp reads this when _C loads
+# it; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+OPENMP_SPIN_COUNT = "5000"
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = OPENMP_SPIN_COUNT
 
 try:
     from . import _C as C

@@ -407,3 +407,20 @@ def test_bad_data_gets_clear_errors_and_input_is_not_modified():
         rbm.transform(np.zeros((2, 6)))
     with pytest.warns(UserWarning, match=r"\[0, 1\]"):
         fastgen.BernoulliRBM(n_components=2, n_iter=1).fit(X * 3)
+
+
+_SPIN_SCRIPT = "import os, fastgen._cpu; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+
+
+@pytest.mark.parametrize("user_env, expected", [
+    ({}, "5000 None"),
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, "None PASSIVE"),
+    ({"GOMP_SPINCOUNT": "100"}, "100 None"),
+])
+def test_openmp_spin_count_default_leaves_user_settings_alone(user_env, expected):
+    # Guards the short-spin default (a sleeping team made each region of the binary loops wait
+    # for a wake-up) and that a user's own OpenMP wait settings are never overridden.
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env.update(user_env)
+    out = subprocess.run([sys.executable, "-c", _SPIN_SCRIPT], check=True, env=env, capture_output=True, text=True)
+    assert out.stdout.split("\n")[-2] == expected
