@@ -27,12 +27,15 @@ from ._validate import float_array
 
 # Densities of nonzeros in x (nonzeros / x.size) up to which the kernel runs; above them the
 # dense GEMM does. Measured with ``python -m bench.sparse_linear`` on the development CPU (2-core
-# AMD EPYC, AVX-512, torch's MKL as the dense side) for x 128 x 784 with uniformly scattered
-# nonzeros times 784 x 400 (the VAE's first layer) and its gradient; see that module's docstring
-# for the table. On MNIST (19 % nonzero) the forward took 0.55x and the weight gradient 0.6x
-# the dense GEMM's time.
+# AMD EPYC, AVX-512, 2 threads, torch's MKL as the dense side) for x 128 x 784 with uniformly
+# scattered nonzeros times 784 x 400 (the VAE's first layer), two runs: kernel time / dense time
+# for the forward 0.43-0.57 at density 0.2, 0.68-0.74 at 0.3, 0.77-0.81 at 0.4, 1.00-1.02 at 0.5; for
+# the weight gradient 0.53-0.62 at 0.2, 0.88-1.03 at 0.3, 1.12-1.18 at 0.4. On the MNIST batch
+# (17.8 % nonzero) the forward took 0.53x and the weight gradient 0.59-0.64x the GEMM's time
+# (the first run, whose dense timings were slower, gave 0.28x and 0.39-0.42x). The weight
+# gradient does more per entry (it also transposes the lists), hence its lower crossover.
 FORWARD_MAX_DENSITY = 0.4
-BACKWARD_MAX_DENSITY = 0.4
+BACKWARD_MAX_DENSITY = 0.25
 
 _STATUS_DONE, _STATUS_TOO_DENSE, _STATUS_NOT_FINITE = 0, 1, 2
 
@@ -50,26 +53,29 @@ def check_shapes(x_shape, weight_t_shape, bias_shape) -> None:
         raise ValueError(f"bias must have shape ({weight_t_shape[1]},) (out_features), got {tuple(bias_shape)}")
 
 
-def forward_numpy(x: np.ndarray, weight_t: np.ndarray, bias, max_density: float = FORWARD_MAX_DENSITY):
+def forward_numpy(x: np.ndarray, weight_t: np.ndarray, bias, max_density: float | None = None):
     """The kernel on validated C-contiguous arrays of one dtype: y, or None when x is denser
-    than ``max_density`` (the caller runs its dense GEMM). ValueError if x holds NaN or infinity
-    (found by the pass that counts its nonzeros)."""
+    than ``max_density`` (default :data:`FORWARD_MAX_DENSITY`; the caller runs its dense GEMM).
+    ValueError if x holds NaN or infinity (found by the pass that counts its nonzeros)."""
     y = _buffers.empty((x.shape[0], weight_t.shape[1]), x.dtype)
-    status = _cpu.C.sparse_linear_forward(x, weight_t, bias, y, max_density)
+    limit = FORWARD_MAX_DENSITY if max_density is None else max_density
+    status = _cpu.C.sparse_linear_forward(x, weight_t, bias, y, limit)
     if status == _STATUS_NOT_FINITE:
         raise ValueError("x contains NaN or infinity")
     return y if status == _STATUS_DONE else None
 
 
 def backward_numpy(x: np.ndarray, grad_y: np.ndarray, need_weight: bool, need_bias: bool,
-                   max_density: float = BACKWARD_MAX_DENSITY):
+                   max_density: float | None = None):
     """(grad_weight_t or None, grad_bias or None) on validated C-contiguous arrays; grad_weight_t
-    is also None when x is denser than ``max_density`` (the caller's dense GEMM computes it)."""
+    is also None when x is denser than ``max_density`` (default :data:`BACKWARD_MAX_DENSITY`;
+    the caller's dense GEMM computes it)."""
+    limit = BACKWARD_MAX_DENSITY if max_density is None else max_density
     grad_b = np.empty(grad_y.shape[1], grad_y.dtype) if need_bias else None
     grad_w = _buffers.empty((x.shape[1], grad_y.shape[1]), x.dtype) if need_weight else None
     if grad_w is None and grad_b is None:
         return None, None
-    status = _cpu.C.sparse_linear_backward(x, grad_y, grad_w, grad_b, max_density)
+    status = _cpu.C.sparse_linear_backward(x, grad_y, grad_w, grad_b, limit)
     if status == _STATUS_NOT_FINITE:
         raise ValueError("x contains NaN or infinity")
     return (grad_w if status == _STATUS_DONE else None), grad_b
