@@ -45,6 +45,14 @@ def params(cols, out, dtype, seed=1):
     return torch.randn(cols, out, generator=g, dtype=dtype) * 0.1, torch.randn(out, generator=g, dtype=dtype)
 
 
+@pytest.fixture(autouse=True)
+def own_torch_rng():
+    """These tests seed torch's global generator (module initialisation): give it back as it was,
+    so that tests running later draw what they drew before this file existed."""
+    with torch.random.fork_rng():
+        yield
+
+
 @pytest.fixture
 def kernel_always(monkeypatch):
     """Send every density to the compiled kernel (the dispatcher's crossover would otherwise hand
