@@ -1,18 +1,26 @@
-// Products with a binary operand. When one factor of a product is a 0/1 matrix, each output row
-// is the sum of the rows of the other factor picked out by its ones: no multiplications, and
-// only (density x) the additions of a dense GEMM. The ones are kept as per-row index lists
-// (BinaryRows), which the Bernoulli sampler writes while it draws, and which a counting sort
-// turns into per-column lists for the transposed product of the gradient statistics.
+// Products with a binary or sparse operand. When one factor of a product is a 0/1 matrix, each
+// output row is the sum of the rows of the other factor picked out by its ones: no
+// multiplications, and only (density x) the additions of a dense GEMM. The ones are kept as
+// per-row index lists (BinaryRows), which the Bernoulli sampler writes while it draws, and which a
+// counting sort turns into per-column lists for the transposed product of the gradient
+// statistics. A sparse operand with arbitrary values (sparse_matmul: data with many exact zeros)
+// is the same index lists plus each entry's value, and runs through the same tiles, each
+// selected row scaled by its value (one fused multiply-add where the target has FMA).
 //
 // The output tile of one row lives in registers (GCC vector extensions, so the same code is
 // AVX-512, AVX2 or SSE by the target) while the selected rows stream through it. Each output
 // element is summed by one thread in index order, so results do not depend on the thread count.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
+
+#if defined(__AVX512F__) || defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include "fastgen.h"
 #include "philox_cpu.h"
@@ -32,6 +40,11 @@ constexpr int kVectorBytes = 16;
 constexpr int kTileVectors = 8;
 // Bytes of M one pass of binary_matmul keeps hot in L1 (of 32 KiB, leaving room for the rest).
 constexpr int64_t kL1Budget = 24 * 1024;
+// The same for sparse_matmul, whose passes carry a value per entry. Measured on the development
+// CPU (one thread, MNIST batch 128 x 784 times 784 x 400): budgets of 32-256 KiB ran within the
+// noise of one another, 24 KiB about 10 % slower (more passes, each reloading and storing the
+// partial output row).
+constexpr int64_t kL1BudgetWeighted = 64 * 1024;
 
 // Density up to which the RBM loops use binary_matmul for an operand that has index lists.
 // Measured on the development CPU (2-core AMD EPYC, AVX-512) with `python -m bench binary`:
@@ -52,54 +65,195 @@ template <typename T> struct Simd {
     return v;
   }
   static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  // acc + w * m with one rounding where the target fuses it (the build turns off contraction,
+  // so the fused form has to be asked for). Every lane and the scalar tail (madd_scalar) round
+  // the same way, so a column's result does not depend on where a tile boundary falls.
+  static V madd(V acc, T w, V m) {
+#if defined(__AVX512F__)
+    if constexpr (kVectorBytes == 64 && sizeof(T) == 4)
+      return (V)_mm512_fmadd_ps(_mm512_set1_ps(w), (__m512)m, (__m512)acc);
+    if constexpr (kVectorBytes == 64 && sizeof(T) == 8)
+      return (V)_mm512_fmadd_pd(_mm512_set1_pd(w), (__m512d)m, (__m512d)acc);
+#endif
+#if defined(__FMA__)
+    if constexpr (kVectorBytes == 32 && sizeof(T) == 4)
+      return (V)_mm256_fmadd_ps(_mm256_set1_ps(w), (__m256)m, (__m256)acc);
+    if constexpr (kVectorBytes == 32 && sizeof(T) == 8)
+      return (V)_mm256_fmadd_pd(_mm256_set1_pd(w), (__m256d)m, (__m256d)acc);
+#endif
+    return acc + w * m;  // reached only on targets without FMA, where madd_scalar does the same
+  }
+  static T madd_scalar(T acc, T w, T m) {
+#if defined(__FMA__) || defined(__AVX512F__)
+    return std::fma(w, m, acc);
+#else
+    return acc + w * m;
+#endif
+  }
 };
 
-// out[0 : kVecs * lanes] = init + sum_k M[idx[k], col0 : col0 + kVecs * lanes]
-template <typename T, int kVecs>
-inline void sum_rows_tile(const int32_t* idx, int32_t n, const T* M, int64_t ldm, const T* init, T* out) {
+// out[0 : kVecs * lanes] = init + sum_k (w[k] *) M[idx[k], col0 : col0 + kVecs * lanes];
+// kWeighted scales each selected row by its entry's value, else (a 0/1 operand) adds it as is.
+template <typename T, int kVecs, bool kWeighted>
+inline void sum_rows_tile(const int32_t* idx, const T* w, int32_t n, const T* M, int64_t ldm, const T* init, T* out) {
   using S = Simd<T>;
   typename S::V acc[kVecs];
 #pragma GCC unroll 8
   for (int t = 0; t < kVecs; ++t) acc[t] = init ? S::load(init + t * S::kLanes) : typename S::V{};
   for (int32_t k = 0; k < n; ++k) {
     const T* m = M + static_cast<int64_t>(idx[k]) * ldm;
+    if constexpr (kWeighted) {
+      const T wk = w[k];
 #pragma GCC unroll 8
-    for (int t = 0; t < kVecs; ++t) acc[t] += S::load(m + t * S::kLanes);
+      for (int t = 0; t < kVecs; ++t) acc[t] = S::madd(acc[t], wk, S::load(m + t * S::kLanes));
+    } else {
+#pragma GCC unroll 8
+      for (int t = 0; t < kVecs; ++t) acc[t] += S::load(m + t * S::kLanes);
+    }
   }
 #pragma GCC unroll 8
   for (int t = 0; t < kVecs; ++t) S::store(out + t * S::kLanes, acc[t]);
 }
 
 // Fewer than one vector of columns.
-template <typename T>
-inline void sum_rows_scalar(const int32_t* idx, int32_t n, const T* M, int64_t ldm, const T* init, T* out,
+template <typename T, bool kWeighted>
+inline void sum_rows_scalar(const int32_t* idx, const T* w, int32_t n, const T* M, int64_t ldm, const T* init, T* out,
                             int64_t width) {
   T acc[kVectorBytes / sizeof(T)];
   for (int64_t c = 0; c < width; ++c) acc[c] = init ? init[c] : T(0);
   for (int32_t k = 0; k < n; ++k) {
     const T* m = M + static_cast<int64_t>(idx[k]) * ldm;
-    for (int64_t c = 0; c < width; ++c) acc[c] += m[c];
+    if constexpr (kWeighted) {
+      for (int64_t c = 0; c < width; ++c) acc[c] = Simd<T>::madd_scalar(acc[c], w[k], m[c]);
+    } else {
+      for (int64_t c = 0; c < width; ++c) acc[c] += m[c];
+    }
   }
   for (int64_t c = 0; c < width; ++c) out[c] = acc[c];
 }
 
 // Columns [col0, col0 + width) of one output row, width <= one tile.
-template <typename T>
-void sum_rows(const int32_t* idx, int32_t n, const T* M, int64_t ldm, const T* init, T* out, int64_t width) {
+template <typename T, bool kWeighted>
+void sum_rows(const int32_t* idx, const T* w, int32_t n, const T* M, int64_t ldm, const T* init, T* out,
+              int64_t width) {
   constexpr int64_t L = Simd<T>::kLanes;
   int64_t c = 0;
   switch (width / L) {
-    case 8: sum_rows_tile<T, 8>(idx, n, M, ldm, init, out); c = 8 * L; break;
-    case 7: sum_rows_tile<T, 7>(idx, n, M, ldm, init, out); c = 7 * L; break;
-    case 6: sum_rows_tile<T, 6>(idx, n, M, ldm, init, out); c = 6 * L; break;
-    case 5: sum_rows_tile<T, 5>(idx, n, M, ldm, init, out); c = 5 * L; break;
-    case 4: sum_rows_tile<T, 4>(idx, n, M, ldm, init, out); c = 4 * L; break;
-    case 3: sum_rows_tile<T, 3>(idx, n, M, ldm, init, out); c = 3 * L; break;
-    case 2: sum_rows_tile<T, 2>(idx, n, M, ldm, init, out); c = 2 * L; break;
-    case 1: sum_rows_tile<T, 1>(idx, n, M, ldm, init, out); c = 1 * L; break;
+    case 8: sum_rows_tile<T, 8, kWeighted>(idx, w, n, M, ldm, init, out); c = 8 * L; break;
+    case 7: sum_rows_tile<T, 7, kWeighted>(idx, w, n, M, ldm, init, out); c = 7 * L; break;
+    case 6: sum_rows_tile<T, 6, kWeighted>(idx, w, n, M, ldm, init, out); c = 6 * L; break;
+    case 5: sum_rows_tile<T, 5, kWeighted>(idx, w, n, M, ldm, init, out); c = 5 * L; break;
+    case 4: sum_rows_tile<T, 4, kWeighted>(idx, w, n, M, ldm, init, out); c = 4 * L; break;
+    case 3: sum_rows_tile<T, 3, kWeighted>(idx, w, n, M, ldm, init, out); c = 3 * L; break;
+    case 2: sum_rows_tile<T, 2, kWeighted>(idx, w, n, M, ldm, init, out); c = 2 * L; break;
+    case 1: sum_rows_tile<T, 1, kWeighted>(idx, w, n, M, ldm, init, out); c = 1 * L; break;
     default: break;
   }
-  if (c < width) sum_rows_scalar(idx, n, M + c, ldm, init ? init + c : nullptr, out + c, width - c);
+  if (c < width)
+    sum_rows_scalar<T, kWeighted>(idx, w, n, M + c, ldm, init ? init + c : nullptr, out + c, width - c);
+}
+
+// out = bias + a @ M (or out += a @ M) for index lists a, weighted by `values` (laid out like
+// a.indices) when kWeighted: binary_matmul and sparse_matmul.
+template <typename T, bool kWeighted>
+void rows_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, int64_t N, const T* bias, T* out,
+                 int64_t ldo, bool accumulate) {
+  if (a.rows == 0 || N == 0) return;
+  // Column tiles of at most kTileVectors vectors, the vectors dealt out evenly (whole vectors;
+  // the last tile takes a partial one) so that the threads' shares balance.
+  constexpr int64_t kLanes = Simd<T>::kLanes;
+  const int64_t n_vectors = (N + kLanes - 1) / kLanes;
+  const int64_t n_tiles = (n_vectors + kTileVectors - 1) / kTileVectors;
+  const int64_t kTile = (n_vectors + n_tiles - 1) / n_tiles * kLanes;  // the widest tile
+  // Rows of M per pass, so that the pass's slice of M (k_chunk x tile) stays in L1 while every
+  // output row adds its share of it; the partial sums wait in `out`, a row at a time.
+  const int64_t budget = kWeighted ? kL1BudgetWeighted : kL1Budget;
+  const int64_t k_chunk = std::max<int64_t>(8, budget / (kTile * static_cast<int64_t>(sizeof(T))));
+  // Two row halves per tile when there are few tiles, so that both threads get work.
+  const int64_t n_row_parts = (n_tiles % 2 == 1 && a.rows >= 64) ? 2 : 1;
+  const int64_t rows_per_part = (a.rows + n_row_parts - 1) / n_row_parts;
+  // Where each row's list crosses into the next chunk of k, found once here rather than by every
+  // tile: row r's entries for chunk j are [bounds[r][j], bounds[r][j + 1]).
+  const int64_t n_chunks = (std::max<int64_t>(a.cols, 1) + k_chunk - 1) / k_chunk;
+  std::vector<int32_t> bounds(a.rows * (n_chunks + 1));
+  int64_t nnz = 0;
+  for (int64_t r = 0; r < a.rows; ++r) {
+    const int32_t* idx = a.indices + a.start(r);
+    const int32_t n = a.counts[r];
+    int32_t* b = bounds.data() + r * (n_chunks + 1);
+    int32_t pos = 0;
+    b[0] = 0;
+    for (int64_t j = 1; j <= n_chunks; ++j) {
+      const int64_t limit = j * k_chunk;
+      while (pos < n && idx[pos] < limit) ++pos;
+      b[j] = pos;
+    }
+    b[n_chunks] = n;
+    nnz += n;
+  }
+  const int64_t items = n_tiles * n_row_parts;
+#pragma omp parallel for schedule(static) if (nnz * N >= 16 * kParallelMinElements && items > 1)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t tile = item / n_row_parts, part = item % n_row_parts;
+    const int64_t c0 = tile * n_vectors / n_tiles * kLanes;
+    const int64_t width = std::min(N, (tile + 1) * n_vectors / n_tiles * kLanes) - c0;
+    const int64_t r0 = part * rows_per_part, r1 = std::min(a.rows, r0 + rows_per_part);
+    for (int64_t j = 0; j < n_chunks; ++j) {
+      const bool first = j == 0;
+      for (int64_t r = r0; r < r1; ++r) {
+        const int32_t* b = bounds.data() + r * (n_chunks + 1);
+        const int32_t begin = b[j], end = b[j + 1];
+        T* o = out + r * ldo + c0;
+        if (!first && begin == end) continue;
+        const int64_t start = a.start(r);
+        const T* init = first ? (accumulate ? o : (bias ? bias + c0 : nullptr)) : o;
+        const T* w = kWeighted ? values + start + begin : nullptr;
+        sum_rows<T, kWeighted>(a.indices + start + begin, w, end - begin, M + c0, ldm, init, o, width);
+      }
+    }
+  }
+}
+
+// The counting sort behind transpose_binary_rows and transpose_sparse_rows; values (per part,
+// laid out like its indices) and col_values travel with the indices when given.
+template <typename T>
+int64_t transpose_rows(const BinaryRows* parts, const T* const* values, const int64_t* row_offsets, int n_parts,
+                       int64_t cols, int32_t* col_indices, T* col_values, int32_t* col_counts, int64_t* col_starts) {
+  std::fill(col_counts, col_counts + cols, 0);
+  for (int p = 0; p < n_parts; ++p) {
+    const BinaryRows& a = parts[p];
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const int32_t* idx = a.indices + a.start(r);
+      for (int32_t k = 0; k < a.counts[r]; ++k) ++col_counts[idx[k]];
+    }
+  }
+  int64_t total = 0;
+  for (int64_t c = 0; c < cols; ++c) {
+    col_starts[c] = total;
+    total += col_counts[c];
+  }
+  // Rows are visited in ascending order, so every column list is sorted: the transposed product
+  // then sums in row order, the same order for every thread count.
+  std::vector<int64_t> cursor(col_starts, col_starts + cols);
+  for (int p = 0; p < n_parts; ++p) {
+    const BinaryRows& a = parts[p];
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const int64_t start = a.start(r);
+      const int32_t* idx = a.indices + start;
+      const int32_t row = static_cast<int32_t>(row_offsets[p] + r);
+      if (values != nullptr) {
+        const T* val = values[p] + start;
+        for (int32_t k = 0; k < a.counts[r]; ++k) {
+          const int64_t at = cursor[idx[k]]++;
+          col_indices[at] = row;
+          col_values[at] = val[k];
+        }
+      } else {
+        for (int32_t k = 0; k < a.counts[r]; ++k) col_indices[cursor[idx[k]]++] = row;
+      }
+    }
+  }
+  return total;
 }
 
 }  // namespace
@@ -107,46 +261,13 @@ void sum_rows(const int32_t* idx, int32_t n, const T* M, int64_t ldm, const T* i
 template <typename T>
 void binary_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, const T* bias, T* out, int64_t ldo,
                    bool accumulate) {
-  if (a.rows == 0 || N == 0) return;
-  // Column tiles of at most kTileVectors vectors, equal widths so the threads' shares balance.
-  constexpr int64_t kLanes = Simd<T>::kLanes;
-  const int64_t n_tiles = (N + kTileVectors * kLanes - 1) / (kTileVectors * kLanes);
-  const int64_t kTile = ((N + n_tiles - 1) / n_tiles + kLanes - 1) / kLanes * kLanes;
-  // Rows of M per pass, so that the pass's slice of M (k_chunk x tile) stays in L1 while every
-  // output row adds its share of it; the partial sums wait in `out`, a row at a time.
-  const int64_t k_chunk = std::max<int64_t>(8, kL1Budget / (kTile * static_cast<int64_t>(sizeof(T))));
-  // Two row halves per tile when there are few tiles, so that both threads get work.
-  const int64_t n_row_parts = (n_tiles % 2 == 1 && a.rows >= 64) ? 2 : 1;
-  const int64_t rows_per_part = (a.rows + n_row_parts - 1) / n_row_parts;
-  int64_t nnz = 0;
-  for (int64_t r = 0; r < a.rows; ++r) nnz += a.counts[r];
-  const int64_t items = n_tiles * n_row_parts;
-#pragma omp parallel if (nnz * N >= 16 * kParallelMinElements && items > 1)
-  {
-    std::vector<int32_t> cursor(rows_per_part);
-#pragma omp for schedule(static)
-    for (int64_t item = 0; item < items; ++item) {
-      const int64_t tile = item / n_row_parts, part = item % n_row_parts;
-      const int64_t c0 = tile * kTile, width = std::min(kTile, N - c0);
-      const int64_t r0 = part * rows_per_part, r1 = std::min(a.rows, r0 + rows_per_part);
-      std::fill(cursor.begin(), cursor.end(), 0);
-      for (int64_t k0 = 0; k0 < std::max<int64_t>(a.cols, 1); k0 += k_chunk) {
-        const int32_t k1 = static_cast<int32_t>(std::min<int64_t>(a.cols, k0 + k_chunk));
-        const bool first = k0 == 0;
-        for (int64_t r = r0; r < r1; ++r) {
-          const int32_t* idx = a.indices + a.start(r);
-          const int32_t n = a.counts[r];
-          int32_t begin = cursor[r - r0], end = begin;
-          while (end < n && idx[end] < k1) ++end;
-          cursor[r - r0] = end;
-          T* o = out + r * ldo + c0;
-          if (!first && begin == end) continue;
-          const T* init = first ? (accumulate ? o : (bias ? bias + c0 : nullptr)) : o;
-          sum_rows<T>(idx + begin, end - begin, M + c0, ldm, init, o, width);
-        }
-      }
-    }
-  }
+  rows_matmul<T, false>(a, nullptr, M, ldm, N, bias, out, ldo, accumulate);
+}
+
+template <typename T>
+void sparse_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, int64_t N, const T* bias, T* out,
+                   int64_t ldo) {
+  rows_matmul<T, true>(a, values, M, ldm, N, bias, out, ldo, false);
 }
 
 void set_binary_max_density(double density) { g_binary_max_density.store(density, std::memory_order_relaxed); }
@@ -197,31 +318,15 @@ int64_t binary_rows_from_dense(const T* x, int64_t rows, int64_t cols, int64_t l
 
 int64_t transpose_binary_rows(const BinaryRows* parts, const int64_t* row_offsets, int n_parts, int64_t cols,
                               int32_t* col_indices, int32_t* col_counts, int64_t* col_starts) {
-  std::fill(col_counts, col_counts + cols, 0);
-  for (int p = 0; p < n_parts; ++p) {
-    const BinaryRows& a = parts[p];
-    for (int64_t r = 0; r < a.rows; ++r) {
-      const int32_t* idx = a.indices + a.start(r);
-      for (int32_t k = 0; k < a.counts[r]; ++k) ++col_counts[idx[k]];
-    }
-  }
-  int64_t total = 0;
-  for (int64_t c = 0; c < cols; ++c) {
-    col_starts[c] = total;
-    total += col_counts[c];
-  }
-  // Rows are visited in ascending order, so every column list is sorted: the transposed product
-  // then sums in row order, the same order for every thread count.
-  std::vector<int64_t> cursor(col_starts, col_starts + cols);
-  for (int p = 0; p < n_parts; ++p) {
-    const BinaryRows& a = parts[p];
-    for (int64_t r = 0; r < a.rows; ++r) {
-      const int32_t* idx = a.indices + a.start(r);
-      const int32_t row = static_cast<int32_t>(row_offsets[p] + r);
-      for (int32_t k = 0; k < a.counts[r]; ++k) col_indices[cursor[idx[k]]++] = row;
-    }
-  }
-  return total;
+  return transpose_rows<float>(parts, nullptr, row_offsets, n_parts, cols, col_indices, nullptr, col_counts,
+                               col_starts);
+}
+
+template <typename T>
+int64_t transpose_sparse_rows(const BinaryRows& a, const T* values, int32_t* col_indices, T* col_values,
+                              int32_t* col_counts, int64_t* col_starts) {
+  const int64_t offset = 0;
+  return transpose_rows<T>(&a, &values, &offset, 1, a.cols, col_indices, col_values, col_counts, col_starts);
 }
 
 template <typename T> void transpose_matrix(const T* in, int64_t rows, int64_t cols, int64_t ldi, T* out, int64_t ldo) {
@@ -239,7 +344,9 @@ template <typename T> void transpose_matrix(const T* in, int64_t rows, int64_t c
 #define FASTGEN_INSTANTIATE(T)                                                                                    \
   template void binary_matmul<T>(const BinaryRows&, const T*, int64_t, int64_t, const T*, T*, int64_t, bool);      \
   template int64_t binary_rows_from_dense<T>(const T*, int64_t, int64_t, int64_t, int32_t*, int32_t*, int64_t); \
-  template void transpose_matrix<T>(const T*, int64_t, int64_t, int64_t, T*, int64_t);
+  template void transpose_matrix<T>(const T*, int64_t, int64_t, int64_t, T*, int64_t);                           \
+  template void sparse_matmul<T>(const BinaryRows&, const T*, const T*, int64_t, int64_t, const T*, T*, int64_t); \
+  template int64_t transpose_sparse_rows<T>(const BinaryRows&, const T*, int32_t*, T*, int32_t*, int64_t*);
 FASTGEN_INSTANTIATE(float)
 FASTGEN_INSTANTIATE(double)
 #undef FASTGEN_INSTANTIATE

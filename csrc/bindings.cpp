@@ -253,6 +253,42 @@ void py_binary_transposed_matmul(const Array<int32_t>& indices, const Array<int3
   binary_matmul<T>(t, mp, N, N, nullptr, op, N);
 }
 
+// y [rows, out] = bias + x [rows, in] @ w_t [in, out] on x's nonzeros. Returns the
+// SparseLinearStatus: 0 done, 1 x denser than max_density (y untouched: the caller's dense GEMM
+// runs instead), 2 x holds a NaN or infinity.
+template <typename T>
+int py_sparse_linear_forward(const Array<T>& x, const Array<T>& w_t, const OptArray<T>& bias, Array<T>& y,
+                             double max_density) {
+  need(x.ndim() == 2 && w_t.ndim() == 2 && x.shape(1) == w_t.shape(0), "x must be [rows, in], w_t [in, out]");
+  const int64_t rows = x.shape(0), in = x.shape(1), out = w_t.shape(1);
+  need(!bias || (bias->ndim() == 1 && bias->shape(0) == out), "bias must be [out]");
+  need(y.ndim() == 2 && y.shape(0) == rows && y.shape(1) == out, "y must be [rows, out]");
+  const SparseLinearParams<T> p{x.data(), rows, in, out, max_density};
+  const T* wp = w_t.data();
+  const T* bp = ptr(bias);
+  T* yp = y.mutable_data();
+  py::gil_scoped_release nogil;
+  return sparse_linear_forward<T>(p, wp, bp, yp);
+}
+
+// grad_b [out] (optional) = grad_y summed over rows; grad_w_t [in, out] (optional) = x^T @ grad_y
+// on x's nonzeros. Returns the status as the forward (1: grad_w_t untouched, grad_b written).
+template <typename T>
+int py_sparse_linear_backward(const Array<T>& x, const Array<T>& grad_y, OptArray<T>& grad_w_t,
+                              OptArray<T>& grad_b, double max_density) {
+  need(x.ndim() == 2 && grad_y.ndim() == 2 && grad_y.shape(0) == x.shape(0), "x must be [rows, in], grad_y [rows, out]");
+  const int64_t rows = x.shape(0), in = x.shape(1), out = grad_y.shape(1);
+  need(!grad_w_t || (grad_w_t->ndim() == 2 && grad_w_t->shape(0) == in && grad_w_t->shape(1) == out),
+       "grad_w_t must be [in, out]");
+  need(!grad_b || (grad_b->ndim() == 1 && grad_b->shape(0) == out), "grad_b must be [out]");
+  const SparseLinearParams<T> p{x.data(), rows, in, out, max_density};
+  const T* gp = grad_y.data();
+  T* gw = mut(grad_w_t);
+  T* gb = mut(grad_b);
+  py::gil_scoped_release nogil;
+  return sparse_linear_backward<T>(p, gp, gw, gb);
+}
+
 // One draw per row of logits [rows, cols] (or one row [cols]) into out [rows] (int64).
 template <typename T>
 void py_sample_categorical(const Array<T>& logits, Array<int64_t>& out, double temperature, int64_t top_k,
@@ -493,6 +529,10 @@ template <typename T> void bind_dtype(py::module_& m) {
   m.def("all_finite", &py_all_finite<T>, nc("x"));
   m.def("binary_transposed_matmul", &py_binary_transposed_matmul<T>, nc("indices"), nc("counts"), py::arg("K"),
         nc("M"), nc("out"));
+  m.def("sparse_linear_forward", &py_sparse_linear_forward<T>, nc("x"), nc("w_t"), opt("bias"), nc("y"),
+        py::arg("max_density"));
+  m.def("sparse_linear_backward", &py_sparse_linear_backward<T>, nc("x"), nc("grad_y"), opt("grad_w_t"),
+        opt("grad_b"), py::arg("max_density"));
 }
 
 }  // namespace

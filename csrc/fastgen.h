@@ -98,8 +98,48 @@ template <typename T> int64_t binary_rows_from_dense(
 int64_t transpose_binary_rows(const BinaryRows* parts, const int64_t* row_offsets, int n_parts, int64_t cols,
                               int32_t* col_indices, int32_t* col_counts, int64_t* col_starts);
 
+// A sparse matrix [a.rows, a.cols] as index lists a (as above) plus the value of each listed
+// entry, laid out like a.indices (entry k of row r at values[a.start(r) + k]):
+// out[r, :] = bias + sum over row r's entries of value * M[k, :]  =  bias + a @ M, each output
+// element summed in index order by one thread (binary_matmul's tiles, one multiply-add per entry).
+template <typename T> void sparse_matmul(
+    const BinaryRows& a, const T* values,  // [rows, K]
+    const T* M, int64_t ldm,               // [K, N]
+    int64_t N,
+    const T* bias,                         // [N] or nullptr
+    T* out, int64_t ldo);                  // [rows, N]
+
+// The column lists of a sparse a (as transpose_binary_rows, one part), values carried along:
+// column c's rows, ascending, are col_indices[col_starts[c] : + col_counts[c]] and their values
+// the same range of col_values. Returns the number of entries.
+template <typename T> int64_t transpose_sparse_rows(const BinaryRows& a, const T* values, int32_t* col_indices,
+                                                    T* col_values, int32_t* col_counts, int64_t* col_starts);
+
 // out[c, r] = in[r, c], blocked.                       in: [rows, cols], out: [cols, rows]
 template <typename T> void transpose_matrix(const T* in, int64_t rows, int64_t cols, int64_t ldi, T* out, int64_t ldo);
+
+// ---- sparse_linear.cpp ------------------------------------------------------------------------
+
+// A linear layer whose input has many exact zeros (pixels of MNIST-like images): y = x @ w_t + b
+// with w_t stored [in, out], so that each nonzero x[r, k] picks the contiguous row w_t[k, :].
+// Both passes first count x's nonzeros (and check it is finite); above max_density they leave the
+// product to the caller's dense GEMM, which wins there. Each output element is summed by one
+// thread in a fixed order (independent of the thread count).
+enum SparseLinearStatus : int { kSparseLinearDone = 0, kSparseLinearTooDense = 1, kSparseLinearNotFinite = 2 };
+template <typename T> struct SparseLinearParams {
+  const T* x;          // [rows, in] contiguous
+  int64_t rows, in, out;
+  double max_density;  // nonzeros / (rows * in) above which the pass returns kSparseLinearTooDense
+};
+// y [rows, out] = bias + x @ w_t (w_t [in, out], bias [out] or nullptr). Returns a status; y is
+// written only for kSparseLinearDone.
+template <typename T> int sparse_linear_forward(const SparseLinearParams<T>& p, const T* w_t, const T* bias, T* y);
+// grad_b [out] (when not nullptr) = grad_y summed over rows, ascending, whatever the density;
+// grad_w_t [in, out] (when not nullptr) = x^T @ grad_y (for each k the rows with x[r, k] != 0,
+// ascending) unless x is denser than max_density (kSparseLinearTooDense, grad_w_t untouched).
+// grad_y [rows, out].
+template <typename T>
+int sparse_linear_backward(const SparseLinearParams<T>& p, const T* grad_y, T* grad_w_t, T* grad_b);
 
 // ---- rbm.cpp -------------------------------------------------------------------------------
 

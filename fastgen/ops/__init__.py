@@ -11,6 +11,7 @@ from .cd import CDGradients, cd_gradients
 from .gibbs import gibbs
 from .reparam import reparameterize
 from .sampling import sample_bernoulli, sample_gaussian
+from .sparse_linear import sparse_input_linear
 
 __all__ = ["sample_bernoulli", "sample_gaussian", "gibbs", "cd_gradients", "CDGradients", "binary_matmul", "sample_categorical", "reparameterize",
-           "bernoulli_log_likelihood", "gaussian_log_likelihood"]
+           "bernoulli_log_likelihood", "gaussian_log_likelihood", "sparse_input_linear"]

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .elbo import bernoulli_log_likelihood
-from .layers import ConvTranspose2d
+from .layers import ConvTranspose2d, SparseInputLinear
 from .pool import max_pool2d, max_unpool2d
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -83,10 +83,13 @@ def reconstruction_loss(x: torch.Tensor, output: torch.Tensor, likelihood: str) 
     return 0.5 * (x - output).pow(2).reshape(x.shape[0], -1).sum(1)
 
 
-def mlp(sizes: Sequence[int], activation: str, last_activation: bool) -> nn.Sequential:
+def mlp(sizes: Sequence[int], activation: str, last_activation: bool, sparse_input: bool = False) -> nn.Sequential:
+    """Linear layers with ``activation`` between them (and after the last with
+    ``last_activation``). ``sparse_input``: the first layer is a :class:`SparseInputLinear`
+    (same parameters, transposed weight), for data with many exact zeros."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
+        layers.append(SparseInputLinear(a, b) if sparse_input and i == 0 else nn.Linear(a, b))
         if i < len(sizes) - 2 or last_activation:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)

@@ -1,5 +1,7 @@
-"""nn.Module wrappers over fastgen's torch ops, with torch's parameter layouts, so a model
-can swap ``nn.ConvTranspose2d`` + activation for one fused op and keep its state dict."""
+"""nn.Module wrappers over fastgen's torch ops, with torch's parameter layouts where the op
+allows, so a model can swap ``nn.ConvTranspose2d`` + activation for one fused op and keep its
+state dict, or ``nn.Linear`` on mostly-zero input for :class:`SparseInputLinear` (whose state
+dict stores the weight transposed and still loads an ``nn.Linear``'s)."""
 from __future__ import annotations
 
 import math
@@ -8,6 +10,7 @@ import torch
 from torch import nn
 
 from .conv import conv_transpose2d
+from .sparse_linear import sparse_input_linear
 from ..ops.conv import activation_code
 from ..ops.pool import pair
 
@@ -54,3 +57,50 @@ class ConvTranspose2d(nn.Module):
         return (f"{self.weight.shape[0]}, {self.weight.shape[1]}, kernel_size={tuple(self.weight.shape[2:])}, "
                 f"stride={self.stride}, padding={self.padding}, output_padding={self.output_padding}, "
                 f"activation={self.activation!r}, bias={self.bias is not None}")
+
+
+class SparseInputLinear(nn.Module):
+    """``nn.Linear`` for inputs with many exact zeros (``torch.ops.fastgen.sparse_input_linear``):
+    the product runs over x's nonzeros only, or as a dense GEMM above the measured density
+    crossover (see :mod:`fastgen.ops.sparse_linear`).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool, default=True
+
+    Shapes: x (n, in_features) -> (n, out_features). The weight is stored transposed,
+    ``weight_t`` (in_features, out_features) = ``nn.Linear.weight.T``, so that each nonzero of x
+    selects a contiguous row. Initialisation draws exactly what ``nn.Linear(in_features,
+    out_features)`` draws (same values from the same torch seed), and a state dict saved from
+    an ``nn.Linear`` (key ``weight``, (out, in)) loads, transposed.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        # nn.Linear's initialisation on its own (out, in) layout, so the draws and fan-in match
+        weight = torch.empty(self.out_features, self.in_features)
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+        self.weight_t = nn.Parameter(weight.t().contiguous())
+        if bias:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
+            self.bias = nn.Parameter(torch.empty(self.out_features).uniform_(-bound, bound))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sparse_input_linear(x, self.weight_t, self.bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # an nn.Linear's (or an older fastgen checkpoint's) weight, (out, in): store it transposed
+        linear_key = prefix + "weight"
+        if linear_key in state_dict and prefix + "weight_t" not in state_dict:
+            weight = state_dict.pop(linear_key)
+            state_dict[prefix + "weight_t"] = weight.t() if weight.dim() == 2 else weight
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -187,10 +187,24 @@ def load_checkpoint(path, lr: float = 1e-3):
     optimizer = adam(model.parameters(), lr=lr)
     if state["optimizer"] is not None:
         optimizer.load_state_dict(state["optimizer"])
+        _transpose_legacy_moments(model, state["model"], optimizer)
     if state["generator"] is not None:
         model.generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
     return model, optimizer, state["epoch"], state["extra"]
+
+
+def _transpose_legacy_moments(model, saved_model_state: dict, optimizer) -> None:
+    """Checkpoints written before the VAE's first layer became a SparseInputLinear hold that
+    layer's ``weight`` as (out, in) (the model loads it transposed, see SparseInputLinear) and
+    the optimizer's running moments in the same layout: transpose those moments too."""
+    from .layers import SparseInputLinear
+
+    for name, module in model.named_modules():
+        if isinstance(module, SparseInputLinear) and f"{name}.weight" in saved_model_state:
+            for key, value in optimizer.state.get(module.weight_t, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() == 2:
+                    optimizer.state[module.weight_t][key] = value.t().contiguous()
 
 
 # ---- the command line ------------------------------------------------------------------------------
