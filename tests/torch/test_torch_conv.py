@@ -332,7 +332,7 @@ def test_backward_of_wide_images_matches_torch_autograd(shape, c_out):
             x, w, b = inputs(shape, (c_out, 4, 4), dtype, seed=shape[2], grad=True)
             out = conv_transpose2d(x, w, b, 2, 1, 0, activation, 0.2)
             expected = ACTIVATIONS[activation](F.conv_transpose2d(x, w, b, 2, 1))
-            weights = torch.randn_like(out)
+            weights = torch.randn(out.shape, dtype=dtype, generator=torch.Generator().manual_seed(shape[3]))
             grads = torch.autograd.grad((out * weights).sum(), (x, w, b))
             want = torch.autograd.grad((expected * weights).sum(), (x, w, b))
             for got, ref in zip(grads, want):
