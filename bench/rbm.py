@@ -328,12 +328,14 @@ def gibbs_chains(X, repeats, *, n_hidden=500, chains=GIBBS_CHAINS, steps=GIBBS_S
     v = np.empty_like(v0)
     Wt = W.T
 
+    # The two products of every step on real states (the data's visible rows, their hidden
+    # probabilities): chaining the raw products instead overflows to inf within a few steps.
+    h0 = np.ascontiguousarray(model.transform(v0), dtype=np.float32)
+
     def floor():
-        vv = v0
         for _ in range(steps):
-            np.matmul(vv, Wt, out=h)
-            np.matmul(h, W, out=v)
-            vv = v
+            np.matmul(v0, Wt, out=h)
+            np.matmul(h0, W, out=v)
 
     run = lambda: gibbs(v0, W, b_vis, b_hid, steps, generator=1)  # noqa: E731
     fns = {GIBBS: run, GIBBS_DENSE: dense_products(run), GIBBS_FLOOR: floor}
