@@ -16,6 +16,7 @@ import pytest
 import fastgen
 from fastgen import _build
 from fastgen.ops import cd_gradients, gibbs, sample_bernoulli, sample_gaussian
+from fake_cuda import FakeCudaArray as _FakeCudaArray, cuda_backend_unavailable as _backend_unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 KERNELS = sorted((REPO / "kernels").glob("*.cu"))
@@ -106,19 +107,6 @@ def test_importing_fastgen_imports_neither_cupy_nor_the_cuda_backend():
             "assert not bad, bad\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
-
-
-class _FakeCudaArray:
-    """A CUDA-array-interface producer that points nowhere: enough to be classified."""
-
-    def __init__(self, shape=(2, 3)):
-        self.__cuda_array_interface__ = {"shape": shape, "typestr": "<f4", "data": (0, False), "version": 3}
-
-
-def _backend_unavailable():
-    from fastgen import _cuda
-
-    return _cuda.unavailable_reason()
 
 
 @pytest.mark.skipif("not _backend_unavailable()", reason="the CUDA backend is available here")

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from fastgen import _build, _cpu
+from fake_cuda import FakeCudaArray as _FakeCudaArray, cuda_backend_unavailable as _backend_unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 NVCC = shutil.which("nvcc")
@@ -182,19 +183,6 @@ def test_zero_rows_draw_nothing(harness, tmp_path):
 
 
 # ---- dispatch without a GPU ---------------------------------------------------------------------
-class _FakeCudaArray:
-    """A CUDA-array-interface producer that points nowhere: enough to be classified."""
-
-    def __init__(self, shape=(2, 3)):
-        self.__cuda_array_interface__ = {"shape": shape, "typestr": "<f4", "data": (0, False), "version": 3}
-
-
-def _backend_unavailable():
-    from fastgen import _cuda
-
-    return _cuda.unavailable_reason()
-
-
 @pytest.mark.skipif("not _backend_unavailable()", reason="the CUDA backend is available here")
 def test_cuda_logits_get_the_documented_error_without_the_backend():
     from fastgen.ops import sample_categorical

@@ -11,21 +11,9 @@ import numpy as np
 import pytest
 
 from fastgen.ops import elbo, pool
+from fake_cuda import FakeCudaArray as _FakeCudaArray, cuda_backend_unavailable as _backend_unavailable
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class _FakeCudaArray:
-    """A CUDA-array-interface producer that points nowhere: enough to be classified."""
-
-    def __init__(self, shape=(2, 3), typestr="<f4"):
-        self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr, "data": (0, False), "version": 3}
-
-
-def _backend_unavailable():
-    from fastgen import _cuda
-
-    return _cuda.unavailable_reason()
 
 
 @pytest.mark.skipif("not _backend_unavailable()", reason="the CUDA backend is available here")

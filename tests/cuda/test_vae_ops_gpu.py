@@ -28,6 +28,7 @@ import fastgen
 from fastgen import _cpu
 from fastgen.ops import conv as ops_conv
 from fastgen.ops import reparam as ops_reparam
+from fake_cuda import FakeCudaArray as _FakeCudaArray
 
 REPO = Path(__file__).resolve().parents[2]
 DTYPES = [np.float32, np.float64]
@@ -58,13 +59,6 @@ def kl_scale(mu, logvar):
 
 
 # ==== anywhere: dispatch without a GPU ==========================================================
-class _FakeCudaArray:
-    """A ``__cuda_array_interface__`` producer pointing nowhere: enough to be classified as CUDA."""
-
-    def __init__(self, shape=(2, 3), typestr="<f4"):
-        self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr, "data": (0, False), "version": 3}
-
-
 _NO_CUPY = "import sys; sys.modules['cupy'] = None\n"  # `import cupy` now raises ImportError
 
 
