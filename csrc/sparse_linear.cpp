@@ -106,6 +106,9 @@ template <typename T> struct RowLists {
     indices.reset(new int32_t[std::max<int64_t>(total, 1)]);
     values.reset(new T[std::max<int64_t>(total, 1)]);
     gather_nonzeros(x, rows, cols, starts.data(), indices.get(), values.get());
+    return lists(rows, cols, counts);
+  }
+  BinaryRows lists(int64_t rows, int64_t cols, const int32_t* counts) const {
     return BinaryRows{indices.get(), counts, starts.data(), 0, rows, cols};
   }
 };
@@ -113,6 +116,18 @@ template <typename T> struct RowLists {
 bool too_dense(int64_t nnz, int64_t rows, int64_t cols, double max_density) {
   const double size = static_cast<double>(rows) * static_cast<double>(cols);
   return size > 0 && static_cast<double>(nnz) > max_density * size;
+}
+
+// The forward's and the backward's common first step: count x's nonzeros per row (which also
+// finds NaN / infinity), refuse above the density crossover, else list them. nnz: their total.
+template <typename T>
+int x_row_lists(const SparseLinearParams<T>& p, std::vector<int32_t>& counts, RowLists<T>& lists, int64_t& nnz) {
+  if (!count_row_nonzeros(p.x, p.rows, p.in, counts.data())) return kSparseLinearNotFinite;
+  nnz = 0;
+  for (int32_t n : counts) nnz += n;
+  if (too_dense(nnz, p.rows, p.in, p.max_density)) return kSparseLinearTooDense;
+  lists.build(p.x, p.rows, p.in, counts.data());
+  return kSparseLinearDone;
 }
 
 // sums[c] = sum over r ascending of m[r, c] (serial, like the passes above: a few microseconds).
@@ -129,12 +144,11 @@ template <typename T> void column_sums(const T* m, int64_t rows, int64_t cols, T
 
 template <typename T> int sparse_linear_forward(const SparseLinearParams<T>& p, const T* w_t, const T* bias, T* y) {
   std::vector<int32_t> counts(p.rows);
-  if (!count_row_nonzeros(p.x, p.rows, p.in, counts.data())) return kSparseLinearNotFinite;
-  int64_t nnz = 0;
-  for (int32_t n : counts) nnz += n;
-  if (too_dense(nnz, p.rows, p.in, p.max_density)) return kSparseLinearTooDense;
   RowLists<T> lists;
-  const BinaryRows a = lists.build(p.x, p.rows, p.in, counts.data());
+  int64_t nnz = 0;
+  const int status = x_row_lists(p, counts, lists, nnz);
+  if (status != kSparseLinearDone) return status;
+  const BinaryRows a = lists.lists(p.rows, p.in, counts.data());
   sparse_matmul<T>(a, lists.values.get(), w_t, p.out, p.out, bias, y, p.out);
   return kSparseLinearDone;
 }
@@ -144,12 +158,11 @@ int sparse_linear_backward(const SparseLinearParams<T>& p, const T* grad_y, T* g
   if (grad_b != nullptr) column_sums(grad_y, p.rows, p.out, grad_b);
   if (grad_w_t == nullptr) return kSparseLinearDone;
   std::vector<int32_t> counts(p.rows);
-  if (!count_row_nonzeros(p.x, p.rows, p.in, counts.data())) return kSparseLinearNotFinite;
-  int64_t nnz = 0;
-  for (int32_t n : counts) nnz += n;
-  if (too_dense(nnz, p.rows, p.in, p.max_density)) return kSparseLinearTooDense;
   RowLists<T> lists;
-  const BinaryRows a = lists.build(p.x, p.rows, p.in, counts.data());
+  int64_t nnz = 0;
+  const int status = x_row_lists(p, counts, lists, nnz);
+  if (status != kSparseLinearDone) return status;
+  const BinaryRows a = lists.lists(p.rows, p.in, counts.data());
   std::unique_ptr<int32_t[]> col_indices(new int32_t[std::max<int64_t>(nnz, 1)]);
   std::unique_ptr<T[]> col_values(new T[std::max<int64_t>(nnz, 1)]);
   std::vector<int32_t> col_counts(p.in);
