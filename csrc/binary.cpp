@@ -66,7 +66,7 @@ template <typename T> struct Simd {
   }
   static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
   // acc + w * m with one rounding where the target fuses it (the build turns off contraction,
-  // so the fused form has to be asked for). Every lane and the scalar tail (madd_scalar) round
+  // so the fused form has to be asked for). Every lane, the partial last one included, rounds
   // the same way, so a column's result does not depend on where a tile boundary falls.
   static V madd(V acc, T w, V m) {
 #if defined(__AVX512F__)
@@ -81,55 +81,61 @@ template <typename T> struct Simd {
     if constexpr (kVectorBytes == 32 && sizeof(T) == 8)
       return (V)_mm256_fmadd_pd(_mm256_set1_pd(w), (__m256d)m, (__m256d)acc);
 #endif
-    return acc + w * m;  // reached only on targets without FMA, where madd_scalar does the same
+    return acc + w * m;  // targets without FMA
   }
-  static T madd_scalar(T acc, T w, T m) {
-#if defined(__FMA__) || defined(__AVX512F__)
-    return std::fma(w, m, acc);
-#else
-    return acc + w * m;
+  // The first n < kLanes lanes of p (the rest zero), and their store: masked loads and stores
+  // where the target has them, so a partial vector at the end of a row costs what a full one
+  // does instead of a scalar loop.
+  static V load_partial(const T* p, int n) {
+#if defined(__AVX512F__)
+    if constexpr (kVectorBytes == 64 && sizeof(T) == 4)
+      return (V)_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
+    if constexpr (kVectorBytes == 64 && sizeof(T) == 8)
+      return (V)_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p);
 #endif
+    V v{};
+    std::memcpy(&v, p, n * sizeof(T));
+    return v;
+  }
+  static void store_partial(T* p, V v, int n) {
+#if defined(__AVX512F__)
+    if constexpr (kVectorBytes == 64 && sizeof(T) == 4)
+      return _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), (__m512)v);
+    if constexpr (kVectorBytes == 64 && sizeof(T) == 8)
+      return _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), (__m512d)v);
+#endif
+    std::memcpy(p, &v, n * sizeof(T));
   }
 };
 
-// out[0 : kVecs * lanes] = init + sum_k (w[k] *) M[idx[k], col0 : col0 + kVecs * lanes];
+// out[0 : width] = init + sum_k (w[k] *) M[idx[k], col0 : col0 + width], width = kVecs lanes-wide
+// vectors, the last of them holding only `tail` lanes when tail > 0 (masked loads and stores).
 // kWeighted scales each selected row by its entry's value, else (a 0/1 operand) adds it as is.
-template <typename T, int kVecs, bool kWeighted>
-inline void sum_rows_tile(const int32_t* idx, const T* w, int32_t n, const T* M, int64_t ldm, const T* init, T* out) {
+template <typename T, int kVecs, bool kWeighted, bool kPartial>
+inline void sum_rows_tile(const int32_t* idx, const T* w, int32_t n, const T* M, int64_t ldm, const T* init, T* out,
+                          int tail) {
   using S = Simd<T>;
+  constexpr int kFull = kPartial ? kVecs - 1 : kVecs;
   typename S::V acc[kVecs];
 #pragma GCC unroll 8
-  for (int t = 0; t < kVecs; ++t) acc[t] = init ? S::load(init + t * S::kLanes) : typename S::V{};
+  for (int t = 0; t < kFull; ++t) acc[t] = init ? S::load(init + t * S::kLanes) : typename S::V{};
+  if constexpr (kPartial) acc[kFull] = init ? S::load_partial(init + kFull * S::kLanes, tail) : typename S::V{};
   for (int32_t k = 0; k < n; ++k) {
     const T* m = M + static_cast<int64_t>(idx[k]) * ldm;
     if constexpr (kWeighted) {
       const T wk = w[k];
 #pragma GCC unroll 8
-      for (int t = 0; t < kVecs; ++t) acc[t] = S::madd(acc[t], wk, S::load(m + t * S::kLanes));
+      for (int t = 0; t < kFull; ++t) acc[t] = S::madd(acc[t], wk, S::load(m + t * S::kLanes));
+      if constexpr (kPartial) acc[kFull] = S::madd(acc[kFull], wk, S::load_partial(m + kFull * S::kLanes, tail));
     } else {
 #pragma GCC unroll 8
-      for (int t = 0; t < kVecs; ++t) acc[t] += S::load(m + t * S::kLanes);
+      for (int t = 0; t < kFull; ++t) acc[t] += S::load(m + t * S::kLanes);
+      if constexpr (kPartial) acc[kFull] += S::load_partial(m + kFull * S::kLanes, tail);
     }
   }
 #pragma GCC unroll 8
-  for (int t = 0; t < kVecs; ++t) S::store(out + t * S::kLanes, acc[t]);
-}
-
-// Fewer than one vector of columns.
-template <typename T, bool kWeighted>
-inline void sum_rows_scalar(const int32_t* idx, const T* w, int32_t n, const T* M, int64_t ldm, const T* init, T* out,
-                            int64_t width) {
-  T acc[kVectorBytes / sizeof(T)];
-  for (int64_t c = 0; c < width; ++c) acc[c] = init ? init[c] : T(0);
-  for (int32_t k = 0; k < n; ++k) {
-    const T* m = M + static_cast<int64_t>(idx[k]) * ldm;
-    if constexpr (kWeighted) {
-      for (int64_t c = 0; c < width; ++c) acc[c] = Simd<T>::madd_scalar(acc[c], w[k], m[c]);
-    } else {
-      for (int64_t c = 0; c < width; ++c) acc[c] += m[c];
-    }
-  }
-  for (int64_t c = 0; c < width; ++c) out[c] = acc[c];
+  for (int t = 0; t < kFull; ++t) S::store(out + t * S::kLanes, acc[t]);
+  if constexpr (kPartial) S::store_partial(out + kFull * S::kLanes, acc[kFull], tail);
 }
 
 // Columns [col0, col0 + width) of one output row, width <= one tile.
@@ -137,20 +143,29 @@ template <typename T, bool kWeighted>
 void sum_rows(const int32_t* idx, const T* w, int32_t n, const T* M, int64_t ldm, const T* init, T* out,
               int64_t width) {
   constexpr int64_t L = Simd<T>::kLanes;
-  int64_t c = 0;
-  switch (width / L) {
-    case 8: sum_rows_tile<T, 8, kWeighted>(idx, w, n, M, ldm, init, out); c = 8 * L; break;
-    case 7: sum_rows_tile<T, 7, kWeighted>(idx, w, n, M, ldm, init, out); c = 7 * L; break;
-    case 6: sum_rows_tile<T, 6, kWeighted>(idx, w, n, M, ldm, init, out); c = 6 * L; break;
-    case 5: sum_rows_tile<T, 5, kWeighted>(idx, w, n, M, ldm, init, out); c = 5 * L; break;
-    case 4: sum_rows_tile<T, 4, kWeighted>(idx, w, n, M, ldm, init, out); c = 4 * L; break;
-    case 3: sum_rows_tile<T, 3, kWeighted>(idx, w, n, M, ldm, init, out); c = 3 * L; break;
-    case 2: sum_rows_tile<T, 2, kWeighted>(idx, w, n, M, ldm, init, out); c = 2 * L; break;
-    case 1: sum_rows_tile<T, 1, kWeighted>(idx, w, n, M, ldm, init, out); c = 1 * L; break;
-    default: break;
+  const int tail = static_cast<int>(width % L);
+  if (tail == 0) {
+    switch (width / L) {
+      case 8: return sum_rows_tile<T, 8, kWeighted, false>(idx, w, n, M, ldm, init, out, 0);
+      case 7: return sum_rows_tile<T, 7, kWeighted, false>(idx, w, n, M, ldm, init, out, 0);
+      case 6: return sum_rows_tile<T, 6, kWeighted, false>(idx, w, n, M, ldm, init, out, 0);
+      case 5: return sum_rows_tile<T, 5, kWeighted, false>(idx, w, n, M, ldm, init, out, 0);
+      case 4: return sum_rows_tile<T, 4, kWeighted, false>(idx, w, n, M, ldm, init, out, 0);
+      case 3: return sum_rows_tile<T, 3, kWeighted, false>(idx, w, n, M, ldm, init, out, 0);
+      case 2: return sum_rows_tile<T, 2, kWeighted, false>(idx, w, n, M, ldm, init, out, 0);
+      default: return sum_rows_tile<T, 1, kWeighted, false>(idx, w, n, M, ldm, init, out, 0);
+    }
   }
-  if (c < width)
-    sum_rows_scalar<T, kWeighted>(idx, w, n, M + c, ldm, init ? init + c : nullptr, out + c, width - c);
+  switch (width / L + 1) {
+    case 8: return sum_rows_tile<T, 8, kWeighted, true>(idx, w, n, M, ldm, init, out, tail);
+    case 7: return sum_rows_tile<T, 7, kWeighted, true>(idx, w, n, M, ldm, init, out, tail);
+    case 6: return sum_rows_tile<T, 6, kWeighted, true>(idx, w, n, M, ldm, init, out, tail);
+    case 5: return sum_rows_tile<T, 5, kWeighted, true>(idx, w, n, M, ldm, init, out, tail);
+    case 4: return sum_rows_tile<T, 4, kWeighted, true>(idx, w, n, M, ldm, init, out, tail);
+    case 3: return sum_rows_tile<T, 3, kWeighted, true>(idx, w, n, M, ldm, init, out, tail);
+    case 2: return sum_rows_tile<T, 2, kWeighted, true>(idx, w, n, M, ldm, init, out, tail);
+    default: return sum_rows_tile<T, 1, kWeighted, true>(idx, w, n, M, ldm, init, out, tail);
+  }
 }
 
 // out = bias + a @ M (or out += a @ M) for index lists a, weighted by `values` (laid out like
