@@ -45,6 +45,11 @@ constexpr int64_t kL1Budget = 24 * 1024;
 // noise of one another, 24 KiB about 10 % slower (more passes, each reloading and storing the
 // partial output row).
 constexpr int64_t kL1BudgetWeighted = 64 * 1024;
+// Passes over M at least this long per row, on average (binary_matmul, one thread, products of
+// the MNIST RBM, interleaved medians): at density 0.13 the 24 KiB passes took 1.12-1.2x as long
+// (100 and 1,000 rows, both dtypes); at 0.47, where the L1 passes already hold ~25 entries a
+// row, nothing changes.
+constexpr int64_t kMinEntriesPerPass = 16;
 
 // Density up to which the RBM loops use binary_matmul for an operand that has index lists.
 // Measured on the development CPU (2-core AMD EPYC, AVX-512) with `python -m bench binary`:
@@ -180,10 +185,15 @@ void rows_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, 
   const int64_t n_vectors = (N + kLanes - 1) / kLanes;
   const int64_t n_tiles = (n_vectors + kTileVectors - 1) / kTileVectors;
   const int64_t kTile = (n_vectors + n_tiles - 1) / n_tiles * kLanes;  // the widest tile
+  int64_t nnz = 0;
+  for (int64_t r = 0; r < a.rows; ++r) nnz += a.counts[r];
   // Rows of M per pass, so that the pass's slice of M (k_chunk x tile) stays in L1 while every
-  // output row adds its share of it; the partial sums wait in `out`, a row at a time.
+  // output row adds its share of it; the partial sums wait in `out`, a row at a time. A sparse
+  // operand gets longer passes, so that each row's share (kMinEntriesPerPass on average) is
+  // worth reloading and storing its partial sums for, even though the slice then spills to L2.
   const int64_t budget = kWeighted ? kL1BudgetWeighted : kL1Budget;
-  const int64_t k_chunk = std::max<int64_t>(8, budget / (kTile * static_cast<int64_t>(sizeof(T))));
+  const int64_t k_l1 = std::max<int64_t>(8, budget / (kTile * static_cast<int64_t>(sizeof(T))));
+  const int64_t k_chunk = std::max(k_l1, nnz > 0 ? kMinEntriesPerPass * a.rows * a.cols / nnz : 0);
   // Two row halves per tile when there are few tiles, so that both threads get work.
   const int64_t n_row_parts = (n_tiles % 2 == 1 && a.rows >= 64) ? 2 : 1;
   const int64_t rows_per_part = (a.rows + n_row_parts - 1) / n_row_parts;
@@ -191,7 +201,6 @@ void rows_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, 
   // tile: row r's entries for chunk j are [bounds[r][j], bounds[r][j + 1]).
   const int64_t n_chunks = (std::max<int64_t>(a.cols, 1) + k_chunk - 1) / k_chunk;
   std::vector<int32_t> bounds(a.rows * (n_chunks + 1));
-  int64_t nnz = 0;
   for (int64_t r = 0; r < a.rows; ++r) {
     const int32_t* idx = a.indices + a.start(r);
     const int32_t n = a.counts[r];
@@ -204,7 +213,6 @@ void rows_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, 
       b[j] = pos;
     }
     b[n_chunks] = n;
-    nnz += n;
   }
   const int64_t items = n_tiles * n_row_parts;
 #pragma omp parallel for schedule(static) if (nnz * N >= 16 * kParallelMinElements && items > 1)
