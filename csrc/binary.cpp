@@ -23,6 +23,7 @@
 #endif
 
 #include "fastgen.h"
+#include "index_lists.h"
 #include "philox_cpu.h"
 
 namespace fastgen {
@@ -305,38 +306,20 @@ bool binary_product_pays(int64_t rows, int64_t K, int64_t N, int64_t nnz, bool i
   return limit > 0.0 && density <= limit;
 }
 
-int64_t binary_rows_from_dense_impl(const void* x, bool is_double, int64_t rows, int64_t cols, int64_t ld,
-                                    int32_t* indices, int32_t* counts, int64_t stride) {
-  int64_t nnz = 0;
-  bool binary = true;
-  for (int64_t r = 0; r < rows && binary; ++r) {
-    int32_t* out = indices + r * stride;
-    int32_t n = 0;
-    if (is_double) {
-      const double* row = static_cast<const double*>(x) + r * ld;
-      for (int64_t c = 0; c < cols; ++c) {
-        binary &= (row[c] == 0.0) | (row[c] == 1.0);
-        out[n] = static_cast<int32_t>(c);
-        n += row[c] != 0.0;
-      }
-    } else {
-      const float* row = static_cast<const float*>(x) + r * ld;
-      for (int64_t c = 0; c < cols; ++c) {
-        binary &= (row[c] == 0.0f) | (row[c] == 1.0f);
-        out[n] = static_cast<int32_t>(c);
-        n += row[c] != 0.0f;
-      }
-    }
-    counts[r] = n;
-    nnz += n;
-  }
-  return binary ? nnz : -1;
-}
-
 template <typename T>
 int64_t binary_rows_from_dense(const T* x, int64_t rows, int64_t cols, int64_t ld, int32_t* indices, int32_t* counts,
                                int64_t stride) {
-  return binary_rows_from_dense_impl(x, sizeof(T) == 8, rows, cols, ld, indices, counts, stride);
+  int64_t nnz = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = x + r * ld;
+    bool binary = true;
+#pragma omp simd reduction(&& : binary)
+    for (int64_t c = 0; c < cols; ++c) binary = binary && ((row[c] == T(0)) | (row[c] == T(1)));
+    if (!binary) return -1;
+    counts[r] = append_nonzero_columns(row, cols, 0, indices + r * stride, 0);
+    nnz += counts[r];
+  }
+  return nnz;
 }
 
 int64_t transpose_binary_rows(const BinaryRows* parts, const int64_t* row_offsets, int n_parts, int64_t cols,

@@ -4,6 +4,7 @@
 
 #include "fastgen.h"
 #include "fastgen/math.h"
+#include "index_lists.h"
 #include "philox_cpu.h"
 
 namespace fastgen {
@@ -42,16 +43,6 @@ namespace {
 
 // One row of the fused bias + sigmoid + draw. The flags are template parameters so that each
 // variant's inner loop has no conditional loads and vectorises.
-// Appends the column of every 1 in states[0:len] (columns c0...) to indices; returns the count.
-template <typename T>
-inline int32_t append_ones(const T* states, int64_t len, int64_t c0, int32_t* indices, int32_t n) {
-  for (int64_t j = 0; j < len; ++j) {
-    indices[n] = static_cast<int32_t>(c0 + j);
-    n += states[j] != T(0);
-  }
-  return n;
-}
-
 template <typename T, bool kBias, bool kProbs, bool kStates>
 void bernoulli_logits_row(const T* in, const T* bias, T* probs, T* states, int64_t r, int64_t cols, RandomStream s,
                           int32_t* indices = nullptr, int32_t* count = nullptr) {
@@ -74,7 +65,7 @@ void bernoulli_logits_row(const T* in, const T* bias, T* probs, T* states, int64
       st[j] = bernoulli_state(p, uniform01<T>(w[j]));
     }
     // Still in L1: the index lists cost no second pass over memory.
-    if (indices != nullptr) ones = append_ones(st, len, c0, indices, ones);
+    if (indices != nullptr) ones = append_nonzero_columns(st, len, c0, indices, ones);
   });
   if (count != nullptr) *count = ones;
 }
@@ -103,7 +94,7 @@ template <typename T> void bernoulli_probs_rows(const BernoulliParams<T>& p) {
       const int64_t c0 = start - r * cols;
 #pragma omp simd
       for (int64_t j = 0; j < len; ++j) states[c0 + j] = bernoulli_state(in[c0 + j], uniform01<T>(w[j]));
-      if (indices != nullptr) ones = append_ones(states + c0, len, c0, indices, ones);
+      if (indices != nullptr) ones = append_nonzero_columns(states + c0, len, c0, indices, ones);
     });
     if (indices != nullptr) p.counts[r] = ones;
   }
