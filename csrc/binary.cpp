@@ -202,37 +202,37 @@ void rows_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, 
   // tile: row r's entries for chunk j are [bounds[r][j], bounds[r][j + 1]).
   const int64_t n_chunks = (std::max<int64_t>(a.cols, 1) + k_chunk - 1) / k_chunk;
   std::vector<int32_t> bounds(a.rows * (n_chunks + 1));
-  for (int64_t r = 0; r < a.rows; ++r) {
-    const int32_t* idx = a.indices + a.start(r);
-    const int32_t n = a.counts[r];
-    int32_t* b = bounds.data() + r * (n_chunks + 1);
-    int32_t pos = 0;
-    b[0] = 0;
-    for (int64_t j = 1; j <= n_chunks; ++j) {
-      const int64_t limit = j * k_chunk;
-      while (pos < n && idx[pos] < limit) ++pos;
-      b[j] = pos;
-    }
-    b[n_chunks] = n;
-  }
   const int64_t items = n_tiles * n_row_parts;
-#pragma omp parallel for schedule(static) if (nnz * N >= 16 * kParallelMinElements && items > 1)
-  for (int64_t item = 0; item < items; ++item) {
-    const int64_t tile = item / n_row_parts, part = item % n_row_parts;
-    const int64_t c0 = tile * n_vectors / n_tiles * kLanes;
-    const int64_t width = std::min(N, (tile + 1) * n_vectors / n_tiles * kLanes) - c0;
-    const int64_t r0 = part * rows_per_part, r1 = std::min(a.rows, r0 + rows_per_part);
-    for (int64_t j = 0; j < n_chunks; ++j) {
-      const bool first = j == 0;
-      for (int64_t r = r0; r < r1; ++r) {
-        const int32_t* b = bounds.data() + r * (n_chunks + 1);
-        const int32_t begin = b[j], end = b[j + 1];
-        T* o = out + r * ldo + c0;
-        if (!first && begin == end) continue;
-        const int64_t start = a.start(r);
-        const T* init = first ? (accumulate ? o : (bias ? bias + c0 : nullptr)) : o;
-        const T* w = kWeighted ? values + start + begin : nullptr;
-        sum_rows<T, kWeighted>(a.indices + start + begin, w, end - begin, M + c0, ldm, init, o, width);
+#pragma omp parallel if (nnz * N >= 16 * kParallelMinElements && items > 1)
+  {
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const int32_t* idx = a.indices + a.start(r);
+      const int32_t n = a.counts[r];
+      int32_t* b = bounds.data() + r * (n_chunks + 1);
+      b[0] = 0;
+      for (int64_t j = 1; j < n_chunks; ++j)
+        b[j] = static_cast<int32_t>(std::lower_bound(idx + b[j - 1], idx + n, static_cast<int32_t>(j * k_chunk)) - idx);
+      b[n_chunks] = n;
+    }
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t tile = item / n_row_parts, part = item % n_row_parts;
+      const int64_t c0 = tile * n_vectors / n_tiles * kLanes;
+      const int64_t width = std::min(N, (tile + 1) * n_vectors / n_tiles * kLanes) - c0;
+      const int64_t r0 = part * rows_per_part, r1 = std::min(a.rows, r0 + rows_per_part);
+      for (int64_t j = 0; j < n_chunks; ++j) {
+        const bool first = j == 0;
+        for (int64_t r = r0; r < r1; ++r) {
+          const int32_t* b = bounds.data() + r * (n_chunks + 1);
+          const int32_t begin = b[j], end = b[j + 1];
+          T* o = out + r * ldo + c0;
+          if (!first && begin == end) continue;
+          const int64_t start = a.start(r);
+          const T* init = first ? (accumulate ? o : (bias ? bias + c0 : nullptr)) : o;
+          const T* w = kWeighted ? values + start + begin : nullptr;
+          sum_rows<T, kWeighted>(a.indices + start + begin, w, end - begin, M + c0, ldm, init, o, width);
+        }
       }
     }
   }
@@ -310,16 +310,19 @@ template <typename T>
 int64_t binary_rows_from_dense(const T* x, int64_t rows, int64_t cols, int64_t ld, int32_t* indices, int32_t* counts,
                                int64_t stride) {
   int64_t nnz = 0;
+  bool binary = true;
+#pragma omp parallel for schedule(static) reduction(+ : nnz) reduction(&& : binary) if (rows * cols >= kParallelMinElements)
   for (int64_t r = 0; r < rows; ++r) {
     const T* row = x + r * ld;
-    bool binary = true;
-#pragma omp simd reduction(&& : binary)
-    for (int64_t c = 0; c < cols; ++c) binary = binary && ((row[c] == T(0)) | (row[c] == T(1)));
-    if (!binary) return -1;
+    bool row_binary = true;
+#pragma omp simd reduction(&& : row_binary)
+    for (int64_t c = 0; c < cols; ++c) row_binary = row_binary && ((row[c] == T(0)) | (row[c] == T(1)));
+    binary = binary && row_binary;
+    if (!row_binary) continue;
     counts[r] = append_nonzero_columns(row, cols, 0, indices + r * stride, 0);
     nnz += counts[r];
   }
-  return nnz;
+  return binary ? nnz : -1;
 }
 
 int64_t transpose_binary_rows(const BinaryRows* parts, const int64_t* row_offsets, int n_parts, int64_t cols,

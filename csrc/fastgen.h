@@ -87,7 +87,7 @@ void set_binary_max_density(double density);
 double binary_max_density();
 
 // Index lists of the ones of x (written at stride `stride`, counts[r] per row). Returns the
-// number of ones, or -1 as soon as a value other than 0 or 1 is met (lists then incomplete).
+// number of ones, or -1 if any value is neither 0 nor 1 (the lists are then incomplete).
 template <typename T> int64_t binary_rows_from_dense(
     const T* x, int64_t rows, int64_t cols, int64_t ld,  // x: [rows, cols]
     int32_t* indices, int32_t* counts, int64_t stride);  // indices: [rows, stride], counts: [rows]
