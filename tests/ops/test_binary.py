@@ -65,6 +65,33 @@ def test_binary_transposed_matmul_matches_dense_product(dtype, density, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cols", [1, 7, 8, 9, 15, 16, 17, 33, 129, 4096 + 32])
+def test_index_lists_of_ones_match_nonzero(dtype, cols):
+    # The lists are packed a vector of columns at a time (16 float32, 8 float64): widths on
+    # both sides of those blocks, rows empty, full and random, must all list exactly the ones.
+    rng = np.random.default_rng(cols)
+    x = (rng.random((70, cols)) < rng.random((70, 1))).astype(dtype)
+    x[0], x[1] = 0, 1
+    indices, counts, nnz = _cpu.C.binary_rows(x)
+    assert nnz == np.count_nonzero(x)
+    for r in range(x.shape[0]):
+        assert counts[r] == np.count_nonzero(x[r])
+        assert np.array_equal(indices[r, :counts[r]], np.flatnonzero(x[r]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_index_lists_report_non_binary_values_in_any_row(dtype):
+    # Rows are listed in parallel: a value other than 0/1 in the last row must still be seen.
+    x = np.zeros((200, 300), dtype)
+    x[-1, -1] = 0.5
+    assert _cpu.C.binary_rows(x)[2] == -1
+    x[-1, -1] = np.nan
+    assert _cpu.C.binary_rows(x)[2] == -1
+    x[-1, -1] = 1
+    assert _cpu.C.binary_rows(x)[2] == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_binary_matmul_empty_rows_and_full_rows(dtype):
     rng = np.random.default_rng(3)
     a = random_binary(rng, (37, 300), 0.2)
