@@ -205,8 +205,9 @@ template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p) {
     T* visible_neg = visible_pos + B * ldw;
     int32_t* neg_indices = visible_indices.data() + B * nv;
     int32_t* neg_counts = visible_counts.data() + B;
-    for (int64_t r = 0; r < B; ++r) std::copy(v + r * p.data_stride, v + r * p.data_stride + nv, visible_pos + r * ldw);
-    const BinaryOperand<T> data{visible_pos, ldw, visible_indices.data(), visible_counts.data(), nv,
+    // The data rows are read where they are; they are copied above the chains only for the
+    // stacked BLAS product of the update (see below).
+    const BinaryOperand<T> data{v, p.data_stride, visible_indices.data(), visible_counts.data(), nv,
                                 binary_rows_from_dense<T>(v, B, nv, p.data_stride, visible_indices.data(),
                                                           visible_counts.data(), nv),
                                 B, nv};
@@ -240,26 +241,41 @@ template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p) {
       }
     }
 
-    // Biases (no weight decay): gradients are differences of means.
-    column_sums(bias_grad.data(), visible_pos, B, ldw, T(1) / B, visible_neg, C, ldw, T(-1) / C, nv);
-    sgd_momentum_update(p.rbm.visible_bias, p.visible_bias_velocity, bias_grad.data(), nv, lr, p.momentum, T(0));
-    column_sums(bias_grad.data(), hidden_pos, B, ldt, T(1) / B, hidden_neg, C, ldt, T(-1) / C, nh);
-    sgd_momentum_update(p.rbm.hidden_bias, p.hidden_bias_velocity, bias_grad.data(), nh, lr, p.momentum, T(0));
+    // Biases (no weight decay): gradients are differences of means. Then the hidden
+    // probabilities are scaled into the update's factors (after their column sums are taken).
+    const auto bias_updates = [&] {
+      column_sums(bias_grad.data(), v, B, p.data_stride, T(1) / B, visible_neg, C, ldw, T(-1) / C, nv);
+      sgd_momentum_update(p.rbm.visible_bias, p.visible_bias_velocity, bias_grad.data(), nv, lr, p.momentum, T(0));
+      column_sums(bias_grad.data(), hidden_pos, B, ldt, T(1) / B, hidden_neg, C, ldt, T(-1) / C, nh);
+      sgd_momentum_update(p.rbm.hidden_bias, p.hidden_bias_velocity, bias_grad.data(), nh, lr, p.momentum, T(0));
+      scale(hidden_pos, B * ldt, lr / static_cast<T>(B));
+      scale(hidden_neg, C * ldt, -lr / static_cast<T>(C));
+    };
 
     // Weights, in the W^T layout: [v_data ; v_k]^T @ [P(h|v_data) lr/B ; P(h|v_k) (-lr/C)].
-    scale(hidden_pos, B * ldt, lr / static_cast<T>(B));
-    scale(hidden_neg, C * ldt, -lr / static_cast<T>(C));
     T* target = use_momentum ? VT.data() : WT.data();
-    decay_and_momentum(WT.data(), use_momentum ? VT.data() : nullptr, nv * ldt, p.momentum, lr * p.weight_decay);
     const int64_t stacked_nnz = data.nnz >= 0 ? data.nnz + neg_nnz : -1;
     if (stacked_nnz >= 0 && binary_product_pays(nv, B + C, nh, stacked_nnz, is_double(T()))) {
       const BinaryRows parts[2] = {data.lists(), BinaryRows{neg_indices, neg_counts, nullptr, nv, C, nv}};
       const int64_t row_offsets[2] = {0, B};
-      transpose_binary_rows(parts, row_offsets, 2, nv, column_indices.data(), column_counts.data(),
-                            column_starts.data());
+      // Both are serial and independent: one thread sorts the lists by column while the other
+      // does the biases (on MNIST about 3 % and 2 % of a one-thread epoch, which the second
+      // thread used to wait through).
+#pragma omp parallel sections if ((B + C) * (nv + nh) >= kParallelMinElements)
+      {
+#pragma omp section
+        transpose_binary_rows(parts, row_offsets, 2, nv, column_indices.data(), column_counts.data(),
+                              column_starts.data());
+#pragma omp section
+        bias_updates();
+      }
+      decay_and_momentum(WT.data(), use_momentum ? VT.data() : nullptr, nv * ldt, p.momentum, lr * p.weight_decay);
       const BinaryRows columns{column_indices.data(), column_counts.data(), column_starts.data(), 0, nv, B + C};
       binary_matmul<T>(columns, hidden_pos, ldt, nh, nullptr, target, ldt, /*accumulate=*/true);
     } else {
+      bias_updates();
+      decay_and_momentum(WT.data(), use_momentum ? VT.data() : nullptr, nv * ldt, p.momentum, lr * p.weight_decay);
+      for (int64_t r = 0; r < B; ++r) std::copy(v + r * p.data_stride, v + r * p.data_stride + nv, visible_pos + r * ldw);
       gemm<T>(true, false, nv, nh, B + C, T(1), visible_pos, ldw, hidden_pos, ldt, T(1), target, ldt);
     }
     apply_and_transpose(WT.data(), use_momentum ? VT.data() : nullptr, nv, nh, ldt, W.data(), ldw);
