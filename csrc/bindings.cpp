@@ -472,6 +472,20 @@ template <typename T> bool py_all_finite(const py::array_t<T, py::array::c_style
   return bad == 0;
 }
 
+// (finite, min, max) of x [rows, cols]; column_sums [cols] filled when given.
+template <typename T>
+py::tuple py_summarize_rows(const Array<T>& x, std::optional<Array<double>>& column_sums) {
+  const int64_t rows = rows_of(x), cols = cols_of(x);
+  need(!column_sums || column_sums->size() == cols, "column_sums must have one entry per column");
+  double* sums = column_sums ? column_sums->mutable_data() : nullptr;
+  DataSummary<T> s;
+  {
+    py::gil_scoped_release nogil;
+    s = summarize_rows<T>(x.data(), rows, cols, cols, sums);
+  }
+  return py::make_tuple(s.finite, s.min, s.max);
+}
+
 void* capsule_pointer(const py::capsule& c) {
   void* p = PyCapsule_GetPointer(c.ptr(), PyCapsule_GetName(c.ptr()));
   if (p == nullptr) throw py::error_already_set();
@@ -527,6 +541,7 @@ template <typename T> void bind_dtype(py::module_& m) {
   m.def("activation_backward", &py_activation_backward<T>, nc("grad_out"), nc("y"), nc("grad_in"),
         py::arg("activation"), py::arg("slope"));
   m.def("all_finite", &py_all_finite<T>, nc("x"));
+  m.def("summarize_rows", &py_summarize_rows<T>, nc("x"), py::arg("column_sums").noconvert().none(true));
   m.def("binary_transposed_matmul", &py_binary_transposed_matmul<T>, nc("indices"), nc("counts"), py::arg("K"),
         nc("M"), nc("out"));
   m.def("sparse_linear_forward", &py_sparse_linear_forward<T>, nc("x"), nc("w_t"), opt("bias"), nc("y"),

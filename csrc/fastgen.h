@@ -141,6 +141,18 @@ template <typename T> int sparse_linear_forward(const SparseLinearParams<T>& p, 
 template <typename T>
 int sparse_linear_backward(const SparseLinearParams<T>& p, const T* grad_y, T* grad_w_t, T* grad_b);
 
+// ---- data_summary.cpp ------------------------------------------------------------------------
+
+template <typename T> struct DataSummary {
+  bool finite;  // no NaN or infinity; min and max are meaningful only when true
+  T min, max;   // +inf and -inf for an empty matrix
+};
+// One pass over x [rows, cols] (row stride ld): finiteness, range and, when column_sums is not
+// nullptr, column_sums [cols] = the sum of each column in float64 (summed in fixed blocks of rows,
+// so the same for every thread count).
+template <typename T>
+DataSummary<T> summarize_rows(const T* x, int64_t rows, int64_t cols, int64_t ld, double* column_sums);
+
 // ---- rbm.cpp -------------------------------------------------------------------------------
 
 // The parameters of a Bernoulli-Bernoulli RBM, in scikit-learn's layout.

@@ -110,11 +110,14 @@ template <typename T> void apply_and_transpose(T* WT, const T* VT, int64_t nv, i
   // 16 rows of WT per block for both dtypes (two stacked 8 x 8 blocks for float64), so that
   // every W row receives two whole cache lines at a time.
   constexpr int64_t kStack = 16 / L, kRows = kStack * L;
-  const int64_t blocks = (nv + kRows - 1) / kRows;
+  const int64_t blocks = (nv + kRows - 1) / kRows, column_blocks = (nh + L - 1) / L;
+  // Split by columns of WT, as the gradient product before it splits its column tiles: each
+  // thread re-reads the part of WT it has just written (in its own cache) and writes whole W rows.
 #pragma omp parallel for schedule(static) if (nv * nh >= 4 * kParallelMinElements)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t i0 = blk * kRows, rows = std::min(kRows, nv - i0);
-    for (int64_t j0 = 0; j0 < nh; j0 += L) {
+  for (int64_t cb = 0; cb < column_blocks; ++cb) {
+    const int64_t j0 = cb * L;
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t i0 = blk * kRows, rows = std::min(kRows, nv - i0);
       typename R::V v[kRows];
       for (int64_t ii = 0; ii < kRows; ++ii) {
         if (ii >= rows) {

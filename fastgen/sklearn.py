@@ -9,9 +9,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import _backend
+from . import _backend, _cpu
 from .models.rbm import RBM, ContrastiveDivergence
 from .random import Generator
 
@@ -190,26 +190,37 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             return np.dtype(self.dtype)
         return np.dtype(np.float32) if X_dtype == np.float32 else np.dtype(np.float64)
 
-    def _validate_X(self, X, reset, dtype=None):
+    def _validate_X(self, X, reset, dtype=None, column_sums=False):
+        """X checked and converted (CSR or C-contiguous, in the compute dtype), as scikit-learn's
+        ``validate_data`` does, with a warning for values outside [0, 1]; with ``column_sums``,
+        ``(X, sums)``, sums the float64 column sums of X (None for sparse X)."""
         if _backend.is_cuda_array(X):  # the CPU methods: one copy to the host
             X = _backend.to_host(X, "X")
-        X = validate_data(self, X, accept_sparse="csr", reset=reset, dtype=(np.float64, np.float32))
+        # Dense data gets its NaN/inf check in the compiled pass below, together with the range
+        # and the column sums (one pass instead of NumPy's four).
+        dense = not sp.issparse(X)
+        X = validate_data(self, X, accept_sparse="csr", reset=reset, dtype=(np.float64, np.float32),
+                          ensure_all_finite=not dense)
         if dtype is None:
             dtype = self._compute_dtype(X.dtype) if reset else self.components_.dtype
+        sums = None
         if sp.issparse(X):
             X = X.astype(dtype, copy=False)
-            values = X.data
+            low, high = (X.data.min(), X.data.max()) if X.data.size else (0, 0)
         else:
             X = np.ascontiguousarray(X, dtype=dtype)
-            values = X
-        if values.size and (values.min() < 0 or values.max() > 1):
+            sums = np.zeros(X.shape[1]) if column_sums else None
+            finite, low, high = _cpu.C.summarize_rows(X.reshape(X.shape[0], -1), sums)
+            if not finite:  # scikit-learn's own error, for its wording
+                check_array(X, ensure_all_finite=True, input_name="X", estimator=self)
+        if low < 0 or high > 1:
             warnings.warn(
                 "BernoulliRBM expects values in [0, 1] (binary or probabilities); "
                 "X has values outside that range",
                 UserWarning,
                 stacklevel=3,
             )
-        return X
+        return (X, sums) if column_sums else X
 
     @staticmethod
     def _dense_chunks(X, rows_per_chunk):
@@ -288,7 +299,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         device = self._train_device(X)
         if device != "cpu":
             return self._fit_cuda(X, device, init=init)
-        X = self._validate_X(X, reset=True)
+        X, column_sums = self._validate_X(X, reset=True, column_sums=True)
         generator = self._generator_from(self.random_state)
         dtype = X.dtype
         self._initialize(X.shape[1], dtype, generator)
@@ -319,7 +330,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             bar.close()
         self._store_trainer_state(trainer)
         self._generator = generator
-        self._visible_sums = (np.asarray(X.sum(axis=0), np.float64).ravel(), X.shape[0])
+        if column_sums is None:  # sparse X
+            column_sums = np.asarray(X.sum(axis=0), np.float64).ravel()
+        self._visible_sums = (column_sums, X.shape[0])
         return self
 
     # ---- GPU training -----------------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""The estimators' one-pass data check (csrc/data_summary.cpp) against NumPy: finiteness, range
+and float64 column sums, and BernoulliRBM's use of it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import fastgen
+from fastgen import _cpu
+
+DTYPES = [np.float32, np.float64]
+# rows x cols: ones, odd sizes, more rows than one block of the sums (256), wide rows, empty.
+SHAPES = [(1, 1), (129, 129), (1000, 784), (3, 4096 + 32), (0, 5), (7, 0)]
+
+
+def summary_ref(x):
+    """The documented result: (finite, min, max, column sums in float64)."""
+    finite = bool(np.isfinite(x).all())
+    low = x.min() if x.size else np.inf
+    high = x.max() if x.size else -np.inf
+    return finite, low, high, x.astype(np.float64).sum(axis=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_summary_matches_numpy(dtype, shape):
+    x = np.random.default_rng(sum(shape)).normal(size=shape).astype(dtype)
+    sums = np.full(shape[1], np.nan)
+    finite, low, high = _cpu.C.summarize_rows(x, sums)
+    ref = summary_ref(x)
+    assert finite == ref[0] and low == ref[1] and high == ref[2]
+    np.testing.assert_allclose(sums, ref[3], rtol=1e-12, atol=1e-12 * max(1, shape[0]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(0, 0), (999, 783), (300, 17)])
+def test_summary_finds_any_non_finite_value(dtype, bad, where):
+    x = np.random.default_rng(1).random((1000, 784)).astype(dtype)
+    x[where] = bad
+    before = x.copy()
+    finite, _, _ = _cpu.C.summarize_rows(x, None)
+    assert not finite
+    np.testing.assert_array_equal(x, before)  # the input is only read
+
+
+def test_summary_column_sums_do_not_depend_on_the_thread_count():
+    x = np.random.default_rng(2).random((5000, 300)).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        sums = np.empty(300)
+        with threadpool_limits(threads, user_api="openmp"):
+            _cpu.C.summarize_rows(x, sums)
+        results.append(sums)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rbm_fit_keeps_the_column_sums_of_its_data(dtype):
+    X = (np.random.default_rng(3).random((300, 20)) < 0.3).astype(dtype)
+    rbm = fastgen.BernoulliRBM(n_components=4, n_iter=1, random_state=0).fit(X)
+    sums, count = rbm._visible_sums
+    np.testing.assert_array_equal(sums, X.astype(np.float64).sum(axis=0))
+    assert count == 300
+
+
+@pytest.mark.parametrize("bad,message", [(np.nan, "Input X contains NaN"), (np.inf, "Input X contains infinity")])
+def test_rbm_fit_rejects_non_finite_data_with_scikit_learns_message(bad, message):
+    X = np.random.default_rng(4).random((50, 6))
+    X[10, 2] = bad
+    before = X.copy()
+    with pytest.raises(ValueError, match=message):
+        fastgen.BernoulliRBM(n_iter=1).fit(X)
+    np.testing.assert_array_equal(X, before)
