@@ -231,17 +231,7 @@ void rows_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, 
       const int32_t* idx = a.indices + a.start(r);
       const int32_t n = a.counts[r];
       int32_t* b = bounds.data() + r * (n_chunks + 1);
-      // One pass over the sorted list; the inner loop runs once per chunk boundary, so its
-      // branch is predictable (a binary search per chunk mispredicted about half its steps).
-      b[0] = 0;
-      int64_t j = 1, limit = k_chunk;
-      for (int32_t k = 0; k < n; ++k) {
-        while (idx[k] >= limit) {
-          b[j++] = k;
-          limit += k_chunk;
-        }
-      }
-      for (; j <= n_chunks; ++j) b[j] = n;
+      chunk_bounds(idx, n, k_chunk, n_chunks, b);
     }
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {

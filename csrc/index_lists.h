@@ -8,6 +8,8 @@
 // the count from one element to the next (the single largest cost of drawing the hidden states
 // of scikit-learn's digits RBM).
 #pragma once
+#include <algorithm>
+#include <climits>
 #include <cstdint>
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
@@ -52,6 +54,30 @@ inline int32_t append_nonzero_columns(const T* x, int64_t len, int64_t c0, int32
     n += x[j] != T(0);
   }
   return n;
+}
+
+// Where an ascending index list crosses into each chunk of `chunk` columns: the entries of chunk
+// j are idx[bounds[j], bounds[j + 1]), j < n_chunks (bounds has n_chunks + 1 entries). With
+// AVX-512 the entries below a chunk's end are counted sixteen at a time (sorted, so they are a
+// prefix of every block); the scalar loop it replaces spent about one mispredicted branch per
+// chunk and two cycles per entry, half of binary_matmul's bookkeeping in the MNIST RBM loop.
+inline void chunk_bounds(const int32_t* idx, int32_t n, int64_t chunk, int64_t n_chunks, int32_t* bounds) {
+  bounds[0] = 0;
+  int32_t pos = 0;
+  for (int64_t j = 1; j < n_chunks; ++j) {
+    const int64_t limit = j * chunk;
+#if defined(__AVX512F__)
+    const __m512i lim = _mm512_set1_epi32(static_cast<int32_t>(std::min<int64_t>(limit, INT32_MAX)));
+    while (pos + 16 <= n) {
+      const __mmask16 below = _mm512_cmplt_epi32_mask(_mm512_loadu_si512(idx + pos), lim);
+      pos += __builtin_popcount(below);
+      if (below != 0xFFFF) break;
+    }
+#endif
+    while (pos < n && idx[pos] < limit) ++pos;
+    bounds[j] = pos;
+  }
+  bounds[n_chunks] = n;
 }
 
 }  // namespace cpu
