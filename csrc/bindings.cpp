@@ -461,15 +461,12 @@ void py_activation_backward(const Array<T>& grad_out, const Array<T>& y, Array<T
   activation_backward<T>(grad_out.data(), y.data(), y.size(), activation, slope, grad_in.mutable_data());
 }
 
-// Whether every element of x is finite: one vectorised pass (the ops' NaN/inf check).
+// Whether every element of x is finite (the ops' NaN/inf check).
 template <typename T> bool py_all_finite(const py::array_t<T, py::array::c_style>& x) {
   const T* p = x.data();
   const int64_t n = x.size();
   py::gil_scoped_release nogil;
-  int64_t bad = 0;
-#pragma omp parallel for simd reduction(+ : bad) schedule(static) if (n >= (1 << 18))
-  for (int64_t i = 0; i < n; ++i) bad += (p[i] - p[i] != T(0)) ? 1 : 0;  // inf - inf and NaN - NaN are NaN
-  return bad == 0;
+  return all_finite<T>(p, n);
 }
 
 // (finite, min, max) of x [rows, cols]; column_sums [cols] filled when given.

@@ -29,8 +29,9 @@ namespace {
 constexpr int64_t kDirectMinPixels = 128;
 constexpr int64_t kPackedColumns = 512;
 
-// Whether x[0, n) holds no NaN or infinity (the op's error for x, found while x is in cache).
-template <typename T> bool all_finite(const T* x, int64_t n) {
+// Whether x[0, n) holds no NaN or infinity (the op's error for x, found while x is in cache, by
+// the thread that owns the chunk; data_summary.cpp's all_finite is the parallel whole-array check).
+template <typename T> bool all_finite_serial(const T* x, int64_t n) {
   int64_t bad = 0;
 #pragma omp simd reduction(+ : bad)
   for (int64_t i = 0; i < n; ++i) bad += (x[i] - x[i] != T(0)) ? 1 : 0;  // inf - inf and NaN - NaN are NaN
@@ -255,7 +256,7 @@ template <typename T> int conv_transpose2d_projection(const ConvTransposeForward
     const int64_t n0 = chunk * nb, m = std::min<int64_t>(nb, g.batch - n0);
     const T* xc = p.x + n0 * g.in_c;
     T* oc = p.out + n0 * per_image;
-    if (!all_finite(xc, m * g.in_c)) flags |= 1;
+    if (!all_finite_serial(xc, m * g.in_c)) flags |= 1;
     if (g.in_c == 0) {
       std::fill(oc, oc + m * per_image, T(0));
     } else {
@@ -295,7 +296,7 @@ template <typename T> int conv_transpose2d_forward(const ConvTransposeForwardPar
       if (direct) {
         for (int64_t j = 0; j < m; ++j) {
           const T* xj = p.x + (n0 + j) * g.in_c * in_plane;
-          if (!all_finite(xj, g.in_c * in_plane)) flags |= 1;
+          if (!all_finite_serial(xj, g.in_c * in_plane)) flags |= 1;
           gemm<T>(true, false, rows, in_plane, g.in_c, T(1), p.weight, rows, xj, in_plane, T(0),
                   cols.data() + j * in_plane, ld);
         }
@@ -307,7 +308,7 @@ template <typename T> int conv_transpose2d_forward(const ConvTransposeForwardPar
             std::copy(src, src + in_plane, xp + c * ld + j * in_plane);
           }
         }
-        if (!all_finite(xp, g.in_c * ld)) flags |= 1;
+        if (!all_finite_serial(xp, g.in_c * ld)) flags |= 1;
         gemm<T>(true, false, rows, ld, g.in_c, T(1), p.weight, rows, xp, ld, T(0), cols.data(), ld);
       }
       output_images(g, cols.data(), ld, n0, n0 + m, p.bias, p.out, act, p.slope);

@@ -68,6 +68,15 @@ DataSummary<T> summarize_rows(const T* x, int64_t rows, int64_t cols, int64_t ld
   return out;
 }
 
+template <typename T> bool all_finite(const T* x, int64_t n) {
+  int64_t bad = 0;
+#pragma omp parallel for simd reduction(+ : bad) schedule(static) if (n >= 8 * kParallelMinElements)
+  for (int64_t i = 0; i < n; ++i) bad += (x[i] - x[i] != T(0)) ? 1 : 0;  // inf - inf and NaN - NaN are NaN
+  return bad == 0;
+}
+
+template bool all_finite<float>(const float*, int64_t);
+template bool all_finite<double>(const double*, int64_t);
 template DataSummary<float> summarize_rows<float>(const float*, int64_t, int64_t, int64_t, double*);
 template DataSummary<double> summarize_rows<double>(const double*, int64_t, int64_t, int64_t, double*);
 

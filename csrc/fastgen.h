@@ -152,6 +152,8 @@ template <typename T> struct DataSummary {
 // so the same for every thread count).
 template <typename T>
 DataSummary<T> summarize_rows(const T* x, int64_t rows, int64_t cols, int64_t ld, double* column_sums);
+// Whether x [n] holds no NaN or infinity (the ops' input check).
+template <typename T> bool all_finite(const T* x, int64_t n);
 
 // ---- rbm.cpp -------------------------------------------------------------------------------
 
