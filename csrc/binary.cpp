@@ -331,13 +331,10 @@ int64_t binary_rows_from_dense(const T* x, int64_t rows, int64_t cols, int64_t l
   bool binary = true;
 #pragma omp parallel for schedule(static) reduction(+ : nnz) reduction(&& : binary) if (rows * cols >= kParallelMinElements)
   for (int64_t r = 0; r < rows; ++r) {
-    const T* row = x + r * ld;
+    // One pass: the row is listed and checked together (it usually comes from memory).
     bool row_binary = true;
-#pragma omp simd reduction(&& : row_binary)
-    for (int64_t c = 0; c < cols; ++c) row_binary = row_binary && ((row[c] == T(0)) | (row[c] == T(1)));
+    counts[r] = append_nonzero_columns<true>(x + r * ld, cols, 0, indices + r * stride, 0, &row_binary);
     binary = binary && row_binary;
-    if (!row_binary) continue;
-    counts[r] = append_nonzero_columns(row, cols, 0, indices + r * stride, 0);
     nnz += counts[r];
   }
   return binary ? nnz : -1;

@@ -23,36 +23,53 @@ namespace cpu {
 // returns the new count. Writes only indices[n, n + len) (a full block's vector store ends at
 // most at its last column, since a list never holds more entries than the columns seen), so
 // rows of one list array can be filled by different threads.
-template <typename T>
-inline int32_t append_nonzero_columns(const T* x, int64_t len, int64_t c0, int32_t* indices, int32_t n) {
+// Appends c0 + j for every j < len with x[j] != 0 to indices (which holds n entries so far) and
+// returns the new count; with kCheckBinary, also clears *binary if any x[j] is neither 0 nor 1
+// (checked in the same pass). Writes only indices[n, n + len) (a full block's vector store ends at
+// most at its last column, since a list never holds more entries than the columns seen), so
+// rows of one list array can be filled by different threads.
+template <bool kCheckBinary = false, typename T>
+inline int32_t append_nonzero_columns(const T* x, int64_t len, int64_t c0, int32_t* indices, int32_t n,
+                                      bool* binary = nullptr) {
   int64_t j = 0;
+  bool ok = true;
 #if defined(__AVX512F__) && defined(__AVX512VL__)
   if constexpr (sizeof(T) == 4) {
     const __m512i step = _mm512_set1_epi32(16);
     __m512i columns = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(c0)),
                                        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    __mmask16 not_binary = 0;
     for (; j + 16 <= len; j += 16) {
-      const __mmask16 nonzero = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+      const __m512 v = _mm512_loadu_ps(x + j);
+      const __mmask16 nonzero = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+      if constexpr (kCheckBinary) not_binary |= _mm512_mask_cmp_ps_mask(nonzero, v, _mm512_set1_ps(1.0f), _CMP_NEQ_UQ);
       _mm512_storeu_si512(indices + n, _mm512_maskz_compress_epi32(nonzero, columns));
       n += __builtin_popcount(nonzero);
       columns = _mm512_add_epi32(columns, step);
     }
+    ok = not_binary == 0;
   } else {
     const __m256i step = _mm256_set1_epi32(8);
     __m256i columns = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(c0)),
                                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __mmask8 not_binary = 0;
     for (; j + 8 <= len; j += 8) {
-      const __mmask8 nonzero = _mm512_cmp_pd_mask(_mm512_loadu_pd(x + j), _mm512_setzero_pd(), _CMP_NEQ_UQ);
+      const __m512d v = _mm512_loadu_pd(x + j);
+      const __mmask8 nonzero = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ);
+      if constexpr (kCheckBinary) not_binary |= _mm512_mask_cmp_pd_mask(nonzero, v, _mm512_set1_pd(1.0), _CMP_NEQ_UQ);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(indices + n), _mm256_maskz_compress_epi32(nonzero, columns));
       n += __builtin_popcount(nonzero);
       columns = _mm256_add_epi32(columns, step);
     }
+    ok = not_binary == 0;
   }
 #endif
   for (; j < len; ++j) {
     indices[n] = static_cast<int32_t>(c0 + j);
+    if constexpr (kCheckBinary) ok = ok && (x[j] == T(0) || x[j] == T(1));
     n += x[j] != T(0);
   }
+  if constexpr (kCheckBinary) *binary = ok;
   return n;
 }
 
