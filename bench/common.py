@@ -128,11 +128,26 @@ BUSY_WARNING = 0.10
 
 
 def load_warning(load: dict) -> str | None:
-    foreign = load.get("foreign_cpu_fraction")
+    """A warning line when other processes, or the hypervisor (steal: time this VM's cores were
+    not running at all), took more than BUSY_WARNING of the CPUs; None otherwise."""
+    foreign, steal = load.get("foreign_cpu_fraction"), load.get("steal_fraction")
+    parts = []
     if foreign is not None and foreign > BUSY_WARNING:
-        return (f"WARNING: other processes used {foreign:.0%} of the CPUs meanwhile; "
-                "these timings are not representative (rerun on a quiet machine)")
+        parts.append(f"other processes used {foreign:.0%} of the CPUs")
+    if steal is not None and steal > BUSY_WARNING:
+        parts.append(f"the hypervisor took {steal:.0%} of them (steal)")
+    if parts:
+        return (f"WARNING: {' and '.join(parts)} meanwhile; these timings are not representative "
+                "(rerun on a quiet machine)")
     return None
+
+
+def describe_load(load: "LoadMonitor") -> str:
+    """One line on what else ran during a measurement, for the printed tables."""
+    if load.foreign is None:
+        return "background: unknown (no /proc/stat)"
+    return (f"background: other processes used {load.foreign:.0%} of the CPUs, hypervisor steal "
+            f"{load.steal:.0%}, during these runs")
 
 
 # ---- timing ------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from .common import (
     RESULTS_DIR,
     LoadMonitor,
     background_load,
+    describe_load,
     load_warning,
     data_dir,
     environment,
@@ -214,8 +215,7 @@ def _timed_comparison(title, X, params, repeats, *, data_note, cooldown=DEFAULT_
                        notes=notes))
     print(f"  estimator overhead (fit - trainer): {overhead * 1e3:+.1f} ms "
           f"({overhead / summary[FASTGEN]['median_s']:+.1%} of fit)")
-    print(f"  background: other processes used {load.foreign:.0%} of the CPUs during these runs"
-          if load.foreign is not None else "  background: unknown (no /proc/stat)")
+    print("  " + describe_load(load))
     warning = load_warning(load.as_dict())
     if warning:
         print("  " + warning)
@@ -349,6 +349,10 @@ def gibbs_chains(X, repeats, *, n_hidden=500, chains=GIBBS_CHAINS, steps=GIBBS_S
     print(format_table(title, summary, floor=GIBBS_FLOOR, reference=None))
     print(f"  state densities after {steps} steps: visible {states[0].mean():.3f}, "
           f"P(h=1) mean {states[1].mean():.3f}")
+    print("  " + describe_load(load))
+    warning = load_warning(load.as_dict())
+    if warning:
+        print("  " + warning)
     targets = [target(f"fastgen gibbs <= {BINARY_MAX_X_FLOOR}x the dense floor", summary[GIBBS]["x_floor"], "<=",
                       BINARY_MAX_X_FLOOR, "x")]
     print(format_targets(targets))

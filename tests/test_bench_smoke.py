@@ -248,3 +248,13 @@ def test_vae_epoch_scenario_skips_without_the_data(tmp_path, capsys):
 
     result = vae_epoch.vae_epoch_scenario(tmp_path, True, 1, 0.0)
     assert result["targets"] == [] and "[skip] E. VAE epoch" in capsys.readouterr().out
+
+
+def test_load_warning_names_hypervisor_steal_as_well_as_other_processes():
+    from bench.common import load_warning
+
+    assert load_warning({"foreign_cpu_fraction": 0.02, "steal_fraction": 0.03}) is None
+    steal = load_warning({"foreign_cpu_fraction": 0.01, "steal_fraction": 0.3})
+    assert steal is not None and "hypervisor took 30%" in steal and "other processes" not in steal
+    foreign = load_warning({"foreign_cpu_fraction": 0.2, "steal_fraction": None})
+    assert foreign is not None and "other processes used 20%" in foreign
