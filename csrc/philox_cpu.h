@@ -85,8 +85,9 @@ template <int kGroups> inline void philox_words16(RandomStream s, uint64_t first
 
 inline void philox_words(RandomStream s, uint64_t first_block, int64_t n_blocks, uint32_t* words) {
 #if defined(__AVX512F__)
-  // Sixteen blocks at a time in registers (about 3x the rate of the loops below, which the
-  // compiler vectorises with a load and store of every state word in every round).
+  // Sixteen blocks at a time in registers: 0.55-0.60 ns a word against 0.97 for the loops below
+  // (one thread, 1,024-word chunks), which the compiler vectorises with a load and store of every
+  // state word in every round.
   for (; n_blocks >= 32; n_blocks -= 32, first_block += 32, words += 128)
     philox_detail::philox_words16<2>(s, first_block, words);
   for (; n_blocks >= 16; n_blocks -= 16, first_block += 16, words += 64)
