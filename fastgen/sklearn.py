@@ -15,6 +15,9 @@ from . import _backend, _cpu
 from .models.rbm import RBM, ContrastiveDivergence
 from .random import Generator
 
+# What validate_data(reset=True) sets on the estimator.
+_FEATURE_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
+
 # Sparse input is densified this many rows at a time (rounded to whole batches).
 _SPARSE_CHUNK_ROWS = 4096
 
@@ -199,6 +202,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         # Dense data gets its NaN/inf check in the compiled pass below, together with the range
         # and the column sums (one pass instead of NumPy's four).
         dense = not sp.issparse(X)
+        # validate_data(reset=True) records the feature count before the pass below can reject X;
+        # a rejected X must leave those attributes as they were (scikit-learn checks first).
+        kept = {k: v for k, v in vars(self).items() if k in _FEATURE_ATTRIBUTES} if reset else None
         X = validate_data(self, X, accept_sparse="csr", reset=reset, dtype=(np.float64, np.float32),
                           ensure_all_finite=not dense)
         if dtype is None:
@@ -212,6 +218,10 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             sums = np.zeros(X.shape[1]) if column_sums else None
             finite, low, high = _cpu.C.summarize_rows(X.reshape(X.shape[0], -1), sums)
             if not finite:  # scikit-learn's own error, for its wording
+                if kept is not None:
+                    for name in _FEATURE_ATTRIBUTES:
+                        self.__dict__.pop(name, None)
+                    self.__dict__.update(kept)
                 check_array(X, ensure_all_finite=True, input_name="X", estimator=self)
         if low < 0 or high > 1:
             warnings.warn(

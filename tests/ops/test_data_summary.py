@@ -73,3 +73,17 @@ def test_rbm_fit_rejects_non_finite_data_with_scikit_learns_message(bad, message
     with pytest.raises(ValueError, match=message):
         fastgen.BernoulliRBM(n_iter=1).fit(X)
     np.testing.assert_array_equal(X, before)
+
+
+def test_rbm_fit_rejecting_non_finite_data_leaves_the_estimator_as_it_was():
+    X = np.random.default_rng(5).random((40, 6))
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    fresh = fastgen.BernoulliRBM(n_iter=1)
+    with pytest.raises(ValueError):
+        fresh.fit(bad)
+    assert not hasattr(fresh, "n_features_in_")  # still unfitted for check_is_fitted
+    fitted = fastgen.BernoulliRBM(n_components=3, n_iter=1, random_state=0).fit(X)
+    with pytest.raises(ValueError):
+        fitted.fit(np.hstack([bad, bad]))
+    assert fitted.n_features_in_ == 6
