@@ -199,13 +199,18 @@ void rows_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, 
   const int64_t budget = kWeighted ? kL1BudgetWeighted : kL1Budget;
   const int64_t k_l1 = std::max<int64_t>(8, budget / (kTile * static_cast<int64_t>(sizeof(T))));
   const int64_t k_chunk = std::max(k_l1, nnz > 0 ? kMinEntriesPerPass * a.rows * a.cols / nnz : 0);
+  // Columns [c0, c0 + width) of tile t: whole vectors dealt out evenly.
+  const auto tile_columns = [&](int64_t t, int64_t& c0, int64_t& width) {
+    c0 = t * n_vectors / n_tiles * kLanes;
+    width = std::min(N, (t + 1) * n_vectors / n_tiles * kLanes) - c0;
+  };
   const bool parallel = nnz * N >= 16 * kParallelMinElements;
   if (!parallel && (k_chunk >= a.cols || a.cols * N * static_cast<int64_t>(sizeof(T)) <= kSmallProductBytes)) {
     // Small products (scikit-learn's digits RBM: 10 rows a batch, M in L2) in one pass per tile,
     // with none of the parallel path's bookkeeping, which cost as much as the sums themselves.
     for (int64_t tile = 0; tile < n_tiles; ++tile) {
-      const int64_t c0 = tile * n_vectors / n_tiles * kLanes;
-      const int64_t width = std::min(N, (tile + 1) * n_vectors / n_tiles * kLanes) - c0;
+      int64_t c0, width;
+      tile_columns(tile, c0, width);
       for (int64_t r = 0; r < a.rows; ++r) {
         const int64_t start = a.start(r);
         T* o = out + r * ldo + c0;
@@ -236,8 +241,8 @@ void rows_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, 
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t tile = item / n_row_parts, part = item % n_row_parts;
-      const int64_t c0 = tile * n_vectors / n_tiles * kLanes;
-      const int64_t width = std::min(N, (tile + 1) * n_vectors / n_tiles * kLanes) - c0;
+      int64_t c0, width;
+      tile_columns(tile, c0, width);
       const int64_t r0 = part * rows_per_part, r1 = std::min(a.rows, r0 + rows_per_part);
       for (int64_t j = 0; j < n_chunks; ++j) {
         const bool first = j == 0;

@@ -17,6 +17,23 @@ namespace {
 // Rows per block of the column sums: blocks are summed separately, then added in block order,
 // so the sums do not depend on how the blocks were shared among threads.
 constexpr int64_t kSummaryBlockRows = 256;
+
+// Rows [r0, r1) into the running NaN/inf count and range, and (kSums) into sums [cols].
+template <bool kSums, typename T>
+void summarize_block(const T* x, int64_t r0, int64_t r1, int64_t cols, int64_t ld, int64_t& bad, T& lo, T& hi,
+                     double* sums) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* row = x + r * ld;
+#pragma omp simd reduction(+ : bad) reduction(min : lo) reduction(max : hi)
+    for (int64_t c = 0; c < cols; ++c) {
+      const T v = row[c];
+      bad += (v - v != T(0)) ? 1 : 0;  // inf - inf and NaN - NaN are NaN
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+      if constexpr (kSums) sums[c] += static_cast<double>(v);
+    }
+  }
+}
 }  // namespace
 
 template <typename T>
@@ -31,29 +48,9 @@ DataSummary<T> summarize_rows(const T* x, int64_t rows, int64_t cols, int64_t ld
 #pragma omp parallel for schedule(static) reduction(+ : bad) reduction(min : lo) reduction(max : hi) \
     if (rows * cols >= 4 * kParallelMinElements)
   for (int64_t b = 0; b < blocks; ++b) {
-    double* sums = column_sums != nullptr ? partial.data() + b * cols : nullptr;
-    const int64_t r1 = std::min(rows, (b + 1) * kSummaryBlockRows);
-    for (int64_t r = b * kSummaryBlockRows; r < r1; ++r) {
-      const T* row = x + r * ld;
-      if (sums != nullptr) {
-#pragma omp simd reduction(+ : bad) reduction(min : lo) reduction(max : hi)
-        for (int64_t c = 0; c < cols; ++c) {
-          const T v = row[c];
-          bad += (v - v != T(0)) ? 1 : 0;  // inf - inf and NaN - NaN are NaN
-          lo = std::min(lo, v);
-          hi = std::max(hi, v);
-          sums[c] += static_cast<double>(v);
-        }
-      } else {
-#pragma omp simd reduction(+ : bad) reduction(min : lo) reduction(max : hi)
-        for (int64_t c = 0; c < cols; ++c) {
-          const T v = row[c];
-          bad += (v - v != T(0)) ? 1 : 0;
-          lo = std::min(lo, v);
-          hi = std::max(hi, v);
-        }
-      }
-    }
+    const int64_t r0 = b * kSummaryBlockRows, r1 = std::min(rows, r0 + kSummaryBlockRows);
+    if (column_sums != nullptr) summarize_block<true>(x, r0, r1, cols, ld, bad, lo, hi, partial.data() + b * cols);
+    else summarize_block<false>(x, r0, r1, cols, ld, bad, lo, hi, nullptr);
   }
   out.finite = bad == 0;
   out.min = lo;

@@ -20,10 +20,6 @@ namespace fastgen {
 namespace cpu {
 
 // Appends c0 + j for every j < len with x[j] != 0 to indices (which holds n entries so far) and
-// returns the new count. Writes only indices[n, n + len) (a full block's vector store ends at
-// most at its last column, since a list never holds more entries than the columns seen), so
-// rows of one list array can be filled by different threads.
-// Appends c0 + j for every j < len with x[j] != 0 to indices (which holds n entries so far) and
 // returns the new count; with kCheckBinary, also clears *binary if any x[j] is neither 0 nor 1
 // (checked in the same pass). Writes only indices[n, n + len) (a full block's vector store ends at
 // most at its last column, since a list never holds more entries than the columns seen), so

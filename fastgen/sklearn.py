@@ -216,7 +216,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         else:
             X = np.ascontiguousarray(X, dtype=dtype)
             sums = np.zeros(X.shape[1]) if column_sums else None
-            finite, low, high = _cpu.C.summarize_rows(X.reshape(X.shape[0], -1), sums)
+            finite, low, high = _cpu.C.summarize_rows(X, sums)
             if not finite:  # scikit-learn's own error, for its wording
                 if kept is not None:
                     for name in _FEATURE_ATTRIBUTES:
