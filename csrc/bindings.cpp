@@ -562,6 +562,8 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def("set_binary_max_density", &set_binary_max_density, py::arg("density"));
   m.def("binary_max_density", &binary_max_density);
+  m.def("set_binary_tables", &set_binary_tables, py::arg("enabled"));
+  m.def("binary_table_bits", &binary_table_bits, py::arg("rows"), py::arg("K"), py::arg("nnz"));
   m.def("fill_bits", &py_fill_bits, py::arg("out").noconvert(), py::arg("seed"), py::arg("offset"));
   bind_dtype<float>(m);
   bind_dtype<double>(m);

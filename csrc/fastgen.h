@@ -85,6 +85,11 @@ template <typename T> void binary_matmul(
 bool binary_product_pays(int64_t rows, int64_t K, int64_t N, int64_t nnz, bool is_double);
 void set_binary_max_density(double density);
 double binary_max_density();
+// Whether binary_matmul may sum through subset-sum tables when its cost model prefers them
+// (default true; binary.cpp). The results differ from the one-by-one sums by rounding only.
+void set_binary_tables(bool enabled);
+// The group size binary_matmul's tables would use for a [rows, K] operand with nnz ones (0: none).
+int binary_table_bits(int64_t rows, int64_t K, int64_t nnz);
 
 // Index lists of the ones of x (written at stride `stride`, counts[r] per row). Returns the
 // number of ones, or -1 if any value is neither 0 nor 1 (the lists are then incomplete).

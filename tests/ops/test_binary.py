@@ -2,6 +2,7 @@
 that use them against the same loops with every product on BLAS."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -115,6 +116,75 @@ def test_binary_matmul_sums_exactly_selected_rows(dtype):
     assert np.array_equal(binary_matmul(a, b), (a @ b.astype(np.float64)).astype(dtype))
     c = rng.integers(-8, 9, (50, 300)).astype(dtype)
     assert np.array_equal(binary_matmul(a, c, transpose_a=True), (a.T @ c.astype(np.float64)).astype(dtype))
+
+
+@contextlib.contextmanager
+def subset_tables(enabled):
+    _cpu.C.set_binary_tables(enabled)
+    try:
+        yield
+    finally:
+        _cpu.C.set_binary_tables(True)
+
+
+# (rows, k, n, density): K not a multiple of any group size, rows not a multiple of the 8-row
+# block, n with a partial vector, the transposed product's column lists (rows = k of a.T).
+TABLE_CASES = [(203, 131, 129, 0.5), (64, 500, 784, 0.475), (25, 37, 17, 0.9), (1000, 61, 3, 0.3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows, k, n, density", TABLE_CASES)
+def test_subset_tables_match_one_by_one_sums(dtype, rows, k, n, density):
+    rng = np.random.default_rng(rows * 7 + k)
+    a = random_binary(rng, (rows, k), density)
+    a[1] = 0.0                                           # an empty row
+    a[-1] = 1.0                                          # a full row
+    nnz = int(a.sum())
+    assert _cpu.C.binary_table_bits(rows, k, nnz) > 0   # the cases must take the table path
+    b = rng.normal(0, 1, (k, n)).astype(dtype)
+    bias = rng.normal(0, 1, n).astype(dtype)
+    indices, counts, _ = _cpu.C.binary_rows(a.astype(dtype))
+
+    def with_bias():                                     # the kernel's bias start (the op has none)
+        out = np.empty((rows, n), dtype)
+        _cpu.C.binary_matmul(indices, counts, b, bias, out)
+        return out
+
+    with subset_tables(False):
+        gathered = with_bias()
+    tabled = with_bias()
+    expected = reference(a, b) + bias
+    for out in (gathered, tabled):
+        np.testing.assert_allclose(out, expected, rtol=0, atol=tolerance(dtype, k))
+    # Small integers are exact in any order: both paths must give the reference bit for bit.
+    bi = rng.integers(-8, 9, (k, n)).astype(dtype)
+    tabled = binary_matmul(a, bi)
+    with subset_tables(False):
+        gathered = binary_matmul(a, bi)
+    exact = (a @ bi.astype(np.float64)).astype(dtype)
+    assert np.array_equal(tabled, exact) and np.array_equal(gathered, exact)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_subset_tables_in_transposed_product(dtype):
+    # a.T @ c sums rows of c by a's column lists (rows with explicit starts), accumulating.
+    rng = np.random.default_rng(12)
+    a = random_binary(rng, (300, 40), 0.5)
+    assert _cpu.C.binary_table_bits(40, 300, int(a.sum())) > 0
+    c = rng.integers(-8, 9, (300, 70)).astype(dtype)
+    assert np.array_equal(binary_matmul(a, c, transpose_a=True), (a.T @ c.astype(np.float64)).astype(dtype))
+
+
+def test_subset_table_cost_model_choices():
+    # Sampled hidden states of the MNIST RBM (1000 x 500, ~half ones): tables; its sparse visible
+    # states (784 wide, 13 % ones) and scikit-learn's 10-row digits batches: one-by-one sums.
+    assert _cpu.C.binary_table_bits(1000, 500, int(0.475 * 1000 * 500)) == 6
+    assert _cpu.C.binary_table_bits(100, 500, int(0.475 * 100 * 500)) == 5
+    assert _cpu.C.binary_table_bits(1000, 784, int(0.13 * 1000 * 784)) == 0
+    assert _cpu.C.binary_table_bits(10, 256, 1280) == 0
+    assert _cpu.C.binary_table_bits(1000, 500, 0) == 0
+    with subset_tables(False):
+        assert _cpu.C.binary_table_bits(1000, 500, 250000) == 0
 
 
 def test_binary_matmul_accepts_views_bool_and_keeps_inputs():
