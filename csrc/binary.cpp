@@ -123,6 +123,9 @@ template <typename T> struct Simd {
 #endif
     std::memcpy(p, &v, n * sizeof(T));
   }
+  // The first n <= kLanes lanes: a whole vector when n == kLanes, else the masked forms above.
+  static V load_upto(const T* p, int n) { return n < kLanes ? load_partial(p, n) : load(p); }
+  static void store_upto(T* p, V v, int n) { n < kLanes ? store_partial(p, v, n) : store(p, v); }
 };
 
 // out[0 : width] = init + sum_k (w[k] *) M[idx[k], col0 : col0 + width], width = kVecs lanes-wide
@@ -194,11 +197,12 @@ void sum_rows(const int32_t* idx, const T* w, int32_t n, const T* M, int64_t ldm
 // G = 6, float32) stays in L2 while every row of the operand reads one entry per group from it;
 // blocks of 8 rows keep 8 independent sums in flight.
 //
-// Measured on the development CPU (one thread, float32, index-list gather vs tables): hidden
-// states of the MNIST RBM, 1000 x 500 at density 0.475 times 500 x 768: 2.3x (G = 4), 2.7x
-// (G = 5), 2.5x (G = 6) faster; 104 rows: 1.6x (G = 4); visible states, 1000 x 784 at density
-// 0.13 times 784 x 512: 0.9-1.3x; 8 x 256 at 0.5: 0.2-0.4x. The cost model below (one unit per
-// table entry built or read, one per selected row gathered) predicts these to within ~15 %.
+// Measured on the development CPU (float32, index-list gather vs tables). binary_matmul itself,
+// the MNIST RBM's hidden states, 1000 x 500 at density 0.475 times W [500, 784] at its padded
+// stride: 1.6-2.1x faster on one thread (G = 6), 2.0-2.7x on two. A stand-alone prototype, one
+// thread: 104 rows at 0.475, 1.6x (G = 4); visible states, 1000 x 784 at density 0.13, 0.9-1.3x;
+// 8 x 256 at 0.5, 0.2-0.4x. The cost model below (one unit per table entry built or read, one
+// per selected row gathered) says which side of 1 each of these falls.
 constexpr int kMinGroupBits = 4, kMaxGroupBits = 6;
 constexpr int kTableRowBlock = 8;
 
@@ -222,23 +226,16 @@ inline void table_rows(const uint8_t* codes, int64_t n_groups, const typename Si
                        typename Simd<T>::V init, bool accumulate, T* out, int64_t ldo, int width) {
   using S = Simd<T>;
   constexpr int E = 1 << G;
-  const bool partial = width < S::kLanes;
   typename S::V acc[kRows];
 #pragma GCC unroll 8
-  for (int i = 0; i < kRows; ++i) {
-    if (!accumulate) acc[i] = init;
-    else acc[i] = partial ? S::load_partial(out + i * ldo, width) : S::load(out + i * ldo);
-  }
+  for (int i = 0; i < kRows; ++i) acc[i] = accumulate ? S::load_upto(out + i * ldo, width) : init;
   for (int64_t g = 0; g < n_groups; ++g) {
     const typename S::V* entries = table + g * E;
 #pragma GCC unroll 8
     for (int i = 0; i < kRows; ++i) acc[i] += entries[codes[i * n_groups + g]];
   }
 #pragma GCC unroll 8
-  for (int i = 0; i < kRows; ++i) {
-    if (partial) S::store_partial(out + i * ldo, acc[i], width);
-    else S::store(out + i * ldo, acc[i]);
-  }
+  for (int i = 0; i < kRows; ++i) S::store_upto(out + i * ldo, acc[i], width);
 }
 
 template <typename T, int G>
@@ -286,7 +283,6 @@ void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, const
     for (int64_t t = 0; t < n_tiles; ++t) {
       const int64_t c0 = t * L;
       const int width = static_cast<int>(std::min(L, N - c0));
-      const auto load = [&](const T* p) { return width < L ? S::load_partial(p, width) : S::load(p); };
       for (int64_t g = 0; g < n_groups; ++g) {
         // Entry c is the sum of the rows g * G + b for the bits b of c, lowest first: the entries
         // below 2^b plus row b give those from 2^b to 2^(b+1) - 1.
@@ -295,11 +291,11 @@ void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, const
 #pragma GCC unroll 6
         for (int b = 0; b < G; ++b) {
           const int64_t k = g * G + b;
-          const V row = k < K ? load(M + k * ldm + c0) : V{};
+          const V row = k < K ? S::load_upto(M + k * ldm + c0, width) : V{};
           for (int c = 0; c < (1 << b); ++c) entries[(1 << b) + c] = entries[c] + row;
         }
       }
-      const V init = (!accumulate && bias) ? load(bias + c0) : V{};
+      const V init = (!accumulate && bias) ? S::load_upto(bias + c0, width) : V{};
       int64_t r = 0;
       for (; r + kTableRowBlock <= rows; r += kTableRowBlock)
         table_rows<T, G, kTableRowBlock>(codes.data() + r * n_groups, n_groups, table.data(), init, accumulate,
