@@ -193,25 +193,35 @@ void sum_rows(const int32_t* idx, const T* w, int32_t n, const T* M, int64_t ldm
 // of every group (2^G - 1 vector additions per group, each entry one row plus a smaller entry);
 // an output row is then one table entry per group, K / G additions, where summing its selected
 // rows one by one takes (density x K). Each row's pattern within a group is its G-bit code.
-// Tiles are one vector wide, so that a tile's table (K / G x 2^G vectors: 344 KiB for K = 500,
-// G = 6, float32) stays in L2 while every row of the operand reads one entry per group from it;
-// blocks of 8 rows keep 8 independent sums in flight.
+// Tiles are one vector wide. The groups are taken in chunks of kTableChunkBytes of table: a
+// chunk's tables are built, every row block adds its entries from them, and the partial sums wait
+// in `out` (one vector a row) for the next chunk. A whole tile's table (344 KiB for K = 500,
+// G = 6, float32) would be read from L2; a chunk's mostly from L1. Blocks of 8 rows keep 8
+// independent sums in flight.
 //
 // Measured on the development CPU (float32, index-list gather vs tables). binary_matmul itself,
 // the MNIST RBM's hidden states, 1000 x 500 at density 0.475 times W [500, 784] at its padded
 // stride: 1.6-2.1x faster on one thread (G = 6), 2.0-2.7x on two. A stand-alone prototype, one
-// thread: 104 rows at 0.475, 1.6x (G = 4); visible states, 1000 x 784 at density 0.13, 0.9-1.3x;
-// 8 x 256 at 0.5, 0.2-0.4x. The cost model below (one unit per table entry built or read, one
-// per selected row gathered) says which side of 1 each of these falls.
+// thread: 104 rows at 0.475, 1.6x (G = 4); 8 x 256 at 0.5, 0.2-0.4x. Where the two cross (two
+// threads, 1000 rows, in-process pairs through the Python binding): hidden states times
+// W [500, 784] near density 0.17 (tables 0.75-0.85x the gather at 0.2-0.23); visible states times
+// W^T [784, 500] near 0.21 (1.07-1.15x at 0.17-0.2, 0.69-0.93x at 0.23). The cost model below
+// (one unit per table entry built or read, one per selected row gathered, tables taken when they
+// cost at most kTableMargin of the gather) puts both crossings near density 0.2.
+// Chunks of 48 KiB against whole-tile tables: Gibbs scenario D in-process 0.975 (paired
+// medians); one-thread prototype 2.5-3.6 ms against 3.4-4.1. Groups of 7 and 8 bits were slower
+// on D (1.04-1.07x), with or without chunks.
 constexpr int kMinGroupBits = 4, kMaxGroupBits = 6;
 constexpr int kTableRowBlock = 8;
+constexpr int64_t kTableChunkBytes = 48 * 1024;
+constexpr double kTableMargin = 0.9;
 
 // The group size whose tables cost least for this product, or 0 when summing the selected
-// rows one by one is expected to be cheaper (by a margin: the model ignores the codes' pass).
+// rows one by one is expected to be cheaper.
 inline int table_group_bits(int64_t rows, int64_t K, int64_t nnz) {
   if (!g_binary_tables.load(std::memory_order_relaxed) || rows < kTableRowBlock || K < kMaxGroupBits) return 0;
   int best = 0;
-  double best_cost = 0.75 * static_cast<double>(nnz);
+  double best_cost = kTableMargin * static_cast<double>(nnz);
   for (int g = kMinGroupBits; g <= kMaxGroupBits; ++g) {
     const double groups = static_cast<double>((K + g - 1) / g);
     const double cost = groups * (static_cast<double>(rows) + static_cast<double>(1 << g));
@@ -220,17 +230,18 @@ inline int table_group_bits(int64_t rows, int64_t K, int64_t nnz) {
   return best;
 }
 
-// acc[i] = init + sum over groups of table[g][codes[i][g]] for kRows rows, stored at out rows.
+// acc[i] = start + sum over groups [g0, g1) of table[g - g0][codes[i][g]] for kRows rows, stored
+// at out rows; start is `init` on the first pass over the groups and the stored partial sums after.
 template <typename T, int G, int kRows>
-inline void table_rows(const uint8_t* codes, int64_t n_groups, const typename Simd<T>::V* table,
-                       typename Simd<T>::V init, bool accumulate, T* out, int64_t ldo, int width) {
+inline void table_rows(const uint8_t* codes, int64_t n_groups, int64_t g0, int64_t g1, const typename Simd<T>::V* table,
+                       const typename Simd<T>::V* init, T* out, int64_t ldo, int width) {
   using S = Simd<T>;
   constexpr int E = 1 << G;
   typename S::V acc[kRows];
 #pragma GCC unroll 8
-  for (int i = 0; i < kRows; ++i) acc[i] = accumulate ? S::load_upto(out + i * ldo, width) : init;
-  for (int64_t g = 0; g < n_groups; ++g) {
-    const typename S::V* entries = table + g * E;
+  for (int i = 0; i < kRows; ++i) acc[i] = init ? *init : S::load_upto(out + i * ldo, width);
+  for (int64_t g = g0; g < g1; ++g) {
+    const typename S::V* entries = table + (g - g0) * E;
 #pragma GCC unroll 8
     for (int i = 0; i < kRows; ++i) acc[i] += entries[codes[i * n_groups + g]];
   }
@@ -246,27 +257,20 @@ void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, const
   constexpr int E = 1 << G;
   constexpr int64_t L = S::kLanes;
   const int64_t rows = a.rows, K = a.cols, n_groups = (K + G - 1) / G, n_tiles = (N + L - 1) / L;
-  // One spare word per row, so that a code straddling the last word boundary reads a zero.
-  const int64_t n_words = K / 64 + 1;
+  const int64_t chunk_groups = std::max<int64_t>(1, kTableChunkBytes / (E * static_cast<int64_t>(sizeof(V))));
+  const int64_t n_words = mask_words_for(K);
   std::vector<uint8_t> codes(rows * n_groups);
-  std::vector<uint64_t> masks(rows * n_words);
+  std::vector<uint64_t> masks(a.masks ? 0 : rows * n_words);
 #pragma omp parallel if (parallel)
   {
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-      // The row as a bit mask first (built in a register, word by word: the indices ascend), then
-      // cut into G-bit codes. Or-ing each index into its code in memory instead chains every
-      // update of a code through a store and a reload.
-      uint64_t* bits = masks.data() + r * n_words;
-      const int32_t* idx = a.indices + a.start(r);
-      int64_t w = 0;
-      uint64_t word = 0;
-      for (int32_t k = 0; k < a.counts[r]; ++k) {
-        const int64_t at = idx[k] >> 6;
-        while (w < at) bits[w++] = std::exchange(word, 0);
-        word |= uint64_t(1) << (idx[k] & 63);
+      // The row as a bit mask first (the sampler's, when it wrote one), then cut into G-bit codes.
+      const uint64_t* bits = a.masks + r * a.mask_words;
+      if (a.masks == nullptr) {
+        index_list_mask(a.indices + a.start(r), a.counts[r], n_words, masks.data() + r * n_words);
+        bits = masks.data() + r * n_words;
       }
-      while (w < n_words) bits[w++] = std::exchange(word, 0);
       uint8_t* code = codes.data() + r * n_groups;
       for (int64_t g = 0; g < n_groups; ++g) {
         const int64_t bit = g * G, lo = bit >> 6, shift = bit & 63;
@@ -275,34 +279,40 @@ void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, const
         code[g] = static_cast<uint8_t>(field & (E - 1));
       }
     }
-    // One table per thread, kept between calls: a fresh 100-400 KiB buffer per call would be
-    // mapped and faulted in each time.
+    // One table per thread, kept between calls: a fresh buffer per call would be mapped and
+    // faulted in each time.
     static thread_local std::vector<V, CacheAlignedAllocator<V>> table;
-    if (static_cast<int64_t>(table.size()) < n_groups * E) table.resize(n_groups * E);
+    if (static_cast<int64_t>(table.size()) < chunk_groups * E) table.resize(chunk_groups * E);
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < n_tiles; ++t) {
       const int64_t c0 = t * L;
       const int width = static_cast<int>(std::min(L, N - c0));
-      for (int64_t g = 0; g < n_groups; ++g) {
-        // Entry c is the sum of the rows g * G + b for the bits b of c, lowest first: the entries
-        // below 2^b plus row b give those from 2^b to 2^(b+1) - 1.
-        V* entries = table.data() + g * E;
-        entries[0] = V{};
+      const V bias_row = bias ? S::load_upto(bias + c0, width) : V{};
+      for (int64_t g0 = 0; g0 < n_groups; g0 += chunk_groups) {
+        const int64_t g1 = std::min(n_groups, g0 + chunk_groups);
+        for (int64_t g = g0; g < g1; ++g) {
+          // Entry c is the sum of the rows g * G + b for the bits b of c, lowest first: the
+          // entries below 2^b plus row b give those from 2^b to 2^(b+1) - 1.
+          V* entries = table.data() + (g - g0) * E;
+          entries[0] = V{};
 #pragma GCC unroll 6
-        for (int b = 0; b < G; ++b) {
-          const int64_t k = g * G + b;
-          const V row = k < K ? S::load_upto(M + k * ldm + c0, width) : V{};
-          for (int c = 0; c < (1 << b); ++c) entries[(1 << b) + c] = entries[c] + row;
+          for (int b = 0; b < G; ++b) {
+            const int64_t k = g * G + b;
+            const V row = k < K ? S::load_upto(M + k * ldm + c0, width) : V{};
+            for (int c = 0; c < (1 << b); ++c) entries[(1 << b) + c] = entries[c] + row;
+          }
         }
+        // The first pass starts from the bias (or zero); later ones, and every pass when
+        // accumulating, from what is stored in `out`.
+        const V* init = (g0 == 0 && !accumulate) ? &bias_row : nullptr;
+        int64_t r = 0;
+        for (; r + kTableRowBlock <= rows; r += kTableRowBlock)
+          table_rows<T, G, kTableRowBlock>(codes.data() + r * n_groups, n_groups, g0, g1, table.data(), init,
+                                           out + r * ldo + c0, ldo, width);
+        for (; r < rows; ++r)
+          table_rows<T, G, 1>(codes.data() + r * n_groups, n_groups, g0, g1, table.data(), init, out + r * ldo + c0,
+                              ldo, width);
       }
-      const V init = (!accumulate && bias) ? S::load_upto(bias + c0, width) : V{};
-      int64_t r = 0;
-      for (; r + kTableRowBlock <= rows; r += kTableRowBlock)
-        table_rows<T, G, kTableRowBlock>(codes.data() + r * n_groups, n_groups, table.data(), init, accumulate,
-                                         out + r * ldo + c0, ldo, width);
-      for (; r < rows; ++r)
-        table_rows<T, G, 1>(codes.data() + r * n_groups, n_groups, table.data(), init, accumulate,
-                            out + r * ldo + c0, ldo, width);
     }
   }
 }

@@ -67,6 +67,33 @@ void py_sample_bernoulli(const Array<T>& input, const OptArray<T>& bias, OptArra
   sample_bernoulli<T>(p);
 }
 
+// The states of sample_bernoulli with the compact forms the RBM loops ask of it: (indices
+// [rows, cols], counts [rows], masks [rows, mask_words_for(cols)] as uint64). For tests.
+template <typename T>
+py::tuple py_sample_bernoulli_rows(const Array<T>& input, const OptArray<T>& bias, Array<T>& states, bool from_logits,
+                                   uint64_t seed, uint64_t offset) {
+  const int64_t rows = rows_of(input), cols = cols_of(input);
+  need(!bias || bias->size() == cols, "bias must have one entry per column");
+  need(states.size() == input.size(), "states must match input");
+  need(from_logits || !bias, "bias is for logits");
+  const int64_t words = mask_words_for(cols);
+  Array<int32_t> indices({rows, cols});
+  Array<int32_t> counts({rows});
+  py::array_t<uint64_t> masks({rows, words});
+  BernoulliParams<T> p{input.data(), ptr(bias), nullptr, states.mutable_data(), rows, cols, cols, cols, cols,
+                       from_logits, {seed, offset}};
+  p.indices = indices.mutable_data();
+  p.counts = counts.mutable_data();
+  p.indices_stride = cols;
+  p.masks = masks.mutable_data();
+  p.mask_words = words;
+  {
+    py::gil_scoped_release nogil;
+    sample_bernoulli<T>(p);
+  }
+  return py::make_tuple(indices, counts, masks);
+}
+
 template <typename T>
 void py_sample_gaussian(const Array<T>& mean, const OptArray<T>& bias, const OptArray<T>& stddev, T stddev_scalar,
                         Array<T>& out, uint64_t seed, uint64_t offset) {
@@ -217,11 +244,20 @@ BinaryRows lists_of(const Array<int32_t>& indices, const Array<int32_t>& counts,
 }
 
 // out = bias + A @ M with A given by its index lists (A: [rows, K], M: [K, N], out: [rows, N]).
+// masks (optional, uint64 [rows, mask_words_for(K)]): the same rows as bit masks, as the sampler
+// hands them to the subset-sum tables.
 template <typename T>
 void py_binary_matmul(const Array<int32_t>& indices, const Array<int32_t>& counts, const Array<T>& M,
-                      const OptArray<T>& bias, Array<T>& out) {
+                      const OptArray<T>& bias, Array<T>& out, const std::optional<py::array_t<uint64_t>>& masks) {
   need(M.ndim() == 2, "M must be 2-D");
-  const BinaryRows a = lists_of(indices, counts, M.shape(0));
+  BinaryRows a = lists_of(indices, counts, M.shape(0));
+  if (masks) {
+    need(masks->ndim() == 2 && masks->shape(0) == a.rows && masks->shape(1) == mask_words_for(a.cols) &&
+             (masks->flags() & py::array::c_style),
+         "masks must be C-contiguous uint64 [rows, K / 64 + 1]");
+    a.masks = masks->data();
+    a.mask_words = mask_words_for(a.cols);
+  }
   const int64_t N = M.shape(1);
   need(out.ndim() == 2 && out.shape(0) == a.rows && out.shape(1) == N, "out must be [rows, N]");
   need(!bias || bias->size() == N, "bias must be [N]");
@@ -514,7 +550,10 @@ template <typename T> void bind_dtype(py::module_& m) {
   m.def("sgd_momentum_update", &py_sgd_momentum_update<T>, nc("param"), opt("velocity"), nc("grad"),
         py::arg("learning_rate"), py::arg("momentum"), py::arg("weight_decay"));
   m.def("binary_rows", &py_binary_rows<T>, nc("x"));
-  m.def("binary_matmul", &py_binary_matmul<T>, nc("indices"), nc("counts"), nc("M"), opt("bias"), nc("out"));
+  m.def("binary_matmul", &py_binary_matmul<T>, nc("indices"), nc("counts"), nc("M"), opt("bias"), nc("out"),
+        py::arg("masks").noconvert() = py::none());
+  m.def("sample_bernoulli_rows", &py_sample_bernoulli_rows<T>, nc("input"), opt("bias"), nc("states"),
+        py::arg("from_logits"), py::arg("seed"), py::arg("offset"));
   m.def("sample_categorical", &py_sample_categorical<T>, nc("logits"), nc("out"), py::arg("temperature"),
         py::arg("top_k"), py::arg("seed"), py::arg("offset"));
   m.def("reparameterize_forward", &py_reparameterize_forward<T>, nc("mu"), nc("logvar"), nc("z"), opt("kl"),

@@ -19,14 +19,22 @@
 namespace fastgen {
 namespace cpu {
 
+// bits |= piece << at, for a piece of at most 32 bits that may straddle two words.
+inline void or_mask_bits(uint64_t* bits, int64_t at, uint32_t piece) {
+  const int64_t word = at >> 6, shift = at & 63;
+  bits[word] |= static_cast<uint64_t>(piece) << shift;
+  if (shift > 32) bits[word + 1] |= static_cast<uint64_t>(piece) >> (64 - shift);
+}
+
 // Appends c0 + j for every j < len with x[j] != 0 to indices (which holds n entries so far) and
-// returns the new count; with kCheckBinary, also clears *binary if any x[j] is neither 0 nor 1
+// returns the new count (and, with bits, sets bit c0 + j of the row's mask words for each of
+// them); with kCheckBinary, also clears *binary if any x[j] is neither 0 nor 1
 // (checked in the same pass). Writes only indices[n, n + len) (a full block's vector store ends at
 // most at its last column, since a list never holds more entries than the columns seen), so
 // rows of one list array can be filled by different threads.
 template <bool kCheckBinary = false, typename T>
 inline int32_t append_nonzero_columns(const T* x, int64_t len, int64_t c0, int32_t* indices, int32_t n,
-                                      bool* binary = nullptr) {
+                                      bool* binary = nullptr, uint64_t* bits = nullptr) {
   int64_t j = 0;
   bool ok = true;
 #if defined(__AVX512F__) && defined(__AVX512VL__)
@@ -40,6 +48,7 @@ inline int32_t append_nonzero_columns(const T* x, int64_t len, int64_t c0, int32
       const __mmask16 nonzero = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
       if constexpr (kCheckBinary) not_binary |= _mm512_mask_cmp_ps_mask(nonzero, v, _mm512_set1_ps(1.0f), _CMP_NEQ_UQ);
       _mm512_storeu_si512(indices + n, _mm512_maskz_compress_epi32(nonzero, columns));
+      if (bits != nullptr) or_mask_bits(bits, c0 + j, nonzero);
       n += __builtin_popcount(nonzero);
       columns = _mm512_add_epi32(columns, step);
     }
@@ -54,6 +63,7 @@ inline int32_t append_nonzero_columns(const T* x, int64_t len, int64_t c0, int32
       const __mmask8 nonzero = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ);
       if constexpr (kCheckBinary) not_binary |= _mm512_mask_cmp_pd_mask(nonzero, v, _mm512_set1_pd(1.0), _CMP_NEQ_UQ);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(indices + n), _mm256_maskz_compress_epi32(nonzero, columns));
+      if (bits != nullptr) or_mask_bits(bits, c0 + j, nonzero);
       n += __builtin_popcount(nonzero);
       columns = _mm256_add_epi32(columns, step);
     }
@@ -63,10 +73,31 @@ inline int32_t append_nonzero_columns(const T* x, int64_t len, int64_t c0, int32
   for (; j < len; ++j) {
     indices[n] = static_cast<int32_t>(c0 + j);
     if constexpr (kCheckBinary) ok = ok && (x[j] == T(0) || x[j] == T(1));
+    if (bits != nullptr && x[j] != T(0)) or_mask_bits(bits, c0 + j, 1u);
     n += x[j] != T(0);
   }
   if constexpr (kCheckBinary) *binary = ok;
   return n;
+}
+
+// The bit mask of an ascending index list: bit i of bits[i / 64] set for every listed i, n_words
+// words written. Each word is built in a register (the indices ascend); or-ing every index into
+// its word in memory instead chains each update through a store and a reload.
+inline void index_list_mask(const int32_t* idx, int32_t n, int64_t n_words, uint64_t* bits) {
+  int64_t w = 0;
+  uint64_t word = 0;
+  for (int32_t k = 0; k < n; ++k) {
+    const int64_t at = idx[k] >> 6;
+    while (w < at) {
+      bits[w++] = word;
+      word = 0;
+    }
+    word |= uint64_t(1) << (idx[k] & 63);
+  }
+  while (w < n_words) {
+    bits[w++] = word;
+    word = 0;
+  }
 }
 
 // Where an ascending index list crosses into each chunk of `chunk` columns: the entries of chunk

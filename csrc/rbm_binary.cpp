@@ -185,6 +185,9 @@ template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p) {
   AlignedVector<T> hidden((max_batch + max_chains) * ldt, T(0)), visible((max_batch + max_chains) * ldw, T(0));
   std::vector<int32_t> visible_indices((max_batch + max_chains) * nv), visible_counts(max_batch + max_chains);
   std::vector<int32_t> chain_indices(max_chains * nh), chain_counts(max_chains);
+  // The chains' bit masks, valid once the sampler has drawn the chains (not for the caller's).
+  std::vector<uint64_t> chain_masks(max_chains * mask_words_for(nh));
+  bool chain_masks_drawn = false;
   std::vector<int32_t> column_indices((max_batch + max_chains) * nv), column_counts(nv);
   std::vector<int64_t> column_starts(nv);
   std::vector<T> cd_chains(persistent ? 0 : max_batch * nh), bias_grad(std::max(nv, nh));
@@ -221,14 +224,16 @@ template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p) {
       bernoulli<T>(hidden_pos, ldt, true, nullptr, 0, B, nh, p.rbm.hidden_bias, s, nullptr, nullptr, 0);
     } else {
       bernoulli<T>(hidden_pos, ldt, true, chains, nh, B, nh, p.rbm.hidden_bias, s, chain_indices.data(),
-                   chain_counts.data(), nh);
+                   chain_counts.data(), nh, chain_masks.data());
+      chain_masks_drawn = true;
       chain_nnz = total(chain_counts.data(), B);
     }
 
     // Negative phase: k block-Gibbs steps h -> v -> h from the chains.
     int64_t neg_nnz = 0;
     for (int step = 0; step < p.cd_k; ++step) {
-      const BinaryOperand<T> h{chains, nh, chain_indices.data(), chain_counts.data(), nh, chain_nnz, C, nh};
+      const BinaryOperand<T> h{chains, nh, chain_indices.data(), chain_counts.data(), nh, chain_nnz, C, nh,
+                               chain_masks_drawn ? chain_masks.data() : nullptr};
       product(h, W.data(), ldw, nv, visible_neg, ldw);
       bernoulli<T>(visible_neg, ldw, false, visible_neg, ldw, C, nv, p.rbm.visible_bias, at(s, 1 + 2 * step),
                    neg_indices, neg_counts, nv);
@@ -239,7 +244,8 @@ template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p) {
         bernoulli<T>(hidden_neg, ldt, true, nullptr, 0, C, nh, p.rbm.hidden_bias, s, nullptr, nullptr, 0);
       } else {
         bernoulli<T>(hidden_neg, ldt, true, chains, nh, C, nh, p.rbm.hidden_bias, at(s, 2 + 2 * step),
-                     chain_indices.data(), chain_counts.data(), nh);
+                     chain_indices.data(), chain_counts.data(), nh, chain_masks.data());
+        chain_masks_drawn = true;
         chain_nnz = total(chain_counts.data(), C);
       }
     }
@@ -300,15 +306,16 @@ template <typename T> void rbm_gibbs_binary(const GibbsParams<T>& p) {
   T* v = p.visible_out;
   AlignedVector<T> hidden(n * ldt, T(0)), visible(n * ldw, T(0));
   std::vector<int32_t> v_indices(n * nv), v_counts(n), h_indices(n * nh), h_counts(n);
+  std::vector<uint64_t> h_masks(n * mask_words_for(nh));
   // The starting states come from the caller: lists only if they are 0/1.
   int64_t v_nnz = binary_rows_from_dense<T>(v, n, nv, nv, v_indices.data(), v_counts.data(), nv);
   for (int step = 0; step < p.steps; ++step) {
     const BinaryOperand<T> vs{v, nv, v_indices.data(), v_counts.data(), nv, v_nnz, n, nv};
     product(vs, WT.data(), ldt, nh, hidden.data(), ldt);
     bernoulli<T>(hidden.data(), ldt, false, hidden.data(), ldt, n, nh, p.rbm.hidden_bias, at(p.stream, 2 * step),
-                 h_indices.data(), h_counts.data(), nh);
+                 h_indices.data(), h_counts.data(), nh, h_masks.data());
     const BinaryOperand<T> hs{hidden.data(), ldt, h_indices.data(), h_counts.data(), nh, total(h_counts.data(), n),
-                              n, nh};
+                              n, nh, h_masks.data()};
     product(hs, W.data(), ldw, nv, visible.data(), ldw);
     const RandomStream sv = at(p.stream, 2 * step + 1);
     if (p.clamp == nullptr) {

@@ -59,7 +59,8 @@ template <typename T> struct BinaryOperand {
   int64_t stride;
   int64_t nnz;
   int64_t rows, K;
-  BinaryRows lists() const { return BinaryRows{indices, counts, nullptr, stride, rows, K}; }
+  const uint64_t* masks = nullptr;  // the rows as bit masks (mask_words_for(K) words each), or nullptr
+  BinaryRows lists() const { return BinaryRows{indices, counts, nullptr, stride, rows, K, masks, mask_words_for(K)}; }
 };
 
 // out[rows, N] = a @ M (M: [K, N], row stride ldm); binary when it pays, BLAS otherwise.
@@ -77,13 +78,17 @@ inline int64_t total(const int32_t* counts, int64_t rows) {
 
 // probs = sigmoid(pre + bias) in place (states == nullptr), or also states ~ Bernoulli(probs)
 // with their index lists (keep_probs false: pre is left as is and only states are written).
+// With masks, the states' bit masks too (mask_words_for(cols) words a row).
 template <typename T>
 void bernoulli(T* pre, int64_t ld_pre, bool keep_probs, T* states, int64_t ld_states, int64_t rows, int64_t cols,
-               const T* bias, RandomStream s, int32_t* indices, int32_t* counts, int64_t indices_stride) {
+               const T* bias, RandomStream s, int32_t* indices, int32_t* counts, int64_t indices_stride,
+               uint64_t* masks = nullptr) {
   BernoulliParams<T> p{pre, bias, keep_probs ? pre : nullptr, states, rows, cols, ld_pre, ld_pre, ld_states, true, s};
   p.indices = states ? indices : nullptr;
   p.counts = states ? counts : nullptr;
   p.indices_stride = indices_stride;
+  p.masks = states && indices ? masks : nullptr;
+  p.mask_words = mask_words_for(cols);
   sample_bernoulli(p);
 }
 

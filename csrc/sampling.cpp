@@ -45,13 +45,15 @@ namespace {
 // variant's inner loop has no conditional loads and vectorises.
 template <typename T, bool kBias, bool kProbs, bool kStates>
 void bernoulli_logits_row(const T* in, const T* bias, T* probs, T* states, int64_t r, int64_t cols, RandomStream s,
-                          int32_t* indices = nullptr, int32_t* count = nullptr) {
+                          int32_t* indices = nullptr, int32_t* count = nullptr, uint64_t* bits = nullptr,
+                          int64_t n_words = 0) {
   if (!kStates) {
 #pragma omp simd
     for (int64_t c = 0; c < cols; ++c) probs[c] = sigmoid(kBias ? in[c] + bias[c] : in[c]);
     return;
   }
   int32_t ones = 0;
+  if (bits != nullptr) std::fill(bits, bits + n_words, uint64_t(0));
   for_each_word_chunk(s, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const uint32_t* w) {
     const int64_t c0 = start - r * cols;
     const T* x = in + c0;
@@ -65,7 +67,7 @@ void bernoulli_logits_row(const T* in, const T* bias, T* probs, T* states, int64
       st[j] = bernoulli_state(p, uniform01<T>(w[j]));
     }
     // Still in L1: the index lists cost no second pass over memory.
-    if (indices != nullptr) ones = append_nonzero_columns(st, len, c0, indices, ones);
+    if (indices != nullptr) ones = append_nonzero_columns(st, len, c0, indices, ones, nullptr, bits);
   });
   if (count != nullptr) *count = ones;
 }
@@ -78,7 +80,8 @@ void bernoulli_logits_rows(const BernoulliParams<T>& p) {
                                                     kProbs ? p.probs + r * p.probs_stride : nullptr,
                                                     kStates ? p.states + r * p.states_stride : nullptr, r, p.cols,
                                                     p.stream, p.indices ? p.indices + r * p.indices_stride : nullptr,
-                                                    p.indices ? p.counts + r : nullptr);
+                                                    p.indices ? p.counts + r : nullptr,
+                                                    p.indices && p.masks ? p.masks + r * p.mask_words : nullptr, p.mask_words);
   }
 }
 
@@ -89,12 +92,14 @@ template <typename T> void bernoulli_probs_rows(const BernoulliParams<T>& p) {
     const T* in = p.input + r * p.input_stride;
     T* states = p.states + r * p.states_stride;
     int32_t* indices = p.indices ? p.indices + r * p.indices_stride : nullptr;
+    uint64_t* bits = p.masks && indices ? p.masks + r * p.mask_words : nullptr;
+    if (bits != nullptr) std::fill(bits, bits + p.mask_words, uint64_t(0));
     int32_t ones = 0;
     for_each_word_chunk(p.stream, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const uint32_t* w) {
       const int64_t c0 = start - r * cols;
 #pragma omp simd
       for (int64_t j = 0; j < len; ++j) states[c0 + j] = bernoulli_state(in[c0 + j], uniform01<T>(w[j]));
-      if (indices != nullptr) ones = append_nonzero_columns(states + c0, len, c0, indices, ones);
+      if (indices != nullptr) ones = append_nonzero_columns(states + c0, len, c0, indices, ones, nullptr, bits);
     });
     if (indices != nullptr) p.counts[r] = ones;
   }

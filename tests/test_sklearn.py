@@ -270,13 +270,20 @@ def test_mnist_held_out_pseudo_likelihood_at_least_scikit_learns(shared_data_dir
         pytest.skip(f"{path} is absent")
     x = (np.load(path)["data"].reshape(-1, 784) > 127).astype(np.float32)
     train, test = x[:3000], x[9000:]
-    ours = BernoulliRBM(n_components=64, n_iter=3, random_state=0).fit(train)
-    theirs = SkBernoulliRBM(n_components=64, n_iter=3, random_state=0).fit(train)
-    ours_pl = ours.score_samples(test).mean()
-    theirs_pl = _as_fastgen_model(theirs, np.float32).pseudo_likelihood(test).mean()
-    print(f"MNIST held-out exact pseudo-likelihood: fastgen {ours_pl:.2f}, scikit-learn {theirs_pl:.2f}")
-    assert ours.components_.dtype == np.float32
-    assert ours_pl >= theirs_pl - 2.0
+    # Means over three seeds: one seed's training run is chaotic (a state drawn the other way
+    # changes the rest of it), and a change of summation order alone moved one seed's score by
+    # up to 6 either way (-155.1 to -143.6 over seeds 0-3 for fastgen; -149.3 to -153.3 for
+    # scikit-learn).
+    ours_pl, theirs_pl = [], []
+    for seed in range(3):
+        ours = BernoulliRBM(n_components=64, n_iter=3, random_state=seed).fit(train)
+        theirs = SkBernoulliRBM(n_components=64, n_iter=3, random_state=seed).fit(train)
+        assert ours.components_.dtype == np.float32
+        ours_pl.append(ours.score_samples(test).mean())
+        theirs_pl.append(_as_fastgen_model(theirs, np.float32).pseudo_likelihood(test).mean())
+    print(f"MNIST held-out exact pseudo-likelihood, seeds 0-2: fastgen {np.round(ours_pl, 2)}, "
+          f"scikit-learn {np.round(theirs_pl, 2)}")
+    assert np.mean(ours_pl) >= np.mean(theirs_pl) - 2.0
 
 
 # ---- bad input ---------------------------------------------------------------------------------------

@@ -176,15 +176,67 @@ def test_subset_tables_in_transposed_product(dtype):
 
 
 def test_subset_table_cost_model_choices():
-    # Sampled hidden states of the MNIST RBM (1000 x 500, ~half ones): tables; its sparse visible
-    # states (784 wide, 13 % ones) and scikit-learn's 10-row digits batches: one-by-one sums.
+    # Sampled hidden states of the MNIST RBM (1000 x 500, ~half ones; a quarter in the Gibbs
+    # benchmark's late steps): tables; its sparse visible states (784 wide, 13-15 % ones) and
+    # scikit-learn's 10-row digits batches: one-by-one sums.
     assert _cpu.C.binary_table_bits(1000, 500, int(0.475 * 1000 * 500)) == 6
+    assert _cpu.C.binary_table_bits(1000, 500, int(0.227 * 1000 * 500)) == 6
     assert _cpu.C.binary_table_bits(100, 500, int(0.475 * 100 * 500)) == 5
     assert _cpu.C.binary_table_bits(1000, 784, int(0.13 * 1000 * 784)) == 0
+    assert _cpu.C.binary_table_bits(1000, 784, int(0.15 * 1000 * 784)) == 0
     assert _cpu.C.binary_table_bits(10, 256, 1280) == 0
     assert _cpu.C.binary_table_bits(1000, 500, 0) == 0
     with subset_tables(False):
         assert _cpu.C.binary_table_bits(1000, 500, 250000) == 0
+
+
+def mask_bits(masks, cols):
+    """The [rows, cols] 0/1 matrix a [rows, words] uint64 mask array holds (bit c of row r)."""
+    bits = np.unpackbits(masks.view(np.uint8), axis=1, bitorder="little")
+    return bits[:, :cols], bits[:, cols:]
+
+
+# Row widths: one column, word edges (63, 64, 65), partial vectors, MNIST's two layers, and rows
+# longer than one 1,024-element sampling chunk, whose later chunks start mid-word.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows, cols", [(3, 1), (5, 63), (4, 64), (7, 65), (9, 129), (33, 500), (11, 784),
+                                        (3, 2101)])
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_sampler_masks_and_lists_match_states(dtype, rows, cols, from_logits):
+    rng = np.random.default_rng(rows * 1000 + cols)
+    x = rng.normal(0, 2, (rows, cols)).astype(dtype) if from_logits else rng.random((rows, cols)).astype(dtype)
+    bias = rng.normal(0, 1, cols).astype(dtype) if from_logits else None
+    plain = np.empty_like(x)
+    _cpu.C.sample_bernoulli(x, bias, None, plain, from_logits, 7, 3)
+    states = np.empty_like(x)
+    indices, counts, masks = _cpu.C.sample_bernoulli_rows(x, bias, states, from_logits, 7, 3)
+    assert np.array_equal(states, plain)                       # the same draws as without lists
+    assert states.size < 50 or 0 < states.sum() < states.size  # both values drawn
+    assert masks.dtype == np.uint64 and masks.shape == (rows, cols // 64 + 1)
+    bits, spare = mask_bits(masks, cols)
+    assert np.array_equal(bits, states.astype(np.uint8)) and not spare.any()
+    for r in range(rows):
+        assert np.array_equal(indices[r, :counts[r]], np.flatnonzero(states[r]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_subset_tables_read_sampler_masks(dtype):
+    # The tables cut each row's codes from the sampler's masks when it passes them: the same codes
+    # as from the index lists, so the same sums bit for bit, and both match the reference.
+    rng = np.random.default_rng(31)
+    rows, k, n = 203, 131, 129
+    states = np.empty((rows, k), dtype)
+    indices, counts, masks = _cpu.C.sample_bernoulli_rows(rng.normal(0, 1, (rows, k)).astype(dtype), None, states,
+                                                          True, 3, 0)
+    assert _cpu.C.binary_table_bits(rows, k, int(states.sum())) > 0
+    b = rng.normal(0, 1, (k, n)).astype(dtype)
+    from_lists, from_masks = np.empty((rows, n), dtype), np.empty((rows, n), dtype)
+    _cpu.C.binary_matmul(indices, counts, b, None, from_lists)
+    _cpu.C.binary_matmul(indices, counts, b, None, from_masks, masks)
+    assert np.array_equal(from_masks, from_lists)
+    np.testing.assert_allclose(from_masks, reference(states, b), rtol=0, atol=tolerance(dtype, k))
+    with pytest.raises(ValueError, match="masks"):
+        _cpu.C.binary_matmul(indices, counts, b, None, from_masks, masks[:, :1].copy())
 
 
 def test_binary_matmul_accepts_views_bool_and_keeps_inputs():
