@@ -266,8 +266,10 @@ void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, const
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       // The row as a bit mask first (the sampler's, when it wrote one), then cut into G-bit codes.
-      const uint64_t* bits = a.masks + r * a.mask_words;
-      if (a.masks == nullptr) {
+      const uint64_t* bits;
+      if (a.masks != nullptr) {
+        bits = a.masks + r * n_words;
+      } else {
         index_list_mask(a.indices + a.start(r), a.counts[r], n_words, masks.data() + r * n_words);
         bits = masks.data() + r * n_words;
       }

@@ -86,7 +86,6 @@ py::tuple py_sample_bernoulli_rows(const Array<T>& input, const OptArray<T>& bia
   p.counts = counts.mutable_data();
   p.indices_stride = cols;
   p.masks = masks.mutable_data();
-  p.mask_words = words;
   {
     py::gil_scoped_release nogil;
     sample_bernoulli<T>(p);
@@ -256,7 +255,6 @@ void py_binary_matmul(const Array<int32_t>& indices, const Array<int32_t>& count
              (masks->flags() & py::array::c_style),
          "masks must be C-contiguous uint64 [rows, K / 64 + 1]");
     a.masks = masks->data();
-    a.mask_words = mask_words_for(a.cols);
   }
   const int64_t N = M.shape(1);
   need(out.ndim() == 2 && out.shape(0) == a.rows && out.shape(1) == N, "out must be [rows, N]");

@@ -39,9 +39,8 @@ template <typename T> struct BernoulliParams {
   int32_t* counts = nullptr;
   int64_t indices_stride = 0;
   // Optional, with the lists: the states of each row as a bit mask, bit c of words
-  // [r * mask_words, (r + 1) * mask_words) set when state (r, c) is 1 (mask_words > cols / 64).
+  // [r * w, (r + 1) * w) set when state (r, c) is 1, w = mask_words_for(cols).
   uint64_t* masks = nullptr;
-  int64_t mask_words = 0;
 };
 // Fused bias add + sigmoid + Bernoulli draw. input may alias probs (in-place).
 template <typename T> void sample_bernoulli(const BernoulliParams<T>& p);
@@ -70,9 +69,9 @@ struct BinaryRows {
   const int64_t* starts;   // [rows] or nullptr
   int64_t stride;
   int64_t rows, cols;
-  // The same rows as bit masks (BernoulliParams::masks), or nullptr: spares rebuilding them.
+  // The same rows as bit masks (mask_words_for(cols) words each, as BernoulliParams::masks), or
+  // nullptr: spares rebuilding them.
   const uint64_t* masks = nullptr;
-  int64_t mask_words = 0;
   int64_t start(int64_t r) const { return starts ? starts[r] : r * stride; }
 };
 // Words per row of the bit masks: one spare, so that a field read across a word boundary at the

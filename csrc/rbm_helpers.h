@@ -60,7 +60,7 @@ template <typename T> struct BinaryOperand {
   int64_t nnz;
   int64_t rows, K;
   const uint64_t* masks = nullptr;  // the rows as bit masks (mask_words_for(K) words each), or nullptr
-  BinaryRows lists() const { return BinaryRows{indices, counts, nullptr, stride, rows, K, masks, mask_words_for(K)}; }
+  BinaryRows lists() const { return BinaryRows{indices, counts, nullptr, stride, rows, K, masks}; }
 };
 
 // out[rows, N] = a @ M (M: [K, N], row stride ldm); binary when it pays, BLAS otherwise.
@@ -88,7 +88,6 @@ void bernoulli(T* pre, int64_t ld_pre, bool keep_probs, T* states, int64_t ld_st
   p.counts = states ? counts : nullptr;
   p.indices_stride = indices_stride;
   p.masks = states && indices ? masks : nullptr;
-  p.mask_words = mask_words_for(cols);
   sample_bernoulli(p);
 }
 

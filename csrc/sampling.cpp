@@ -45,15 +45,14 @@ namespace {
 // variant's inner loop has no conditional loads and vectorises.
 template <typename T, bool kBias, bool kProbs, bool kStates>
 void bernoulli_logits_row(const T* in, const T* bias, T* probs, T* states, int64_t r, int64_t cols, RandomStream s,
-                          int32_t* indices = nullptr, int32_t* count = nullptr, uint64_t* bits = nullptr,
-                          int64_t n_words = 0) {
+                          int32_t* indices = nullptr, int32_t* count = nullptr, uint64_t* bits = nullptr) {
   if (!kStates) {
 #pragma omp simd
     for (int64_t c = 0; c < cols; ++c) probs[c] = sigmoid(kBias ? in[c] + bias[c] : in[c]);
     return;
   }
   int32_t ones = 0;
-  if (bits != nullptr) std::fill(bits, bits + n_words, uint64_t(0));
+  if (bits != nullptr) std::fill(bits, bits + mask_words_for(cols), uint64_t(0));
   for_each_word_chunk(s, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const uint32_t* w) {
     const int64_t c0 = start - r * cols;
     const T* x = in + c0;
@@ -81,7 +80,7 @@ void bernoulli_logits_rows(const BernoulliParams<T>& p) {
                                                     kStates ? p.states + r * p.states_stride : nullptr, r, p.cols,
                                                     p.stream, p.indices ? p.indices + r * p.indices_stride : nullptr,
                                                     p.indices ? p.counts + r : nullptr,
-                                                    p.indices && p.masks ? p.masks + r * p.mask_words : nullptr, p.mask_words);
+                                                    p.indices && p.masks ? p.masks + r * mask_words_for(p.cols) : nullptr);
   }
 }
 
@@ -92,8 +91,8 @@ template <typename T> void bernoulli_probs_rows(const BernoulliParams<T>& p) {
     const T* in = p.input + r * p.input_stride;
     T* states = p.states + r * p.states_stride;
     int32_t* indices = p.indices ? p.indices + r * p.indices_stride : nullptr;
-    uint64_t* bits = p.masks && indices ? p.masks + r * p.mask_words : nullptr;
-    if (bits != nullptr) std::fill(bits, bits + p.mask_words, uint64_t(0));
+    uint64_t* bits = p.masks && indices ? p.masks + r * mask_words_for(cols) : nullptr;
+    if (bits != nullptr) std::fill(bits, bits + mask_words_for(cols), uint64_t(0));
     int32_t ones = 0;
     for_each_word_chunk(p.stream, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const uint32_t* w) {
       const int64_t c0 = start - r * cols;
