@@ -152,7 +152,7 @@ void py_rbm_train_batches(Array<T>& weights, Array<T>& visible_bias, Array<T>& h
                           OptArray<T>& weights_velocity, OptArray<T>& visible_bias_velocity,
                           OptArray<T>& hidden_bias_velocity, OptArray<T>& persistent_chains, const Array<T>& data,
                           int64_t batch_size, int cd_k, T learning_rate, T momentum, T weight_decay, uint64_t seed,
-                          uint64_t offset, bool binary_products) {
+                          uint64_t offset, bool binary_products, bool hidden_slices) {
   RBMWeights<T> rbm = rbm_of(weights, visible_bias, hidden_bias);
   need(data.ndim() == 2 && data.shape(1) == rbm.n_visible, "data must be [n_samples, n_visible]");
   need(batch_size >= 1 && cd_k >= 1, "batch_size >= 1 and cd_k >= 1");
@@ -181,7 +181,8 @@ void py_rbm_train_batches(Array<T>& weights, Array<T>& visible_bias, Array<T>& h
                    momentum,
                    weight_decay,
                    {seed, offset},
-                   binary_products};
+                   binary_products,
+                   hidden_slices};
   py::gil_scoped_release nogil;
   rbm_train_batches<T>(p);
 }
@@ -539,7 +540,7 @@ template <typename T> void bind_dtype(py::module_& m) {
         opt("weights_velocity"), opt("visible_bias_velocity"), opt("hidden_bias_velocity"),
         opt("persistent_chains"), nc("data"), py::arg("batch_size"), py::arg("cd_k"), py::arg("learning_rate"),
         py::arg("momentum"), py::arg("weight_decay"), py::arg("seed"), py::arg("offset"),
-        py::arg("binary_products") = true);
+        py::arg("binary_products") = true, py::arg("hidden_slices") = true);
   m.def("rbm_ais", &py_rbm_ais<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("base_visible_bias"),
         nc("betas"), nc("log_weights"), opt("visible_out"), py::arg("seed"), py::arg("offset"),
         py::arg("binary_products"));
@@ -601,6 +602,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("binary_max_density", &binary_max_density);
   m.def("set_binary_tables", &set_binary_tables, py::arg("enabled"));
   m.def("binary_table_bits", &binary_table_bits, py::arg("rows"), py::arg("K"), py::arg("nnz"));
+  m.attr("sliced_max_rows") = kSlicedMaxRows;
   m.def("fill_bits", &py_fill_bits, py::arg("out").noconvert(), py::arg("seed"), py::arg("offset"));
   bind_dtype<float>(m);
   bind_dtype<double>(m);

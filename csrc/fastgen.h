@@ -210,6 +210,8 @@ template <typename T> struct TrainParams {
   T learning_rate, momentum, weight_decay;
   RandomStream stream;    // consumes (2 * cd_k + 1) offsets per batch
   bool binary_products = true;  // products with a 0/1 operand go to binary_matmul when it pays
+  // With binary_products: small batches take rbm_train_batches_sliced (see kSlicedMaxRows).
+  bool hidden_slices = true;
 };
 // One pass of CD-k / PCD-k over `data` in consecutive mini-batches, with the parameter update
 // (learning rate, momentum, L2 weight decay) after every batch. Gradient estimate per batch:
@@ -220,6 +222,13 @@ template <typename T> void rbm_train_batches(const TrainParams<T>& p);
 // rbm_gibbs and rbm_train_batches hand over to these when p.binary_products is set.
 template <typename T> void rbm_gibbs_binary(const GibbsParams<T>& p);
 template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p);
+
+// rbm_sliced.cpp: the training loop for small batches, one parallel region per pass with the
+// hidden units split among the threads; rbm_train_batches hands over to it (when
+// p.binary_products and p.hidden_slices are set) for batches of at most kSlicedMaxRows rows of
+// data and chains together.
+constexpr int64_t kSlicedMaxRows = 64;
+template <typename T> void rbm_train_batches_sliced(const TrainParams<T>& p);
 
 // The exact pseudo-likelihood sum_i log P(v_i | v_-i) of each row.
 template <typename T> void rbm_pseudo_likelihood(

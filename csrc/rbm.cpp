@@ -98,9 +98,13 @@ template <typename T> void rbm_gibbs(const GibbsParams<T>& p) {
 }
 
 template <typename T> void rbm_train_batches(const TrainParams<T>& p) {
-  if (p.binary_products) return rbm_train_batches_binary(p);
   const int64_t nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
   const int64_t max_batch = std::min(p.batch_size, p.n_samples);
+  if (p.binary_products) {
+    const int64_t chain_rows = p.persistent_chains != nullptr ? p.n_chains : max_batch;
+    if (p.hidden_slices && max_batch + chain_rows <= kSlicedMaxRows) return rbm_train_batches_sliced(p);
+    return rbm_train_batches_binary(p);
+  }
   if (p.n_samples == 0 || max_batch == 0) return;
   const bool persistent = p.persistent_chains != nullptr;
   const int64_t max_chains = persistent ? p.n_chains : max_batch;

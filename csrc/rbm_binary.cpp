@@ -29,6 +29,7 @@ namespace fastgen {
 namespace cpu {
 namespace {
 
+using rbm_detail::apply_and_transpose;
 using rbm_detail::at;
 using rbm_detail::BinaryOperand;
 using rbm_detail::bernoulli;
@@ -48,120 +49,6 @@ template <typename T> void decay_and_momentum(T* WT, T* VT, int64_t n, T momentu
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMinElements)
     for (int64_t i = 0; i < n; ++i) WT[i] *= keep;
   }
-}
-
-#if defined(__AVX512F__)
-// A square block of one vector per row (16 float32 or 8 float64 rows) transposed in registers:
-// for b = L/2, ..., 1 the off-diagonal b x b sub-blocks of every 2b x 2b block swap places, one
-// two-source permute per row and stage (4 stages of 16 for float32, 3 of 8 for float64).
-template <typename T> struct RegisterTranspose {
-  static constexpr int L = 64 / sizeof(T);
-  static constexpr int kStages = sizeof(T) == 4 ? 4 : 3;
-  using V = typename std::conditional<sizeof(T) == 4, __m512, __m512d>::type;
-  // Stage s swaps sub-blocks of size b = L >> (s + 1). Lane k of the lower row of a pair keeps
-  // its own value or takes the partner's lane k - b; the upper row takes the lower's lane k + b
-  // or keeps its own. The partner's lanes are numbered L + k.
-  __m512i lower[kStages], upper[kStages];
-  RegisterTranspose() {
-    for (int s = 0; s < kStages; ++s) {
-      const int b = L >> (s + 1);
-      alignas(64) int32_t lo[16], hi[16];
-      for (int k = 0; k < L; ++k) {
-        lo[k] = (k & b) ? L + k - b : k;
-        hi[k] = (k & b) ? L + k : k + b;
-      }
-      lower[s] = load_index(lo);
-      upper[s] = load_index(hi);
-    }
-  }
-  static __m512i load_index(const int32_t* idx) {
-    if constexpr (sizeof(T) == 4) return _mm512_load_si512(idx);
-    else return _mm512_cvtepi32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(idx)));
-  }
-  static V permute(V a, __m512i idx, V b) {
-    if constexpr (sizeof(T) == 4) return _mm512_permutex2var_ps(a, idx, b);
-    else return _mm512_permutex2var_pd(a, idx, b);
-  }
-  void run(V* rows) const {
-#pragma GCC unroll 4
-    for (int s = 0; s < kStages; ++s) {
-      const int b = L >> (s + 1);
-#pragma GCC unroll 16
-      for (int i = 0; i < L; ++i) {
-        if (i & b) continue;
-        const V a = rows[i], c = rows[i + b];
-        rows[i] = permute(a, lower[s], c);
-        rows[i + b] = permute(a, upper[s], c);
-      }
-    }
-  }
-};
-#endif
-
-// WT += VT (when VT is given), then W = WT^T, in blocks of one vector's width of rows of WT.
-// Row strides are whole vectors (padded_stride), so full-vector loads and stores stay inside
-// the rows' padding; rows past nv read as zeros and columns past nh are not stored.
-// WT: [nv, ldt], VT: [nv, ldt] or nullptr, W: [nh, ldw]
-template <typename T> void apply_and_transpose(T* WT, const T* VT, int64_t nv, int64_t nh, int64_t ldt, T* W, int64_t ldw) {
-#if defined(__AVX512F__)
-  using R = RegisterTranspose<T>;
-  const R transpose;
-  constexpr int64_t L = R::L;
-  // 16 rows of WT per block for both dtypes (two stacked 8 x 8 blocks for float64), so that
-  // every W row receives two whole cache lines at a time.
-  constexpr int64_t kStack = 16 / L, kRows = kStack * L;
-  const int64_t blocks = (nv + kRows - 1) / kRows, column_blocks = (nh + L - 1) / L;
-  // Split by columns of WT, as the gradient product before it splits its column tiles: each
-  // thread re-reads the part of WT it has just written (in its own cache) and writes whole W rows.
-#pragma omp parallel for schedule(static) if (nv * nh >= 4 * kParallelMinElements)
-  for (int64_t cb = 0; cb < column_blocks; ++cb) {
-    const int64_t j0 = cb * L;
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      const int64_t i0 = blk * kRows, rows = std::min(kRows, nv - i0);
-      typename R::V v[kRows];
-      for (int64_t ii = 0; ii < kRows; ++ii) {
-        if (ii >= rows) {
-          std::memset(&v[ii], 0, sizeof(v[ii]));
-          continue;
-        }
-        T* src = WT + (i0 + ii) * ldt + j0;
-        std::memcpy(&v[ii], src, sizeof(v[ii]));
-        if (VT != nullptr) {
-          typename R::V d;
-          std::memcpy(&d, VT + (i0 + ii) * ldt + j0, sizeof(d));
-          if constexpr (sizeof(T) == 4) v[ii] = _mm512_add_ps(v[ii], d);
-          else v[ii] = _mm512_add_pd(v[ii], d);
-          std::memcpy(src, &v[ii], sizeof(v[ii]));
-        }
-      }
-      for (int64_t k = 0; k < kStack; ++k) transpose.run(v + k * L);
-      const int64_t cols = std::min(L, nh - j0);
-      for (int64_t jj = 0; jj < cols; ++jj) {
-        T* dst = W + (j0 + jj) * ldw + i0;
-        for (int64_t k = 0; k < kStack; ++k) {
-          if (k * L < rows) std::memcpy(dst + k * L, &v[k * L + jj], sizeof(v[0]));
-        }
-      }
-    }
-  }
-#else
-  constexpr int64_t kRows = 16;
-  const int64_t blocks = (nv + kRows - 1) / kRows;
-#pragma omp parallel for schedule(static) if (nv * nh >= 4 * kParallelMinElements)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t i0 = b * kRows, rows = std::min(kRows, nv - i0);
-    if (VT != nullptr) {
-      for (int64_t i = i0; i < i0 + rows; ++i) {
-#pragma omp simd
-        for (int64_t j = 0; j < nh; ++j) WT[i * ldt + j] += VT[i * ldt + j];
-      }
-    }
-    const T* src = WT + i0 * ldt;
-    T* dst = W + i0;
-    for (int64_t j = 0; j < nh; ++j)
-      for (int64_t ii = 0; ii < rows; ++ii) dst[j * ldw + ii] = src[ii * ldt + j];
-  }
-#endif
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // only on (seed, offset, flat index), so the OpenMP split cannot change a single bit.
 #include <algorithm>
 
+#include "bernoulli_row.h"
 #include "fastgen.h"
 #include "fastgen/math.h"
 #include "index_lists.h"
@@ -41,33 +42,11 @@ template <typename T> void fill_normal(T* out, int64_t n, RandomStream stream) {
 
 namespace {
 
-// One row of the fused bias + sigmoid + draw. The flags are template parameters so that each
-// variant's inner loop has no conditional loads and vectorises.
 template <typename T, bool kBias, bool kProbs, bool kStates>
 void bernoulli_logits_row(const T* in, const T* bias, T* probs, T* states, int64_t r, int64_t cols, RandomStream s,
-                          int32_t* indices = nullptr, int32_t* count = nullptr, uint64_t* bits = nullptr) {
-  if (!kStates) {
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) probs[c] = sigmoid(kBias ? in[c] + bias[c] : in[c]);
-    return;
-  }
-  int32_t ones = 0;
-  if (bits != nullptr) std::fill(bits, bits + mask_words_for(cols), uint64_t(0));
-  for_each_word_chunk(s, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const uint32_t* w) {
-    const int64_t c0 = start - r * cols;
-    const T* x = in + c0;
-    const T* b = kBias ? bias + c0 : nullptr;
-    T* pr = kProbs ? probs + c0 : nullptr;
-    T* st = states + c0;
-#pragma omp simd
-    for (int64_t j = 0; j < len; ++j) {
-      const T p = sigmoid(kBias ? x[j] + b[j] : x[j]);
-      if (kProbs) pr[j] = p;
-      st[j] = bernoulli_state(p, uniform01<T>(w[j]));
-    }
-    // Still in L1: the index lists cost no second pass over memory.
-    if (indices != nullptr) ones = append_nonzero_columns(st, len, c0, indices, ones, nullptr, bits);
-  });
+                          int32_t* indices, int32_t* count, uint64_t* bits) {
+  const int32_t ones = bernoulli_logits_range<T, kBias, kProbs, kStates>(in, bias, probs, states, r * cols, 0, cols, s,
+                                                                         indices, bits);
   if (count != nullptr) *count = ones;
 }
 

@@ -71,4 +71,27 @@ def binary_products(enabled: bool):
         _binary_products = previous
 
 
-__all__ = ["C", "binary_products", "binary_products_enabled"]
+# With binary products, small training batches (data and chains together at most
+# C.sliced_max_rows rows) run as one parallel region per pass with the hidden units split among
+# the threads (csrc/rbm_sliced.cpp). The context manager below turns that off, so that tests can
+# compare it with the per-product loop it replaces.
+_hidden_slices = True
+
+
+def hidden_slices_enabled() -> bool:
+    return _hidden_slices
+
+
+@contextmanager
+def hidden_slices(enabled: bool):
+    """Within the block, small training batches may (True) or may not (False) take the loop over
+    slices of hidden units."""
+    global _hidden_slices
+    previous, _hidden_slices = _hidden_slices, bool(enabled)
+    try:
+        yield
+    finally:
+        _hidden_slices = previous
+
+
+__all__ = ["C", "binary_products", "binary_products_enabled", "hidden_slices", "hidden_slices_enabled"]

@@ -343,6 +343,44 @@ def sgd_step(param, velocity, grad, *, learning_rate, momentum=0.0, weight_decay
     return param + velocity, velocity
 
 
+class TrainRef(NamedTuple):
+    weights: np.ndarray
+    visible_bias: np.ndarray
+    hidden_bias: np.ndarray
+    velocities: tuple          # (weights, visible bias, hidden bias)
+    chains: np.ndarray         # the persistent chains after the pass (CD: the last batch's)
+    n_ambiguous: int
+
+
+def train_pass(data, W, b_vis, b_hid, batch_size, *, k=1, chains=None, learning_rate, momentum=0.0,
+               weight_decay=0.0, seed, first_offset, velocities=None, dtype=None, tol=None) -> TrainRef:
+    """Reference for one pass of fastgen's CD-k / PCD-k trainer (C.rbm_train_batches): consecutive
+    mini-batches of ``batch_size`` rows (the last may be shorter); batch i draws with the offsets
+    ``first_offset + i (2k + 1)`` as :func:`cd_gradients`; then v = m v + lr (g - wd param) and
+    param += v for the weights, and the same without decay for the biases. PCD when ``chains``
+    is given (updated from batch to batch), else CD-k. The parameters are rounded to ``dtype``
+    after every batch, as the kernel keeps them."""
+    dtype = np.dtype(dtype or np.asarray(W).dtype)
+    params = list(_f64(W, b_vis, b_hid))
+    velocity = [np.zeros_like(x) for x in params] if velocities is None else list(_f64(*velocities))
+    n_ambiguous = 0
+    last_chains = chains
+    for i, start in enumerate(range(0, len(data), batch_size)):
+        grads = cd_gradients(data[start:start + batch_size], *params, k=k,
+                             generator=fastgen.Generator(seed, first_offset + i * (2 * k + 1)),
+                             persistent_chains=chains, dtype=dtype, tol=tol)
+        n_ambiguous += grads.n_ambiguous
+        last_chains = grads.chains
+        if chains is not None:
+            chains = grads.chains
+        for j, (g, wd) in enumerate(zip(grads[:3], (weight_decay, 0.0, 0.0))):
+            params[j], velocity[j] = sgd_step(params[j], velocity[j], g, learning_rate=learning_rate,
+                                              momentum=momentum, weight_decay=wd)
+            params[j] = params[j].astype(dtype).astype(np.float64)
+            velocity[j] = velocity[j].astype(dtype).astype(np.float64)
+    return TrainRef(*params, tuple(velocity), last_chains, n_ambiguous)
+
+
 # ---- Gaussian-Bernoulli RBM -----------------------------------------------------------------------
 # E(v, h) = sum_i (v_i - b_i)^2 / (2 s_i^2) - c.h - sum_ij h_j W_ji v_i / s_i^2, s = exp(log_sigma)
 # (Cho, Ilin and Raiko 2011): P(h_j = 1 | v) = sigmoid(c_j + W_j (v / s^2)), v | h ~ N(b + W^T h, s^2).

@@ -272,5 +272,5 @@ class ContrastiveDivergence:
             rbm.weights, rbm.visible_bias, rbm.hidden_bias, vw, vb, vh,
             self.chains if self.persistent else None, data, int(batch_size), int(self.cd_k),
             dt(self.learning_rate), dt(self.momentum), dt(self.weight_decay), generator.seed, offset,
-            _cpu.binary_products_enabled(),
+            _cpu.binary_products_enabled(), _cpu.hidden_slices_enabled(),
         )
