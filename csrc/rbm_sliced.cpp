@@ -16,7 +16,9 @@
 // unit lists of the rows (data and chains stacked) in which that unit is nonzero. Random draws
 // and their offsets are those of rbm.cpp's loop, element for element.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #ifdef _OPENMP
@@ -117,6 +119,7 @@ template <typename T> void rbm_train_batches_sliced(const TrainParams<T>& p) {
   max_threads = omp_get_max_threads();
 #endif
   const int threads = static_cast<int>(std::min<int64_t>(max_threads, n_slices));
+  std::atomic<bool> allocation_failed{false};
 
 #pragma omp parallel num_threads(threads)
   {
@@ -135,211 +138,234 @@ template <typename T> void rbm_train_batches_sliced(const TrainParams<T>& p) {
     // the hardware prefetchers would pull the neighbour's half of every row into the wrong core,
     // where the neighbour's next write has to take it back (two threads ran at 1.25x one).
     const int64_t ldp = padded_stride<T>(width);
-    AlignedVector<T> Wp(width * ldw, T(0)), WTp(nv * ldp, T(0)), VTp(use_momentum ? nv * ldp : 0, T(0));
-    AlignedVector<T> hidden((max_batch + max_chains) * ldp, T(0));  // [P(h|data) ; P(h|v_k)]
-    AlignedVector<T> chains(max_chains * ldp, T(0));                // hidden states
-    AlignedVector<T> hidden_bias(p.rbm.hidden_bias + j0, p.rbm.hidden_bias + j1), hidden_velocity;
-    if (p.hidden_bias_velocity != nullptr)
-      hidden_velocity.assign(p.hidden_bias_velocity + j0, p.hidden_bias_velocity + j1);
-    for (int64_t j = 0; j < width; ++j)
-      std::copy(p.rbm.weights + (j0 + j) * nv, p.rbm.weights + (j0 + j + 1) * nv, Wp.data() + j * ldw);
-    transpose_matrix<T>(Wp.data(), width, nv, ldw, WTp.data(), ldp);
-    if (use_momentum) transpose_matrix<T>(p.weights_velocity + j0 * nv, width, nv, nv, VTp.data(), ldp);
-    if (persistent) {
-      for (int64_t c = 0; c < max_chains; ++c)
-        std::copy(p.persistent_chains + c * nh + j0, p.persistent_chains + c * nh + j1, chains.data() + c * ldp);
+    AlignedVector<T> Wp, WTp, VTp, hidden, chains, hidden_bias, hidden_velocity, chain_values;
+    AlignedVector<int32_t> chain_indices, chain_counts;
+    AlignedVector<T> visible_bias, visible_velocity, visible_pre, visible_neg;
+    std::vector<int32_t> data_indices, data_counts, neg_indices, neg_counts, column_rows, column_starts, column_fill;
+    std::vector<T> data_values, column_values, grad, scratch;
+    // Everything is allocated before the first barrier: a thread that cannot have its memory
+    // says so there, and all of them leave together (an exception may not leave the region).
+    try {
+      Wp.assign(width * ldw, T(0));
+      WTp.assign(nv * ldp, T(0));
+      VTp.assign(use_momentum ? nv * ldp : 0, T(0));
+      hidden.assign((max_batch + max_chains) * ldp, T(0));  // [P(h|data) ; P(h|v_k)]
+      chains.assign(max_chains * ldp, T(0));                // hidden states
+      hidden_bias.assign(p.rbm.hidden_bias + j0, p.rbm.hidden_bias + j1);
+      if (p.hidden_bias_velocity != nullptr)
+        hidden_velocity.assign(p.hidden_bias_velocity + j0, p.hidden_bias_velocity + j1);
+      chain_indices.resize(own_slices * max_chains * kSliceColumns);
+      chain_counts.resize(own_slices * max_chains);
+      chain_values.resize(own_slices * max_chains * kSliceColumns);
+      // Everything about the visible units, one copy per thread.
+      visible_bias.assign(p.rbm.visible_bias, p.rbm.visible_bias + nv);
+      if (p.visible_bias_velocity != nullptr)
+        visible_velocity.assign(p.visible_bias_velocity, p.visible_bias_velocity + nv);
+      visible_pre.resize(max_chains * ldw);
+      visible_neg.resize(max_chains * ldw);
+      data_indices.resize(max_batch * nv);
+      data_counts.resize(max_batch);
+      data_values.resize(max_batch * nv);
+      neg_indices.resize(max_chains * nv);
+      neg_counts.resize(max_chains);
+      // Per visible unit, the stacked rows (data, then chains) in which it is nonzero, with the
+      // factor each contributes to the weight statistics.
+      column_rows.resize((max_batch + max_chains) * nv);
+      column_values.resize((max_batch + max_chains) * nv);
+      column_starts.resize(nv + 1);
+      column_fill.resize(nv);
+      grad.resize(std::max(nv, width));
+      scratch.resize(std::max(nv, width));
+    } catch (...) {
+      allocation_failed.store(true);
     }
-    // The chains' ones by slice (local columns): chain c's in slice ls at chain_list(ls, c).
-    // Lists of nonzero values instead while the chains are the caller's and not 0/1.
-    AlignedVector<int32_t> chain_indices(own_slices * max_chains * kSliceColumns), chain_counts(own_slices * max_chains);
-    AlignedVector<T> chain_values(own_slices * max_chains * kSliceColumns);
-    const auto chain_list = [&](int64_t ls, int64_t c) {
-      return chain_indices.data() + (ls * max_chains + c) * kSliceColumns;
-    };
-    const auto chain_count = [&](int64_t ls, int64_t c) -> int32_t& { return chain_counts[ls * max_chains + c]; };
-    bool chains_weighted = false;
-    for (int64_t c = 0; c < max_chains; ++c) {
-      for (int64_t ls = 0; ls < own_slices; ++ls) {
-        const int64_t a = slice_begin(ls);
-        const T* row = chains.data() + c * ldp;
-        int32_t* idx = chain_list(ls, c);
-        bool binary = true;
-        const int32_t n = append_nonzero_columns<true>(row + a, slice_end(ls) - a, a, idx, 0, &binary);
-        chain_count(ls, c) = n;
-        T* values = chain_values.data() + (idx - chain_indices.data());
-        for (int32_t k = 0; k < n; ++k) values[k] = row[idx[k]];
-        chains_weighted = chains_weighted || !binary;
-      }
-    }
-
-    // Everything about the visible units, one copy per thread.
-    AlignedVector<T> visible_bias(p.rbm.visible_bias, p.rbm.visible_bias + nv), visible_velocity;
-    if (p.visible_bias_velocity != nullptr)
-      visible_velocity.assign(p.visible_bias_velocity, p.visible_bias_velocity + nv);
-    AlignedVector<T> visible_pre(max_chains * ldw), visible_neg(max_chains * ldw);
-    std::vector<int32_t> data_indices(max_batch * nv), data_counts(max_batch), neg_indices(max_chains * nv),
-        neg_counts(max_chains);
-    std::vector<T> data_values(max_batch * nv);
-    // Per visible unit, the stacked rows (data, then chains) in which it is nonzero, with the
-    // factor each contributes to the weight statistics.
-    std::vector<int32_t> column_rows((max_batch + max_chains) * nv), column_starts(nv + 1), column_fill(nv);
-    std::vector<T> column_values((max_batch + max_chains) * nv);
-    std::vector<T> grad(std::max(nv, width)), scratch(std::max(nv, width));
-
-    int parity = 0;
-    int64_t batch_index = 0;
-    for (int64_t start = 0; start < p.n_samples; start += p.batch_size, ++batch_index) {
-      const int64_t B = std::min(p.batch_size, p.n_samples - start);
-      const int64_t C = persistent ? p.n_chains : B;
-      const T* data = p.data + start * p.data_stride;
-      const RandomStream stream = at(p.stream, batch_index * offsets_per_batch);
-      T* const hidden_pos = hidden.data();
-      T* const hidden_neg = hidden.data() + B * ldp;
-
-      for (int64_t r = 0; r < B; ++r) {
-        const T* x = data + r * p.data_stride;
-        int32_t* idx = data_indices.data() + r * nv;
-        const int32_t n = append_nonzero_columns(x, nv, 0, idx, 0);
-        data_counts[r] = n;
-        for (int32_t k = 0; k < n; ++k) data_values[r * nv + k] = x[idx[k]];
-      }
-
-      // Positive phase on this thread's units: P(h | data); CD-k also draws its chains here.
-      rows_times_matrix<T, true>(data_indices.data(), data_values.data(), data_counts.data(), nv, B, nv, WTp.data(),
-                                 ldp, hidden_pos, ldp, width);
-      for (int64_t r = 0; r < B; ++r) {
-        T* h = hidden_pos + r * ldp;
-        if (persistent) {
-          bernoulli_logits_range<T, true, true, false>(h, hidden_bias.data(), h, nullptr, 0, 0, width, stream);
-          continue;
-        }
-        for (int64_t ls = 0; ls < own_slices; ++ls) {
-          chain_count(ls, r) = bernoulli_logits_range<T, true, true, true>(
-              h, hidden_bias.data(), h, chains.data() + r * ldp, r * nh + j0, slice_begin(ls), slice_end(ls), stream,
-              chain_list(ls, r));
-        }
-      }
-      if (!persistent) chains_weighted = false;
-
-      // Negative phase: k block-Gibbs steps h -> v -> h from the chains.
-      for (int step = 0; step < p.cd_k; ++step, parity ^= 1) {
-        T* const parts = partials.data() + parity * n_slices * part_stride;
-        for (int64_t c = 0; c < C; ++c) {
-          for (int64_t ls = 0; ls < own_slices; ++ls) {
-            const int32_t* idx = chain_list(ls, c);
-            T* out = parts + (s0 + ls) * part_stride + c * ldw;
-            if (chains_weighted) {
-              sum_selected_rows<T, true>(idx, chain_values.data() + (idx - chain_indices.data()), chain_count(ls, c),
-                                         Wp.data(), ldw, nullptr, out, nv);
-            } else {
-              sum_selected_rows<T, false>(idx, nullptr, chain_count(ls, c), Wp.data(), ldw, nullptr, out, nv);
-            }
-          }
-        }
 #pragma omp barrier
-        // Every thread: v_k ~ P(v | h) from the slices' parts, summed in slice order.
-        for (int64_t c = 0; c < C; ++c) {
-          T* pre = visible_pre.data() + c * ldw;
-          std::copy(parts + c * ldw, parts + c * ldw + nv, pre);
-          for (int64_t s = 1; s < n_slices; ++s) {
-            const T* part = parts + s * part_stride + c * ldw;
-#pragma omp simd
-            for (int64_t i = 0; i < nv; ++i) pre[i] += part[i];
-          }
-          neg_counts[c] = bernoulli_logits_range<T, true, false, true>(
-              pre, visible_bias.data(), nullptr, visible_neg.data() + c * ldw, c * nv, 0, nv, at(stream, 1 + 2 * step),
-              neg_indices.data() + c * nv);
+    if (!allocation_failed.load()) {
+      for (int64_t j = 0; j < width; ++j)
+        std::copy(p.rbm.weights + (j0 + j) * nv, p.rbm.weights + (j0 + j + 1) * nv, Wp.data() + j * ldw);
+      transpose_matrix<T>(Wp.data(), width, nv, ldw, WTp.data(), ldp);
+      if (use_momentum) transpose_matrix<T>(p.weights_velocity + j0 * nv, width, nv, nv, VTp.data(), ldp);
+      if (persistent) {
+        for (int64_t c = 0; c < max_chains; ++c)
+          std::copy(p.persistent_chains + c * nh + j0, p.persistent_chains + c * nh + j1, chains.data() + c * ldp);
+      }
+      // The chains' ones by slice (local columns): chain c's in slice ls at chain_list(ls, c).
+      // Lists of nonzero values instead while the chains are the caller's and not 0/1.
+      const auto chain_list = [&](int64_t ls, int64_t c) {
+        return chain_indices.data() + (ls * max_chains + c) * kSliceColumns;
+      };
+      const auto chain_count = [&](int64_t ls, int64_t c) -> int32_t& { return chain_counts[ls * max_chains + c]; };
+      bool chains_weighted = false;
+      for (int64_t c = 0; c < max_chains; ++c) {
+        for (int64_t ls = 0; ls < own_slices; ++ls) {
+          const int64_t a = slice_begin(ls);
+          const T* row = chains.data() + c * ldp;
+          int32_t* idx = chain_list(ls, c);
+          bool binary = true;
+          const int32_t n = append_nonzero_columns<true>(row + a, slice_end(ls) - a, a, idx, 0, &binary);
+          chain_count(ls, c) = n;
+          T* values = chain_values.data() + (idx - chain_indices.data());
+          for (int32_t k = 0; k < n; ++k) values[k] = row[idx[k]];
+          chains_weighted = chains_weighted || !binary;
         }
-        // This thread's units of P(h | v_k), and the chains' next states there.
-        const bool last = step + 1 == p.cd_k;
-        rows_times_matrix<T, false>(neg_indices.data(), nullptr, neg_counts.data(), nv, C, nv, WTp.data(), ldp,
-                                    hidden_neg, ldp, width);
-        for (int64_t c = 0; c < C; ++c) {
-          T* h = hidden_neg + c * ldp;
-          if (last && !persistent) {
+      }
+
+      int parity = 0;
+      int64_t batch_index = 0;
+      for (int64_t start = 0; start < p.n_samples; start += p.batch_size, ++batch_index) {
+        const int64_t B = std::min(p.batch_size, p.n_samples - start);
+        const int64_t C = persistent ? p.n_chains : B;
+        const T* data = p.data + start * p.data_stride;
+        const RandomStream stream = at(p.stream, batch_index * offsets_per_batch);
+        T* const hidden_pos = hidden.data();
+        T* const hidden_neg = hidden.data() + B * ldp;
+
+        for (int64_t r = 0; r < B; ++r) {
+          const T* x = data + r * p.data_stride;
+          int32_t* idx = data_indices.data() + r * nv;
+          const int32_t n = append_nonzero_columns(x, nv, 0, idx, 0);
+          data_counts[r] = n;
+          for (int32_t k = 0; k < n; ++k) data_values[r * nv + k] = x[idx[k]];
+        }
+
+        // Positive phase on this thread's units: P(h | data); CD-k also draws its chains here.
+        rows_times_matrix<T, true>(data_indices.data(), data_values.data(), data_counts.data(), nv, B, nv, WTp.data(),
+                                   ldp, hidden_pos, ldp, width);
+        for (int64_t r = 0; r < B; ++r) {
+          T* h = hidden_pos + r * ldp;
+          if (persistent) {
             bernoulli_logits_range<T, true, true, false>(h, hidden_bias.data(), h, nullptr, 0, 0, width, stream);
             continue;
           }
           for (int64_t ls = 0; ls < own_slices; ++ls) {
-            chain_count(ls, c) = bernoulli_logits_range<T, true, true, true>(
-                h, hidden_bias.data(), h, chains.data() + c * ldp, c * nh + j0, slice_begin(ls), slice_end(ls),
-                at(stream, 2 + 2 * step), chain_list(ls, c));
+            chain_count(ls, r) = bernoulli_logits_range<T, true, true, true>(
+                h, hidden_bias.data(), h, chains.data() + r * ldp, r * nh + j0, slice_begin(ls), slice_end(ls), stream,
+                chain_list(ls, r));
           }
         }
-        chains_weighted = false;
-      }
+        if (!persistent) chains_weighted = false;
 
-      // Biases (no weight decay): gradients are differences of means.
-      column_sums(grad.data(), hidden_pos, B, ldp, T(1) / B, hidden_neg, C, ldp, T(-1) / C, 0, width,
-                      scratch.data());
-      bias_step(hidden_bias.data(), hidden_velocity.empty() ? nullptr : hidden_velocity.data(), grad.data(), width, lr,
-                momentum);
-      column_sums(grad.data(), data, B, p.data_stride, T(1) / B, visible_neg.data(), C, ldw, T(-1) / C, 0, nv,
-                      scratch.data());
-      bias_step(visible_bias.data(), visible_velocity.empty() ? nullptr : visible_velocity.data(), grad.data(), nv, lr,
-                momentum);
-
-      // Weights, this thread's columns of W^T: lr * (v_data^T P(h|data) / B - v_k^T P(h|v_k) / C),
-      // one list of stacked rows per visible unit, the row scales carried by the list values.
-      std::fill(column_fill.begin(), column_fill.end(), 0);
-      for (int64_t r = 0; r < B; ++r)
-        for (int32_t k = 0; k < data_counts[r]; ++k) ++column_fill[data_indices[r * nv + k]];
-      for (int64_t c = 0; c < C; ++c)
-        for (int32_t k = 0; k < neg_counts[c]; ++k) ++column_fill[neg_indices[c * nv + k]];
-      column_starts[0] = 0;
-      for (int64_t i = 0; i < nv; ++i) {
-        column_starts[i + 1] = column_starts[i] + column_fill[i];
-        column_fill[i] = column_starts[i];
-      }
-      const T data_scale = lr / static_cast<T>(B), model_scale = -lr / static_cast<T>(C);
-      for (int64_t r = 0; r < B; ++r) {
-        for (int32_t k = 0; k < data_counts[r]; ++k) {
-          const int32_t slot = column_fill[data_indices[r * nv + k]]++;
-          column_rows[slot] = static_cast<int32_t>(r);
-          column_values[slot] = data_values[r * nv + k] * data_scale;
-        }
-      }
-      for (int64_t c = 0; c < C; ++c) {
-        for (int32_t k = 0; k < neg_counts[c]; ++k) {
-          const int32_t slot = column_fill[neg_indices[c * nv + k]]++;
-          column_rows[slot] = static_cast<int32_t>(B + c);
-          column_values[slot] = model_scale;
-        }
-      }
-      const T decay = lr * p.weight_decay, keep = T(1) - decay;
-      T* const target = use_momentum ? VTp.data() : WTp.data();
-      for (int64_t i = 0; i < nv; ++i) {
-        T* row = target + i * ldp;
-        if (use_momentum) {
-          const T* w = WTp.data() + i * ldp;
+        // Negative phase: k block-Gibbs steps h -> v -> h from the chains.
+        for (int step = 0; step < p.cd_k; ++step, parity ^= 1) {
+          T* const parts = partials.data() + parity * n_slices * part_stride;
+          for (int64_t c = 0; c < C; ++c) {
+            for (int64_t ls = 0; ls < own_slices; ++ls) {
+              const int32_t* idx = chain_list(ls, c);
+              T* out = parts + (s0 + ls) * part_stride + c * ldw;
+              if (chains_weighted) {
+                sum_selected_rows<T, true>(idx, chain_values.data() + (idx - chain_indices.data()), chain_count(ls, c),
+                                           Wp.data(), ldw, nullptr, out, nv);
+              } else {
+                sum_selected_rows<T, false>(idx, nullptr, chain_count(ls, c), Wp.data(), ldw, nullptr, out, nv);
+              }
+            }
+          }
+#pragma omp barrier
+          // Every thread: v_k ~ P(v | h) from the slices' parts, summed in slice order.
+          for (int64_t c = 0; c < C; ++c) {
+            T* pre = visible_pre.data() + c * ldw;
+            std::copy(parts + c * ldw, parts + c * ldw + nv, pre);
+            for (int64_t s = 1; s < n_slices; ++s) {
+              const T* part = parts + s * part_stride + c * ldw;
 #pragma omp simd
-          for (int64_t j = 0; j < width; ++j) row[j] = momentum * row[j] - decay * w[j];
-        } else if (decay != T(0)) {
-#pragma omp simd
-          for (int64_t j = 0; j < width; ++j) row[j] *= keep;
+              for (int64_t i = 0; i < nv; ++i) pre[i] += part[i];
+            }
+            neg_counts[c] = bernoulli_logits_range<T, true, false, true>(
+                pre, visible_bias.data(), nullptr, visible_neg.data() + c * ldw, c * nv, 0, nv, at(stream, 1 + 2 * step),
+                neg_indices.data() + c * nv);
+          }
+          // This thread's units of P(h | v_k), and the chains' next states there.
+          const bool last = step + 1 == p.cd_k;
+          rows_times_matrix<T, false>(neg_indices.data(), nullptr, neg_counts.data(), nv, C, nv, WTp.data(), ldp,
+                                      hidden_neg, ldp, width);
+          for (int64_t c = 0; c < C; ++c) {
+            T* h = hidden_neg + c * ldp;
+            if (last && !persistent) {
+              bernoulli_logits_range<T, true, true, false>(h, hidden_bias.data(), h, nullptr, 0, 0, width, stream);
+              continue;
+            }
+            for (int64_t ls = 0; ls < own_slices; ++ls) {
+              chain_count(ls, c) = bernoulli_logits_range<T, true, true, true>(
+                  h, hidden_bias.data(), h, chains.data() + c * ldp, c * nh + j0, slice_begin(ls), slice_end(ls),
+                  at(stream, 2 + 2 * step), chain_list(ls, c));
+            }
+          }
+          chains_weighted = false;
         }
-        const int32_t first = column_starts[i];
-        sum_selected_rows<T, true>(column_rows.data() + first, column_values.data() + first,
-                                   column_starts[i + 1] - first, hidden.data(), ldp, row, row, width);
-      }
-      apply_and_transpose_columns(WTp.data(), use_momentum ? VTp.data() : nullptr, nv, ldp, Wp.data(), ldw, 0, width);
-    }
 
-    // This thread's part of the results back to the caller.
-    for (int64_t j = 0; j < width; ++j)
-      std::copy(Wp.data() + j * ldw, Wp.data() + j * ldw + nv, p.rbm.weights + (j0 + j) * nv);
-    if (use_momentum) transpose_matrix<T>(VTp.data(), nv, width, ldp, p.weights_velocity + j0 * nv, nv);
-    if (persistent) {
-      for (int64_t c = 0; c < max_chains; ++c)
-        std::copy(chains.data() + c * ldp, chains.data() + c * ldp + width, p.persistent_chains + c * nh + j0);
-    }
-    std::copy(hidden_bias.begin(), hidden_bias.end(), p.rbm.hidden_bias + j0);
-    if (!hidden_velocity.empty()) std::copy(hidden_velocity.begin(), hidden_velocity.end(), p.hidden_bias_velocity + j0);
-    if (tid == 0) {
-      std::copy(visible_bias.begin(), visible_bias.end(), p.rbm.visible_bias);
-      if (!visible_velocity.empty()) std::copy(visible_velocity.begin(), visible_velocity.end(), p.visible_bias_velocity);
+        // Biases (no weight decay): gradients are differences of means.
+        column_sums(grad.data(), hidden_pos, B, ldp, T(1) / B, hidden_neg, C, ldp, T(-1) / C, 0, width,
+                        scratch.data());
+        bias_step(hidden_bias.data(), hidden_velocity.empty() ? nullptr : hidden_velocity.data(), grad.data(), width, lr,
+                  momentum);
+        column_sums(grad.data(), data, B, p.data_stride, T(1) / B, visible_neg.data(), C, ldw, T(-1) / C, 0, nv,
+                        scratch.data());
+        bias_step(visible_bias.data(), visible_velocity.empty() ? nullptr : visible_velocity.data(), grad.data(), nv, lr,
+                  momentum);
+
+        // Weights, this thread's columns of W^T: lr * (v_data^T P(h|data) / B - v_k^T P(h|v_k) / C),
+        // one list of stacked rows per visible unit, the row scales carried by the list values.
+        std::fill(column_fill.begin(), column_fill.end(), 0);
+        for (int64_t r = 0; r < B; ++r)
+          for (int32_t k = 0; k < data_counts[r]; ++k) ++column_fill[data_indices[r * nv + k]];
+        for (int64_t c = 0; c < C; ++c)
+          for (int32_t k = 0; k < neg_counts[c]; ++k) ++column_fill[neg_indices[c * nv + k]];
+        column_starts[0] = 0;
+        for (int64_t i = 0; i < nv; ++i) {
+          column_starts[i + 1] = column_starts[i] + column_fill[i];
+          column_fill[i] = column_starts[i];
+        }
+        const T data_scale = lr / static_cast<T>(B), model_scale = -lr / static_cast<T>(C);
+        for (int64_t r = 0; r < B; ++r) {
+          for (int32_t k = 0; k < data_counts[r]; ++k) {
+            const int32_t slot = column_fill[data_indices[r * nv + k]]++;
+            column_rows[slot] = static_cast<int32_t>(r);
+            column_values[slot] = data_values[r * nv + k] * data_scale;
+          }
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          for (int32_t k = 0; k < neg_counts[c]; ++k) {
+            const int32_t slot = column_fill[neg_indices[c * nv + k]]++;
+            column_rows[slot] = static_cast<int32_t>(B + c);
+            column_values[slot] = model_scale;
+          }
+        }
+        const T decay = lr * p.weight_decay, keep = T(1) - decay;
+        T* const target = use_momentum ? VTp.data() : WTp.data();
+        for (int64_t i = 0; i < nv; ++i) {
+          T* row = target + i * ldp;
+          if (use_momentum) {
+            const T* w = WTp.data() + i * ldp;
+#pragma omp simd
+            for (int64_t j = 0; j < width; ++j) row[j] = momentum * row[j] - decay * w[j];
+          } else if (decay != T(0)) {
+#pragma omp simd
+            for (int64_t j = 0; j < width; ++j) row[j] *= keep;
+          }
+          const int32_t first = column_starts[i];
+          sum_selected_rows<T, true>(column_rows.data() + first, column_values.data() + first,
+                                     column_starts[i + 1] - first, hidden.data(), ldp, row, row, width);
+        }
+        apply_and_transpose_columns(WTp.data(), use_momentum ? VTp.data() : nullptr, nv, ldp, Wp.data(), ldw, 0, width);
+      }
+
+      // This thread's part of the results back to the caller.
+      for (int64_t j = 0; j < width; ++j)
+        std::copy(Wp.data() + j * ldw, Wp.data() + j * ldw + nv, p.rbm.weights + (j0 + j) * nv);
+      if (use_momentum) transpose_matrix<T>(VTp.data(), nv, width, ldp, p.weights_velocity + j0 * nv, nv);
+      if (persistent) {
+        for (int64_t c = 0; c < max_chains; ++c)
+          std::copy(chains.data() + c * ldp, chains.data() + c * ldp + width, p.persistent_chains + c * nh + j0);
+      }
+      std::copy(hidden_bias.begin(), hidden_bias.end(), p.rbm.hidden_bias + j0);
+      if (!hidden_velocity.empty()) std::copy(hidden_velocity.begin(), hidden_velocity.end(), p.hidden_bias_velocity + j0);
+      if (tid == 0) {
+        std::copy(visible_bias.begin(), visible_bias.end(), p.rbm.visible_bias);
+        if (!visible_velocity.empty()) std::copy(visible_velocity.begin(), visible_velocity.end(), p.visible_bias_velocity);
+      }
     }
   }
+  if (allocation_failed.load()) throw std::bad_alloc();
 }
 
 template void rbm_train_batches_sliced<float>(const TrainParams<float>&);
