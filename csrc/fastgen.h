@@ -225,8 +225,8 @@ template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p);
 
 // rbm_sliced.cpp: the training loop for small batches, one parallel region per pass with the
 // hidden units split among the threads; rbm_train_batches hands over to it (when
-// p.binary_products and p.hidden_slices are set) for batches of at most kSlicedMaxRows rows of
-// data and chains together. Measured against rbm_train_batches_binary (2 threads, in-process
+// p.binary_products and p.hidden_slices are set, and binary_max_density() > 0) for batches of at
+// most kSlicedMaxRows rows of data and chains together. Measured against rbm_train_batches_binary (2 threads, in-process
 // pairs, median time ratio): binarized MNIST 784 x 500 float32 PCD-1, batch 10: 0.73, 20: 0.81,
 // 32: 0.78, 50: 0.92, 100: 1.45; scikit-learn's digits defaults (batch 10, float64): 0.66.
 constexpr int64_t kSlicedMaxRows = 64;

@@ -102,7 +102,9 @@ template <typename T> void rbm_train_batches(const TrainParams<T>& p) {
   const int64_t max_batch = std::min(p.batch_size, p.n_samples);
   if (p.binary_products) {
     const int64_t chain_rows = p.persistent_chains != nullptr ? p.n_chains : max_batch;
-    if (p.hidden_slices && max_batch + chain_rows <= kSlicedMaxRows) return rbm_train_batches_sliced(p);
+    // A density limit of 0 asks for every product on BLAS, which only the per-product loop does.
+    if (p.hidden_slices && max_batch + chain_rows <= kSlicedMaxRows && binary_max_density() > 0.0)
+      return rbm_train_batches_sliced(p);
     return rbm_train_batches_binary(p);
   }
   if (p.n_samples == 0 || max_batch == 0) return;
