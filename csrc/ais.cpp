@@ -31,6 +31,9 @@ template <typename T> void rbm_ais(const AISParams<T>& p) {
   const int64_t ldw = layouts.ldw, ldt = layouts.ldt;
   AlignedVector<T> hidden(n * ldt, T(0)), visible(n * ldw, T(0)), v(n * nv, T(0));
   std::vector<int32_t> v_indices(n * nv), v_counts(n), h_indices(n * nh), h_counts(n);
+  // The hidden states' bit masks, written by the sampler: a table product takes its codes from
+  // them instead of rebuilding them from the lists.
+  std::vector<uint64_t> h_masks(n * mask_words_for(nh));
   std::vector<double> bias_gap(nv);  // b - b_A, for the visible part of the increments
   std::vector<T> mixed_bias(nv);
   for (int64_t i = 0; i < nv; ++i)
@@ -88,8 +91,10 @@ template <typename T> void rbm_ais(const AISParams<T>& p) {
     draw_h.indices = h_indices.data();
     draw_h.counts = h_counts.data();
     draw_h.indices_stride = nh;
+    draw_h.masks = h_masks.data();
     sample_bernoulli(draw_h);
-    const BinaryOperand<T> hs{hidden.data(), ldt, h_indices.data(), h_counts.data(), nh, nnz(h_counts.data()), n, nh};
+    const BinaryOperand<T> hs{hidden.data(), ldt, h_indices.data(), h_counts.data(), nh, nnz(h_counts.data()),
+                              n, nh, h_masks.data()};
     product(hs, layouts.W.data(), ldw, nv, visible.data(), ldw);
     for (int64_t i = 0; i < nv; ++i)
       mixed_bias[i] = ais_mixed_visible_bias(p.base_visible_bias[i], p.rbm.visible_bias[i], beta1);

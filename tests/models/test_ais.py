@@ -22,12 +22,12 @@ def small_rbm(n_visible, n_hidden, dtype, seed=0, scale=1.0):
                (rng.normal(size=n_visible) * 0.5).astype(dtype), (rng.normal(size=n_hidden) * 0.5).astype(dtype))
 
 
-def reference_ais(W, b, c, base, betas, seed, offset):
+def reference_ais(W, b, c, base, betas, seed, offset, n_chains=None):
     """Plain NumPy AIS with the kernel's draws: v_0 with offset+0, then at each inner beta_k
     h with offset + 2k - 1 and v with offset + 2k. Returns (log_weights, final states)."""
     W, b, c, base = (np.asarray(a, np.float64) for a in (W, b, c, base))
     n_hidden, n_visible = W.shape
-    n = REF_CHAINS
+    n = REF_CHAINS if n_chains is None else n_chains
     v = ref.bernoulli(expit(np.broadcast_to(base, (n, n_visible))), ref.uniform(seed, offset, (n, n_visible)))
     log_w = np.zeros(n)
     last = len(betas) - 1
@@ -62,6 +62,22 @@ def test_log_weights_match_numpy_reference_float64(shape, binary):
     base_log_z = np.logaddexp(0, base).sum() + nh * np.log(2)
     assert result.base_log_z == pytest.approx(base_log_z, rel=1e-12)
     assert result.log_z == pytest.approx(base_log_z + logsumexp(expected_w) - np.log(REF_CHAINS), rel=1e-10)
+
+
+def test_hidden_states_through_subset_tables_match_reference():
+    """64 chains x 130 hidden units at about half ones: h @ W goes through the subset-sum tables,
+    whose codes come from the bit masks the hidden sampler writes (wrong or missing masks would
+    give other visible states than the reference's)."""
+    nv, nh, chains = 40, 130, 64
+    rbm = small_rbm(nv, nh, np.float64, seed=5, scale=0.3)
+    base = np.random.default_rng(2).normal(size=nv)
+    betas = default_schedule(30)
+    result, states = ais_log_partition(rbm, n_chains=chains, betas=betas, base_visible_bias=base, generator=7,
+                                       return_states=True)
+    expected_w, expected_v = reference_ais(rbm.weights, rbm.visible_bias, rbm.hidden_bias, base, betas, 7, 0,
+                                           n_chains=chains)
+    np.testing.assert_array_equal(states, expected_v)
+    np.testing.assert_allclose(result.log_weights, expected_w, rtol=1e-10, atol=1e-10)
 
 
 def test_two_temperatures_is_plain_importance_sampling_from_the_base():
