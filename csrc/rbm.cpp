@@ -99,17 +99,16 @@ template <typename T> void rbm_gibbs(const GibbsParams<T>& p) {
 
 template <typename T> void rbm_train_batches(const TrainParams<T>& p) {
   const int64_t nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
-  const int64_t max_batch = std::min(p.batch_size, p.n_samples);
+  const rbm_detail::BatchShape shape(p);
+  const int64_t max_batch = shape.max_batch, max_chains = shape.max_chains;
+  const bool persistent = shape.persistent;
   if (p.binary_products) {
-    const int64_t chain_rows = p.persistent_chains != nullptr ? p.n_chains : max_batch;
     // A density limit of 0 asks for every product on BLAS, which only the per-product loop does.
-    if (p.hidden_slices && max_batch + chain_rows <= kSlicedMaxRows && binary_max_density() > 0.0)
+    if (p.hidden_slices && max_batch + max_chains <= kSlicedMaxRows && binary_max_density() > 0.0)
       return rbm_train_batches_sliced(p);
     return rbm_train_batches_binary(p);
   }
-  if (p.n_samples == 0 || max_batch == 0) return;
-  const bool persistent = p.persistent_chains != nullptr;
-  const int64_t max_chains = persistent ? p.n_chains : max_batch;
+  if (max_batch == 0) return;
   T* W = p.rbm.weights;
   // Data and model statistics share one buffer each, stacked along the batch axis:
   //   hidden  = [P(h | v_data) * lr/B ; P(h | v_k) * -lr/C]   [B + C, nh]
@@ -118,7 +117,6 @@ template <typename T> void rbm_train_batches(const TrainParams<T>& p) {
   // writes W once per batch instead of twice (the GEMMs are small at batch_size=10).
   std::vector<T> hidden((max_batch + max_chains) * nh), visible((max_batch + max_chains) * nv);
   std::vector<T> cd_chains(persistent ? 0 : max_batch * nh), bias_grad(std::max(nv, nh));
-  const uint64_t offsets_per_batch = 2 * static_cast<uint64_t>(p.cd_k) + 1;
   const bool use_momentum = p.weights_velocity != nullptr;
   const T lr = p.learning_rate;
 
@@ -126,7 +124,7 @@ template <typename T> void rbm_train_batches(const TrainParams<T>& p) {
   for (int64_t start = 0; start < p.n_samples; start += p.batch_size, ++batch_index) {
     const int64_t B = std::min(p.batch_size, p.n_samples - start);
     const T* v = p.data + start * p.data_stride;
-    const RandomStream s = at(p.stream, batch_index * offsets_per_batch);
+    const RandomStream s = at(p.stream, batch_index * shape.offsets_per_batch);
     T* hidden_pos = hidden.data();
     T* visible_pos = visible.data();
     for (int64_t r = 0; r < B; ++r) std::copy(v + r * p.data_stride, v + r * p.data_stride + nv, visible_pos + r * nv);

@@ -55,10 +55,10 @@ template <typename T> void decay_and_momentum(T* WT, T* VT, int64_t n, T momentu
 
 template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p) {
   const int64_t nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
-  const int64_t max_batch = std::min(p.batch_size, p.n_samples);
-  if (p.n_samples == 0 || max_batch == 0) return;
-  const bool persistent = p.persistent_chains != nullptr;
-  const int64_t max_chains = persistent ? p.n_chains : max_batch;
+  const rbm_detail::BatchShape shape(p);
+  const int64_t max_batch = shape.max_batch, max_chains = shape.max_chains;
+  const bool persistent = shape.persistent;
+  if (max_batch == 0) return;
   // The two weight layouts; the caller's W is written back at the end.
   rbm_detail::WeightLayouts<T> layouts(p.rbm.weights, nh, nv);
   const int64_t ldw = layouts.ldw, ldt = layouts.ldt;
@@ -83,7 +83,6 @@ template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p) {
   int64_t chain_nnz = persistent ? binary_rows_from_dense<T>(chains, max_chains, nh, nh, chain_indices.data(),
                                                               chain_counts.data(), nh)
                                  : -1;
-  const uint64_t offsets_per_batch = 2 * static_cast<uint64_t>(p.cd_k) + 1;
   const T lr = p.learning_rate;
 
   int64_t batch_index = 0;
@@ -91,7 +90,7 @@ template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p) {
     const int64_t B = std::min(p.batch_size, p.n_samples - start);
     const int64_t C = persistent ? p.n_chains : B;
     const T* v = p.data + start * p.data_stride;
-    const RandomStream s = at(p.stream, batch_index * offsets_per_batch);
+    const RandomStream s = at(p.stream, batch_index * shape.offsets_per_batch);
     T* hidden_pos = hidden.data();
     T* visible_pos = visible.data();
     T* hidden_neg = hidden_pos + B * ldt;

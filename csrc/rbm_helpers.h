@@ -22,6 +22,22 @@ namespace rbm_detail {
 
 inline RandomStream at(RandomStream s, uint64_t extra) { return RandomStream{s.seed, s.offset + extra}; }
 
+// What the CD/PCD loops (rbm.cpp, rbm_binary.cpp, rbm_sliced.cpp) size their buffers and the
+// stream by, defined once so that every loop draws the same numbers: data rows per batch at
+// most, chain rows (the persistent chains, or CD's one per data row), and the stream offsets a
+// batch takes (offset 0: CD's first hidden states from the data; 1 + 2s and 2 + 2s: Gibbs step s).
+struct BatchShape {
+  int64_t max_batch, max_chains;
+  bool persistent;
+  uint64_t offsets_per_batch;
+  template <typename T>
+  explicit BatchShape(const TrainParams<T>& p)
+      : max_batch(std::min(p.batch_size, p.n_samples)),
+        max_chains(p.persistent_chains != nullptr ? p.n_chains : max_batch),
+        persistent(p.persistent_chains != nullptr),
+        offsets_per_batch(2 * static_cast<uint64_t>(p.cd_k) + 1) {}
+};
+
 // out[c] = a_scale * sum_r A[r, c] + b_scale * sum_r B[r, c] for columns [c0, c1) (row strides
 // lda, ldb), on the calling thread; scratch holds at least c1 values.
 template <typename T>

@@ -137,14 +137,13 @@ template <typename T> void bias_step(T* param, T* velocity, const T* grad, int64
 
 template <typename T> void rbm_train_batches_sliced(const TrainParams<T>& p) {
   const int64_t nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
-  const int64_t max_batch = std::min(p.batch_size, p.n_samples);
-  if (p.n_samples == 0 || max_batch == 0) return;
-  const bool persistent = p.persistent_chains != nullptr;
-  const int64_t max_chains = persistent ? p.n_chains : max_batch;
+  const rbm_detail::BatchShape shape(p);
+  const int64_t max_batch = shape.max_batch, max_chains = shape.max_chains;
+  const bool persistent = shape.persistent;
+  if (max_batch == 0) return;
   const int64_t n_slices = (nh + kSliceColumns - 1) / kSliceColumns;
   const bool use_momentum = p.weights_velocity != nullptr;
   const T lr = p.learning_rate, momentum = p.momentum;
-  const uint64_t offsets_per_batch = 2 * static_cast<uint64_t>(p.cd_k) + 1;
 
   // The one thing the threads share: h @ W by slices, [2][n_slices][max_chains, ldw],
   // double-buffered by Gibbs step (a thread writes step s + 1's parts while another may still be
@@ -258,7 +257,7 @@ template <typename T> void rbm_train_batches_sliced(const TrainParams<T>& p) {
         const int64_t B = std::min(p.batch_size, p.n_samples - start);
         const int64_t C = persistent ? p.n_chains : B;
         const T* data = p.data + start * p.data_stride;
-        const RandomStream stream = at(p.stream, batch_index * offsets_per_batch);
+        const RandomStream stream = at(p.stream, batch_index * shape.offsets_per_batch);
         T* const hidden_pos = hidden.data();
         T* const hidden_neg = hidden.data() + B * ldp;
 
