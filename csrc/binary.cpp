@@ -127,8 +127,8 @@ inline void table_rows(const uint8_t* codes, int64_t n_groups, int64_t g0, int64
 }
 
 template <typename T, int G>
-void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, const T* bias, T* out, int64_t ldo,
-                  bool accumulate, bool parallel) {
+void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, const T* panels, int64_t N, const T* bias, T* out,
+                  int64_t ldo, bool accumulate, bool parallel) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int E = 1 << G;
@@ -136,8 +136,8 @@ void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, const
   const int64_t rows = a.rows, K = a.cols, n_groups = (K + G - 1) / G, n_tiles = (N + L - 1) / L;
   const int64_t chunk_groups = std::max<int64_t>(1, kTableChunkBytes / (E * static_cast<int64_t>(sizeof(V))));
   const int64_t n_words = mask_words_for(K);
-  std::vector<uint8_t> codes(rows * n_groups);
-  std::vector<uint64_t> masks(a.masks ? 0 : rows * n_words);
+  AlignedVector<uint8_t> codes(rows * n_groups);
+  AlignedVector<uint64_t> masks(a.masks ? 0 : rows * n_words);
 #pragma omp parallel if (parallel)
   {
 #pragma omp for schedule(static)
@@ -177,7 +177,8 @@ void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, const
 #pragma GCC unroll 6
           for (int b = 0; b < G; ++b) {
             const int64_t k = g * G + b;
-            const V row = k < K ? S::load_upto(M + k * ldm + c0, width) : V{};
+            V row{};
+            if (k < K) row = panels ? S::load(panels + (t * K + k) * L) : S::load_upto(M + k * ldm + c0, width);
             for (int c = 0; c < (1 << b); ++c) entries[(1 << b) + c] = entries[c] + row;
           }
         }
@@ -200,7 +201,7 @@ void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, const
 // a.indices) when kWeighted: binary_matmul and sparse_matmul.
 template <typename T, bool kWeighted>
 void rows_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, int64_t N, const T* bias, T* out,
-                 int64_t ldo, bool accumulate) {
+                 int64_t ldo, bool accumulate, const T* panels = nullptr) {
   if (a.rows == 0 || N == 0) return;
   // Column tiles of at most kTileVectors vectors, the vectors dealt out evenly (whole vectors;
   // the last tile takes a partial one) so that the threads' shares balance.
@@ -225,9 +226,9 @@ void rows_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, 
   const bool parallel = nnz * N >= 16 * kParallelMinElements;
   if constexpr (!kWeighted) {
     switch (table_group_bits(a.rows, a.cols, nnz)) {
-      case 4: return table_matmul<T, 4>(a, M, ldm, N, bias, out, ldo, accumulate, parallel);
-      case 5: return table_matmul<T, 5>(a, M, ldm, N, bias, out, ldo, accumulate, parallel);
-      case 6: return table_matmul<T, 6>(a, M, ldm, N, bias, out, ldo, accumulate, parallel);
+      case 4: return table_matmul<T, 4>(a, M, ldm, panels, N, bias, out, ldo, accumulate, parallel);
+      case 5: return table_matmul<T, 5>(a, M, ldm, panels, N, bias, out, ldo, accumulate, parallel);
+      case 6: return table_matmul<T, 6>(a, M, ldm, panels, N, bias, out, ldo, accumulate, parallel);
       default: break;
     }
   }
@@ -253,7 +254,7 @@ void rows_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, 
   // Where each row's list crosses into the next chunk of k, found once here rather than by every
   // tile: row r's entries for chunk j are [bounds[r][j], bounds[r][j + 1]).
   const int64_t n_chunks = (std::max<int64_t>(a.cols, 1) + k_chunk - 1) / k_chunk;
-  std::vector<int32_t> bounds(a.rows * (n_chunks + 1));
+  AlignedVector<int32_t> bounds(a.rows * (n_chunks + 1));
   const int64_t items = n_tiles * n_row_parts;
 #pragma omp parallel if (parallel && items > 1)
   {
@@ -333,14 +334,33 @@ int64_t transpose_rows(const BinaryRows* parts, const T* const* values, const in
 
 template <typename T>
 void binary_matmul(const BinaryRows& a, const T* M, int64_t ldm, int64_t N, const T* bias, T* out, int64_t ldo,
-                   bool accumulate) {
-  rows_matmul<T, false>(a, nullptr, M, ldm, N, bias, out, ldo, accumulate);
+                   bool accumulate, const T* panels) {
+  rows_matmul<T, false>(a, nullptr, M, ldm, N, bias, out, ldo, accumulate, panels);
+}
+
+template <typename T> int64_t table_panel_elements(int64_t K, int64_t N) {
+  constexpr int64_t L = Simd<T>::kLanes;
+  return (N + L - 1) / L * K * L;
+}
+
+template <typename T> void pack_table_panels(const T* M, int64_t ldm, int64_t K, int64_t N, T* panels) {
+  constexpr int64_t L = Simd<T>::kLanes;
+  const int64_t n_panels = (N + L - 1) / L;
+#pragma omp parallel for schedule(static) if (K * N >= kParallelMinElements)
+  for (int64_t t = 0; t < n_panels; ++t) {
+    const int64_t c0 = t * L, width = std::min(L, N - c0);
+    for (int64_t k = 0; k < K; ++k) {
+      T* dst = panels + (t * K + k) * L;
+      std::copy(M + k * ldm + c0, M + k * ldm + c0 + width, dst);
+      std::fill(dst + width, dst + L, T(0));
+    }
+  }
 }
 
 template <typename T>
 void sparse_matmul(const BinaryRows& a, const T* values, const T* M, int64_t ldm, int64_t N, const T* bias, T* out,
-                   int64_t ldo) {
-  rows_matmul<T, true>(a, values, M, ldm, N, bias, out, ldo, false);
+                   int64_t ldo, bool accumulate) {
+  rows_matmul<T, true>(a, values, M, ldm, N, bias, out, ldo, accumulate);
 }
 
 void set_binary_max_density(double density) { g_binary_max_density.store(density, std::memory_order_relaxed); }
@@ -399,10 +419,14 @@ template <typename T> void transpose_matrix(const T* in, int64_t rows, int64_t c
 }
 
 #define FASTGEN_INSTANTIATE(T)                                                                                    \
-  template void binary_matmul<T>(const BinaryRows&, const T*, int64_t, int64_t, const T*, T*, int64_t, bool);      \
+  template void binary_matmul<T>(const BinaryRows&, const T*, int64_t, int64_t, const T*, T*, int64_t, bool,       \
+                                  const T*);                                                                      \
+  template int64_t table_panel_elements<T>(int64_t, int64_t);                                                     \
+  template void pack_table_panels<T>(const T*, int64_t, int64_t, int64_t, T*);                                    \
   template int64_t binary_rows_from_dense<T>(const T*, int64_t, int64_t, int64_t, int32_t*, int32_t*, int64_t); \
   template void transpose_matrix<T>(const T*, int64_t, int64_t, int64_t, T*, int64_t);                           \
-  template void sparse_matmul<T>(const BinaryRows&, const T*, const T*, int64_t, int64_t, const T*, T*, int64_t); \
+  template void sparse_matmul<T>(const BinaryRows&, const T*, const T*, int64_t, int64_t, const T*, T*, int64_t,   \
+                                  bool);                                                                          \
   template int64_t transpose_sparse_rows<T>(const BinaryRows&, const T*, int32_t*, T*, int32_t*, int64_t*);
 FASTGEN_INSTANTIATE(float)
 FASTGEN_INSTANTIATE(double)

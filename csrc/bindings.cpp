@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "aligned.h"
 #include "fastgen.h"
 #include "fastgen/philox.h"
 
@@ -602,6 +603,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("binary_max_density", &binary_max_density);
   m.def("set_binary_tables", &set_binary_tables, py::arg("enabled"));
   m.def("binary_table_bits", &binary_table_bits, py::arg("rows"), py::arg("K"), py::arg("nnz"));
+  m.def("cached_buffer_bytes", &cached_buffer_bytes);
+  m.def("release_cached_buffers", &release_cached_buffers);
   m.attr("sliced_max_rows") = kSlicedMaxRows;
   m.def("fill_bits", &py_fill_bits, py::arg("out").noconvert(), py::arg("seed"), py::arg("offset"));
   bind_dtype<float>(m);

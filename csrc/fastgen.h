@@ -79,14 +79,23 @@ struct BinaryRows {
 inline int64_t mask_words_for(int64_t cols) { return cols / 64 + 1; }
 
 // out[r, :] = bias + sum over the ones (r, k) of a of M[k, :]  =  bias + a @ M, with no multiply;
-// with accumulate, out += a @ M instead (bias ignored).
+// with accumulate, out += a @ M instead (bias ignored). panels: M once more, packed by
+// pack_table_panels, or nullptr; where the product goes through subset-sum tables their rows are
+// read from it (one contiguous stream per column tile instead of a cache line per row of M).
 template <typename T> void binary_matmul(
     const BinaryRows& a,     // [rows, K]
     const T* M, int64_t ldm,  // [K, N]
     int64_t N,
     const T* bias,           // [N] or nullptr
     T* out, int64_t ldo,     // [rows, N]
-    bool accumulate = false);
+    bool accumulate = false,
+    const T* panels = nullptr);  // [table_panel_elements(K, N)] or nullptr
+
+// M [K, N] as column panels one vector wide (the tables' tiles): panel t holds columns
+// [t * lanes, (t + 1) * lanes) of every row, zero past N. For a product with the same M many times
+// (the Gibbs steps).
+template <typename T> int64_t table_panel_elements(int64_t K, int64_t N);
+template <typename T> void pack_table_panels(const T* M, int64_t ldm, int64_t K, int64_t N, T* panels);
 
 // Whether the RBM loops should use binary_matmul rather than BLAS for a [rows, K] 0/1 operand
 // with nnz ones times a [K, N] matrix: its density against binary_max_density() (see binary.cpp
@@ -115,13 +124,15 @@ int64_t transpose_binary_rows(const BinaryRows* parts, const int64_t* row_offset
 // A sparse matrix [a.rows, a.cols] as index lists a (as above) plus the value of each listed
 // entry, laid out like a.indices (entry k of row r at values[a.start(r) + k]):
 // out[r, :] = bias + sum over row r's entries of value * M[k, :]  =  bias + a @ M, each output
-// element summed in index order by one thread (binary_matmul's tiles, one multiply-add per entry).
+// element summed in index order by one thread (binary_matmul's tiles, one multiply-add per entry);
+// with accumulate, out += a @ M instead (bias ignored).
 template <typename T> void sparse_matmul(
     const BinaryRows& a, const T* values,  // [rows, K]
     const T* M, int64_t ldm,               // [K, N]
     int64_t N,
     const T* bias,                         // [N] or nullptr
-    T* out, int64_t ldo);                  // [rows, N]
+    T* out, int64_t ldo,                   // [rows, N]
+    bool accumulate = false);
 
 // The column lists of a sparse a (as transpose_binary_rows, one part), values carried along:
 // column c's rows, ascending, are col_indices[col_starts[c] : + col_counts[c]] and their values

@@ -92,9 +92,12 @@ template <typename T> struct BinaryOperand {
 };
 
 // out[rows, N] = a @ M (M: [K, N], row stride ldm); binary when it pays, BLAS otherwise.
-template <typename T> void product(const BinaryOperand<T>& a, const T* M, int64_t ldm, int64_t N, T* out, int64_t ldo) {
+// panels: M packed by pack_table_panels, or nullptr (binary_matmul).
+template <typename T>
+void product(const BinaryOperand<T>& a, const T* M, int64_t ldm, int64_t N, T* out, int64_t ldo,
+             const T* panels = nullptr) {
   if (a.nnz >= 0 && binary_product_pays(a.rows, a.K, N, a.nnz, is_double(T()))) {
-    binary_matmul<T>(a.lists(), M, ldm, N, nullptr, out, ldo);
+    binary_matmul<T>(a.lists(), M, ldm, N, nullptr, out, ldo, false, panels);
   } else {
     gemm<T>(false, false, a.rows, N, a.K, T(1), a.dense, a.ld, M, ldm, T(0), out, ldo);
   }

@@ -94,4 +94,15 @@ def hidden_slices(enabled: bool):
         _hidden_slices = previous
 
 
-__all__ = ["C", "binary_products", "binary_products_enabled", "hidden_slices", "hidden_slices_enabled"]
+def empty_cache() -> int:
+    """Free the large working buffers the CPU kernels keep for their next call (up to 256 MiB;
+    see csrc/aligned.h) and return the number of bytes freed."""
+    return C.release_cached_buffers()
+
+
+def cached_bytes() -> int:
+    """Bytes held in freed working buffers kept for reuse."""
+    return C.cached_buffer_bytes()
+
+
+__all__ = ["C", "binary_products", "cached_bytes", "empty_cache", "binary_products_enabled", "hidden_slices", "hidden_slices_enabled"]

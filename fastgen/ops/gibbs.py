@@ -39,7 +39,10 @@ def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, ret
         memory (small RBMs); "graph": cuBLAS GEMMs + sampling kernels, captured in a CUDA graph
         on the second identical call and replayed after that; "eager": launched step by step.
         "auto" picks (see :func:`fastgen._cuda.gibbs_method`). All use the same counters; they
-        differ only in the rounding of the dot products.
+        differ only in the rounding of the dot products. On the CPU, a call of several steps
+        updates v @ W^T by the visible units that changed since the previous step when they are
+        few (summing it afresh after at most 8 updates), so it draws what chained 1-step calls
+        draw up to that rounding too.
 
     Returns
     -------
