@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "bernoulli_screened.h"
 #include "fastgen.h"
 #include "fastgen/math.h"
 #include "fastgen/sampling.h"
@@ -33,6 +34,10 @@ template <typename T, bool kBias, bool kProbs, bool kStates>
     for (int64_t c = c0; c < c1; ++c) probs[c] = sigmoid(kBias ? in[c] + bias[c] : in[c]);
     return 0;
   }
+#if defined(FASTGEN_SCREENED_BERNOULLI)
+  // States without probabilities: the exact sigmoid only where an estimate cannot decide.
+  if constexpr (!kProbs) return screened::states_from_logits<T, kBias>(in, bias, states, row_start, c0, c1, s, indices, bits);
+#endif
   int32_t ones = 0;
   if (bits != nullptr) std::fill(bits, bits + mask_words_for(c1), uint64_t(0));
   for_each_word_chunk(s, row_start + c0, row_start + c1, [&](int64_t start, int64_t len, const uint32_t* w) {

@@ -1,6 +1,7 @@
 // CPU helpers over the shared Philox definition: fill a small buffer with the words (or
 // normals) of a flat element range, so that the loops consuming them stay vectorisable.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #if defined(__AVX512F__)
@@ -93,6 +94,12 @@ inline void philox_words(RandomStream s, uint64_t first_block, int64_t n_blocks,
   for (; n_blocks >= 16; n_blocks -= 16, first_block += 16, words += 64)
     philox_detail::philox_words16<1>(s, first_block, words);
   if (n_blocks == 0) return;
+  if (n_blocks > 4) {
+    alignas(64) uint32_t tail[64];
+    philox_detail::philox_words16<1>(s, first_block, tail);
+    std::copy(tail, tail + 4 * n_blocks, words);
+    return;
+  }
 #endif
   constexpr int64_t kMaxBlocks = kChunk / 4 + 1;
   alignas(64) uint32_t x0[kMaxBlocks], x1[kMaxBlocks], x2[kMaxBlocks], x3[kMaxBlocks];

@@ -70,6 +70,28 @@ def test_bernoulli_probs_only_draws_nothing(dtype, with_bias):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("with_bias", [False, True], ids=["nobias", "bias"])
+def test_bernoulli_states_near_the_boundary_follow_the_exact_sigmoid(dtype, with_bias):
+    # The states-only kernel may decide u < sigmoid(x) from an estimate of the sigmoid, good to
+    # about 1e-4, and must fall back to the exact one closer than its margin (2^-12). Logits
+    # put every p within 2e-6 to 2e-4 of its uniform: an estimate trusted there gets about a
+    # quarter of these states wrong.
+    shape = (7, 333)
+    u = ref.uniform(21, 3, shape, dtype).astype(np.float64)
+    rng = np.random.default_rng(4)
+    p = u + rng.choice([-1.0, 1.0], shape) * rng.uniform(2e-6, 2e-4, shape)
+    p = np.where((p > 0) & (p < 1), p, 0.5)
+    bias = logits(shape[1], dtype, seed=6, scale=1.0) if with_bias else None
+    x = (np.log(p / (1 - p)) - (bias.astype(np.float64) if with_bias else 0.0)).astype(dtype)
+    states = sample_bernoulli(x, bias, generator=fastgen.Generator(21, 3))
+    draw = ref.sample_bernoulli(x, bias, generator=fastgen.Generator(21, 3))
+    assert np.median(draw.margin) < 2e-4  # the logits did land near the boundary
+    assert_states_match(states, draw, dtype)
+    _, exact_states = sample_bernoulli(x, bias, output="both", generator=fastgen.Generator(21, 3))
+    np.testing.assert_array_equal(states, exact_states)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_bernoulli_extreme_logits_saturate(dtype):
     x = np.array([[-1e30, -1000.0, -90.0, -20.0, 0.0, 20.0, 90.0, 1000.0, 1e30]], dtype)
     probs = sample_bernoulli(x, output="probs")
