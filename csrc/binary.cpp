@@ -25,6 +25,9 @@
 #if defined(__AVX512F__) || defined(__FMA__)
 #include <immintrin.h>
 #endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "aligned.h"
 #include "fastgen.h"
@@ -162,8 +165,18 @@ void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, const T* panels,
     // faulted in each time.
     static thread_local std::vector<V, CacheAlignedAllocator<V>> table;
     if (static_cast<int64_t>(table.size()) < chunk_groups * E) table.resize(chunk_groups * E);
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < n_tiles; ++t) {
+    // The (tile, row) pairs in tile-major order, dealt out in equal contiguous shares: whole
+    // tiles would leave one thread a tile more whenever their count is odd (49 for 784 columns
+    // of float32, 2 % of the product on two threads). A tile split between two threads has its
+    // tables built by both.
+    int thread = 0, team = 1;
+#ifdef _OPENMP
+    thread = omp_get_thread_num();
+    team = omp_get_num_threads();
+#endif
+    const int64_t units = n_tiles * rows, u0 = units * thread / team, u1 = units * (thread + 1) / team;
+    for (int64_t t = rows > 0 ? u0 / rows : 0; t < n_tiles && t * rows < u1; ++t) {
+      const int64_t r_begin = std::max<int64_t>(u0 - t * rows, 0), r_end = std::min(u1 - t * rows, rows);
       const int64_t c0 = t * L;
       const int width = static_cast<int>(std::min(L, N - c0));
       const V bias_row = bias ? S::load_upto(bias + c0, width) : V{};
@@ -185,11 +198,11 @@ void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, const T* panels,
         // The first pass starts from the bias (or zero); later ones, and every pass when
         // accumulating, from what is stored in `out`.
         const V* init = (g0 == 0 && !accumulate) ? &bias_row : nullptr;
-        int64_t r = 0;
-        for (; r + kTableRowBlock <= rows; r += kTableRowBlock)
+        int64_t r = r_begin;
+        for (; r + kTableRowBlock <= r_end; r += kTableRowBlock)
           table_rows<T, G, kTableRowBlock>(codes.data() + r * n_groups, n_groups, g0, g1, table.data(), init,
                                            out + r * ldo + c0, ldo, width);
-        for (; r < rows; ++r)
+        for (; r < r_end; ++r)
           table_rows<T, G, 1>(codes.data() + r * n_groups, n_groups, g0, g1, table.data(), init, out + r * ldo + c0,
                               ldo, width);
       }

@@ -345,12 +345,15 @@ _THREAD_SCRIPT = textwrap.dedent(
     a = (rng.random((700, 784)) < 0.13).astype(np.float32)
     b = rng.normal(0, 1, (784, 500)).astype(np.float32)
     c = rng.normal(0, 1, (700, 333))
+    # about half ones: subset-sum tables, 49 column tiles shared out by rows between two threads
+    halves = (rng.random((701, 500)) < 0.5).astype(np.float32)
+    d = rng.normal(0, 1, (500, 784)).astype(np.float32)
     data = (rng.random((400, 300)) < 0.2).astype(np.float32)
     m = RBM(rng.normal(0, 0.1, (257, 300)).astype(np.float32), np.zeros(300, np.float32), np.zeros(257, np.float32))
     trainer = ContrastiveDivergence(learning_rate=0.1, n_chains=200)
     trainer.run(m, data, 200, Generator(3))
     np.savez(sys.argv[1], max_threads=np.array([_cpu.C.max_threads()]), forward=binary_matmul(a, b),
-             transposed=binary_matmul(a, c, transpose_a=True), weights=m.weights, chains=trainer.chains)
+             transposed=binary_matmul(a, c, transpose_a=True), tables=binary_matmul(halves, d), weights=m.weights, chains=trainer.chains)
     """
 )
 
@@ -363,7 +366,7 @@ def test_binary_products_are_bitwise_identical_for_1_and_2_threads(tmp_path):
         subprocess.run([sys.executable, "-c", _THREAD_SCRIPT, str(path)], check=True, env=env, timeout=300)
         files.append(np.load(path))
     assert files[0]["max_threads"][0] == 1 and files[1]["max_threads"][0] == 2
-    for key in ("forward", "transposed", "weights", "chains"):
+    for key in ("forward", "transposed", "tables", "weights", "chains"):
         assert files[0][key].tobytes() == files[1][key].tobytes(), f"{key} differs between 1 and 2 threads"
 
 
