@@ -112,6 +112,8 @@ std::size_t release_cached_buffers() noexcept {
   return released;
 }
 
+bool buffer_cache_enabled() noexcept { return kCaching; }
+
 std::size_t cached_buffer_bytes() noexcept {
   BlockCache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);

@@ -27,6 +27,8 @@ void free_buffer(void* p, std::size_t bytes) noexcept;
 std::size_t release_cached_buffers() noexcept;
 // Bytes held in cached (free) blocks.
 std::size_t cached_buffer_bytes() noexcept;
+// Whether freed blocks are kept at all (not in AddressSanitizer builds).
+bool buffer_cache_enabled() noexcept;
 
 template <typename T> struct CacheAlignedAllocator {
   using value_type = T;

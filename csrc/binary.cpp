@@ -157,7 +157,9 @@ void table_matmul(const BinaryRows& a, const T* M, int64_t ldm, const T* panels,
       for (int64_t g = 0; g < n_groups; ++g) {
         const int64_t bit = g * G, lo = bit >> 6, shift = bit & 63;
         uint64_t field = bits[lo] >> shift;
-        if (shift + G > 64) field |= bits[lo + 1] << (64 - shift);
+        // A last group that runs past the row's last word holds columns >= K only there (their
+        // table rows are zero): the word after is the next row's, or past the end.
+        if (shift + G > 64 && lo + 1 < n_words) field |= bits[lo + 1] << (64 - shift);
         code[g] = static_cast<uint8_t>(field & (E - 1));
       }
     }

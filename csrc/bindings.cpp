@@ -604,6 +604,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_binary_tables", &set_binary_tables, py::arg("enabled"));
   m.def("binary_table_bits", &binary_table_bits, py::arg("rows"), py::arg("K"), py::arg("nnz"));
   m.def("cached_buffer_bytes", &cached_buffer_bytes);
+  m.def("buffer_cache_enabled", &buffer_cache_enabled);
   m.def("release_cached_buffers", &release_cached_buffers);
   m.attr("sliced_max_rows") = kSlicedMaxRows;
   m.def("fill_bits", &py_fill_bits, py::arg("out").noconvert(), py::arg("seed"), py::arg("offset"));

@@ -19,11 +19,16 @@
 namespace fastgen {
 namespace cpu {
 
-// bits |= piece << at, for a piece of at most 32 bits that may straddle two words.
+// bits |= piece << at, for a piece of at most 32 bits that may straddle two words. The next word
+// is touched only when set bits spill into it: a row's last piece would otherwise or zero into
+// the word after the row's mask, which is the next row's (another thread's) or past the end.
 inline void or_mask_bits(uint64_t* bits, int64_t at, uint32_t piece) {
   const int64_t word = at >> 6, shift = at & 63;
   bits[word] |= static_cast<uint64_t>(piece) << shift;
-  if (shift > 32) bits[word + 1] |= static_cast<uint64_t>(piece) >> (64 - shift);
+  if (shift > 32) {
+    const uint64_t spill = static_cast<uint64_t>(piece) >> (64 - shift);
+    if (spill != 0) bits[word + 1] |= spill;
+  }
 }
 
 // Appends c0 + j for every j < len with x[j] != 0 to indices (which holds n entries so far) and

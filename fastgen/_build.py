@@ -39,10 +39,12 @@ def cpu_compile_args() -> list[str]:
         args += ["-O0", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
     else:
         args += ["-O3"]
-        if not flag("FASTGEN_PORTABLE"):
-            args += ["-march=native"]
-        else:
-            args += ["-mavx2", "-mfma"]
+    # The same instruction set in a debug build: the sanitizers then check the SIMD paths
+    # (AVX-512 samplers, Philox, tables) that a release build on this machine runs.
+    if not flag("FASTGEN_PORTABLE"):
+        args += ["-march=native"]
+    else:
+        args += ["-mavx2", "-mfma"]
     return args
 
 
