@@ -36,7 +36,8 @@ template <typename T, bool kBias, bool kProbs, bool kStates>
   }
 #if defined(FASTGEN_SCREENED_BERNOULLI)
   // States without probabilities: the exact sigmoid only where an estimate cannot decide.
-  if constexpr (!kProbs) return screened::states_from_logits<T, kBias>(in, bias, states, row_start, c0, c1, s, indices, bits);
+  if constexpr (kStates && !kProbs)
+    return screened::states_from_logits<T, kBias>(in, bias, states, row_start, c0, c1, s, indices, bits);
 #endif
   int32_t ones = 0;
   if (bits != nullptr) std::fill(bits, bits + mask_words_for(c1), uint64_t(0));
