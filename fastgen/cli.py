@@ -34,7 +34,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
-import pickle
+import os
 import sys
 import time
 from pathlib import Path
@@ -338,19 +338,38 @@ _CONTINUE_OVERRIDABLE = ("learning_rate", "batch_size", "cd_k", "momentum", "wei
 
 
 def _load_model(path):
-    from .sklearn import BernoulliRBM
+    """The BernoulliRBM saved at ``path`` by ``--save`` (an .npz archive of arrays and a JSON
+    settings record, read without unpickling anything; see fastgen.serialization)."""
+    from .serialization import load_rbm
 
-    path = Path(path)
-    if not path.is_file():
-        raise CommandError(f"{path}: no such file (--load)")
     try:
-        with open(path, "rb") as fh:
-            estimator = pickle.load(fh)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError, TypeError) as exc:
-        raise CommandError(f"{path}: not a saved fastgen model ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(estimator, BernoulliRBM) or not hasattr(estimator, "components_"):
-        raise CommandError(f"{path}: not a saved (fitted) fastgen BernoulliRBM, got {type(estimator).__name__}")
-    return estimator
+        return load_rbm(path)
+    except ValueError as exc:
+        raise CommandError(f"{exc} (--load)") from None
+
+
+def _memory_bytes():
+    """This machine's physical memory in bytes (None when unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_rbm_size(n_visible: int, n_hidden: int, n_chains: int, dtype) -> None:
+    """Refuse, before anything is allocated, an RBM whose arrays cannot fit in memory: the
+    weights (with their momentum buffer) and the persistent chains."""
+    itemsize = np.dtype(dtype).itemsize
+    weights = 2 * n_hidden * n_visible * itemsize
+    chains = n_chains * (n_hidden + n_visible) * itemsize
+    memory = _memory_bytes()
+    if memory is None or weights + chains <= memory:
+        return
+    if weights > memory:
+        raise CommandError(f"--n-components {n_hidden}: {n_visible} visible x {n_hidden} hidden units need "
+                           f"{weights:,} bytes of weights, more than this machine's memory ({memory:,} bytes)")
+    raise CommandError(f"--n-chains/--batch-size {n_chains}: the persistent chains need {chains:,} bytes, more "
+                       f"than this machine's memory ({memory:,} bytes)")
 
 
 def _continue_training(estimator, X, n_epochs: int) -> None:
@@ -390,7 +409,16 @@ def cmd_train_rbm(args) -> int:
                                f"{estimator.h_samples_.shape[0]} persistent chains")
         if args.no_persistent:
             given["persistent"] = False
-        estimator.set_params(**{k: given[k] for k in (*_CONTINUE_OVERRIDABLE, "persistent") if k in given})
+        if estimator.persistent and not args.no_persistent and "batch_size" in given and estimator.n_chains is None \
+                and given["batch_size"] != estimator.h_samples_.shape[0]:
+            # the chains stay as many as they were (n_chains defaulted to the old batch size)
+            given["n_chains"] = estimator.h_samples_.shape[0]
+        estimator.set_params(**{k: given[k] for k in (*_CONTINUE_OVERRIDABLE, "persistent", "n_chains")
+                                if k in given})
+        try:
+            estimator._check_params()
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         n_iter = given.get("n_iter", 0)
         X = load_array(args.data, binarize=args.binarize, key=args.key, dtype=model_dtype)
         if X.shape[1] != estimator.n_features_in_:
@@ -400,6 +428,8 @@ def cmd_train_rbm(args) -> int:
         settings = {**_TRAIN_DEFAULTS, **given}
         n_iter = settings["n_iter"]
         X = load_array(args.data, binarize=args.binarize, key=args.key, dtype=settings["dtype"])
+        _check_rbm_size(X.shape[1], settings["n_components"], settings["n_chains"] or settings["batch_size"],
+                        settings["dtype"])
         estimator = BernoulliRBM(
             n_components=settings["n_components"], learning_rate=settings["learning_rate"],
             batch_size=settings["batch_size"], n_iter=n_iter, random_state=args.seed, cd_k=settings["cd_k"],
@@ -427,10 +457,10 @@ def cmd_train_rbm(args) -> int:
           f"{time.perf_counter() - start:.2f} s)")
 
     if args.save:
-        save.parent.mkdir(parents=True, exist_ok=True)
+        from .serialization import save_rbm
+
         estimator.set_params(progress=False)  # the bar is the command's choice, not the model's
-        with open(save, "wb") as fh:
-            pickle.dump(estimator, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        save_rbm(estimator, save)  # atomic: a failure mid-write keeps the previous file whole
         print(f"saved model to {save}")
     side = math.isqrt(X.shape[1])
     if side * side == X.shape[1]:
@@ -742,9 +772,11 @@ def build_parser() -> argparse.ArgumentParser:
     rbm.add_argument("--no-persistent", action="store_true", help="CD-k (chains restart at the data) instead of PCD")
     rbm.add_argument("--dtype", choices=["float32", "float64"], help=f"compute dtype (default: {d['dtype']})")
     rbm.add_argument("--seed", type=int, default=0, help="random_state and sampling seed (default: %(default)s)")
-    rbm.add_argument("--save", metavar="MODEL", help="pickle the trained BernoulliRBM to this file")
+    rbm.add_argument("--save", metavar="MODEL",
+                     help="write the trained BernoulliRBM to this file (an .npz archive of its arrays and settings, "
+                          "written atomically; fastgen.serialization.load_rbm reads it)")
     rbm.add_argument("--load", metavar="MODEL",
-                     help="start from a model saved with --save (a pickle: load only files you trust)")
+                     help="start from a model saved with --save (only arrays and settings are read, never code)")
     rbm.add_argument("--out", default="fastgen_output", help="folder for the PNGs (default: %(default)s)")
     rbm.set_defaults(func=cmd_train_rbm)
 
@@ -893,10 +925,20 @@ def main(argv=None) -> int:
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         return args.func(args)
     except (CommandError, ValueError, OSError) as exc:
-        return _error(exc)
+        return _error(_one_line(exc))
+    except MemoryError as exc:
+        return _error(f"not enough memory{f' ({exc})' if str(exc) else ''}: try smaller data or model sizes")
     except KeyboardInterrupt:
         print("fastgen: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc) -> str:
+    """An exception's message on one line (the command promises one-line errors)."""
+    text = str(exc).strip()
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return " ".join(text.split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

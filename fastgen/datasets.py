@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import numbers
+import os
 import struct
 import zipfile
 import zlib
@@ -58,10 +60,40 @@ def load_digits_binary(*, return_y: bool = False, dtype=np.float64):
     return (X, digits.target) if return_y else X
 
 
+# ---- size limits ----------------------------------------------------------------------------------
+# Compressed data (gzip files, deflated .npz members) is decompressed in chunks and never past what
+# its header declares (a .npy or IDX header states the array's shape) nor past this maximum, which
+# the environment variable FASTGEN_MAX_DECOMPRESSED_BYTES overrides (a byte count). Without the
+# cap a small crafted file (a "zip bomb": 195 KB of gzip can hold gigabytes of zeros) would take
+# all the memory. Uncompressed files are read as they are; their headers must agree with their
+# size before anything is allocated.
+MAX_DECOMPRESSED_BYTES = 1 << 30
+_CHUNK = 1 << 20
+
+
+def max_decompressed_bytes() -> int:
+    """The cap on decompressed data: ``FASTGEN_MAX_DECOMPRESSED_BYTES`` when set (a positive
+    integer), else :data:`MAX_DECOMPRESSED_BYTES` (1 GiB)."""
+    text = os.environ.get("FASTGEN_MAX_DECOMPRESSED_BYTES", "").strip()
+    if not text:
+        return MAX_DECOMPRESSED_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"FASTGEN_MAX_DECOMPRESSED_BYTES must be a positive byte count, got {text!r}")
+    return value
+
+
+def _too_big(path, declared: int, limit: int, what: str = "decompressed data") -> ValueError:
+    return ValueError(f"{path}: {what} of {declared:,} bytes exceeds the limit of {limit:,} bytes "
+                      "(set FASTGEN_MAX_DECOMPRESSED_BYTES to allow more)")
+
+
 # ---- IDX ------------------------------------------------------------------------------------------
-def _parse_idx(raw: bytes, name) -> np.ndarray:
-    """Parse the bytes of an IDX file: magic ``00 00 <type> <ndim>``, ``ndim`` big-endian uint32
-    dimensions, then the values in C order, big-endian."""
+def _idx_header(raw: bytes, name):
+    """(header length, dims, dtype) of an IDX file's first bytes; ValueError when they are not one."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{name}: not an MNIST IDX file (bad magic number {raw[:4].hex() or 'none'})")
     if raw[2] not in _IDX_DTYPES:
@@ -74,11 +106,17 @@ def _parse_idx(raw: bytes, name) -> np.ndarray:
     if len(raw) < header:
         raise ValueError(f"{name}: truncated IDX header ({len(raw)} bytes, {ndim} dimensions need {header})")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    return header, dims, np.dtype(_IDX_DTYPES[raw[2]])
+
+
+def _parse_idx(raw: bytes, name) -> np.ndarray:
+    """Parse the bytes of an IDX file: magic ``00 00 <type> <ndim>``, ``ndim`` big-endian uint32
+    dimensions, then the values in C order, big-endian."""
+    header, dims, dtype = _idx_header(raw, name)
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow, however large the dims
     if len(raw) - header != expected:
-        raise ValueError(f"{name}: IDX header declares shape {dims} of {dtype.name} ({expected} bytes) "
-                         f"but the file holds {len(raw) - header} bytes of data")
+        raise ValueError(f"{name}: IDX header declares shape {dims} of {dtype.name} ({expected:,} bytes) "
+                         f"but the file holds {len(raw) - header:,} bytes of data")
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
     return data.astype(dtype.newbyteorder("="))  # native byte order (and a writable copy)
 
@@ -88,7 +126,7 @@ def read_idx(path) -> np.ndarray:
     path = _existing_file(path)
     raw = _read_bytes(path)
     if raw[:2] == _GZIP_MAGIC:
-        raw = _gunzip(raw, path)
+        raw = _gunzip(raw, path, array=True)
     return _parse_idx(raw, path)
 
 
@@ -97,8 +135,10 @@ def _existing_file(path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: is a directory, expected a data file")
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"{path}: no such file")
+    if not path.is_file():
+        raise ValueError(f"{path}: not a regular file, expected a data file")
     return path
 
 
@@ -112,54 +152,200 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
-def _gunzip(raw: bytes, path) -> bytes:
+def _npy_header(fh, name):
+    """(shape, fortran_order, dtype, header bytes read) of a .npy stream positioned at its start;
+    ValueError when the header is not one numpy writes (object arrays are refused)."""
+    start = fh.tell() if hasattr(fh, "tell") else 0
     try:
-        raw = gzip.decompress(raw)
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            shape, fortran, dtype = np.lib.format._read_array_header(fh, version)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, KeyError, struct.error, zlib.error,
+            zipfile.BadZipFile, AttributeError) as exc:
+        raise ValueError(f"{name}: cannot read as a .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{name}: holds Python objects (dtype {dtype}); only numeric arrays are read "
+                         "(pickles are never loaded)")
+    consumed = (fh.tell() - start) if hasattr(fh, "tell") else None
+    return shape, fortran, dtype, consumed
+
+
+def _npy_nbytes(shape, dtype) -> int:
+    return math.prod(int(d) for d in shape) * dtype.itemsize
+
+
+def _declared_size(prefix: bytes, name="data", *, strict: bool = False):
+    """Total bytes the data whose first bytes are ``prefix`` declares (header included), for a
+    .npy or IDX header; None for other formats. ``strict``: the data must be a .npy array, an
+    .npz archive or an IDX file (ValueError naming ``name`` otherwise, or for a bad header)."""
+    try:
+        if prefix.startswith(_NPY_MAGIC):
+            fh = io.BytesIO(prefix)
+            shape, _, dtype, consumed = _npy_header(fh, name)
+            return consumed + _npy_nbytes(shape, dtype)
+        if prefix[:2] == b"\x00\x00":
+            header, dims, dtype = _idx_header(prefix, name)
+            return header + math.prod(dims) * dtype.itemsize
+    except ValueError:
+        if strict:
+            raise
+        return None
+    if strict and not (prefix.startswith(_ZIP_MAGIC) or prefix.startswith(_EMPTY_ZIP_MAGIC)):
+        raise _unrecognised(name)
+    return None
+
+
+def _unrecognised(path) -> ValueError:
+    return ValueError(f"{path}: unrecognised format (expected a .npy array, a .npz archive or an "
+                      "MNIST IDX file, optionally gzip-compressed)")
+
+
+def gunzip(raw: bytes, path, *, limit: int | None = None, array: bool = False) -> bytes:
+    """Decompress gzip data in chunks, refusing (ValueError naming ``path``) corrupt data and
+    more than ``limit`` bytes (default: :func:`max_decompressed_bytes`). When the decompressed
+    data starts with a .npy or IDX header, it is also refused past the size that header declares,
+    and the header's size against the limit is checked before the rest is decompressed.
+    ``array``: the data must be a .npy array, an .npz archive or an IDX file, which is checked
+    on the first chunk (so a bomb of anything else stops there)."""
+    limit = max_decompressed_bytes() if limit is None else int(limit)
+    out = bytearray()
+    declared, sniffed = None, False
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw), mode="rb") as fh:
+            while True:
+                bound = limit if declared is None else declared
+                chunk = fh.read(min(_CHUNK, bound + 1 - len(out)))
+                if not chunk:
+                    break
+                out += chunk
+                if declared is None and not sniffed and len(out) >= min(_CHUNK, 64 * 1024):
+                    sniffed = True
+                    declared = _declared_size(bytes(out[:_CHUNK]), path, strict=array)
+                    if declared is not None and declared > limit:
+                        raise _too_big(path, declared, limit, "its header declares data")
+                if len(out) > (limit if declared is None else declared):
+                    if declared is not None:
+                        raise ValueError(f"{path}: the decompressed data runs past the {declared:,} bytes its "
+                                         "header declares (a corrupt or crafted file)")
+                    raise _too_big(path, len(out), limit, "decompressed data of more than")
     except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"{path}: corrupt gzip data ({exc})") from exc
-    if not raw:
+        raise ValueError(f"{path}: corrupt gzip data ({exc})") from None
+    if not out:
         raise ValueError(f"{path}: empty file (after gzip decompression)")
-    return raw
+    return bytes(out)
+
+
+_gunzip = gunzip
+
+
+def _npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path, key, limit: int) -> np.ndarray:
+    """One array of an .npz archive: its header's shape is checked against the member's stored
+    size before the array is allocated; compressed members are capped at ``limit``."""
+    what = f"{path} (array {key!r})"
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > limit:
+        raise _too_big(what, info.file_size, limit)
+    try:
+        with archive.open(info) as fh:
+            shape, fortran, dtype, consumed = _npy_header(fh, what)
+            declared = _npy_nbytes(shape, dtype)
+            if consumed is None or declared > info.file_size - consumed:
+                raise ValueError(f"{what}: header declares shape {shape} of {dtype} ({declared:,} bytes) but "
+                                 f"the archive stores {max(info.file_size - (consumed or 0), 0):,} bytes")
+            data = fh.read(declared)
+            if len(data) != declared:
+                raise ValueError(f"{what}: truncated ({len(data):,} of {declared:,} bytes)")
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+        raise ValueError(f"{what}: cannot read ({exc})") from None
+    array = np.frombuffer(data, dtype=dtype)
+    if fortran:
+        return array.reshape(shape[::-1]).T.copy()
+    return array.reshape(shape).copy()
+
+
+def _open_npz(raw: bytes, path) -> tuple[zipfile.ZipFile, dict]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+        members = {info.filename[:-4]: info for info in archive.infolist() if info.filename.endswith(".npy")}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise ValueError(f"{path}: cannot read as a .npz archive ({exc})") from None
+    return archive, members
+
+
+def read_npz_members(raw: bytes, path, keys=None) -> dict:
+    """The arrays (all, or ``keys``) of the .npz archive whose bytes are ``raw``, read without
+    pickles and with every header checked against the stored sizes (see :func:`gunzip` for the
+    cap on compressed members, which applies to their total)."""
+    limit = max_decompressed_bytes()
+    archive, members = _open_npz(raw, path)
+    with archive:
+        names = list(members) if keys is None else [k for k in keys if k in members]
+        total = sum(members[k].file_size for k in names if members[k].compress_type != zipfile.ZIP_STORED)
+        if total > limit:
+            raise _too_big(path, total, limit)
+        return {k: _npz_member(archive, members[k], path, k, limit) for k in names}
 
 
 def _from_npz(raw: bytes, path, key):
-    try:
-        archive = np.load(io.BytesIO(raw), allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: cannot read as a .npz archive ({exc})") from exc
+    archive, members = _open_npz(raw, path)
     with archive:
-        names = archive.files
+        names = list(members)
         if not names:
             raise ValueError(f"{path}: the .npz archive holds no arrays")
         if key is None:
             key = "data" if "data" in names else names[0]
         elif key not in names:
             raise ValueError(f"{path}: no array {key!r} in the archive (it holds {', '.join(names)})")
-        try:
-            return archive[key], key
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path}: cannot read array {key!r} ({exc})") from exc
+        return _npz_member(archive, members[key], path, key, max_decompressed_bytes()), key
 
 
 def _from_npy(raw: bytes, path):
-    try:
-        return np.load(io.BytesIO(raw), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: cannot read as a .npy array ({exc})") from exc
+    fh = io.BytesIO(raw)
+    shape, fortran, dtype, consumed = _npy_header(fh, path)
+    declared = _npy_nbytes(shape, dtype)
+    if declared > len(raw) - consumed:
+        raise ValueError(f"{path}: .npy header declares shape {shape} of {dtype} ({declared:,} bytes) but the "
+                         f"file holds {len(raw) - consumed:,} bytes of data")
+    array = np.frombuffer(raw, dtype=dtype, count=math.prod(int(d) for d in shape), offset=consumed)
+    if fortran:
+        return array.reshape(shape[::-1]).T.copy()
+    return array.reshape(shape).copy()
 
 
 def _read_raw_array(path: Path, key=None):
     raw = _read_bytes(path)
     if raw[:2] == _GZIP_MAGIC:
-        raw = _gunzip(raw, path)
+        raw = _gunzip(raw, path, array=True)
     if raw.startswith(_NPY_MAGIC):
         return _from_npy(raw, path), None
     if raw.startswith(_ZIP_MAGIC) or raw.startswith(_EMPTY_ZIP_MAGIC):
         return _from_npz(raw, path, key)
     if raw[:2] == b"\x00\x00":
         return _parse_idx(raw, path), None
-    raise ValueError(f"{path}: unrecognised format (expected a .npy array, a .npz archive or an "
-                     "MNIST IDX file, optionally gzip-compressed)")
+    raise _unrecognised(path)
+
+
+def read_labels(path, key=None):
+    """The labels array of a data file's .npz archive (``key``, else 'labels' or 'y'), or None
+    when the file is not an .npz archive or holds none; read like :func:`load_array` reads data."""
+    path = _existing_file(path)
+    raw = _read_bytes(path)
+    if raw[:2] == _GZIP_MAGIC:
+        raw = _gunzip(raw, path, array=True)
+    if not (raw.startswith(_ZIP_MAGIC) or raw.startswith(_EMPTY_ZIP_MAGIC)):
+        if key is not None:
+            raise ValueError(f"{path}: not an .npz archive, so no array {key!r} (labels key)")
+        return None
+    _, members = _open_npz(raw, path)
+    for name in ([key] if key else ["labels", "y"]):
+        if name in members:
+            return read_npz_members(raw, path, [name])[name]
+    if key is not None:
+        raise ValueError(f"{path}: no array {key!r} (labels key)")
+    return None
 
 
 def load_array(path, *, binarize: float | None = None, key: str | None = None, dtype=np.float64) -> np.ndarray:

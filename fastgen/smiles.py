@@ -107,40 +107,58 @@ class Vocabulary:
 def load_smiles_csv(path, column: str = "SMILES") -> list[str]:
     """The ``column`` of a MOSES-style CSV file (header line ``SMILES``, possibly more columns),
     plain or gzip-compressed (recognised by its magic bytes). Blank lines are skipped. Raises
-    ValueError for an empty file, a missing column or no strings at all."""
+    ValueError naming the file for a missing, empty, unreadable or corrupt file (gzip data is
+    decompressed in chunks, up to :func:`fastgen.datasets.max_decompressed_bytes`), a missing
+    column or no strings at all."""
+    from .datasets import gunzip
+
     path = Path(path)
-    raw = path.read_bytes()
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, expected a CSV file")
+    if not path.exists():
+        raise ValueError(f"{path}: no such file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"{path}: not a readable gzip file ({exc})") from None
+        raw = gunzip(raw, path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a UTF-8 text file") from None
     if not text.strip():
         raise ValueError(f"{path}: the file is empty (expected a CSV with a header line {column!r})")
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip() for h in next(reader)]
-    if column not in header:
-        raise ValueError(f"{path}: no column {column!r} in the header line {','.join(header)!r}")
-    at = header.index(column)
-    strings = [row[at].strip() for row in reader if len(row) > at and row[at].strip()]
+    if "\x00" in text:
+        raise ValueError(f"{path}: not a CSV text file (it holds NUL bytes)")
+    try:
+        reader = csv.reader(io.StringIO(text))
+        header = [h.strip() for h in next(reader)]
+        if column not in header:
+            raise ValueError(f"{path}: no column {column!r} in the header line {','.join(header)!r}")
+        at = header.index(column)
+        strings = [row[at].strip() for row in reader if len(row) > at and row[at].strip()]
+    except csv.Error as exc:
+        raise ValueError(f"{path}: not a readable CSV file (line {reader.line_num}: {exc})") from None
     if not strings:
         raise ValueError(f"{path}: the {column!r} column holds no strings")
     return strings
 
 
 def save_smiles(strings: Sequence[str], path) -> Path:
-    """One string a line, under a ``SMILES`` header (readable by :func:`load_smiles_csv`)."""
+    """One string a line, under a ``SMILES`` header (readable by :func:`load_smiles_csv`);
+    written atomically (the previous file stays whole until the new one is complete)."""
+    from .serialization import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("SMILES\n")
-        for s in strings:
-            fh.write(s + "\n")
-    return path
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, expected a file name")
+    text = "SMILES\n" + "".join(s + "\n" for s in strings)
+
+    def write(fh):
+        fh.write(text.encode("utf-8"))
+
+    return atomic_write(path, write)
 
 
 # ---- metrics --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from PIL import Image
 
 from fastgen import BernoulliRBM, cli
 from fastgen.cli import main
+from fastgen.serialization import load_rbm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,8 +108,7 @@ def test_train_npy_save_load_continue(tmp_path, capsys):
     assert model.is_file() and f"saved model to {model}" in stdout
     assert png_size(out / "samples.png") == grid_pixels(100, 10, 4)
     assert png_size(out / "filters.png") == grid_pixels(8, 3, 4)
-    with open(model, "rb") as fh:
-        estimator = pickle.load(fh)
+    estimator = load_rbm(model)
     assert isinstance(estimator, BernoulliRBM) and estimator.components_.shape == (8, 16)
     assert estimator.progress is False                                 # no bar when used from Python
     assert estimator.components_.dtype == np.float32                 # the command's default dtype
@@ -128,8 +128,7 @@ def test_train_npy_save_load_continue(tmp_path, capsys):
     assert main(["train", "rbm", str(data), "--n-components", "8", "--n-iter", "4", "--batch-size", "5",
                  "--save", str(whole), "--out", str(out)]) == 0
     capsys.readouterr()
-    with open(again, "rb") as fh1, open(whole, "rb") as fh2:
-        continued, direct = pickle.load(fh1), pickle.load(fh2)
+    continued, direct = load_rbm(again), load_rbm(whole)
     np.testing.assert_array_equal(continued.components_, direct.components_)
     np.testing.assert_array_equal(continued.intercept_hidden_, direct.intercept_hidden_)
     np.testing.assert_array_equal(continued.h_samples_, direct.h_samples_)
@@ -145,8 +144,7 @@ def test_train_npz_options_and_float64(tmp_path, capsys):
             "--seed", "4", "--n-components", "6", "--n-iter", "2", "--save", str(model), "--out", str(out)]
     assert main(argv) == 0
     assert "40 samples x 25 features" in capsys.readouterr().out
-    with open(model, "rb") as fh:
-        estimator = pickle.load(fh)
+    estimator = load_rbm(model)
     assert estimator.components_.dtype == np.float64 and estimator.h_samples_.shape == (7, 6)
     assert (estimator.cd_k, estimator.momentum, estimator.weight_decay, estimator.learning_rate,
             estimator.random_state) == (2, 0.5, 1e-4, 0.05, 4)
@@ -161,8 +159,7 @@ def test_train_no_persistent(tmp_path, capsys):
     assert main(["train", "rbm", str(data), *TRAIN_SMALL, "--no-persistent", "--save", str(model),
                  "--out", str(tmp_path)]) == 0
     capsys.readouterr()
-    with open(model, "rb") as fh:
-        assert pickle.load(fh).persistent is False
+    assert load_rbm(model).persistent is False
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -232,12 +229,12 @@ def test_load_errors(tmp_path, capsys):
     junk = tmp_path / "junk.pkl"
     junk.write_bytes(b"\x00garbage")
     assert main(["train", "rbm", str(data), "--load", str(junk)]) == 2
-    assert_one_line_error(capsys, str(junk), "not a saved fastgen model")
+    assert_one_line_error(capsys, str(junk), "not a saved fastgen BernoulliRBM")
 
     other = tmp_path / "other.pkl"
     other.write_bytes(pickle.dumps({"not": "a model"}))
     assert main(["train", "rbm", str(data), "--load", str(other)]) == 2
-    assert_one_line_error(capsys, str(other), "dict")
+    assert_one_line_error(capsys, str(other), "pickle")
 
     wider = tmp_path / "wide.npy"
     np.save(wider, binary_images(20, 4))

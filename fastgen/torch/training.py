@@ -4,7 +4,12 @@ autoencoder family (:mod:`.autoencoders`, :mod:`.vae`).
 A checkpoint is one ``torch.save`` file holding the model's kind and constructor arguments,
 its weights, the optimizer's state, the epoch count, the model's Philox stream (VAEs) and
 torch's CPU random state (the minibatch order and the autoencoders' noise), so training
-resumed from it continues exactly as the uninterrupted run would.
+resumed from it continues exactly as the uninterrupted run would. It holds tensors, numbers,
+strings and plain containers only, and is read with ``torch.load(weights_only=True)``: loading
+a checkpoint never runs code from the file. It is written atomically (a temporary file, fsync-ed,
+renamed over the old one). The command also stores its run's target epoch count, seed and data
+(source and content hash), so ``--load`` without ``--epochs`` finishes the original run on the
+same data.
 """
 from __future__ import annotations
 
@@ -153,9 +158,11 @@ def pca_reconstruction_mse(X_train: np.ndarray, X_test: np.ndarray, n_components
 
 # ---- checkpoints ---------------------------------------------------------------------------------
 def save_checkpoint(path, model, optimizer=None, epoch: int = 0, extra: dict | None = None) -> Path:
-    """Write model kind + config + weights (+ optimizer state, epoch, random streams) to ``path``."""
+    """Write model kind + config + weights (+ optimizer state, epoch, random streams) to ``path``,
+    atomically (a crash mid-write leaves the previous checkpoint whole)."""
+    from ..serialization import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": CHECKPOINT_FORMAT,
         "kind": type(model).__name__,
@@ -167,30 +174,45 @@ def save_checkpoint(path, model, optimizer=None, epoch: int = 0, extra: dict | N
         "torch_rng": torch.get_rng_state(),
         "extra": extra or {},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # a crash mid-write never leaves a truncated checkpoint behind
-    return path
+    return atomic_write(path, lambda fh: torch.save(state, fh))
+
+
+def read_checkpoint(path) -> dict:
+    """The raw state of a checkpoint written by :func:`save_checkpoint`, read with
+    ``torch.load(weights_only=True)`` and checked; ValueError naming the file otherwise."""
+    from ..serialization import torch_load
+
+    state = torch_load(path, "checkpoint")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("kind") not in MODEL_KINDS:
+        raise ValueError(f"{path}: not a fastgen autoencoder/VAE checkpoint")
+    missing = [k for k in ("config", "model", "optimizer", "epoch", "generator", "torch_rng", "extra") if k not in state]
+    epoch = state.get("epoch")
+    if missing or not isinstance(state["config"], dict) or isinstance(epoch, bool) or not isinstance(epoch, int) \
+            or epoch < 0 or not isinstance(state["extra"], dict):
+        raise ValueError(f"{path}: not a fastgen autoencoder/VAE checkpoint (incomplete or inconsistent"
+                         + (f": no {', '.join(missing)})" if missing else ")"))
+    return state
 
 
 def load_checkpoint(path, lr: float = 1e-3):
     """``(model, optimizer, epoch, extra)`` from :func:`save_checkpoint`'s file; restores the
-    model's Philox stream and torch's CPU random state too."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such checkpoint file")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("kind") not in MODEL_KINDS:
-        raise ValueError(f"{path}: not a fastgen autoencoder/VAE checkpoint")
-    model = MODEL_KINDS[state["kind"]](**state["config"])
-    model.load_state_dict(state["model"])
-    optimizer = adam(model.parameters(), lr=lr)
-    if state["optimizer"] is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        _transpose_legacy_moments(model, state["model"], optimizer)
-    if state["generator"] is not None:
-        model.generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
+    model's Philox stream and torch's CPU random state too. Reads tensors and plain containers
+    only (``weights_only=True``); any unreadable, foreign or inconsistent file raises ValueError
+    naming it."""
+    state = read_checkpoint(path)
+    try:
+        model = MODEL_KINDS[state["kind"]](**state["config"])
+        model.load_state_dict(state["model"])
+        optimizer = adam(model.parameters(), lr=lr)
+        if state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            _transpose_legacy_moments(model, state["model"], optimizer)
+        if state["generator"] is not None:
+            model.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError, IndexError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{path}: not a usable {state['kind']} checkpoint ({type(exc).__name__}: {first})") from None
     return model, optimizer, state["epoch"], state["extra"]
 
 
@@ -276,24 +298,84 @@ def _build_ae(kind: str, n_features: int, image_shape, args):
     raise ValueError(f"unknown autoencoder kind {kind!r}")
 
 
-def _build_vae(n_features: int, image_shape, args):
+def _build_vae(n_features: int, image_shape, args, seed: int):
     if args.conv:
         if image_shape is None:
             raise ValueError(f"--conv needs square images; {n_features} features is not a square")
-        return ConvVAE(1, image_shape, tuple(args.channels), args.latent, args.likelihood, seed=args.seed)
-    return VAE(n_features, tuple(args.hidden), args.latent, args.likelihood, seed=args.seed)
+        return ConvVAE(1, image_shape, tuple(args.channels), args.latent, args.likelihood, seed=seed)
+    return VAE(n_features, tuple(args.hidden), args.latent, args.likelihood, seed=seed)
+
+
+DEFAULT_EPOCHS = 30
+
+
+def _build_checked(build, what: str):
+    """``build()``, with an allocation that cannot succeed (sizes far too large) reported as a
+    ValueError naming the options instead of a traceback."""
+    try:
+        return build()
+    except (MemoryError, OverflowError) as exc:
+        raise ValueError(f"cannot build the model: not enough memory for these sizes ({what}; {exc or type(exc).__name__})") from None
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"cannot build the model with these sizes ({what}): {first}") from None
+
+
+def _run_record(state, path) -> dict:
+    """The command's record of the run a checkpoint belongs to (empty for checkpoints written
+    before it was kept, or by :func:`save_checkpoint` directly)."""
+    run = state["extra"].get("run", {})
+    if not isinstance(run, dict):
+        raise ValueError(f"{path}: not a fastgen autoencoder/VAE checkpoint (bad run record)")
+    return run
 
 
 def train_from_cli(args, family: str) -> int:
-    """The body of ``fastgen train vae`` (family "vae") and ``fastgen train ae`` ("ae")."""
+    """The body of ``fastgen train vae`` (family "vae") and ``fastgen train ae`` ("ae").
+
+    A new run trains ``--epochs`` epochs (default 30). With ``--load``, ``--epochs N`` trains N
+    more; without it the run continues to the target epoch count stored in the checkpoint (and
+    says so when that is already reached). The checkpoint also keeps the run's seed and data
+    (source, ``--key``, ``--binarize`` and a content hash): without DATA the checkpoint's data is
+    used, and other data or another ``--seed`` is refused."""
+    from ..serialization import fingerprint
+
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    X_train, X_test, image_shape, name = load_training_data(args.data, binarize=args.binarize, key=args.key,
-                                                            seed=args.seed)
+    run, data, key, binarize = {}, args.data, args.key, args.binarize
+    likelihood = args.likelihood
+    if args.load:
+        saved = read_checkpoint(args.load)
+        run = _run_record(saved, args.load)
+        likelihood = saved["config"].get("likelihood", likelihood)
+        if args.seed is not None and "seed" in run and args.seed != run["seed"]:
+            raise ValueError(f"--seed {args.seed} differs from the checkpoint's {run['seed']} (the seed fixes the "
+                             "train/test split and the batch order of the run being continued)")
+        seed = run.get("seed", 0) if args.seed is None else args.seed
+        recorded = run.get("data")
+        if data is None and isinstance(recorded, dict):
+            data = recorded.get("source")
+            if key is None:
+                key = recorded.get("key")
+            if binarize is None:
+                binarize = recorded.get("binarize")
+            if data is not None and not Path(data).is_file():
+                raise ValueError(f"{args.load}: was trained on {data}, which no longer exists; give DATA")
+    else:
+        seed = 0 if args.seed is None else args.seed
+    torch.manual_seed(seed)
+    X_train, X_test, image_shape, name = load_training_data(data, binarize=binarize, key=key, seed=seed)
+    data_hash = fingerprint(X_train, X_test)
+    recorded = run.get("data")
+    if isinstance(recorded, dict) and recorded.get("fingerprint") not in (None, data_hash):
+        was = recorded.get("source") or "scikit-learn digits"
+        raise ValueError(f"{name}: not the data {args.load} was trained on ({was}"
+                         + (f", key {recorded['key']!r}" if recorded.get("key") else "")
+                         + (f", binarized at {recorded['binarize']}" if recorded.get("binarize") is not None else "")
+                         + "); resume on the same data, or start a new run")
     n_features = X_train.shape[1]
     print(f"data: {name}: {X_train.shape[0]} training and {X_test.shape[0]} test samples x {n_features} features")
-    if args.likelihood == "bernoulli" and (X_train.min() < 0 or X_train.max() > 1):
+    if likelihood == "bernoulli" and (X_train.min() < 0 or X_train.max() > 1):
         raise ValueError(f"{name}: values outside [0, 1] ({X_train.min():g} .. {X_train.max():g}); "
                          "use --likelihood gaussian for unbounded data")
     start_epoch = 0
@@ -304,19 +386,35 @@ def train_from_cli(args, family: str) -> int:
             raise ValueError(f"{args.load}: holds a {type(model).__name__}, not a model for 'fastgen train {family}'")
         for param_group in optimizer.param_groups:
             param_group["lr"] = args.lr
-        print(f"loaded {args.load}: {type(model).__name__} after {start_epoch} epochs")
-    else:
-        if family == "vae":
-            model = _build_vae(n_features, image_shape, args)
-        elif args.kind == "stacked":
-            sizes = (*args.hidden, args.latent)
-            print(f"greedy pretraining of {len(sizes)} layers {sizes}, {args.pretrain_epochs} epochs each")
-            model = pretrain_stacked(torch.from_numpy(X_train), sizes, epochs=args.pretrain_epochs,
-                                     batch_size=args.batch_size, lr=args.lr, likelihood=args.likelihood,
-                                     seed=args.seed, progress=True)
+        if args.epochs is not None:
+            epochs, target = args.epochs, start_epoch + args.epochs
+        elif isinstance(run.get("target_epochs"), int):
+            target = run["target_epochs"]
+            epochs = max(0, target - start_epoch)
         else:
-            model = _build_ae(args.kind, n_features, image_shape, args)
+            raise ValueError(f"{args.load}: the checkpoint does not record how many epochs its run was to train; "
+                             "give --epochs N to train N more")
+        print(f"loaded {args.load}: {type(model).__name__} after {start_epoch} epochs"
+              + (f", continuing to epoch {target}" if epochs else ""))
+    else:
+        epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
+        target = epochs
+        sizes = "--hidden, --latent, --channels"
+        if family == "vae":
+            model = _build_checked(lambda: _build_vae(n_features, image_shape, args, seed), sizes)
+        elif args.kind == "stacked":
+            layer_sizes = (*args.hidden, args.latent)
+            print(f"greedy pretraining of {len(layer_sizes)} layers {layer_sizes}, {args.pretrain_epochs} epochs each")
+            model = _build_checked(lambda: pretrain_stacked(
+                torch.from_numpy(X_train), layer_sizes, epochs=args.pretrain_epochs, batch_size=args.batch_size,
+                lr=args.lr, likelihood=args.likelihood, seed=seed, progress=True), sizes)
+        else:
+            model = _build_checked(lambda: _build_ae(args.kind, n_features, image_shape, args), sizes)
         optimizer = adam(model.parameters(), lr=args.lr)
+    run = {"target_epochs": int(target), "seed": int(seed),
+           "data": {"source": None if data is None else str(Path(data).resolve()), "key": key,
+                    "binarize": binarize, "fingerprint": data_hash}}
+    extra = {"run": run}
     model.check_input(_as_model_input(model, X_train[:1]))
     x_train, x_test = _as_model_input(model, X_train), _as_model_input(model, X_test)
     print(f"model: {type(model).__name__} {model.config()}")
@@ -325,19 +423,22 @@ def train_from_cli(args, family: str) -> int:
         test_loss = evaluate(model, x_test)
         print(f"epoch {epoch}: train loss {train_loss:.3f}, test loss {test_loss:.3f}", flush=True)
         if args.save:
-            save_checkpoint(args.save, model, optimizer, epoch)
+            save_checkpoint(args.save, model, optimizer, epoch, extra)
 
     began = time.perf_counter()
-    if args.epochs:
+    if epochs:
         try:
-            fit(model, x_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
-                seed=args.seed, progress=True, start_epoch=start_epoch, on_epoch=on_epoch)
+            fit(model, x_train, epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
+                seed=seed, progress=True, start_epoch=start_epoch, on_epoch=on_epoch)
         except NonFiniteLoss as exc:
             kept = f"; the last good checkpoint is {args.save}" if args.save and Path(args.save).is_file() else ""
             raise ValueError(f"{exc}{kept}") from None
-        print(f"trained {args.epochs} epochs in {time.perf_counter() - began:.1f} s")
+        print(f"trained {epochs} epochs in {time.perf_counter() - began:.1f} s")
+    elif args.load:
+        print(f"nothing to train: the checkpoint has {start_epoch} of its run's {target} epochs done "
+              "(--epochs N trains N more)")
     if args.save:
-        print(f"checkpoint: {save_checkpoint(args.save, model, optimizer, start_epoch + args.epochs)}")
+        print(f"checkpoint: {save_checkpoint(args.save, model, optimizer, start_epoch + epochs, extra)}")
     latent = model.n_latent if hasattr(model, "n_latent") else int(np.prod(model.encode(x_test[:1]).shape[1:]))
     mse = reconstruction_mse(model, x_test)
     if latent <= min(X_train.shape):
@@ -346,44 +447,96 @@ def train_from_cli(args, family: str) -> int:
     else:
         print(f"test reconstruction MSE per feature: {mse:.5f} (code size {latent}: no PCA baseline of that size)")
     if image_shape is not None:
-        for path in _write_pngs(model, X_test, image_shape, Path(args.out), is_vae=family == "vae", seed=args.seed):
+        for path in _write_pngs(model, X_test, image_shape, Path(args.out), is_vae=family == "vae", seed=seed):
             print(f"wrote {path}")
     else:
         print(f"no images written: {n_features} features is not a square image")
     return 0
 
 
+def _positive_int(text):
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _nonnegative_int(text):
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _finite_float(text):
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+    return value
+
+
+def _positive_float(text):
+    import argparse
+
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def add_arguments(parser, family: str) -> None:
     """The options of ``fastgen train vae`` / ``fastgen train ae``."""
     parser.add_argument("data", metavar="DATA", nargs="?", default=None,
-                        help="a .npy/.npz/MNIST-IDX file (values scaled to [0, 1]); default: scikit-learn's digits")
+                        help="a .npy/.npz/MNIST-IDX file (values scaled to [0, 1]); default: scikit-learn's digits, "
+                             "or with --load the checkpoint's data")
     parser.add_argument("--key", help="array to read from a .npz archive")
-    parser.add_argument("--binarize", type=float, metavar="T", help="set values > T to 1, the rest to 0")
+    parser.add_argument("--binarize", type=_finite_float, metavar="T", help="set values > T to 1, the rest to 0")
     if family == "ae":
         parser.add_argument("--kind", choices=["ae", "dae", "cae", "stacked", "conv", "conv-pool"], default="ae",
                             help="MLP, denoising, contractive, greedy stacked, strided-convolution or "
                                  "pooling/unpooling convolutional autoencoder (default: %(default)s)")
-        parser.add_argument("--noise-level", type=float, default=0.25,
+        parser.add_argument("--noise-level", type=_finite_float, default=0.25,
                             help="dae: masking probability, or the Gaussian noise's sd (default: %(default)s)")
-        parser.add_argument("--contraction", type=float, default=0.1,
+        parser.add_argument("--contraction", type=_finite_float, default=0.1,
                             help="cae: weight of the Jacobian penalty (default: %(default)s)")
-        parser.add_argument("--pretrain-epochs", type=int, default=5,
+        parser.add_argument("--pretrain-epochs", type=_nonnegative_int, default=5,
                             help="stacked: epochs per layer of greedy pretraining (default: %(default)s)")
     else:
         parser.add_argument("--conv", action="store_true", help="the convolutional VAE (square images)")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[256] if family == "ae" else [400],
+    parser.add_argument("--hidden", type=_positive_int, nargs="+", default=[256] if family == "ae" else [400],
                         help="MLP hidden layer sizes (default: %(default)s)")
-    parser.add_argument("--channels", type=int, nargs="+", default=[32, 64],
+    parser.add_argument("--channels", type=_positive_int, nargs="+", default=[32, 64],
                         help="convolutional models: feature maps per stride-2 stage (default: %(default)s)")
-    parser.add_argument("--latent", type=int, default=32 if family == "ae" else 20,
+    parser.add_argument("--latent", type=_positive_int, default=32 if family == "ae" else 20,
                         help="code / latent size (default: %(default)s)")
     parser.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli",
                         help="decoder distribution (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=30, help="(default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=128, help="(default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--save", metavar="CKPT", help="write a checkpoint after every epoch and at the end")
-    parser.add_argument("--load", metavar="CKPT", help="resume from a checkpoint (a pickle: trusted files only)")
+    parser.add_argument("--epochs", type=_nonnegative_int, default=None,
+                        help=f"epochs to train (default: {DEFAULT_EPOCHS}); with --load: epochs to train on top of "
+                             "the checkpoint's (default: the rest of the run the checkpoint belongs to)")
+    parser.add_argument("--batch-size", type=_positive_int, default=128, help="(default: %(default)s)")
+    parser.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--seed", type=_nonnegative_int, default=None,
+                        help="train/test split, initial weights, batch order (default: 0; with --load: the "
+                             "checkpoint's)")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--save", metavar="CKPT", help="write a checkpoint after every epoch and at the end "
+                                                       "(atomically)")
+    parser.add_argument("--load", metavar="CKPT", help="resume from a checkpoint written with --save (only tensors "
+                                                       "and settings are read from it, never code)")
     parser.add_argument("--out", default="fastgen_output", help="folder for the PNGs (default: %(default)s)")
