@@ -510,14 +510,33 @@ def cmd_train_smiles(args) -> int:
     from .torch.smiles import SmilesLM, SmilesTrainer, TrainConfig, load_checkpoint, trainer_from_checkpoint
 
     _set_threads(torch, args.threads)
-    strings = load_smiles_csv(args.data)
+    from .serialization import fingerprint
+
     if args.resume:
-        state = load_checkpoint(args.resume)
+        state = load_checkpoint(args.resume)  # first: a bad checkpoint is reported before the data is read
+    strings = load_smiles_csv(args.data)
+    data_hash = fingerprint("\n".join(strings))
+    if args.resume:
         extra = state.get("extra", {})
-        val_fraction, seed = extra.get("val_fraction", 0.0), state["train_config"]["seed"]
+        recorded = extra.get("data_fingerprint")
+        if recorded is not None and recorded != data_hash:
+            raise CommandError(f"{args.data}: not the data {args.resume} was trained on ({extra.get('data')}); "
+                               "resume on the same data, or start a new run")
+        val_fraction, seed = extra.get("val_fraction", 0.0), state["train_config"].get("seed", 0)
+        if not isinstance(val_fraction, float) or not 0.0 <= val_fraction < 1.0:
+            raise CommandError(f"{args.resume}: not a usable SMILES checkpoint (val_fraction {val_fraction!r})")
         train, val = _split_smiles(strings, val_fraction, seed)
         trainer = trainer_from_checkpoint(state, train, val)
-        epochs = args.epochs if args.epochs is not None else trainer.epoch
+        # the run's target: stored by this command; older checkpoints: the cosine schedule's length,
+        # which the first run set to its --epochs
+        target = extra.get("target_epochs", trainer.config.schedule_epochs)
+        if args.epochs is not None:
+            epochs = args.epochs
+        elif isinstance(target, int) and not isinstance(target, bool):
+            epochs = target
+        else:
+            raise CommandError(f"{args.resume}: the checkpoint does not record its run's epoch count; give --epochs "
+                               "(the total to reach)")
         out = Path(args.out) if args.out else Path(args.resume)
         c = trainer.config
         if c.lr_schedule == "cosine" and c.schedule_epochs is not None and epochs > c.schedule_epochs:
@@ -525,7 +544,7 @@ def cmd_train_smiles(args) -> int:
                   f"{epochs} (the learning rate goes back up)")
             c.schedule_epochs = epochs
         print(f"resumed {args.resume}: {trainer.epoch} epochs done"
-              + (f" and {trainer.step} batches of the next" if trainer.step else ""))
+              + (f" and {trainer.step} batches of the next" if trainer.step else "") + f"; training to epoch {epochs}")
     else:
         d = SMILES_DEFAULTS
         val_fraction = d["val_fraction"] if args.val_fraction is None else args.val_fraction
@@ -534,9 +553,15 @@ def cmd_train_smiles(args) -> int:
         train, val = _split_smiles(strings, val_fraction, args.seed)
         vocab = Vocabulary.from_strings(train)
         torch.manual_seed(args.seed)  # the initial weights
-        model = SmilesLM(len(vocab), embedding_dim=args.embedding or d["embedding"], hidden_size=args.hidden or
-                         d["hidden"], num_layers=args.layers or d["layers"],
-                         dropout=d["dropout"] if args.dropout is None else args.dropout, cell=args.cell or d["cell"])
+        try:
+            model = SmilesLM(len(vocab), embedding_dim=args.embedding or d["embedding"], hidden_size=args.hidden or
+                             d["hidden"], num_layers=args.layers or d["layers"],
+                             dropout=d["dropout"] if args.dropout is None else args.dropout,
+                             cell=args.cell or d["cell"])
+        except (MemoryError, RuntimeError, OverflowError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise CommandError(f"cannot build the model with these sizes (--hidden, --layers, --embedding): "
+                               f"{first}") from None
         epochs = args.epochs if args.epochs is not None else d["epochs"]
         config = TrainConfig(learning_rate=args.lr or d["lr"], batch_size=args.batch_size or d["batch_size"],
                              clip_norm=d["clip"] if args.clip is None else args.clip, seed=args.seed,
@@ -546,7 +571,10 @@ def cmd_train_smiles(args) -> int:
         trainer = SmilesTrainer(model, vocab, train, val, config)
         out = Path(args.out or "fastgen_output/smiles_lm.pt")
         extra = {}
-    extra = {**extra, "data": str(Path(args.data).resolve()), "val_fraction": val_fraction}
+    if out.is_dir():
+        raise CommandError(f"{out}: is a directory (the checkpoint needs a file name)")
+    extra = {**extra, "data": str(Path(args.data).resolve()), "val_fraction": val_fraction,
+             "data_fingerprint": data_hash, "target_epochs": int(epochs)}
     c, m = trainer.config, trainer.model.config
     print(f"data: {args.data}: {len(train)} training / {len(val)} validation strings, {len(trainer.vocab)} tokens")
     print(f"model: {m.num_layers}-layer {m.cell.upper()}, hidden {m.hidden_size}, embedding {m.embedding_dim}, "
@@ -567,8 +595,9 @@ def cmd_train_smiles(args) -> int:
     if trained:
         print(f"trained epochs {first_epoch + 1} to {trainer.epoch} in {seconds:.1f} s; saved {out}")
     else:
-        print(f"nothing to train: the model has {trainer.epoch} of --epochs {epochs} epochs done"
-              + ("" if args.resume else f"; saved {out}"))
+        print(f"nothing to train: the model has {trainer.epoch} of {epochs} epochs done"
+              + (" (the run's target is reached; --epochs N with a larger N trains more)" if args.resume
+                 else f"; saved {out}"))
     return 0
 
 
@@ -789,7 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "order, RNG) go to --out after every epoch; --resume continues one exactly.")
     sm.add_argument("data", metavar="DATA")
     sm.add_argument("--epochs", type=_nonnegative_int,
-                    help=f"total epochs (default: {sd['epochs']}; with --resume: the checkpoint's)")
+                    help=f"total epochs (default: {sd['epochs']}; with --resume: the target of the checkpoint's run)")
     sm.add_argument("--hidden", type=_positive_int, help=f"hidden units per layer (default: {sd['hidden']})")
     sm.add_argument("--layers", type=_positive_int, help=f"recurrent layers (default: {sd['layers']})")
     sm.add_argument("--embedding", type=_positive_int, help=f"embedding size (default: {sd['embedding']})")
@@ -824,12 +853,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "with --image-size). Writes a checkpoint after every epoch, a fixed-noise sample grid per epoch "
                     "(samples_epochNNN.png), samples.png and interpolation.png to --out; --resume continues "
                     "a checkpoint exactly.")
-    gan.add_argument("data", metavar="DATA", nargs="?", default="digits",
-                     help="'digits' or an image file (default: %(default)s)")
+    gan.add_argument("data", metavar="DATA", nargs="?", default=None,
+                     help="'digits' or an image file (default: digits; with --resume: the checkpoint's data, "
+                          "and other data is refused)")
     gan.add_argument("--key", help="array to read from a .npz archive")
     gan.add_argument("--image-size", type=int, choices=[28, 32, 64], help="resize the images to this size")
     gan.add_argument("--epochs", type=_nonnegative_int, help="total epochs (default: 20; with --resume: the "
-                                                              "checkpoint's)")
+                                                              "target of the checkpoint's run)")
     gan.add_argument("--latent-dim", type=_positive_int, help="(default: 100)")
     gan.add_argument("--width", type=_positive_int, help="feature maps of the outermost layers (default: 32)")
     gan.add_argument("--batch-size", type=_positive_int, help="(default: 64)")

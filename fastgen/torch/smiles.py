@@ -349,43 +349,60 @@ class SmilesTrainer:
         self._rng_state = state["torch_rng"].clone()
 
     def save(self, path, extra: dict | None = None) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the checkpoint atomically (a temporary file, fsync-ed, renamed over ``path``):
+        never a half-written checkpoint, and the previous one stays whole until then."""
+        from ..serialization import atomic_write
+
         state = self.state_dict()
         state["extra"] = dict(extra or {})
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)  # never a half-written checkpoint
-        return path
+        return atomic_write(path, lambda fh: torch.save(state, fh))
+
+
+_CHECKPOINT_KEYS = ("model_config", "vocab", "model", "optimizer", "train_config", "epoch", "step", "loss_sum",
+                    "token_count", "torch_rng", "history")
 
 
 def load_checkpoint(path) -> dict:
     """A checkpoint written by :meth:`SmilesTrainer.save` (plain tensors and containers only:
-    loaded with ``weights_only=True``)."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"{path}: not a fastgen SMILES model checkpoint ({type(exc).__name__}: {exc})") from None
+    loaded with ``weights_only=True``, never code); ValueError naming the file for a missing,
+    empty, corrupt, foreign or incomplete one."""
+    from ..serialization import torch_load
+
+    state = torch_load(path, "SMILES model checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a fastgen SMILES model checkpoint (format {CHECKPOINT_FORMAT})")
+    missing = [k for k in _CHECKPOINT_KEYS if k not in state]
+    if missing or not isinstance(state["model_config"], dict) or not isinstance(state["train_config"], dict) \
+            or not isinstance(state["vocab"], list) or not isinstance(state.get("extra", {}), dict):
+        raise ValueError(f"{path}: not a complete fastgen SMILES model checkpoint"
+                         + (f" (no {', '.join(missing)})" if missing else ""))
     return state
 
 
+def _usable(build, state):
+    try:
+        return build()
+    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError, IndexError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"not a usable fastgen SMILES model checkpoint ({type(exc).__name__}: {first})") from None
+
+
 def model_from_checkpoint(state: dict) -> tuple[SmilesLM, Vocabulary]:
-    vocab = Vocabulary(state["vocab"])
-    model = SmilesLM(**state["model_config"])
-    model.load_state_dict(state["model"])
-    model.eval()
-    return model, vocab
+    def build():
+        vocab = Vocabulary(state["vocab"])
+        model = SmilesLM(**state["model_config"])
+        model.load_state_dict(state["model"])
+        model.eval()
+        return model, vocab
+
+    return _usable(build, state)
 
 
 def trainer_from_checkpoint(state: dict, train_strings, val_strings=()) -> SmilesTrainer:
     model, vocab = model_from_checkpoint(state)
-    trainer = SmilesTrainer(model, vocab, train_strings, val_strings, TrainConfig(**state["train_config"]))
-    trainer.load_state_dict(state)
+    config = _usable(lambda: TrainConfig(**state["train_config"]), state)
+    trainer = SmilesTrainer(model, vocab, train_strings, val_strings, config)
+    _usable(lambda: trainer.load_state_dict(state), state)
     return trainer
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from .dcgan import DCGANDiscriminator, DCGANGenerator
+from ...serialization import fingerprint
 from .data import load_images
 from .trainer import GANConfig, GANTrainer, load_checkpoint, trainer_from_checkpoint
 
@@ -27,40 +28,87 @@ def train_from_cli(args) -> int:
     checkpoint = out / "checkpoint.pt"
     if args.resume:
         state = load_checkpoint(args.resume)
-        g_config = state["generator_config"]
-        size = g_config["image_size"]
+        try:
+            g_config = state["generator_config"]
+            size = int(g_config["image_size"])
+            conditional = int(g_config["n_classes"]) > 0
+            saved_extra = state["config"].get("extra") or {}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{args.resume}: not a complete fastgen GAN checkpoint ({type(exc).__name__}: {exc})") \
+                from None
+        run = saved_extra.get("run") if isinstance(saved_extra, dict) else None
+        run = run if isinstance(run, dict) else {}
+        recorded = run.get("data") if isinstance(run.get("data"), dict) else None
         if args.image_size is not None and args.image_size != size:
             raise ValueError(f"--image-size {args.image_size} differs from the checkpoint's {size}")
-        images, labels = load_images(args.data, size, key=args.key)
-        conditional = g_config["n_classes"] > 0
-        trainer = trainer_from_checkpoint(state, images, labels if conditional else None)
-        epochs = given.get("epochs", trainer.epoch)
+        source, key = args.data, args.key
+        if source is None:
+            if recorded is None:
+                raise ValueError(f"{args.resume}: the checkpoint does not record the data it was trained on; "
+                                 "give DATA ('digits' or the file)")
+            source = recorded.get("source")
+            key = key if key is not None else recorded.get("key")
+            if source != "digits" and not Path(source).is_file():
+                raise ValueError(f"{args.resume}: was trained on {source}, which is no longer there; give DATA")
+        images, labels = load_images(source, size, key=key)
+        data_hash = fingerprint(images, *(() if labels is None else (labels,)))
+        if recorded is not None and recorded.get("fingerprint") not in (None, data_hash):
+            raise ValueError(f"{source}: not the data {args.resume} was trained on ({recorded.get('source')}"
+                             + (f", key {recorded['key']!r}" if recorded.get("key") else "")
+                             + "); resume on the same data, or start a new run")
+        try:
+            trainer = trainer_from_checkpoint(state, images, labels if conditional else None)
+        except (KeyError, TypeError, RuntimeError, AttributeError, IndexError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ValueError(f"{args.resume}: not a usable fastgen GAN checkpoint ({type(exc).__name__}: {first})") \
+                from None
+        if "epochs" in given:
+            epochs = given["epochs"]
+        elif isinstance(run.get("target_epochs"), int):
+            epochs = run["target_epochs"]
+        else:
+            raise ValueError(f"{args.resume}: the checkpoint does not record its run's epoch count; give --epochs "
+                             "(the total to reach)")
         print(f"resumed {args.resume}: {trainer.epoch} epochs done"
-              + (f" and {trainer.iteration} iterations of the next" if trainer.iteration else ""))
+              + (f" and {trainer.iteration} iterations of the next" if trainer.iteration else "")
+              + f"; training to epoch {epochs}")
     else:
+        source = "digits" if args.data is None else args.data
         settings = {**DEFAULTS, **given}
-        images, labels = load_images(args.data, args.image_size, key=args.key)
+        images, labels = load_images(source, args.image_size, key=args.key)
+        data_hash = fingerprint(images, *(() if labels is None else (labels,)))
         n_classes = 0
         if args.conditional:
             if labels is None:
-                raise ValueError(f"{args.data}: --conditional needs labels (scikit-learn's digits have them; a .npz "
+                raise ValueError(f"{source}: --conditional needs labels (scikit-learn's digits have them; a .npz "
                                  "file can hold them as 'labels' or 'y')")
             if labels.shape[0] != images.shape[0]:
-                raise ValueError(f"{args.data}: {labels.shape[0]} labels for {images.shape[0]} images")
+                raise ValueError(f"{source}: {labels.shape[0]} labels for {images.shape[0]} images")
             n_classes = int(labels.max()) + 1
         size, channels = images.shape[2], images.shape[1]
         torch.manual_seed(args.seed)  # the initial weights
-        generator = DCGANGenerator(settings["latent_dim"], size, channels, settings["width"], n_classes,
-                                   settings["norm"])
-        discriminator = DCGANDiscriminator(size, channels, settings["width"], n_classes, settings["norm"],
-                                           settings["minibatch_kernels"])
+        try:
+            generator = DCGANGenerator(settings["latent_dim"], size, channels, settings["width"], n_classes,
+                                       settings["norm"])
+            discriminator = DCGANDiscriminator(size, channels, settings["width"], n_classes, settings["norm"],
+                                               settings["minibatch_kernels"])
+        except (MemoryError, RuntimeError, OverflowError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ValueError(f"cannot build the DCGAN with these sizes (--latent-dim, --width, --minibatch-kernels): "
+                             f"{first}") from None
         config = GANConfig(loss=settings["loss"], smoothing=settings["smoothing"], d_steps=settings["d_steps"],
                            unrolled_steps=settings["unrolled_steps"], lr_g=settings["lr"], lr_d=settings["lr"],
                            batch_size=settings["batch_size"], seed=args.seed)
         trainer = GANTrainer(generator, discriminator, images, labels if n_classes else None, config)
         epochs = settings["epochs"]
+        key = args.key
+    # what a resumed run needs to continue this one: its target and its data (see --resume)
+    trainer.config.extra = {**trainer.config.extra, "run": {
+        "target_epochs": int(epochs),
+        "data": {"source": source if source == "digits" else str(Path(source).resolve()), "key": key,
+                 "fingerprint": data_hash}}}
     g, c = trainer.generator, trainer.config
-    print(f"data: {args.data}: {images.shape[0]} images, {images.shape[1]} channel(s), "
+    print(f"data: {source}: {images.shape[0]} images, {images.shape[1]} channel(s), "
           f"{images.shape[2]}x{images.shape[3]}" + (f", {g.n_classes} classes (conditional)" if g.n_classes else ""))
     print(f"DCGAN: latent {g.latent_dim}, width {g.width}, norm {g.norm}; loss {c.loss}, smoothing {c.smoothing}, "
           f"{c.d_steps} D step(s) per G step" + (f", unrolled {c.unrolled_steps}" if c.unrolled_steps else "")
@@ -75,7 +123,8 @@ def train_from_cli(args) -> int:
         print(f"trained epochs {first + 1} to {trainer.epoch} in {seconds:.1f} s; checkpoint {checkpoint}")
     else:
         trainer.save(checkpoint)
-        print(f"nothing to train: {trainer.epoch} of {epochs} epochs done; checkpoint {checkpoint}")
+        print(f"nothing to train: {trainer.epoch} of {epochs} epochs done (the run's target is reached; "
+              f"--epochs N with N > {trainer.epoch} trains more); checkpoint {checkpoint}")
     print(f"wrote {trainer.write_samples(out / 'samples.png')} (fixed noise)")
     print(f"wrote {trainer.write_interpolation(out / 'interpolation.png')} (slerp between fixed-noise pairs)")
     return 0

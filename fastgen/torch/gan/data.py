@@ -111,7 +111,7 @@ def load_images(source: str = "digits", image_size: int | None = None, *, key: s
     images : Tensor (N, C, S, S) in [-1, 1]
     labels : LongTensor (N,) or None
     """
-    from ...datasets import _existing_file, _read_raw_array
+    from ...datasets import _existing_file, _read_raw_array, read_labels
 
     if image_size is not None and image_size not in IMAGE_SIZES:
         raise ValueError(f"image_size must be one of {', '.join(map(str, IMAGE_SIZES))}, got {image_size!r}")
@@ -139,15 +139,13 @@ def load_images(source: str = "digits", image_size: int | None = None, *, key: s
                 raise ValueError(f"{what}: holds NaN or infinite values")
             if array.min() < 0 or array.max() > 1:
                 raise ValueError(f"{what}: float images must lie in [0, 1], got {array.min():g} .. {array.max():g}")
-        if path.suffix == ".npz" or labels_key is not None:
-            with np.load(path) as archive:
-                for name in ([labels_key] if labels_key else ["labels", "y"]):
-                    if name in archive.files:
-                        labels = torch.from_numpy(np.asarray(archive[name]).astype(np.int64).reshape(-1))
-                        break
-                else:
-                    if labels_key:
-                        raise ValueError(f"{what}: no array {labels_key!r} (labels key)")
+        found = read_labels(path, labels_key)  # checked like the images: no pickles, sizes before allocation
+        if found is not None:
+            if found.dtype.kind not in "biu":
+                raise ValueError(f"{what}: labels must be integers, got dtype {found.dtype}")
+            labels = torch.from_numpy(np.asarray(found).astype(np.int64).reshape(-1))
+            if labels.numel() and int(labels.min()) < 0:
+                raise ValueError(f"{what}: labels must be >= 0, got {int(labels.min())}")
     if array.shape[0] == 0:
         raise ValueError(f"{what}: no images")
     if array.shape[1] not in (1, 3):

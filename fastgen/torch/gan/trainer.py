@@ -392,27 +392,29 @@ class GANTrainer:
         self.history = list(state["history"])
 
     def save(self, path) -> Path:
-        """Write the checkpoint atomically (a temporary file renamed over ``path``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(path)
+        """Write the checkpoint atomically (a temporary file, fsync-ed, renamed over ``path``)."""
+        from ...serialization import atomic_write
+
+        state = self.state_dict()
+        path = atomic_write(path, lambda fh: torch.save(state, fh))
         self.last_checkpoint = path
         return path
 
 
 def load_checkpoint(path) -> dict:
-    """A checkpoint written by :meth:`GANTrainer.save` (loaded with ``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such checkpoint file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors of every kind: report the file
-        raise ValueError(f"{path}: not a readable fastgen GAN checkpoint ({type(exc).__name__}: {exc})") from exc
+    """A checkpoint written by :meth:`GANTrainer.save` (loaded with ``weights_only=True``: tensors
+    and plain containers only, never code); ValueError naming the file for anything else."""
+    from ...serialization import torch_load
+
+    state = torch_load(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a fastgen GAN checkpoint")
+    missing = [k for k in ("config", "generator_class", "discriminator_class", "generator_config",
+                           "discriminator_config", "generator", "discriminator", "opt_g", "opt_d", "noise_rng",
+                           "fixed_z", "epoch", "iteration", "sums", "history") if k not in state]
+    if missing or not isinstance(state["config"], dict) or not isinstance(state["generator_config"], dict):
+        raise ValueError(f"{path}: not a complete fastgen GAN checkpoint"
+                         + (f" (no {', '.join(missing)})" if missing else ""))
     return state
 
 
