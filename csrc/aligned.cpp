@@ -1,6 +1,8 @@
 // The cache of large freed buffers behind allocate_buffer (aligned.h).
 #include "aligned.h"
 
+#include <pthread.h>
+
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -43,6 +45,13 @@ BlockCache& cache() {
   static BlockCache* c = new BlockCache;  // never destroyed: buffers may be freed during exit
   return *c;
 }
+
+// fork() copies the mutex as it is; held by another thread at that moment, it would stay locked
+// in the child for ever. So the forking thread holds it across fork() and releases both copies.
+void lock_cache_before_fork() { cache().mutex.lock(); }
+void unlock_cache_after_fork() { cache().mutex.unlock(); }
+[[maybe_unused]] const int fork_handlers_registered =
+    pthread_atfork(lock_cache_before_fork, unlock_cache_after_fork, unlock_cache_after_fork);
 
 void* new_large_block(std::size_t size) {
   const std::size_t alignment = size >= kHugePage ? kHugePage : kCacheLine;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "aligned.h"
+#include "release_gil.h"
 #include "fastgen.h"
 #include "fastgen/philox.h"
 
@@ -38,20 +39,23 @@ template <typename T> T* mut(OptArray<T>& a) { return a ? a->mutable_data() : nu
 template <typename T> void py_fill_uniform(Array<T>& out, uint64_t seed, uint64_t offset) {
   T* o = out.mutable_data();
   const int64_t n = out.size();
-  py::gil_scoped_release nogil;
-  fill_uniform<T>(o, n, {seed, offset});
+  run_released([&] {
+    fill_uniform<T>(o, n, {seed, offset});
+  });
 }
 template <typename T> void py_fill_normal(Array<T>& out, uint64_t seed, uint64_t offset) {
   T* o = out.mutable_data();
   const int64_t n = out.size();
-  py::gil_scoped_release nogil;
-  fill_normal<T>(o, n, {seed, offset});
+  run_released([&] {
+    fill_normal<T>(o, n, {seed, offset});
+  });
 }
 void py_fill_bits(Array<uint32_t>& out, uint64_t seed, uint64_t offset) {
   uint32_t* o = out.mutable_data();
   const int64_t n = out.size();
-  py::gil_scoped_release nogil;
-  fill_bits(o, n, {seed, offset});
+  run_released([&] {
+    fill_bits(o, n, {seed, offset});
+  });
 }
 
 template <typename T>
@@ -64,8 +68,9 @@ void py_sample_bernoulli(const Array<T>& input, const OptArray<T>& bias, OptArra
   need(from_logits || (states && !probs && !bias), "probabilities in, states out");
   BernoulliParams<T> p{input.data(), ptr(bias), mut(probs), mut(states), rows, cols, cols, cols, cols, from_logits,
                        {seed, offset}};
-  py::gil_scoped_release nogil;
-  sample_bernoulli<T>(p);
+  run_released([&] {
+    sample_bernoulli<T>(p);
+  });
 }
 
 // The states of sample_bernoulli with the compact forms the RBM loops ask of it: (indices
@@ -88,8 +93,9 @@ py::tuple py_sample_bernoulli_rows(const Array<T>& input, const OptArray<T>& bia
   p.indices_stride = cols;
   p.masks = masks.mutable_data();
   {
-    py::gil_scoped_release nogil;
-    sample_bernoulli<T>(p);
+    run_released([&] {
+      sample_bernoulli<T>(p);
+    });
   }
   return py::make_tuple(indices, counts, masks);
 }
@@ -103,23 +109,37 @@ void py_sample_gaussian(const Array<T>& mean, const OptArray<T>& bias, const Opt
   need(out.size() == mean.size(), "out must match mean");
   GaussianParams<T> p{mean.data(), ptr(bias), ptr(stddev), stddev_scalar, out.mutable_data(), rows, cols, cols, cols,
                       {seed, offset}};
-  py::gil_scoped_release nogil;
-  sample_gaussian<T>(p);
-}
-
-template <typename T> RBMWeights<T> rbm_of(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias) {
-  need(weights.ndim() == 2, "weights must be [n_hidden, n_visible]");
-  RBMWeights<T> r{weights.mutable_data(), visible_bias.mutable_data(), hidden_bias.mutable_data(), weights.shape(1),
-                  weights.shape(0)};
-  need(visible_bias.size() == r.n_visible && hidden_bias.size() == r.n_hidden, "bias sizes must match weights");
-  return r;
+  run_released([&] {
+    sample_gaussian<T>(p);
+  });
 }
 
 template <typename T>
-void py_rbm_gibbs(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias, const Array<T>& visible_in,
+RBMWeights<T> rbm_view(T* weights, T* visible_bias, T* hidden_bias, const Array<T>& w, const Array<T>& vb,
+                       const Array<T>& hb) {
+  need(w.ndim() == 2, "weights must be [n_hidden, n_visible]");
+  RBMWeights<T> r{weights, visible_bias, hidden_bias, w.shape(1), w.shape(0)};
+  need(vb.size() == r.n_visible && hb.size() == r.n_hidden, "bias sizes must match weights");
+  return r;
+}
+// The parameters of an RBM that a kernel trains in place.
+template <typename T> RBMWeights<T> rbm_of(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias) {
+  return rbm_view(weights.mutable_data(), visible_bias.mutable_data(), hidden_bias.mutable_data(), weights,
+                  visible_bias, hidden_bias);
+}
+// The parameters of an RBM that a kernel only reads (Gibbs, AIS, pseudo-likelihood): they may be
+// read-only, as a model memory-mapped by joblib is. These kernels never write through the pointers.
+template <typename T>
+RBMWeights<T> rbm_read_only(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias) {
+  return rbm_view(const_cast<T*>(weights.data()), const_cast<T*>(visible_bias.data()),
+                  const_cast<T*>(hidden_bias.data()), weights, visible_bias, hidden_bias);
+}
+
+template <typename T>
+void py_rbm_gibbs(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias, const Array<T>& visible_in,
                   Array<T>& visible_out, OptArray<T>& hidden_probs_out, const std::optional<Array<uint8_t>>& clamp,
                   int steps, uint64_t seed, uint64_t offset, bool binary_products) {
-  RBMWeights<T> rbm = rbm_of(weights, visible_bias, hidden_bias);
+  RBMWeights<T> rbm = rbm_read_only(weights, visible_bias, hidden_bias);
   const int64_t rows = rows_of(visible_in);
   need(cols_of(visible_in) == rbm.n_visible && visible_out.size() == visible_in.size(), "visible shapes");
   need(!hidden_probs_out || hidden_probs_out->size() == rows * rbm.n_hidden, "hidden_probs_out shape");
@@ -129,23 +149,25 @@ void py_rbm_gibbs(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bi
                    clamp ? clamp->data() : nullptr,
                    (clamp && clamp->size() == visible_in.size()) ? rbm.n_visible : 0, rows, steps, {seed, offset},
                    binary_products};
-  py::gil_scoped_release nogil;
-  rbm_gibbs<T>(p);
+  run_released([&] {
+    rbm_gibbs<T>(p);
+  });
 }
 
 template <typename T>
-void py_rbm_ais(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias, const Array<T>& base_visible_bias,
+void py_rbm_ais(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias, const Array<T>& base_visible_bias,
                 const Array<double>& betas, Array<double>& log_weights, OptArray<T>& visible_out, uint64_t seed,
                 uint64_t offset, bool binary_products) {
-  RBMWeights<T> rbm = rbm_of(weights, visible_bias, hidden_bias);
+  RBMWeights<T> rbm = rbm_read_only(weights, visible_bias, hidden_bias);
   need(base_visible_bias.size() == rbm.n_visible, "base_visible_bias must have n_visible entries");
   need(betas.ndim() == 1 && betas.size() >= 2, "betas must be 1-D with >= 2 entries");
   const int64_t n = log_weights.size();
   need(!visible_out || visible_out->size() == n * rbm.n_visible, "visible_out must be [n_chains, n_visible]");
   AISParams<T> p{rbm, base_visible_bias.data(), betas.data(), betas.size(), n, log_weights.mutable_data(),
                  mut(visible_out), {seed, offset}, binary_products};
-  py::gil_scoped_release nogil;
-  rbm_ais<T>(p);
+  run_released([&] {
+    rbm_ais<T>(p);
+  });
 }
 
 template <typename T>
@@ -184,22 +206,24 @@ void py_rbm_train_batches(Array<T>& weights, Array<T>& visible_bias, Array<T>& h
                    {seed, offset},
                    binary_products,
                    hidden_slices};
-  py::gil_scoped_release nogil;
-  rbm_train_batches<T>(p);
+  run_released([&] {
+    rbm_train_batches<T>(p);
+  });
 }
 
 template <typename T>
-void py_rbm_pseudo_likelihood(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias,
+void py_rbm_pseudo_likelihood(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias,
                               const Array<T>& visible, const Array<T>& hidden_preact, Array<T>& out) {
-  RBMWeights<T> rbm = rbm_of(weights, visible_bias, hidden_bias);
+  RBMWeights<T> rbm = rbm_read_only(weights, visible_bias, hidden_bias);
   const int64_t rows = rows_of(visible);
   need(cols_of(visible) == rbm.n_visible, "visible must be [rows, n_visible]");
   need(hidden_preact.size() == rows * rbm.n_hidden && out.size() == rows, "hidden_preact / out shapes");
   const T* v = visible.data();
   const T* x = hidden_preact.data();
   T* o = out.mutable_data();
-  py::gil_scoped_release nogil;
-  rbm_pseudo_likelihood<T>(rbm, v, x, o, rows);
+  run_released([&] {
+    rbm_pseudo_likelihood<T>(rbm, v, x, o, rows);
+  });
 }
 
 template <typename T>
@@ -210,8 +234,9 @@ void py_sgd_momentum_update(Array<T>& param, OptArray<T>& velocity, const Array<
   T* vp = mut(velocity);
   const T* gp = grad.data();
   const int64_t n = param.size();
-  py::gil_scoped_release nogil;
-  sgd_momentum_update<T>(pp, vp, gp, n, lr, momentum, weight_decay);
+  run_released([&] {
+    sgd_momentum_update<T>(pp, vp, gp, n, lr, momentum, weight_decay);
+  });
 }
 
 // Index lists of a 0/1 matrix x [rows, cols]: (indices [rows, cols], counts [rows], nnz), or
@@ -226,8 +251,9 @@ template <typename T> py::tuple py_binary_rows(const Array<T>& x) {
   int32_t* cp = counts.mutable_data();
   int64_t nnz;
   {
-    py::gil_scoped_release nogil;
-    nnz = binary_rows_from_dense<T>(xp, rows, cols, cols, ip, cp, cols);
+    run_released([&] {
+      nnz = binary_rows_from_dense<T>(xp, rows, cols, cols, ip, cp, cols);
+    });
   }
   return py::make_tuple(indices, counts, nnz);
 }
@@ -264,8 +290,9 @@ void py_binary_matmul(const Array<int32_t>& indices, const Array<int32_t>& count
   const T* mp = M.data();
   const T* bp = ptr(bias);
   T* op = out.mutable_data();
-  py::gil_scoped_release nogil;
-  binary_matmul<T>(a, mp, N, N, bp, op, N);
+  run_released([&] {
+    binary_matmul<T>(a, mp, N, N, bp, op, N);
+  });
 }
 
 // out = A.T @ M with A given by its index lists (A: [rows, K], M: [rows, N], out: [K, N]).
@@ -278,15 +305,16 @@ void py_binary_transposed_matmul(const Array<int32_t>& indices, const Array<int3
   need(out.ndim() == 2 && out.shape(0) == K && out.shape(1) == N, "out must be [K, N]");
   const T* mp = M.data();
   T* op = out.mutable_data();
-  py::gil_scoped_release nogil;
-  int64_t nnz = 0;
-  for (int64_t r = 0; r < a.rows; ++r) nnz += a.counts[r];
-  std::vector<int32_t> col_indices(std::max<int64_t>(nnz, 1)), col_counts(K);
-  std::vector<int64_t> col_starts(K);
-  const int64_t offset = 0;
-  transpose_binary_rows(&a, &offset, 1, K, col_indices.data(), col_counts.data(), col_starts.data());
-  const BinaryRows t{col_indices.data(), col_counts.data(), col_starts.data(), 0, K, a.rows};
-  binary_matmul<T>(t, mp, N, N, nullptr, op, N);
+  run_released([&] {
+    int64_t nnz = 0;
+    for (int64_t r = 0; r < a.rows; ++r) nnz += a.counts[r];
+    std::vector<int32_t> col_indices(std::max<int64_t>(nnz, 1)), col_counts(K);
+    std::vector<int64_t> col_starts(K);
+    const int64_t offset = 0;
+    transpose_binary_rows(&a, &offset, 1, K, col_indices.data(), col_counts.data(), col_starts.data());
+    const BinaryRows t{col_indices.data(), col_counts.data(), col_starts.data(), 0, K, a.rows};
+    binary_matmul<T>(t, mp, N, N, nullptr, op, N);
+  });
 }
 
 // y [rows, out] = bias + x [rows, in] @ w_t [in, out] on x's nonzeros. Returns the
@@ -303,8 +331,9 @@ int py_sparse_linear_forward(const Array<T>& x, const Array<T>& w_t, const OptAr
   const T* wp = w_t.data();
   const T* bp = ptr(bias);
   T* yp = y.mutable_data();
-  py::gil_scoped_release nogil;
-  return sparse_linear_forward<T>(p, wp, bp, yp);
+  return run_released([&] {
+    return sparse_linear_forward<T>(p, wp, bp, yp);
+  });
 }
 
 // grad_b [out] (optional) = grad_y summed over rows; grad_w_t [in, out] (optional) = x^T @ grad_y
@@ -321,8 +350,9 @@ int py_sparse_linear_backward(const Array<T>& x, const Array<T>& grad_y, OptArra
   const T* gp = grad_y.data();
   T* gw = mut(grad_w_t);
   T* gb = mut(grad_b);
-  py::gil_scoped_release nogil;
-  return sparse_linear_backward<T>(p, gp, gw, gb);
+  return run_released([&] {
+    return sparse_linear_backward<T>(p, gp, gw, gb);
+  });
 }
 
 // One draw per row of logits [rows, cols] (or one row [cols]) into out [rows] (int64).
@@ -337,8 +367,9 @@ void py_sample_categorical(const Array<T>& logits, Array<int64_t>& out, double t
   need(top_k >= 0 && top_k <= cols, "0 <= top_k <= cols");
   CategoricalParams<T> p{logits.data(), out.mutable_data(), rows, cols, cols, static_cast<T>(temperature), top_k,
                          {seed, offset}};
-  py::gil_scoped_release nogil;
-  sample_categorical<T>(p);
+  run_released([&] {
+    sample_categorical<T>(p);
+  });
 }
 
 // z [rows, cols] = mu + exp(logvar / 2) * eps and kl [rows], for mu and logvar [rows, cols].
@@ -351,8 +382,9 @@ int py_reparameterize_forward(const Array<T>& mu, const Array<T>& logvar, Array<
        "mu, logvar and z must have the same shape");
   need(!kl || kl->size() == rows, "kl must have one entry per row");
   ReparamParams<T> p{mu.data(), logvar.data(), z.mutable_data(), mut(kl), rows, cols, cols, cols, {seed, offset}};
-  py::gil_scoped_release nogil;
-  return reparameterize_forward<T>(p);  // bit 0: mu, bit 1: logvar has a NaN or infinity
+  return run_released([&] {
+    return reparameterize_forward<T>(p);  // bit 0: mu, bit 1: logvar has a NaN or infinity
+  });
 }
 
 template <typename T>
@@ -366,8 +398,9 @@ void py_reparameterize_backward(const OptArray<T>& grad_z, const OptArray<T>& gr
   need(!grad_kl || grad_kl->size() == rows, "grad_kl must have one entry per row");
   ReparamBackwardParams<T> p{ptr(grad_z), ptr(grad_kl), mu.data(), logvar.data(), grad_mu.mutable_data(),
                              grad_logvar.mutable_data(), rows, cols, {seed, offset}};
-  py::gil_scoped_release nogil;
-  reparameterize_backward<T>(p);
+  run_released([&] {
+    reparameterize_backward<T>(p);
+  });
 }
 
 // Pooling kernels over [planes, H, W] arrays (shapes checked in fastgen/ops/pool.py).
@@ -382,8 +415,9 @@ void py_max_pool2d(const Array<T>& in, Array<T>& out, Array<int64_t>& indices, s
            g.out_h == (g.in_h + 2 * g.pad_h - g.kernel_h) / g.stride_h + 1 &&
            g.out_w == (g.in_w + 2 * g.pad_w - g.kernel_w) / g.stride_w + 1,
        "max_pool2d: window does not produce the output size");
-  py::gil_scoped_release nogil;
-  max_pool2d_forward<T>(g, in.data(), out.mutable_data(), indices.mutable_data());
+  run_released([&] {
+    max_pool2d_forward<T>(g, in.data(), out.mutable_data(), indices.mutable_data());
+  });
 }
 
 template <typename T>
@@ -394,8 +428,9 @@ void py_scatter_planes(const Array<T>& src, const Array<int64_t>& indices, Array
   const int64_t src_plane = planes ? src.size() / planes : 0, dst_plane = planes ? dst.size() / planes : 0;
   const int64_t* idx = indices.data();
   for (int64_t i = 0; i < indices.size(); ++i) need(idx[i] >= 0 && idx[i] < dst_plane, "index outside the plane");
-  py::gil_scoped_release nogil;
-  scatter_planes<T>(src.data(), idx, planes, src_plane, dst.mutable_data(), dst_plane, accumulate);
+  run_released([&] {
+    scatter_planes<T>(src.data(), idx, planes, src_plane, dst.mutable_data(), dst_plane, accumulate);
+  });
 }
 
 template <typename T> void py_gather_planes(const Array<T>& src, const Array<int64_t>& indices, Array<T>& dst) {
@@ -405,8 +440,9 @@ template <typename T> void py_gather_planes(const Array<T>& src, const Array<int
   const int64_t src_plane = planes ? src.size() / planes : 0, dst_plane = planes ? dst.size() / planes : 0;
   const int64_t* idx = indices.data();
   for (int64_t i = 0; i < indices.size(); ++i) need(idx[i] >= 0 && idx[i] < src_plane, "index outside the plane");
-  py::gil_scoped_release nogil;
-  gather_planes<T>(src.data(), src_plane, idx, planes, dst_plane, dst.mutable_data());
+  run_released([&] {
+    gather_planes<T>(src.data(), src_plane, idx, planes, dst_plane, dst.mutable_data());
+  });
 }
 
 template <typename T> void py_avg_unpool2d(const Array<T>& in, Array<T>& out, int64_t kh, int64_t kw, bool backward) {
@@ -416,12 +452,13 @@ template <typename T> void py_avg_unpool2d(const Array<T>& in, Array<T>& out, in
   need(small.ndim() == 3 && big.ndim() == 3 && kh >= 1 && kw >= 1 && big.shape(0) == small.shape(0) &&
            big.shape(1) == small.shape(1) * kh && big.shape(2) == small.shape(2) * kw,
        "avg_unpool2d: shapes [planes, h, w] and [planes, h * kh, w * kw]");
-  py::gil_scoped_release nogil;
-  if (backward) {
-    avg_unpool2d_backward<T>(in.data(), out.shape(0), out.shape(1), out.shape(2), kh, kw, out.mutable_data());
-  } else {
-    avg_unpool2d_forward<T>(in.data(), in.shape(0), in.shape(1), in.shape(2), kh, kw, out.mutable_data());
-  }
+  run_released([&] {
+    if (backward) {
+      avg_unpool2d_backward<T>(in.data(), out.shape(0), out.shape(1), out.shape(2), kh, kw, out.mutable_data());
+    } else {
+      avg_unpool2d_forward<T>(in.data(), in.shape(0), in.shape(1), in.shape(2), kh, kw, out.mutable_data());
+    }
+  });
 }
 
 // Transposed convolution pieces (shapes checked in fastgen/ops/conv.py). geometry: batch, in_c, in_h, in_w, out_c,
@@ -442,8 +479,9 @@ void py_conv_transpose2d_output(const Array<T>& cols, const OptArray<T>& bias, A
   need(!bias || bias->size() == g.out_c, "bias size");
   need(activation >= 0 && activation <= 4, "activation code");
   ConvTransposeParams<T> p{g, cols.data(), ptr(bias), out.mutable_data(), activation, slope};
-  py::gil_scoped_release nogil;
-  conv_transpose2d_output<T>(p);
+  run_released([&] {
+    conv_transpose2d_output<T>(p);
+  });
 }
 
 template <typename T>
@@ -459,16 +497,18 @@ int py_conv_transpose2d_forward(const Array<T>& x, const Array<T>& weight, const
   need(chunk_elements >= 0, "chunk_elements >= 0");
   ConvTransposeForwardParams<T> p{g, x.data(), weight.data(), ptr(bias), out.mutable_data(), activation, slope,
                                   parallel_chunks, chunk_elements};
-  py::gil_scoped_release nogil;
-  return conv_transpose2d_forward<T>(p);  // 1: x holds a NaN or infinity
+  return run_released([&] {
+    return conv_transpose2d_forward<T>(p);  // 1: x holds a NaN or infinity
+  });
 }
 
 template <typename T> void py_conv_transpose2d_im2col(const Array<T>& grad, Array<T>& cols, std::array<int64_t, 13> geometry) {
   const ConvTransposeGeometry g = conv_geometry(geometry);
   need(cols.size() == g.out_c * g.kernel_h * g.kernel_w * g.batch * g.in_h * g.in_w, "cols size");
   need(grad.size() == g.batch * g.out_c * g.out_h * g.out_w, "grad size");
-  py::gil_scoped_release nogil;
-  conv_transpose2d_im2col<T>(g, grad.data(), cols.mutable_data());
+  run_released([&] {
+    conv_transpose2d_im2col<T>(g, grad.data(), cols.mutable_data());
+  });
 }
 
 template <typename T>
@@ -485,24 +525,27 @@ void py_conv_transpose2d_backward(const Array<T>& grad, const Array<T>& x, const
   ConvTransposeBackwardParams<T> p{g, grad.data(), x.data(), weight.data(),
                                    grad_x ? grad_x->mutable_data() : nullptr, grad_weight.mutable_data(),
                                    parallel_chunks, chunk_elements};
-  py::gil_scoped_release nogil;
-  conv_transpose2d_backward<T>(p);
+  run_released([&] {
+    conv_transpose2d_backward<T>(p);
+  });
 }
 
 template <typename T>
 void py_activation_backward(const Array<T>& grad_out, const Array<T>& y, Array<T>& grad_in, int activation, T slope) {
   need(grad_out.size() == y.size() && grad_in.size() == y.size(), "shapes must match");
   need(activation >= 0 && activation <= 4, "activation code");
-  py::gil_scoped_release nogil;
-  activation_backward<T>(grad_out.data(), y.data(), y.size(), activation, slope, grad_in.mutable_data());
+  run_released([&] {
+    activation_backward<T>(grad_out.data(), y.data(), y.size(), activation, slope, grad_in.mutable_data());
+  });
 }
 
 // Whether every element of x is finite (the ops' NaN/inf check).
 template <typename T> bool py_all_finite(const py::array_t<T, py::array::c_style>& x) {
   const T* p = x.data();
   const int64_t n = x.size();
-  py::gil_scoped_release nogil;
-  return all_finite<T>(p, n);
+  return run_released([&] {
+    return all_finite<T>(p, n);
+  });
 }
 
 // (finite, min, max) of x [rows, cols]; column_sums [cols] filled when given.
@@ -513,8 +556,9 @@ py::tuple py_summarize_rows(const Array<T>& x, std::optional<Array<double>>& col
   double* sums = column_sums ? column_sums->mutable_data() : nullptr;
   DataSummary<T> s;
   {
-    py::gil_scoped_release nogil;
-    s = summarize_rows<T>(x.data(), rows, cols, cols, sums);
+    run_released([&] {
+      s = summarize_rows<T>(x.data(), rows, cols, cols, sums);
+    });
   }
   return py::make_tuple(s.finite, s.min, s.max);
 }

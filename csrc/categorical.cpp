@@ -45,7 +45,7 @@ template <typename T, typename Admit> void drop_unadmitted(const T* x, T* keys, 
 // keys[c] = gumbel_key(x[c], temperature, uniform of words[c]), c < cols.
 template <typename T> void gumbel_keys(const T* x, const uint32_t* words, int64_t cols, T temperature, T* keys) {
 #pragma omp simd
-  for (int64_t c = 0; c < cols; ++c) keys[c] = gumbel_key(x[c], temperature, uniform01<T>(words[c]));
+  for (int64_t c = 0; c < cols; ++c) keys[c] = gumbel_key(x[c], temperature, uniform_open01<T>(words[c]));
 }
 
 // A row longer than a block: its keys chunk by chunk, the running argmax across chunks.

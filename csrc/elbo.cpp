@@ -13,6 +13,7 @@
 #include "fastgen.h"
 #include "fastgen/elbo.h"
 #include "philox_cpu.h"
+#include "release_gil.h"
 
 namespace fastgen {
 namespace cpu {
@@ -150,6 +151,7 @@ FASTGEN_ELBO(double)
 // guard the pointers only.
 namespace py = pybind11;
 namespace {
+using fastgen::cpu::run_released;
 template <typename T> using Array = py::array_t<T, py::array::c_style>;
 template <typename T> using OptArray = std::optional<Array<T>>;
 
@@ -186,8 +188,9 @@ template <typename T> void py_bernoulli(const Array<T>& x, const Array<T>& logit
   auto p = bernoulli_params(x, logits);
   require(out.ndim() == 1 && out.shape(0) == p.rows, "out must be [rows]");
   T* o = out.mutable_data();
-  py::gil_scoped_release nogil;
-  fastgen::cpu::bernoulli_log_likelihood(p, o);
+  run_released([&] {
+    fastgen::cpu::bernoulli_log_likelihood(p, o);
+  });
 }
 
 template <typename T>
@@ -197,8 +200,9 @@ void py_bernoulli_with_grad(const Array<T>& x, const Array<T>& logits, Array<T>&
   require(grad_logits.size() == p.rows * p.cols, "grad_logits must be [rows, cols]");
   T* o = out.mutable_data();
   T* dl = grad_logits.mutable_data();
-  py::gil_scoped_release nogil;
-  fastgen::cpu::bernoulli_log_likelihood_with_grad(p, o, dl);
+  run_released([&] {
+    fastgen::cpu::bernoulli_log_likelihood_with_grad(p, o, dl);
+  });
 }
 
 template <typename T>
@@ -210,8 +214,9 @@ void py_bernoulli_backward(const Array<T>& x, const Array<T>& logits, const Arra
   require(!grad_x || grad_x->size() == p.rows * p.cols, "grad_x must be [rows, cols]");
   T* dl = grad_logits.mutable_data();
   T* dx = grad_x ? grad_x->mutable_data() : nullptr;
-  py::gil_scoped_release nogil;
-  fastgen::cpu::bernoulli_log_likelihood_backward(p, g.data(), dl, dx);
+  run_released([&] {
+    fastgen::cpu::bernoulli_log_likelihood_backward(p, g.data(), dl, dx);
+  });
 }
 
 template <typename T>
@@ -219,8 +224,9 @@ void py_gaussian(const Array<T>& x, const Array<T>& mean, const OptArray<T>& log
   auto p = gaussian_params(x, mean, logvar);
   require(out.ndim() == 1 && out.shape(0) == p.rows, "out must be [rows]");
   T* o = out.mutable_data();
-  py::gil_scoped_release nogil;
-  fastgen::cpu::gaussian_log_likelihood(p, o);
+  run_released([&] {
+    fastgen::cpu::gaussian_log_likelihood(p, o);
+  });
 }
 
 template <typename T>
@@ -234,8 +240,9 @@ void py_gaussian_backward(const Array<T>& x, const Array<T>& mean, const OptArra
   T* dm = grad_mean.mutable_data();
   T* dv = grad_logvar ? grad_logvar->mutable_data() : nullptr;
   T* dx = grad_x ? grad_x->mutable_data() : nullptr;
-  py::gil_scoped_release nogil;
-  fastgen::cpu::gaussian_log_likelihood_backward(p, g.data(), dm, dv, dx);
+  run_released([&] {
+    fastgen::cpu::gaussian_log_likelihood_backward(p, g.data(), dm, dv, dx);
+  });
 }
 
 template <typename T> void bind(py::module_& m) {

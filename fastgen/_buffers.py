@@ -12,10 +12,16 @@ Safety: the returned array is the only object whose lifetime is tracked, and eve
 ``torch.from_numpy`` tensor, memoryview or DLPack export holds a reference to it (NumPy's base
 chain stops at it, because its own base is the map, not an array), so a map is reused only
 when nothing can reach its memory any more. At most :data:`MAX_POOLED_BYTES` are kept.
+
+Fork: the maps are private (``MAP_PRIVATE``), so a forked child's writes to a result, or to a
+pooled map it reuses, are copies on write and never reach the parent (a shared map did: results
+written in a ``multiprocessing.Pool`` worker appeared in the parent's arrays). The pool's lock is
+made anew in a child, in case another thread held it at the fork.
 """
 from __future__ import annotations
 
 import mmap
+import os
 import threading
 import weakref
 
@@ -27,6 +33,15 @@ MAX_POOLED_BYTES = 1 << 26  # free maps kept for reuse, in bytes
 _lock = threading.Lock()
 _free: dict[int, list] = {}
 _pooled = 0
+
+
+def _new_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def _release(buffer: mmap.mmap) -> None:
@@ -56,7 +71,7 @@ def empty(shape, dtype) -> np.ndarray:
             buffer = stack.pop()
             _pooled -= size
     if buffer is None:
-        buffer = mmap.mmap(-1, size)
+        buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)  # anonymous, copy-on-write in a child
     out = np.ndarray(shape, dtype, buffer=buffer)
     weakref.finalize(out, _release, buffer)
     return out

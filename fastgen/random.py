@@ -7,15 +7,33 @@ counter ``(i // 4, offset)``. Consequences:
 
 * the same (seed, offset, inputs) give bitwise-identical draws whatever the thread count;
 * a checkpoint that stores ``generator.get_state()`` resumes the exact stream.
+
+:meth:`Generator.take` is atomic: threads sharing a Generator get disjoint offsets, so they never
+draw the same numbers (each thread's draws then depend on the order in which they asked).
 """
 from __future__ import annotations
 
 import numbers
 import os
+import threading
 
 import numpy as np
 
 _U64 = (1 << 64) - 1
+
+# One lock for every Generator's counter: taking offsets is a few bytecodes, so contention is
+# negligible, and a single lock is easy to make anew in a forked child (another thread may have
+# held it at the fork).
+_offset_lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    global _offset_lock
+    _offset_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 class Generator:
@@ -50,20 +68,24 @@ class Generator:
         """Reserve ``n`` consecutive offsets and return the first."""
         if not isinstance(n, numbers.Integral) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
-        start = self._offset
-        if start + int(n) > _U64:
-            raise OverflowError("the Philox offset counter of this Generator is exhausted")
-        self._offset = start + int(n)
+        n = int(n)
+        with _offset_lock:
+            start = self._offset
+            if start + n > _U64:
+                raise OverflowError("the Philox offset counter of this Generator is exhausted")
+            self._offset = start + n
         return start
 
     def get_state(self) -> dict:
-        return {"seed": self._seed, "offset": self._offset}
+        with _offset_lock:
+            return {"seed": self._seed, "offset": self._offset}
 
     def set_state(self, state: dict) -> None:
         # validate both before assigning: a refused state must leave the generator unchanged
         seed = _check_u64(state["seed"], "state['seed']")
         offset = _check_u64(state["offset"], "state['offset']")
-        self._seed, self._offset = seed, offset
+        with _offset_lock:
+            self._seed, self._offset = seed, offset
 
     def uniform(self, shape, dtype=np.float64) -> np.ndarray:
         """Uniforms on [0, 1) (float32: 24 random bits, float64: 32). Takes 1 offset."""

@@ -23,6 +23,28 @@ _SPARSE_CHUNK_ROWS = 4096
 
 
 # ---- parameter checks shared by the estimators ---------------------------------------------------
+def _check_fitted_finite(estimator, names) -> None:
+    """A fitted parameter with a NaN or infinity (a damaged file, or arrays set by hand) is
+    refused: the kernels would propagate it into every output, or a sampler would turn it into
+    states that look like numbers."""
+    for name in names:
+        a = getattr(estimator, name)
+        if isinstance(a, np.ndarray) and a.size and not np.isfinite(a).all():
+            raise ValueError(f"{type(estimator).__name__}.{name} contains NaN or infinity: the model is "
+                             "unusable (fit it again)")
+
+
+def _writeable(estimator, names) -> None:
+    """Fitted arrays that training updates in place, made writeable copies where they are
+    read-only (a model loaded with joblib's mmap_mode='r'); the file behind them is never written."""
+    for name in names:
+        a = getattr(estimator, name, None)
+        if isinstance(a, np.ndarray) and not a.flags.writeable:
+            setattr(estimator, name, np.array(a))
+
+
+_RBM_PARAMETERS = ("components_", "intercept_visible_", "intercept_hidden_")
+
 def _parse_device(device):
     """"auto", "cpu", "cuda", or a CUDA ordinal for "cuda:N"; ValueError naming ``device``."""
     if isinstance(device, str):
@@ -242,6 +264,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             yield np.ascontiguousarray(X[start:start + rows_per_chunk].toarray())
 
     def _model(self) -> RBM:
+        _check_fitted_finite(self, _RBM_PARAMETERS)
         return RBM(self.components_, self.intercept_visible_, self.intercept_hidden_)
 
     def _trainer(self) -> ContrastiveDivergence:
@@ -473,6 +496,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self._generator = self._generator_from(self.random_state)
         if first_pass:
             self._initialize(X.shape[1], X.dtype, self._generator)
+        _writeable(self, (*_RBM_PARAMETERS, "h_samples_"))
+        if getattr(self, "_velocities", None) is not None:
+            self._velocities = tuple(v if v.flags.writeable else np.array(v) for v in self._velocities)
         rbm, trainer = self._model(), self._trainer()
         dense = X.toarray() if sp.issparse(X) else X
         if dense.shape[0]:
@@ -613,6 +639,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             log_z = self.log_partition(**log_partition_options)
         elif isinstance(log_z, bool) or not isinstance(log_z, numbers.Real) or not np.isfinite(log_z):
             raise ValueError(f"log_z must be a finite real number, got {log_z!r}")
+        _check_fitted_finite(self, _RBM_PARAMETERS)
         rbm = RBM(*(np.asarray(a, np.float64) for a in (self.components_, self.intercept_visible_,
                                                          self.intercept_hidden_)))
         free = [rbm.free_energy(c) for c in self._dense_chunks(X, _SPARSE_CHUNK_ROWS)]
@@ -792,6 +819,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     def _model(self):
         from .models.gbrbm import GaussianRBM
 
+        _check_fitted_finite(self, (*_RBM_PARAMETERS, "log_sigma_"))
         return GaussianRBM(self.components_, self.intercept_visible_, self.intercept_hidden_, self.log_sigma_)
 
     def _trainer(self):
@@ -833,6 +861,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         carries a large, W-dependent offset when the data sit far from 0."""
         from .models.gbrbm import GaussianRBM
 
+        _check_fitted_finite(self, (*_RBM_PARAMETERS, "log_sigma_"))
         inv_var = np.exp(-2.0 * self.log_sigma_)
         return GaussianRBM(self.components_.copy(), self.intercept_visible_ - self._centre,
                            self.intercept_hidden_ + self.components_ @ (self._centre * inv_var),

@@ -143,7 +143,7 @@ template <typename T> FG_HD Candidate<T> categorical_block(const CategoricalGpuP
     const int64_t i = 4 * block + lane;
     if (i < first || i >= last) continue;
     const int64_t c = i - first;
-    Candidate<T> cand{gumbel_key(x[c], temperature, uniform01<T>(r.v[lane])), c};
+    Candidate<T> cand{gumbel_key(x[c], temperature, uniform_open01<T>(r.v[lane])), c};
     if (truncate && !in_top_k(x[c], kth, ties_left)) cand.key = -(T(1) / T(0));
     if (beats(cand, best)) best = cand;
   }

@@ -129,6 +129,20 @@ def uniform_from_words(w, dtype) -> np.ndarray:
     return w.astype(np.float64) * 2.0**-32
 
 
+def uniform_open_from_words(w, dtype) -> np.ndarray:
+    """The documented open-interval mapping (0, 1): float32 (2k + 1) 2^-24 from the top 23 bits,
+    float64 (w + 1/2) 2^-32; returned in ``dtype``."""
+    w = np.asarray(w, dtype=np.uint32)
+    if np.dtype(dtype) == np.float32:
+        return (((w >> np.uint32(9)).astype(np.float64) * 2 + 1) * 2.0**-24).astype(np.float32)
+    return (w.astype(np.float64) + 0.5) * 2.0**-32
+
+
+def uniform_open(seed, offset, shape, dtype=np.float64) -> np.ndarray:
+    n = int(np.prod(shape))
+    return uniform_open_from_words(words(seed, offset, n), dtype).reshape(shape)
+
+
 class Normals(NamedTuple):
     values: np.ndarray   # float64
     radius: np.ndarray   # the Box-Muller radius of each element's pair (error scale)

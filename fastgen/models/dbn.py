@@ -33,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .. import _cpu
 from ..ops import gibbs as _gibbs_op
 from ..random import Generator, as_generator
+from ._divergence import DIVERGED, guarded_pass
 from .rbm import RBM
 
 # Sparse input is densified this many rows at a time in transform.
@@ -487,7 +488,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Raises
         ------
         FloatingPointError
-            If a parameter became NaN or infinite (a learning rate far too large).
+            If a pass left a parameter NaN, infinite or above 1e6 in magnitude (a learning rate
+            far too large); the network keeps the parameters from before that pass.
         """
         check_is_fitted(self)
         n_iter = _check_int(n_iter, "n_iter", 0)
@@ -500,24 +502,27 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         gen = self._generator if random_state is None else as_generator(random_state)
         dt = self.rbms_[0].components_.dtype.type
         lr = dt(learning_rate)
-        begin = time.time()
-        for _ in range(n_iter):
+        params = [*self.recognition_weights_, *self.recognition_biases_, *self.generative_weights_,
+                  *self.generative_biases_, *self._top_arrays()]
+
+        def one_pass():
             for start in range(0, X.shape[0], batch_size):
                 batch = X[start:start + batch_size]
                 batch = np.ascontiguousarray(batch.toarray()) if sp.issparse(batch) else batch
                 self._up_down_batch(batch, lr, cd_k, gen)
+
+        begin = time.time()
+        for _ in range(n_iter):
+            guarded_pass(one_pass, params, message=(
+                f"fine_tune diverged (a parameter became NaN, infinite or larger than {DIVERGED:g}) with "
+                f"learning_rate={learning_rate}: the network keeps its parameters from before this pass; "
+                "use a smaller learning_rate"))
             self.n_fine_tune_iter_ += 1
             if self.verbose:
                 end = time.time()
                 print("[%s] Fine-tuning pass %d, reconstruction error = %.5f, time = %.2fs"
                       % (type(self).__name__, self.n_fine_tune_iter_, self._reconstruction_error(X), end - begin))
                 begin = end
-        params = [*self.recognition_weights_, *self.recognition_biases_, *self.generative_weights_,
-                  *self.generative_biases_, *self._top_arrays()]
-        if not all(np.isfinite(a).all() for a in params):
-            raise FloatingPointError(
-                f"fine_tune diverged (non-finite parameters) with learning_rate={learning_rate}: use a smaller one"
-            )
         return self
 
     def _top_arrays(self):

@@ -46,6 +46,7 @@ from scipy.special import logsumexp
 from .. import _cpu
 from ..ops._validate import positive_int, real
 from ..random import Generator, as_generator
+from ._divergence import guarded_pass
 from .rbm import check_trainer_params
 
 # Exact log Z enumerates 2**n_hidden hidden configurations.
@@ -548,16 +549,29 @@ class GaussianContrastiveDivergence:
         self.prepare(model, batch_size)
         per_batch = self.offsets_per_batch()
         first = generator.take(self.offsets_per_epoch(data.shape[0], batch_size))
-        for k, start in enumerate(range(0, data.shape[0], batch_size)):
-            grads = self.batch_gradients(model, data[start:start + batch_size], generator.seed, first + k * per_batch)
-            self.apply(model, grads)
-        finite = all(np.isfinite(a).all() for a in (model.weights, model.visible_bias, model.hidden_bias,
-                                                     model.log_sigma))
-        if not finite or (model.weights.size and np.max(np.abs(model.weights) / model.sigma) > _DIVERGED):
-            raise FloatingPointError(
-                f"training diverged (non-finite parameters, or a weight above {_DIVERGED:g} sigma) with "
-                f"learning_rate={self.learning_rate}: lower learning_rate (or momentum), or standardise the data"
+        def run():
+            for k, start in enumerate(range(0, data.shape[0], batch_size)):
+                grads = self.batch_gradients(model, data[start:start + batch_size], generator.seed,
+                                             first + k * per_batch)
+                self.apply(model, grads)
+
+        def diverged():
+            finite = all(np.isfinite(a).all() for a in (model.weights, model.visible_bias, model.hidden_bias,
+                                                         model.log_sigma))
+            return not finite or bool(model.weights.size and np.max(np.abs(model.weights) / model.sigma) > _DIVERGED)
+
+        chains = self.chains  # batch_gradients may replace it
+        try:
+            guarded_pass(
+                run, (model.weights, model.visible_bias, model.hidden_bias, model.log_sigma),
+                (self.chains, *(self.velocities or ())), diverged=diverged,
+                message=(f"training diverged (non-finite parameters, or a weight above {_DIVERGED:g} sigma) with "
+                         f"learning_rate={self.learning_rate}: the model keeps its parameters from before this "
+                         "pass; lower learning_rate (or momentum), or standardise the data"),
             )
+        except FloatingPointError:
+            self.chains = chains
+            raise
 
 
 # ---- standardisation ---------------------------------------------------------------------------

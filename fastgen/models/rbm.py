@@ -19,6 +19,7 @@ from .. import _cpu
 from ..ops import gibbs as _gibbs_op
 from ..ops._validate import positive_int, real
 from ..random import Generator, as_generator
+from ._divergence import DIVERGED, guarded_pass
 
 # Enumeration cost is 2**min(n_visible, n_hidden) configurations.
 MAX_ENUMERABLE_UNITS = 20
@@ -42,6 +43,25 @@ class RBM:
     weights: np.ndarray
     visible_bias: np.ndarray
     hidden_bias: np.ndarray
+
+    def __post_init__(self):
+        # The arrays are used and trained in place, so they are checked, never converted: a
+        # converted copy would silently detach the model from the caller's arrays.
+        for name in ("weights", "visible_bias", "hidden_bias"):
+            a = getattr(self, name)
+            if not (isinstance(a, np.ndarray) or _array_module(a) is not np):
+                raise TypeError(f"{name} must be a NumPy or CuPy array, got {type(a).__name__}")
+            if a.dtype not in (np.float32, np.float64):
+                raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+        if self.weights.ndim != 2:
+            raise ValueError(f"weights must be 2-D (n_hidden, n_visible), got shape {self.weights.shape}")
+        for name, size in (("visible_bias", self.weights.shape[1]), ("hidden_bias", self.weights.shape[0])):
+            a = getattr(self, name)
+            if a.shape != (size,):
+                raise ValueError(f"{name} must have shape ({size},) to match weights {self.weights.shape}, "
+                                 f"got {a.shape}")
+            if a.dtype != self.weights.dtype:
+                raise TypeError(f"{name} must have the weights' dtype {self.weights.dtype}, got {a.dtype}")
 
     @classmethod
     def initialize(cls, n_visible: int, n_hidden: int, *, dtype=np.float64, generator=None, scale: float = 0.01):
@@ -192,6 +212,15 @@ def _array_module(a):
     return cupy
 
 
+def diverged_message(trainer) -> str:
+    return (
+        f"training diverged (a parameter became NaN, infinite or larger than {DIVERGED:g}) with "
+        f"learning_rate={trainer.learning_rate}, weight_decay={trainer.weight_decay}, "
+        f"momentum={trainer.momentum}: the model keeps its parameters from before this pass; lower "
+        "learning_rate (weight_decay must stay below 2 / learning_rate)"
+    )
+
+
 def check_trainer_params(trainer) -> None:
     """The settings every CD/PCD trainer has: learning_rate > 0, cd_k >= 1, n_chains >= 1 or
     None, momentum in [0, 1), weight_decay >= 0."""
@@ -256,21 +285,29 @@ class ContrastiveDivergence:
         replayed as a CUDA graph from the second identical pass on), on CuPy's current stream,
         drawing from the same counters as the CPU loop."""
         self.prepare(rbm, batch_size)
-        vw, vb, vh = self.velocities if self.momentum > 0 else (None, None, None)
         offset = generator.take(self.offsets_per_epoch(data.shape[0], batch_size))
+        guarded_pass(
+            lambda: self._run(rbm, data, batch_size, generator.seed, offset),
+            (rbm.weights, rbm.visible_bias, rbm.hidden_bias),
+            (self.chains, *(self.velocities or ())),
+            message=diverged_message(self),
+        )
+
+    def _run(self, rbm: RBM, data, batch_size: int, seed: int, offset: int) -> None:
+        vw, vb, vh = self.velocities if self.momentum > 0 else (None, None, None)
         if _array_module(rbm.weights) is not np:
             from .. import _cuda
 
             _cuda.train_epoch(rbm.weights, rbm.visible_bias, rbm.hidden_bias, data, batch_size=int(batch_size),
                               cd_k=int(self.cd_k), lr=self.learning_rate, momentum=self.momentum,
                               weight_decay=self.weight_decay, chains=self.chains if self.persistent else None,
-                              velocities=self.velocities if self.momentum > 0 else None, seed=generator.seed,
+                              velocities=self.velocities if self.momentum > 0 else None, seed=seed,
                               first=offset)
             return
         dt = rbm.dtype.type
         _cpu.C.rbm_train_batches(
             rbm.weights, rbm.visible_bias, rbm.hidden_bias, vw, vb, vh,
             self.chains if self.persistent else None, data, int(batch_size), int(self.cd_k),
-            dt(self.learning_rate), dt(self.momentum), dt(self.weight_decay), generator.seed, offset,
+            dt(self.learning_rate), dt(self.momentum), dt(self.weight_decay), seed, offset,
             _cpu.binary_products_enabled(), _cpu.hidden_slices_enabled(),
         )

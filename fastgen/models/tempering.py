@@ -21,7 +21,8 @@ import numpy as np
 from .. import _cpu
 from ..ops._validate import positive_int, real
 from ..random import Generator, as_generator
-from .rbm import RBM, ContrastiveDivergence
+from ._divergence import guarded_pass
+from .rbm import RBM, ContrastiveDivergence, diverged_message
 
 
 def temperature_ladder(n_temperatures: int, min_beta: float = 0.0) -> np.ndarray:
@@ -175,6 +176,19 @@ class ParallelTemperingTrainer(ContrastiveDivergence):
 
     def run(self, rbm: RBM, data: np.ndarray, batch_size: int, generator: Generator) -> None:
         self.prepare(rbm, batch_size)
+        chains = self.chains  # _run replaces it
+        try:
+            guarded_pass(
+                lambda: self._run(rbm, data, batch_size, generator),
+                (rbm.weights, rbm.visible_bias, rbm.hidden_bias),
+                (self.sampler.visible, *(self.velocities or ())),
+                message=diverged_message(self),
+            )
+        except FloatingPointError:
+            self.chains = chains
+            raise
+
+    def _run(self, rbm: RBM, data: np.ndarray, batch_size: int, generator: Generator) -> None:
         dt = rbm.dtype.type
         lr, mom, decay = dt(self.learning_rate), dt(self.momentum), dt(self.weight_decay)
         velocities = self.velocities if self.momentum > 0 else (None, None, None)

@@ -26,10 +26,8 @@ def reference_categorical(logits, temperature, top_k, seed, offset):
     x = np.atleast_2d(logits).astype(np.float64)
     rows, cols = x.shape
     t = float(np.asarray(temperature, dtype=dtype))  # the kernel computes in the logits' dtype
-    u = ref.uniform(seed, offset, (rows, cols), dtype).astype(np.float64)
-    e = -np.log1p(-u)
-    with np.errstate(divide="ignore"):
-        keys = np.where(e > 0, x - t * np.log(e), np.inf)
+    u = ref.uniform_open(seed, offset, (rows, cols), dtype).astype(np.float64)
+    keys = x - t * np.log(-np.log1p(-u))
     if top_k is not None and top_k < cols:
         admitted = np.zeros_like(x, dtype=bool)
         for r in range(rows):

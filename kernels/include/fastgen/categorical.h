@@ -9,9 +9,10 @@
 //   key[c] = logit[c] - T * log(E[c]),          E[c] = -log(1 - u[c]) ~ Exponential(1)
 //
 // which needs no division, cannot overflow for a small temperature, and tends to the plain
-// argmax of the logits as T -> 0. u is the element's uniform on [0, 1) (sampling.h), so 1 - u
-// lies in (0, 1] and is a normal number: fg_log is exact enough there. u = 0 gives E = 0,
-// whose key is +infinity (probability 2^-24 in float32, 2^-32 in float64 per element).
+// argmax of the logits as T -> 0. u is the element's uniform on the open interval (0, 1)
+// (uniform_open01, sampling.h), so 1 - u and E are positive normal numbers and every key is
+// finite: |T log E| <= 17 T in float32 and 23 T in float64. (With u = 0 allowed, E = 0 gave an
+// infinite key, and a category of probability e^-100 won about once in 2^24 / m draws.)
 // Ties between keys go to the lowest column (strict > while scanning the columns in order).
 #pragma once
 #include "common.h"
@@ -20,12 +21,10 @@
 
 namespace fastgen {
 
-// The Gumbel-max key of one column from its logit, the temperature (> 0) and its uniform.
-// Branch-free (a select, not an early return), so that the CPU loop over a row vectorises.
+// The Gumbel-max key of one column from its logit, the temperature (> 0) and its uniform on (0, 1).
 template <typename T> FG_HD T gumbel_key(T logit, T temperature, T u) {
-  const T e = -fg_log(T(1) - u);  // Exponential(1); -0 when u == 0
-  const T key = fg_fma(-temperature, fg_log(e), logit);  // finite garbage when e == -0: not used
-  return e > T(0) ? key : T(1) / T(0);  // +infinity
+  const T e = -fg_log(T(1) - u);  // Exponential(1), positive
+  return fg_fma(-temperature, fg_log(e), logit);
 }
 
 // Whether column c (value x) belongs to the top k of its row, given the k-th largest value

@@ -158,23 +158,28 @@ FG_HD double fg_log(double u) {
   return fg_fma(e, MathConst<double>::ln2_hi, fg_fma(e, MathConst<double>::ln2_lo, lm));
 }
 
-// Numerically stable logistic function: never overflows, exact 0/1 limits.
+// Numerically stable logistic function: never overflows, exact 0/1 limits. A NaN comes back as
+// NaN (fg_exp's clamp alone would turn it into e^-87 or e^-708, a number).
 template <typename T> FG_HD T sigmoid(T x) {
   const T e = fg_exp(-fg_abs(x));
   const T r = T(1) / (T(1) + e);
-  return x >= T(0) ? r : e * r;
+  return x >= T(0) ? r : (x < T(0) ? e * r : x);
 }
 
-// softplus(x) = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)).
-template <typename T> FG_HD T softplus(T x) { return fg_max(x, T(0)) + log1p_unit(fg_exp(-fg_abs(x))); }
+// softplus(x) = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)); NaN stays NaN (fg_max drops it).
+template <typename T> FG_HD T softplus(T x) {
+  const T y = fg_max(x, T(0)) + log1p_unit(fg_exp(-fg_abs(x)));
+  return x == x ? y : x;
+}
 
 // log(sigmoid(x)) = -softplus(-x).
 template <typename T> FG_HD T log_sigmoid(T x) { return -softplus(-x); }
 
-// log(exp(a) + exp(b)) without overflow.
+// log(exp(a) + exp(b)) without overflow; NaN if either is NaN (fg_max / fg_min drop a NaN).
 template <typename T> FG_HD T log_add_exp(T a, T b) {
   const T hi = fg_max(a, b), lo = fg_min(a, b);
-  return hi + log1p_unit(fg_exp(lo - hi));
+  const T y = hi + log1p_unit(fg_exp(lo - hi));
+  return (a == a && b == b) ? y : a + b;
 }
 
 // sin(2 pi u) and cos(2 pi u) for u in [0, 1): quadrant reduction and Taylor polynomials on

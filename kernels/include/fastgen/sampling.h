@@ -13,6 +13,16 @@ FG_HD double uniform_from_bits(uint32_t x, double) { return static_cast<double>(
 
 template <typename T> FG_HD T uniform01(uint32_t x) { return uniform_from_bits(x, T()); }
 
+// Uniform on the open interval (0, 1), for samplers that take log(u) and log(1 - u): float
+// (2k + 1) 2^-24 from the top 23 bits k (every value and its complement exact), double
+// (x + 1/2) 2^-32. Neither end can be drawn, so neither logarithm is ever infinite.
+FG_HD float uniform_open_from_bits(uint32_t x, float) {
+  return static_cast<float>((x >> 9) * 2u + 1u) * 5.9604644775390625e-08f;
+}
+FG_HD double uniform_open_from_bits(uint32_t x, double) { return (static_cast<double>(x) + 0.5) * 2.3283064365386963e-10; }
+
+template <typename T> FG_HD T uniform_open01(uint32_t x) { return uniform_open_from_bits(x, T()); }
+
 // Bernoulli(p) from one uniform: P(state = 1) = P(u < p); p = 0 never fires, p = 1 always does.
 template <typename T> FG_HD T bernoulli_state(T p, T u) { return u < p ? T(1) : T(0); }
 
