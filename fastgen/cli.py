@@ -397,6 +397,10 @@ def cmd_train_rbm(args) -> int:
         save = Path(args.save)
         if save.is_dir():
             raise CommandError(f"{save}: is a directory (--save needs a file name)")
+        try:  # before training, so a bad --save does not throw the trained model away
+            save.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"{save.parent}: cannot create the folder for --save ({exc.strerror or exc})") from None
 
     if args.load:
         estimator = _load_model(args.load)
@@ -558,7 +562,7 @@ def cmd_train_smiles(args) -> int:
                              d["hidden"], num_layers=args.layers or d["layers"],
                              dropout=d["dropout"] if args.dropout is None else args.dropout,
                              cell=args.cell or d["cell"])
-        except (MemoryError, RuntimeError, OverflowError) as exc:
+        except (MemoryError, RuntimeError, OverflowError, TypeError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise CommandError(f"cannot build the model with these sizes (--hidden, --layers, --embedding): "
                                f"{first}") from None
@@ -697,17 +701,48 @@ def cmd_bench(rest: list[str]) -> int:
 
 
 # ---- parser and entry point -------------------------------------------------------------------
-def _nonnegative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+# Counts beyond these are input errors, not runs: no machine finishes 2**31 epochs, and larger
+# values overflow the C integers (and the random stream's offsets) they end up in.
+MAX_COUNT = 2 ** 31 - 1
+MAX_SEED = 2 ** 32 - 1     # scikit-learn's random_state and NumPy's legacy seeds
+MAX_THREADS = 1024
+
+
+def _bounded_int(text, minimum: int, maximum: int):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
     return value
 
 
+def _nonnegative_int(text):
+    return _bounded_int(text, 0, MAX_COUNT)
+
+
 def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return _bounded_int(text, 1, MAX_COUNT)
+
+
+def _seed(text):
+    return _bounded_int(text, 0, MAX_SEED)
+
+
+def _threads(text):
+    return _bounded_int(text, 1, MAX_THREADS)
+
+
+def _real(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
 
 
@@ -743,7 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
     digits.add_argument("--out", default="fastgen_output", help="folder for samples.png and filters.png "
                                                                 "(default: %(default)s)")
     digits.add_argument("--n-iter", type=_positive_int, default=20, help="epochs (default: %(default)s)")
-    digits.add_argument("--seed", type=int, default=0, help="random_state of both models and sampling seed "
+    digits.add_argument("--seed", type=_seed, default=0, help="random_state of both models and sampling seed "
                                                             "(default: %(default)s)")
     digits.add_argument("--no-compare", action="store_true", help="skip scikit-learn")
     digits.set_defaults(func=cmd_demo)
@@ -770,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Gibbs steps per chain (default: %(default)s)")
     waves.add_argument("--code", choices=["gray", "binary"], default="gray",
                        help="bit code of each sample (default: %(default)s)")
-    waves.add_argument("--seed", type=_nonnegative_int, default=0,
+    waves.add_argument("--seed", type=_seed, default=0,
                        help="seeds the data (seed, seed+1, seed+2), the model and the sampling (default: %(default)s)")
     waves.set_defaults(func=cmd_demo_waveforms)
 
@@ -787,20 +822,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "continues from a saved model for --n-iter more epochs (default 0: evaluate only).")
     rbm.add_argument("data", metavar="DATA")
     rbm.add_argument("--key", help="array to read from a .npz archive")
-    rbm.add_argument("--binarize", type=float, metavar="T",
+    rbm.add_argument("--binarize", type=_real, metavar="T",
                      help="set scaled values > T to 1, the rest to 0 (0.5 on MNIST: pixel > 127)")
     rbm.add_argument("--n-components", type=_positive_int, help=f"hidden units (default: {d['n_components']})")
-    rbm.add_argument("--learning-rate", type=float, help=f"(default: {d['learning_rate']})")
+    rbm.add_argument("--learning-rate", type=_real, help=f"(default: {d['learning_rate']})")
     rbm.add_argument("--batch-size", type=_positive_int, help=f"(default: {d['batch_size']})")
     rbm.add_argument("--n-iter", type=_nonnegative_int,
                      help=f"epochs (default: {d['n_iter']}; with --load: 0, evaluate only)")
     rbm.add_argument("--cd-k", type=_positive_int, help=f"Gibbs steps per update (default: {d['cd_k']})")
-    rbm.add_argument("--momentum", type=float, help=f"(default: {d['momentum']})")
-    rbm.add_argument("--weight-decay", type=float, help=f"L2 penalty on the weights (default: {d['weight_decay']})")
+    rbm.add_argument("--momentum", type=_real, help=f"(default: {d['momentum']})")
+    rbm.add_argument("--weight-decay", type=_real, help=f"L2 penalty on the weights (default: {d['weight_decay']})")
     rbm.add_argument("--n-chains", type=_positive_int, help="persistent chains (default: the batch size)")
     rbm.add_argument("--no-persistent", action="store_true", help="CD-k (chains restart at the data) instead of PCD")
     rbm.add_argument("--dtype", choices=["float32", "float64"], help=f"compute dtype (default: {d['dtype']})")
-    rbm.add_argument("--seed", type=int, default=0, help="random_state and sampling seed (default: %(default)s)")
+    rbm.add_argument("--seed", type=_seed, default=0, help="random_state and sampling seed (default: %(default)s)")
     rbm.add_argument("--save", metavar="MODEL",
                      help="write the trained BernoulliRBM to this file (an .npz archive of its arrays and settings, "
                           "written atomically; fastgen.serialization.load_rbm reads it)")
@@ -822,10 +857,10 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--hidden", type=_positive_int, help=f"hidden units per layer (default: {sd['hidden']})")
     sm.add_argument("--layers", type=_positive_int, help=f"recurrent layers (default: {sd['layers']})")
     sm.add_argument("--embedding", type=_positive_int, help=f"embedding size (default: {sd['embedding']})")
-    sm.add_argument("--dropout", type=float, help=f"(default: {sd['dropout']})")
+    sm.add_argument("--dropout", type=_real, help=f"(default: {sd['dropout']})")
     sm.add_argument("--cell", choices=["lstm", "gru"], help=f"(default: {sd['cell']})")
     sm.add_argument("--batch-size", type=_positive_int, help=f"(default: {sd['batch_size']})")
-    sm.add_argument("--lr", type=float, help=f"Adam's peak learning rate (default: {sd['lr']})")
+    sm.add_argument("--lr", type=_real, help=f"Adam's peak learning rate (default: {sd['lr']})")
     sm.add_argument("--lr-schedule", choices=["cosine", "constant"],
                     help=f"after the warm-up: cosine decay to 0 at the last epoch, or constant "
                          f"(default: {sd['lr_schedule']})")
@@ -833,16 +868,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"batches of linear learning-rate warm-up (default: {sd['warmup']})")
     sm.add_argument("--no-bucketing", action="store_true",
                     help="batches in plain random order instead of grouped by string length")
-    sm.add_argument("--clip", type=float, help=f"gradient-norm clipping, 0 for none (default: {sd['clip']})")
-    sm.add_argument("--val-fraction", type=float, help=f"held out for validation (default: {sd['val_fraction']})")
-    sm.add_argument("--seed", type=_nonnegative_int, default=0,
+    sm.add_argument("--clip", type=_real, help=f"gradient-norm clipping, 0 for none (default: {sd['clip']})")
+    sm.add_argument("--val-fraction", type=_real, help=f"held out for validation (default: {sd['val_fraction']})")
+    sm.add_argument("--seed", type=_seed, default=0,
                     help="initial weights, data split and order, dropout (default: %(default)s)")
     sm.add_argument("--out", metavar="MODEL",
                     help="checkpoint file (default: fastgen_output/smiles_lm.pt; with --resume: that file)")
     sm.add_argument("--resume", metavar="MODEL", help="continue from a checkpoint (model settings come from it)")
     sm.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                     help="also save every N batches (default: after every epoch only)")
-    sm.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's)")
+    sm.add_argument("--threads", type=_threads, help="torch CPU threads (default: torch's)")
     sm.set_defaults(func=cmd_train_smiles)
 
     gan = train_sub.add_parser(
@@ -868,18 +903,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                                                       "(default: none)")
     gan.add_argument("--d-steps", type=_positive_int, help="discriminator steps per generator step (default: 1)")
     gan.add_argument("--unrolled-steps", type=_nonnegative_int, help="unrolled-GAN steps (default: 0)")
-    gan.add_argument("--lr", type=float, help="Adam learning rate of both networks (default: 2e-4)")
+    gan.add_argument("--lr", type=_real, help="Adam learning rate of both networks (default: 2e-4)")
     gan.add_argument("--norm", choices=["batch", "virtual", "none"], help="(default: batch)")
     gan.add_argument("--minibatch-kernels", type=_nonnegative_int,
                      help="minibatch discrimination kernels in the discriminator (default: 0, none)")
     gan.add_argument("--conditional", action="store_true", help="condition both networks on the labels")
-    gan.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: %(default)s)")
+    gan.add_argument("--seed", type=_seed, default=0, help="(default: %(default)s)")
     gan.add_argument("--out", default="fastgen_output/gan", help="folder for the checkpoint and PNGs "
                                                                  "(default: %(default)s)")
     gan.add_argument("--resume", metavar="CHECKPOINT", help="continue a checkpoint (model settings come from it)")
     gan.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                      help="also save every N iterations (default: after every epoch only)")
-    gan.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's)")
+    gan.add_argument("--threads", type=_threads, help="torch CPU threads (default: torch's)")
     gan.add_argument("--no-progress", action="store_true", help="no progress bar")
     gan.set_defaults(func=cmd_train_gan)
 
@@ -909,15 +944,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "ones, novelty against the training data (--train, default: the file it was trained on).")
     ss.add_argument("model", metavar="MODEL")
     ss.add_argument("-n", type=_positive_int, default=1000, help="strings to sample (default: %(default)s)")
-    ss.add_argument("--temperature", type=float, default=1.0, help="(default: %(default)s)")
+    ss.add_argument("--temperature", type=_real, default=1.0, help="(default: %(default)s)")
     ss.add_argument("--top-k", type=_positive_int, help="draw among the k most likely tokens only (default: all)")
     ss.add_argument("--max-length", type=_positive_int, default=120, help="tokens per string at most "
                                                                            "(default: %(default)s)")
     ss.add_argument("--prefix", default="", help="start every string with this (default: none)")
-    ss.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: %(default)s)")
+    ss.add_argument("--seed", type=_seed, default=0, help="(default: %(default)s)")
     ss.add_argument("--train", metavar="DATA", help="training SMILES for novelty (default: the model's)")
     ss.add_argument("--out", default="fastgen_output/smiles_samples.csv", help="(default: %(default)s)")
-    ss.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's)")
+    ss.add_argument("--threads", type=_threads, help="torch CPU threads (default: torch's)")
     ss.set_defaults(func=cmd_sample_smiles)
 
     # Parsed by bench itself: everything after 'bench' is forwarded (see main).
@@ -956,6 +991,8 @@ def main(argv=None) -> int:
         return args.func(args)
     except (CommandError, ValueError, OSError) as exc:
         return _error(_one_line(exc))
+    except OverflowError as exc:  # a number too large for the C integers it ends up in
+        return _error(f"a number is too large: {_one_line(exc)}")
     except MemoryError as exc:
         return _error(f"not enough memory{f' ({exc})' if str(exc) else ''}: try smaller data or model sizes")
     except KeyboardInterrupt:

@@ -319,10 +319,13 @@ def _read_raw_array(path: Path, key=None):
     raw = _read_bytes(path)
     if raw[:2] == _GZIP_MAGIC:
         raw = _gunzip(raw, path, array=True)
-    if raw.startswith(_NPY_MAGIC):
-        return _from_npy(raw, path), None
     if raw.startswith(_ZIP_MAGIC) or raw.startswith(_EMPTY_ZIP_MAGIC):
         return _from_npz(raw, path, key)
+    if key is not None and (raw.startswith(_NPY_MAGIC) or raw[:2] == b"\x00\x00"):
+        kind = ".npy array" if raw.startswith(_NPY_MAGIC) else "MNIST IDX file"
+        raise ValueError(f"{path}: a {kind} holds one array; key {key!r} applies to .npz archives only")
+    if raw.startswith(_NPY_MAGIC):
+        return _from_npy(raw, path), None
     if raw[:2] == b"\x00\x00":
         return _parse_idx(raw, path), None
     raise _unrecognised(path)

@@ -16,9 +16,9 @@ documents; only load pickles you trust.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -334,16 +334,26 @@ def torch_load(path, what: str):
     if size == 0:
         raise ValueError(f"{path}: empty file, not a {what}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+            raise ValueError(f"{path}: not a readable {what}: it holds objects other than tensors, numbers, "
+                             "strings and plain containers, which are never loaded (no code runs from a "
+                             "checkpoint)") from None
+        raise ValueError(f"{path}: not a readable {what} (corrupt: {_first_line(exc)})") from None
     except MemoryError:
         raise ValueError(f"{path}: not a readable {what} (it declares more data than fits in memory)") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError,
-            AttributeError, IndexError, ImportError, UnicodeDecodeError, zipfile.BadZipFile, OverflowError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if len(first) > 200:
-            first = first[:200] + "..."
-        raise ValueError(f"{path}: not a readable {what} ({type(exc).__name__}{': ' + first if first else ''})") \
-            from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError, IndexError,
+            ImportError, UnicodeDecodeError, zipfile.BadZipFile, OverflowError) as exc:
+        raise ValueError(f"{path}: not a readable {what} ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc, limit: int = 200) -> str:
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    return first if len(first) <= limit else first[:limit] + "..."
 
 
 def fingerprint(*arrays) -> str:
@@ -364,6 +374,3 @@ def fingerprint(*arrays) -> str:
         h.update(memoryview(a).cast("B"))
     return h.hexdigest()[:16]
 
-
-def _prod(shape) -> int:
-    return math.prod(int(d) for d in shape)

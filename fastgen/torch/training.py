@@ -314,9 +314,10 @@ def _build_checked(build, what: str):
     ValueError naming the options instead of a traceback."""
     try:
         return build()
-    except (MemoryError, OverflowError) as exc:
-        raise ValueError(f"cannot build the model: not enough memory for these sizes ({what}; {exc or type(exc).__name__})") from None
-    except RuntimeError as exc:
+    except MemoryError as exc:
+        raise ValueError(f"cannot build the model: not enough memory for these sizes ({what}; "
+                         f"{exc or type(exc).__name__})") from None
+    except (RuntimeError, OverflowError, TypeError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ValueError(f"cannot build the model with these sizes ({what}): {first}") from None
 
@@ -340,6 +341,8 @@ def train_from_cli(args, family: str) -> int:
     used, and other data or another ``--seed`` is refused."""
     from ..serialization import fingerprint
 
+    if args.save and Path(args.save).is_dir():
+        raise ValueError(f"{args.save}: is a directory (--save needs a file name)")
     if args.threads:
         torch.set_num_threads(args.threads)
     run, data, key, binarize = {}, args.data, args.key, args.binarize
@@ -466,6 +469,28 @@ def _positive_int(text):
     return value
 
 
+MAX_THREADS = 1024
+MAX_SEED = 2 ** 32 - 1
+
+
+def _threads(text):
+    import argparse
+
+    value = _positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_THREADS}, got {value}")
+    return value
+
+
+def _seed(text):
+    import argparse
+
+    value = _nonnegative_int(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
+    return value
+
+
 def _nonnegative_int(text):
     import argparse
 
@@ -531,10 +556,10 @@ def add_arguments(parser, family: str) -> None:
                              "the checkpoint's (default: the rest of the run the checkpoint belongs to)")
     parser.add_argument("--batch-size", type=_positive_int, default=128, help="(default: %(default)s)")
     parser.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--seed", type=_nonnegative_int, default=None,
+    parser.add_argument("--seed", type=_seed, default=None,
                         help="train/test split, initial weights, batch order (default: 0; with --load: the "
                              "checkpoint's)")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=_threads, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--save", metavar="CKPT", help="write a checkpoint after every epoch and at the end "
                                                        "(atomically)")
     parser.add_argument("--load", metavar="CKPT", help="resume from a checkpoint written with --save (only tensors "

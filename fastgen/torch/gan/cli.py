@@ -92,7 +92,7 @@ def train_from_cli(args) -> int:
                                        settings["norm"])
             discriminator = DCGANDiscriminator(size, channels, settings["width"], n_classes, settings["norm"],
                                                settings["minibatch_kernels"])
-        except (MemoryError, RuntimeError, OverflowError) as exc:
+        except (MemoryError, RuntimeError, OverflowError, TypeError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise ValueError(f"cannot build the DCGAN with these sizes (--latent-dim, --width, --minibatch-kernels): "
                              f"{first}") from None
