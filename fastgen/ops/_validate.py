@@ -17,10 +17,54 @@ from .._backend import to_numpy
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+# The CPU kernels keep column (and, in transposed index lists, row) numbers as int32 and hand
+# matrix dimensions to the Fortran BLAS as 32-bit ints (csrc/index_lists.h, binary.cpp,
+# sparse_linear.cpp, blas.cpp): every such extent must stay at or below this.
+INT32_MAX = 2**31 - 1
 
-def _float_checked(a, name: str, ndim, dtype, allow_empty: bool, finite: bool, ascontiguousarray, check_finite_fn):
+
+def check_int32_extent(value: int, name: str, what: str) -> int:
+    """ValueError naming ``name`` unless ``value`` (a size: ``what`` describes it) fits the
+    kernels' 32-bit indices. Checked on shapes, before anything is copied or allocated."""
+    if int(value) > INT32_MAX:
+        raise ValueError(f"{name} has {int(value)} {what}; fastgen's CPU kernels index them with 32-bit "
+                         f"integers, so at most 2**31 - 1 = {INT32_MAX} are supported")
+    return int(value)
+
+
+def check_output_size(shape, name: str, itemsize: int = 8) -> tuple:
+    """ValueError naming ``name`` (the argument that sets the size) unless an array of ``shape``
+    can exist at all (NumPy's "array is too big" / "Maximum allowed dimension exceeded" would
+    name nothing); a size that merely exceeds the memory at hand still raises MemoryError.
+    Symbolic sizes (torch.compile's SymInts in fake kernels) are left alone, not specialised."""
+    if not all(isinstance(d, (int, np.integer)) for d in shape):
+        return tuple(shape)
+    shape = tuple(int(d) for d in shape)
+    total = 1
+    for d in shape:
+        total *= d
+    if any(d < 0 for d in shape) or total * itemsize > np.iinfo(np.intp).max:
+        raise ValueError(f"{name} gives an output of shape {shape}, too large for any array")
+    return shape
+
+
+def _as_array(x, name: str):
+    """to_numpy, with NumPy's own conversion errors (ragged lists, unconvertible objects)
+    re-raised naming the argument."""
+    try:
+        return to_numpy(x, name)
+    except (ValueError, TypeError) as exc:
+        if str(exc).startswith(name + " "):  # to_numpy's own messages name the argument already
+            raise
+        raise type(exc)(f"{name} could not be read as an array: {exc}") from exc
+
+
+def _float_checked(a, name: str, ndim, dtype, allow_empty: bool, finite: bool, ascontiguousarray, check_finite_fn,
+                   int32_axes=()):
     """The dtype / ndim / emptiness / finiteness rules of :func:`float_array`, for any array
-    module (NumPy here, CuPy in :func:`float_array_cuda`): one set of rules and messages."""
+    module (NumPy here, CuPy in :func:`float_array_cuda`): one set of rules and messages.
+    ``int32_axes``: (axis, what) pairs whose extent must fit a 32-bit index (checked before any
+    copy, so a huge broadcast view is refused without being materialised)."""
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array (float32 or float64), got dtype {a.dtype}")
     if ndim is not None:
@@ -28,6 +72,9 @@ def _float_checked(a, name: str, ndim, dtype, allow_empty: bool, finite: bool, a
         if a.ndim not in allowed:
             want = " or ".join(f"{d}-D" for d in allowed)
             raise ValueError(f"{name} must be {want}, got shape {a.shape}")
+    for axis, what in int32_axes:
+        if axis < a.ndim:
+            check_int32_extent(a.shape[axis], name, what)
     target = np.dtype(dtype) if dtype is not None else (
         a.dtype if a.dtype in FLOAT_DTYPES else np.dtype(np.float32 if a.dtype == np.float16 else np.float64)
     )
@@ -45,9 +92,24 @@ def _check_length(a, name: str, length: int):
     return a
 
 
-def float_array(x, name: str, *, ndim=None, dtype=None, allow_empty: bool = True, finite: bool = True) -> np.ndarray:
-    return _float_checked(to_numpy(x, name), name, ndim, dtype, allow_empty, finite, np.ascontiguousarray,
-                          check_finite)
+def array_view(x, name: str, *, ndim=None, int32_axes=()) -> np.ndarray:
+    """The NumPy view of ``x`` with float_array's dtype-kind, ndim and 32-bit extent checks, and
+    no copy: for an op that must check one argument's shape before it converts another."""
+    a = _as_array(x, name)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array (float32 or float64), got dtype {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    for axis, what in int32_axes:
+        if axis < a.ndim:
+            check_int32_extent(a.shape[axis], name, what)
+    return a
+
+
+def float_array(x, name: str, *, ndim=None, dtype=None, allow_empty: bool = True, finite: bool = True,
+                int32_axes=()) -> np.ndarray:
+    return _float_checked(_as_array(x, name), name, ndim, dtype, allow_empty, finite, np.ascontiguousarray,
+                          check_finite, int32_axes)
 
 
 def check_finite(a: np.ndarray, name: str) -> None:
@@ -63,10 +125,28 @@ def vector(x, name: str, length: int, dtype) -> np.ndarray:
     return _check_length(float_array(x, name, ndim=1, dtype=dtype), name, length)
 
 
-def positive_int(value, name: str, *, minimum: int = 1) -> int:
+def positive_int(value, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer in {minimum}..{maximum}, got {value!r}")
     return int(value)
+
+
+def flag(value, name: str) -> bool:
+    """A bool (Python or NumPy); anything else (strings, None, numbers) is refused: a truthy
+    string such as "no" must not silently mean True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def finite_in_dtype(value: float, name: str, dtype) -> float:
+    """ValueError naming ``name`` if the finite ``value`` overflows the kernel's float type."""
+    if abs(value) > float(np.finfo(dtype).max):
+        raise ValueError(f"{name} must be finite in the arrays' dtype {np.dtype(dtype).name} "
+                         f"(magnitude at most {float(np.finfo(dtype).max):g}), got {value!r}")
+    return value
 
 
 def real(value, name: str, *, low=None, high=None, low_open=False) -> float:
@@ -80,9 +160,13 @@ def real(value, name: str, *, low=None, high=None, low_open=False) -> float:
     return value
 
 
+_RBM_AXES = ((0, "rows (n_hidden)"), (1, "columns (n_visible)"))
+
+
 def rbm_parameters(W, b_vis, b_hid, dtype=None):
-    """weights [n_hidden, n_visible], visible bias [n_visible], hidden bias [n_hidden]."""
-    W = float_array(W, "W", ndim=2, dtype=dtype)
+    """weights [n_hidden, n_visible], visible bias [n_visible], hidden bias [n_hidden]; both
+    extents must fit the kernels' 32-bit indices and BLAS dimensions."""
+    W = float_array(W, "W", ndim=2, dtype=dtype, int32_axes=_RBM_AXES)
     n_hidden, n_visible = W.shape
     return W, vector(b_vis, "b_vis", n_visible, W.dtype), vector(b_hid, "b_hid", n_hidden, W.dtype)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _cpu
 from .._backend import wrap_like
-from ._validate import float_array
+from ._validate import array_view, flag, float_array
 
 
 def binary_matmul(a, b, *, transpose_a: bool = False):
@@ -34,8 +34,11 @@ def binary_matmul(a, b, *, transpose_a: bool = False):
     ValueError
         If ``a`` holds a value other than 0 or 1, or the inner dimensions differ.
     """
+    transpose_a = flag(transpose_a, "transpose_a")
+    # a's ones become int32 column lists (and, for a.T @ b, int32 row lists)
+    a_view = array_view(a, "a", ndim=2, int32_axes=((0, "rows"), (1, "columns")))
     b_arr = float_array(b, "b", ndim=2)
-    a_arr = float_array(a, "a", ndim=2, dtype=b_arr.dtype)
+    a_arr = float_array(a_view, "a", ndim=2, dtype=b_arr.dtype)
     k = a_arr.shape[0] if transpose_a else a_arr.shape[1]
     if k != b_arr.shape[0]:
         want = "a.shape[0]" if transpose_a else "a.shape[1]"

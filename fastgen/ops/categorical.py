@@ -31,7 +31,7 @@ def check_temperature(temperature, dtype=None) -> float:
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not np.isfinite(temperature) \
             or temperature <= 0:
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    if dtype is not None and temperature > np.finfo(dtype).max:
+    if dtype is not None and temperature > float(np.finfo(dtype).max):
         raise ValueError(f"temperature must be finite in the logits' dtype {np.dtype(dtype).name} "
                          f"(at most {np.finfo(dtype).max:g}), got {temperature!r}")
     return float(temperature)

@@ -8,7 +8,7 @@ import numpy as np
 from .. import _cpu
 from .._backend import placement
 from ..random import as_generator
-from ._validate import float_array, float_array_cuda, positive_int, rbm_parameters, rbm_parameters_cuda
+from ._validate import INT32_MAX, float_array, float_array_cuda, positive_int, rbm_parameters, rbm_parameters_cuda
 
 
 class CDGradients(NamedTuple):
@@ -57,7 +57,7 @@ def cd_gradients(v, W, b_vis, b_hid, *, k: int = 1, generator=None, persistent_c
     v = float_array(v, "v", ndim=2, dtype=W.dtype, allow_empty=False)
     if v.shape[1] != W.shape[1]:
         raise ValueError(f"v must have {W.shape[1]} columns (n_visible of W), got shape {v.shape}")
-    k = positive_int(k, "k")
+    k = positive_int(k, "k", maximum=INT32_MAX)
     gen = as_generator(generator)
     seed, first = gen.seed, gen.take(2 * k + 1)
     C = _cpu.C
@@ -95,7 +95,7 @@ def _cd_gradients_cuda(pl, v, W, b_vis, b_hid, k, generator, persistent_chains) 
     v = float_array_cuda(pl.array(v, "v"), "v", ndim=2, dtype=W.dtype, allow_empty=False)
     if v.shape[1] != W.shape[1]:
         raise ValueError(f"v must have {W.shape[1]} columns (n_visible of W), got shape {v.shape}")
-    k = positive_int(k, "k")
+    k = positive_int(k, "k", maximum=INT32_MAX)
     gen = as_generator(generator)
     seed, first = gen.seed, gen.take(2 * k + 1)
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import _cpu
 from .._backend import placement, wrap_like
-from ._validate import float_array, float_array_cuda
+from ._validate import check_int32_extent, check_output_size, finite_in_dtype, float_array, float_array_cuda
 from .pool import pair
 
 ACTIVATIONS = {"none": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
@@ -37,15 +37,18 @@ ACTIVATIONS = {"none": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
 def activation_code(activation) -> int:
     if activation is None:
         return 0
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or None, got {activation!r}")
     return ACTIVATIONS[activation]
 
 
-def check_slope(negative_slope) -> float:
+def check_slope(negative_slope, dtype=None) -> float:
+    """A finite real number, finite in ``dtype`` (the kernel's float type) when given."""
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real) or \
             not np.isfinite(negative_slope):
         raise ValueError(f"negative_slope must be a finite real number, got {negative_slope!r}")
+    if dtype is not None:
+        finite_in_dtype(float(negative_slope), "negative_slope", dtype)
     return float(negative_slope)
 
 
@@ -75,6 +78,12 @@ def conv_transpose_geometry(x_shape, w_shape, bias_shape, stride, padding, outpu
     if h < 1 or w < 1 or out_h < 1 or out_w < 1:
         raise ValueError(f"stride {(sh, sw)}, padding {(ph, pw)} and kernel {(kh, kw)} give no output for an input of "
                          f"size {(h, w)} (output {(out_h, out_w)})")
+    # The GEMMs take these as 32-bit BLAS dimensions: C_in (K), C_out kH kW (rows of cols) and
+    # an image's pixels (cols' columns per image)
+    check_int32_extent(c_in, "x", "channels (C_in)")
+    check_int32_extent(c_out * kh * kw, "weight", "output taps (C_out * kH * kW)")
+    check_int32_extent(h * w, "x", "pixels per image (H * W)")
+    check_output_size((n, c_out, out_h, out_w), "stride" if max(sh, sw) > 1 else "weight")
     return (n, c_in, h, w, c_out, out_h, out_w, kh, kw, sh, sw, ph, pw)
 
 
@@ -179,14 +188,14 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
             b = None if bias is None else float_array_cuda(pl.array(bias, "bias"), "bias", ndim=1, dtype=a.dtype)
             geometry = conv_transpose_geometry(a.shape, wt.shape, None if b is None else b.shape, stride, padding,
                                                output_padding)
-            code, slope = activation_code(activation), check_slope(negative_slope)
+            code, slope = activation_code(activation), check_slope(negative_slope, a.dtype)
             return pl.wrap(forward_cupy(a, wt, b, geometry, code, slope))
     a = float_array(x, "x", ndim=4, finite=False)  # NaN / inf: found by the kernel (forward_numpy)
     wt = float_array(weight, "weight", ndim=4, dtype=a.dtype)
     b = None if bias is None else float_array(bias, "bias", ndim=1, dtype=a.dtype)
     geometry = conv_transpose_geometry(a.shape, wt.shape, None if b is None else b.shape, stride, padding,
                                        output_padding)
-    code, slope = activation_code(activation), check_slope(negative_slope)
+    code, slope = activation_code(activation), check_slope(negative_slope, a.dtype)
     return wrap_like(forward_numpy(a, wt, b, geometry, code, slope), x)
 
 

@@ -8,7 +8,8 @@ import numpy as np
 from .. import _cpu
 from .._backend import placement, to_numpy, wrap_like
 from ..random import as_generator
-from ._validate import float_array, float_array_cuda, positive_int, rbm_parameters, rbm_parameters_cuda
+from ._validate import (INT32_MAX, flag, float_array, float_array_cuda, positive_int, rbm_parameters,
+                        rbm_parameters_cuda)
 
 _METHODS = ("auto", "fused", "graph", "eager")
 
@@ -49,20 +50,25 @@ def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, ret
     v_k : array like ``v`` (dtype of W, v's framework and device), and P(h | v_k) when
     ``return_hidden``.
     """
-    if method not in _METHODS:
+    if not isinstance(method, str) or method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    return_hidden = flag(return_hidden, "return_hidden")
     pl = placement(v=v, W=W, b_vis=b_vis, b_hid=b_hid, clamp=clamp)
     if pl.cuda:
         with pl.activate():
             return _gibbs_cuda(pl, v, W, b_vis, b_hid, steps, generator, clamp, return_hidden, method)
     W, b_vis, b_hid = rbm_parameters(W, b_vis, b_hid)
-    v_arr = float_array(v, "v", ndim=2, dtype=W.dtype)
+    # rows: a BLAS dimension (32-bit); steps: the kernel's int
+    v_arr = float_array(v, "v", ndim=2, dtype=W.dtype, int32_axes=((0, "rows"),))
     if v_arr.shape[1] != W.shape[1]:
         raise ValueError(f"v must have {W.shape[1]} columns (n_visible of W), got shape {v_arr.shape}")
-    steps = positive_int(steps, "steps", minimum=0)
+    steps = positive_int(steps, "steps", minimum=0, maximum=INT32_MAX)
     mask = None
     if clamp is not None:
-        mask = to_numpy(clamp, "clamp")
+        try:
+            mask = to_numpy(clamp, "clamp")
+        except ValueError as exc:
+            raise ValueError(f"clamp could not be read as an array: {exc}") from exc
         if mask.dtype != np.bool_:
             raise TypeError(f"clamp must be a boolean mask, got dtype {mask.dtype}")
         if mask.shape not in ((W.shape[1],), v_arr.shape):
@@ -87,7 +93,7 @@ def _gibbs_cuda(pl, v, W, b_vis, b_hid, steps, generator, clamp, return_hidden, 
     v_arr = float_array_cuda(pl.array(v, "v"), "v", ndim=2, dtype=W.dtype)
     if v_arr.shape[1] != W.shape[1]:
         raise ValueError(f"v must have {W.shape[1]} columns (n_visible of W), got shape {v_arr.shape}")
-    steps = positive_int(steps, "steps", minimum=0)
+    steps = positive_int(steps, "steps", minimum=0, maximum=INT32_MAX)
     mask = None
     if clamp is not None:
         mask = pl.array(clamp, "clamp")

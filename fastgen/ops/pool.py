@@ -18,11 +18,16 @@ import numpy as np
 
 from .. import _cpu
 from .._backend import placement, to_numpy, wrap_like
-from ._validate import float_array, float_array_cuda
+from ._validate import INT32_MAX, check_output_size, float_array, float_array_cuda
+
+# Window sizes, strides, paddings and output sizes: at most 2**31 - 1 each (the kernels take
+# them as int64, but no image of either axis can be longer, and a bound here keeps every
+# product of two of them inside int64).
+MAX_EXTENT = INT32_MAX
 
 
 def pair(value, name: str, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints, each >= minimum."""
+    """An int or a pair of ints, each in minimum..2**31 - 1."""
     values = (value, value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else tuple(value) \
         if isinstance(value, (tuple, list)) else None
     if values is None or len(values) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
@@ -30,6 +35,8 @@ def pair(value, name: str, minimum: int) -> tuple[int, int]:
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     if any(v < minimum for v in values):
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    if any(v > MAX_EXTENT for v in values):
+        raise ValueError(f"{name} must be at most 2**31 - 1 = {MAX_EXTENT}, got {value!r}")
     return int(values[0]), int(values[1])
 
 
@@ -98,12 +105,12 @@ def check_indices(indices, x_shape, out_hw, name="indices") -> np.ndarray:
         raise TypeError(f"{name} must be an integer array, got dtype {idx.dtype}")
     if idx.shape != tuple(x_shape):
         raise ValueError(f"{name} must have the shape of the pooled input {tuple(x_shape)}, got {idx.shape}")
-    idx = np.ascontiguousarray(idx, dtype=np.int64)
     limit = out_hw[0] * out_hw[1]
-    if idx.size and (idx.min() < 0 or idx.max() >= limit):
+    # range first, in the caller's dtype: a uint64 index >= 2**63 would turn negative as int64
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= limit):
         raise ValueError(f"{name} must lie in [0, {limit}) (positions in an output plane of size {tuple(out_hw)}), "
-                         f"got values in [{idx.min()}, {idx.max()}]")
-    return idx
+                         f"got values in [{int(idx.min())}, {int(idx.max())}]")
+    return np.ascontiguousarray(idx, dtype=np.int64)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
@@ -129,10 +136,12 @@ def max_unpool2d(x, indices, output_size):
         with pl.activate():
             a = images_cuda(pl.array(x, "x"), "x")
             out_hw = pair(output_size, "output_size", 1)
+            check_output_size(a.shape[:2] + out_hw, "output_size", a.itemsize)
             idx = check_indices_cuda(pl.array(indices, "indices"), a.shape, out_hw)
             return pl.wrap(scatter_cupy(a, idx, out_hw, accumulate=False))
     a = images(x, "x")
     out_hw = pair(output_size, "output_size", 1)
+    check_output_size(a.shape[:2] + out_hw, "output_size", a.itemsize)
     idx = check_indices(indices, a.shape, out_hw)
     return wrap_like(scatter_numpy(a, idx, out_hw, accumulate=False), x)
 
@@ -144,9 +153,19 @@ def avg_unpool2d(x, kernel_size):
     if pl.cuda:
         with pl.activate():
             a = images_cuda(pl.array(x, "x"), "x")
-            return pl.wrap(avg_unpool2d_cupy(a, pair(kernel_size, "kernel_size", 1)))
+            return pl.wrap(avg_unpool2d_cupy(a, unpool_kernel(a.shape, kernel_size, a.itemsize)))
     a = images(x, "x")
-    return wrap_like(avg_unpool2d_numpy(a, pair(kernel_size, "kernel_size", 1)), x)
+    kernel = unpool_kernel(a.shape, kernel_size, a.itemsize)
+    return wrap_like(avg_unpool2d_numpy(a, kernel), x)
+
+
+def unpool_kernel(x_shape, kernel_size, itemsize: int = 8) -> tuple[int, int]:
+    """kernel_size of :func:`avg_unpool2d`, validated, with an output (N, C, h kh, w kw) that
+    can exist."""
+    kernel = pair(kernel_size, "kernel_size", 1)
+    n, c, h, w = x_shape
+    check_output_size((n, c, h * kernel[0], w * kernel[1]), "kernel_size", itemsize)
+    return kernel
 
 
 # ---- CUDA (CuPy arrays; also the torch ops' CUDA kernels) -----------------------------------
@@ -163,14 +182,13 @@ def check_indices_cuda(idx, x_shape, out_hw, name="indices"):
         raise TypeError(f"{name} must be an integer array, got dtype {idx.dtype}")
     if idx.shape != tuple(x_shape):
         raise ValueError(f"{name} must have the shape of the pooled input {tuple(x_shape)}, got {idx.shape}")
-    idx = cp.ascontiguousarray(idx, dtype=cp.int64)
     limit = out_hw[0] * out_hw[1]
     if idx.size:
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= limit:
             raise ValueError(f"{name} must lie in [0, {limit}) (positions in an output plane of size "
                              f"{tuple(out_hw)}), got values in [{lo}, {hi}]")
-    return idx
+    return cp.ascontiguousarray(idx, dtype=cp.int64)
 
 
 def max_pool2d_cupy(x, kernel, stride, pad, out_hw):

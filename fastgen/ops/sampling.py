@@ -13,7 +13,7 @@ import numpy as np
 from .. import _cpu
 from .._backend import placement, wrap_like
 from ..random import as_generator
-from ._validate import float_array, float_array_cuda, vector, vector_cuda
+from ._validate import finite_in_dtype, flag, float_array, float_array_cuda, vector, vector_cuda
 
 _OUTPUTS = ("states", "probs", "both")
 
@@ -38,8 +38,9 @@ def sample_bernoulli(x, bias=None, *, from_logits: bool = True, output: str = "s
     -------
     Arrays of x's shape and float dtype, in x's framework and on its device.
     """
-    if output not in _OUTPUTS:
+    if not isinstance(output, str) or output not in _OUTPUTS:
         raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
+    from_logits = flag(from_logits, "from_logits")
     pl = placement(x=x, bias=bias)
     if pl.cuda:
         with pl.activate():
@@ -96,6 +97,7 @@ def sample_gaussian(mean, std=1.0, *, bias=None, generator=None):
             std_scalar = None
         if std_scalar is None or not np.isfinite(std_scalar) or std_scalar < 0:
             raise ValueError(f"std must be a finite number >= 0, got {std!r}")
+        finite_in_dtype(std_scalar, "std", a.dtype)  # the kernel computes in mean's dtype
         std_arr = None
     else:
         std_arr = vector(std, "std", a.shape[-1], a.dtype)

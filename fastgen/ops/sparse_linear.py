@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import _buffers, _cpu
 from .._backend import wrap_like
-from ._validate import float_array
+from ._validate import check_int32_extent, float_array
 
 # Densities of nonzeros in x (nonzeros / x.size) up to which the kernel runs; above them the
 # dense GEMM does. Measured with ``python -m bench.sparse_linear`` on the development CPU (2-core
@@ -46,6 +46,10 @@ def check_shapes(x_shape, weight_t_shape, bias_shape) -> None:
         raise ValueError(f"x must be 2-D (batch, in_features), got shape {tuple(x_shape)}")
     if len(weight_t_shape) != 2:
         raise ValueError(f"weight_t must be 2-D (in_features, out_features), got shape {tuple(weight_t_shape)}")
+    # the kernel lists x's nonzeros as int32 column numbers (and, for the weight gradient, int32
+    # row numbers): both extents must fit
+    check_int32_extent(x_shape[1], "x", "columns (in_features)")
+    check_int32_extent(x_shape[0], "x", "rows (batch)")
     if weight_t_shape[0] != x_shape[1]:
         raise ValueError(f"weight_t must have x.shape[1] = {x_shape[1]} rows (in_features, out_features), got "
                          f"shape {tuple(weight_t_shape)}")
@@ -96,7 +100,8 @@ def sparse_input_linear(x, weight_t, bias=None):
     -------
     y : array (batch, out_features), x's dtype, the caller's array kind. Inputs are not modified.
     """
-    x_arr = float_array(x, "x", ndim=2, finite=False)  # the kernel's count pass checks x
+    x_arr = float_array(x, "x", ndim=2, finite=False,  # the kernel's count pass checks x
+                        int32_axes=((0, "rows (batch)"), (1, "columns (in_features)")))
     w_arr = float_array(weight_t, "weight_t", ndim=2, dtype=x_arr.dtype)
     b_arr = None if bias is None else float_array(bias, "bias", ndim=1, dtype=x_arr.dtype)
     check_shapes(x_arr.shape, w_arr.shape, None if b_arr is None else b_arr.shape)

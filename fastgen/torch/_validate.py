@@ -65,3 +65,25 @@ def on_torch_stream(t: torch.Tensor, name: str = "x"):
     from .._backend import Placement
 
     return Placement(t.device.index or 0, t, name).activate()
+
+
+def tensor_like(t, name: str, shape, dtype, what: str = "") -> None:
+    """TypeError / ValueError naming ``name`` unless t is a tensor of exactly ``shape`` and
+    ``dtype``: the internal backward ops index their arguments by each other's shapes, so an
+    inconsistent call (possible through torch.ops.fastgen.*) is refused before any kernel runs.
+    ``what`` says where the expected shape comes from."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {t.dtype}")
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}{' ' + what if what else ''}, got {tuple(t.shape)}")
+
+
+def index_range(indices: torch.Tensor, name: str, limit: int, where: str) -> None:
+    """ValueError naming ``name`` unless every index lies in [0, limit) (one reduction each way;
+    skipped for fake / meta tensors, whose values are unknown)."""
+    if indices.numel() and indices.device.type != "meta" and not isinstance(indices, torch._subclasses.FakeTensor):
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= limit:
+            raise ValueError(f"{name} must lie in [0, {limit}) ({where}), got values in [{lo}, {hi}]")

@@ -46,6 +46,30 @@ def _check(x, weight, bias):
     same_device("x", x, weight=weight, bias=bias)
 
 
+def _np_dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+def _check_backward(grad_out, y, x, weight, stride, padding, output_padding, activation, negative_slope):
+    """(geometry, code, slope) of the backward op, its tensors checked against x's geometry (the
+    kernels index grad_out and y by it): any inconsistency is refused before anything is read."""
+    float_tensor(x, "x")
+    float_tensor(weight, "weight")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"weight must have x's dtype {x.dtype}, got {weight.dtype}")
+    same_device("x", x, grad_out=grad_out, y=y, weight=weight)
+    geometry = _geometry(x, weight, None, stride, padding, output_padding)
+    code, slope = activation_code(activation), check_slope(negative_slope, _np_dtype(x))
+    out_shape = (geometry[0], geometry[4], geometry[5], geometry[6])
+    for name, t in (("grad_out", grad_out), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if tuple(t.shape) != out_shape or t.dtype != x.dtype:
+            raise ValueError(f"{name} must have the output's shape {out_shape} and x's dtype {x.dtype}, got "
+                             f"{tuple(t.shape)} {t.dtype}")
+    return geometry, code, slope
+
+
 def _geometry(x, weight, bias, stride, padding, output_padding):
     return conv_transpose_geometry(tuple(x.shape), tuple(weight.shape), None if bias is None else tuple(bias.shape),
                                    list(stride), list(padding), list(output_padding))
@@ -57,7 +81,7 @@ def _conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torc
                       negative_slope: float) -> torch.Tensor:
     _check(x, weight, bias)
     geometry = _geometry(x, weight, bias, stride, padding, output_padding)
-    code, slope = activation_code(activation), check_slope(negative_slope)
+    code, slope = activation_code(activation), check_slope(negative_slope, _np_dtype(x))
     # x's NaN / inf check is fused into the kernel's read of x (forward_numpy raises); the small
     # weight and bias are checked here.
     w = finite_numpy(weight, "weight")
@@ -88,8 +112,8 @@ def _conv_transpose2d_backward(grad_out: torch.Tensor, y: torch.Tensor, x: torch
                                negative_slope: float, need_x: bool = True,
                                need_bias: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(grad_x, grad_weight, grad_bias); grad_x is empty (0,) unless need_x, grad_bias unless need_bias."""
-    geometry = _geometry(x, weight, None, stride, padding, output_padding)
-    code, slope = activation_code(activation), check_slope(negative_slope)
+    geometry, code, slope = _check_backward(grad_out, y, x, weight, stride, padding, output_padding, activation,
+                                            negative_slope)
     g = grad_out.detach().contiguous()
     if code != 0:
         pre = torch.empty_like(g)
@@ -120,6 +144,7 @@ def _conv_transpose2d_backward(grad_out: torch.Tensor, y: torch.Tensor, x: torch
 @_conv_transpose2d_backward.register_fake
 def _(grad_out, y, x, weight, stride, padding, output_padding, activation, negative_slope, need_x=True,
       need_bias=True):
+    _check_backward(grad_out, y, x, weight, stride, padding, output_padding, activation, negative_slope)
     return (torch.empty_like(x) if need_x else x.new_empty((0,))), torch.empty_like(weight), \
         x.new_empty((weight.shape[1] if need_bias else 0,))
 
@@ -144,7 +169,7 @@ def _check_finite_cuda(*named) -> None:
 def _conv_transpose2d_cuda(x, weight, bias, stride, padding, output_padding, activation, negative_slope):
     _check(x, weight, bias)
     geometry = _geometry(x, weight, bias, stride, padding, output_padding)
-    code, slope = activation_code(activation), check_slope(negative_slope)
+    code, slope = activation_code(activation), check_slope(negative_slope, _np_dtype(x))
     with on_torch_stream(x):
         xc, wc, bc = cuda_arrays(("x", x), ("weight", weight), ("bias", bias))
         # forward_cupy does not look for NaN in x (a relu could hide it); checked in the CPU op's order
@@ -154,18 +179,9 @@ def _conv_transpose2d_cuda(x, weight, bias, stride, padding, output_padding, act
 
 def _conv_transpose2d_backward_cuda(grad_out, y, x, weight, stride, padding, output_padding, activation,
                                     negative_slope, need_x=True, need_bias=True):
-    same_device("x", x, grad_out=grad_out, y=y, weight=weight)
-    geometry = _geometry(x, weight, None, stride, padding, output_padding)
-    code, slope = activation_code(activation), check_slope(negative_slope)
     # the kernels index grad_out and y by x's geometry: refuse anything else before a launch
-    float_tensor(x, "x")
-    if weight.dtype != x.dtype:
-        raise TypeError(f"weight must have x's dtype {x.dtype}, got {weight.dtype}")
-    out_shape = (geometry[0], geometry[4], geometry[5], geometry[6])
-    for name, t in (("grad_out", grad_out), ("y", y)):
-        if tuple(t.shape) != out_shape or t.dtype != x.dtype:
-            raise ValueError(f"{name} must have the output's shape {out_shape} and x's dtype {x.dtype}, got "
-                             f"{tuple(t.shape)} {t.dtype}")
+    geometry, code, slope = _check_backward(grad_out, y, x, weight, stride, padding, output_padding, activation,
+                                            negative_slope)
     with on_torch_stream(grad_out, "grad_out"):
         g, yc, xc, wc = cuda_arrays(("grad_out", grad_out), ("y", y), ("x", x), ("weight", weight))
         grad_x, grad_w, grad_b = backward_cupy(g, yc, xc, wc, geometry, code, slope, need_bias=need_bias)

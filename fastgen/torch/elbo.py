@@ -21,7 +21,7 @@ from typing import Optional
 
 import torch
 
-from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device
+from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device, tensor_like
 from ..ops.elbo import (bernoulli_log_likelihood_backward_cupy, bernoulli_log_likelihood_backward_numpy,
                         bernoulli_log_likelihood_cupy, bernoulli_log_likelihood_numpy,
                         bernoulli_log_likelihood_with_grad_numpy, check_logvar_shape,
@@ -39,6 +39,12 @@ def _check_pair(x: torch.Tensor, other: torch.Tensor, other_name: str) -> None:
     if other.shape != x.shape or other.dtype != x.dtype:
         raise ValueError(f"{other_name} must have x's shape {tuple(x.shape)} and dtype {x.dtype}, got "
                          f"{tuple(other.shape)} {other.dtype}")
+
+
+def _check_grad(grad, x) -> None:
+    """The backward ops' upstream gradient: one value per sample, x's dtype and device."""
+    same_device("x", x, grad=grad)
+    tensor_like(grad, "grad", x.shape[:1], x.dtype, "(one value per sample of x)")
 
 
 def _rows(a):
@@ -61,6 +67,8 @@ def _(x, logits):
 
 @torch.library.custom_op("fastgen::bernoulli_log_likelihood_backward", mutates_args=(), device_types="cpu")
 def _bernoulli_backward_op(grad: torch.Tensor, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    _check_pair(x, logits, "logits")
+    _check_grad(grad, x)
     g = grad.detach().contiguous().numpy()
     l2d = _rows(logits.detach().contiguous().numpy())
     out = bernoulli_log_likelihood_backward_numpy(g, _rows(x.detach().contiguous().numpy()), l2d)
@@ -69,6 +77,8 @@ def _bernoulli_backward_op(grad: torch.Tensor, x: torch.Tensor, logits: torch.Te
 
 @_bernoulli_backward_op.register_fake
 def _(grad, x, logits):
+    _check_pair(x, logits, "logits")
+    _check_grad(grad, x)
     return torch.empty_like(logits)
 
 
@@ -96,6 +106,8 @@ def _(x, logits):
 
 @_bernoulli_backward_op.register_kernel("cuda")
 def _(grad, x, logits):
+    _check_pair(x, logits, "logits")
+    _check_grad(grad, x)
     with on_torch_stream(grad, "grad"):
         g, xc, lc = cuda_arrays(("grad", grad), ("x", x), ("logits", logits))
         return torch.from_dlpack(bernoulli_log_likelihood_backward_cupy(g, _rows(xc), _rows(lc))).reshape(
@@ -196,6 +208,8 @@ def _(x, mean, logvar):
 def _gaussian_backward_op(grad: torch.Tensor, x: torch.Tensor, mean: torch.Tensor,
                           logvar: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """(grad_mean, grad_logvar); grad_logvar is empty (0 elements) when logvar is None."""
+    _check_gaussian(x, mean, logvar)
+    _check_grad(grad, x)
     g = grad.detach().contiguous().numpy()
     v = _logvar_numpy(logvar, x.shape, False)
     grad_mean, grad_logvar = gaussian_log_likelihood_backward_numpy(
@@ -207,6 +221,8 @@ def _gaussian_backward_op(grad: torch.Tensor, x: torch.Tensor, mean: torch.Tenso
 
 @_gaussian_backward_op.register_fake
 def _(grad, x, mean, logvar):
+    _check_gaussian(x, mean, logvar)
+    _check_grad(grad, x)
     return torch.empty_like(mean), (torch.empty_like(logvar) if logvar is not None else mean.new_empty((0,)))
 
 
@@ -241,6 +257,8 @@ def _(x, mean, logvar):
 
 @_gaussian_backward_op.register_kernel("cuda")
 def _(grad, x, mean, logvar):
+    _check_gaussian(x, mean, logvar)
+    _check_grad(grad, x)
     with on_torch_stream(grad, "grad"):
         g, xc, mc, lv = cuda_arrays(("grad", grad), ("x", x), ("mean", mean), ("logvar", logvar))
         v = _logvar_cupy(lv, x.shape, logvar)

@@ -20,9 +20,11 @@ from typing import List, Sequence
 
 import torch
 
-from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device
+from ._validate import cuda_arrays, finite_numpy, float_tensor, index_range, on_torch_stream, same_device, tensor_like
+from ..ops._validate import check_output_size
 from ..ops.pool import (avg_unpool2d_cupy, avg_unpool2d_numpy, gather_cupy, gather_numpy, images_cuda,
-                        max_pool2d_cupy, max_pool2d_numpy, pair, pool_geometry, scatter_cupy, scatter_numpy)
+                        max_pool2d_cupy, max_pool2d_numpy, pair, pool_geometry, scatter_cupy, scatter_numpy,
+                        unpool_kernel)
 
 def _images(x: torch.Tensor, name: str = "x") -> None:
     float_tensor(x, name, 4, "(N, C, H, W)")
@@ -38,9 +40,39 @@ def _check_indices(indices: torch.Tensor, x: torch.Tensor, out_hw) -> None:
     same_device("x", x, indices=indices)
     if tuple(indices.shape) != tuple(shape):
         raise ValueError(f"indices must have the shape of x {tuple(shape)}, got {tuple(indices.shape)}")
-    limit = out_hw[0] * out_hw[1]
-    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= limit):
-        raise ValueError(f"indices must lie in [0, {limit}) (positions in an output plane of size {tuple(out_hw)})")
+    check_output_size(tuple(x.shape[:2]) + tuple(out_hw), "output_size", x.element_size())
+    index_range(indices, "indices", out_hw[0] * out_hw[1], f"positions in an output plane of size {tuple(out_hw)}")
+
+
+def _check_max_pool_backward(grad_out, indices, in_h, in_w) -> tuple[int, int]:
+    """The backward's scatter writes grad_out at indices inside (in_h, in_w) planes."""
+    _images(grad_out, "grad_out")
+    tensor_like(indices, "indices", grad_out.shape, torch.int64, "(grad_out's)")
+    same_device("grad_out", grad_out, indices=indices)
+    if not all(isinstance(v, int) for v in (in_h, in_w)):  # SymInts under torch.compile: sizes it derived
+        return in_h, in_w
+    in_hw = pair([in_h, in_w], "(in_h, in_w)", 1)
+    check_output_size(tuple(grad_out.shape[:2]) + in_hw, "(in_h, in_w)", grad_out.element_size())
+    return in_hw
+
+
+def _check_gather(src, indices) -> None:
+    """gather_planes reads src's planes at indices: one plane of indices per plane of src."""
+    _images(src, "grad_out")
+    if not isinstance(indices, torch.Tensor) or indices.dtype != torch.int64 or indices.dim() != 4:
+        raise TypeError(f"indices must be a 4-D int64 torch.Tensor, got {getattr(indices, 'dtype', type(indices))} "
+                        f"of shape {tuple(getattr(indices, 'shape', ()))}")
+    same_device("grad_out", src, indices=indices)
+    if tuple(indices.shape[:2]) != tuple(src.shape[:2]):
+        raise ValueError(f"indices must have grad_out's (N, C) = {tuple(src.shape[:2])}, got shape {tuple(indices.shape)}")
+
+
+def _check_avg_unpool_backward(grad_out, kernel_size) -> tuple[int, int]:
+    _images(grad_out, "grad_out")
+    kernel = pair(list(kernel_size), "kernel_size", 1)
+    if grad_out.shape[2] % kernel[0] or grad_out.shape[3] % kernel[1]:
+        raise ValueError(f"grad_out's (H, W) {tuple(grad_out.shape[2:])} must be multiples of kernel_size {kernel}")
+    return kernel
 
 
 # ---- max pooling -------------------------------------------------------------------------------
@@ -63,6 +95,8 @@ def _(x, kernel_size, stride, padding):
 
 @torch.library.custom_op("fastgen::max_pool2d_backward", mutates_args=(), device_types="cpu")
 def _max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, in_h: int, in_w: int) -> torch.Tensor:
+    _check_max_pool_backward(grad_out, indices, in_h, in_w)
+    index_range(indices, "indices", in_h * in_w, f"positions in an input plane of size {(in_h, in_w)}")
     grad = scatter_numpy(_numpy(grad_out, "grad_out", finite=False), indices.contiguous().numpy(), (in_h, in_w),
                          accumulate=True)
     return torch.from_numpy(grad)
@@ -70,6 +104,7 @@ def _max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, in_h: in
 
 @_max_pool2d_backward.register_fake
 def _(grad_out, indices, in_h, in_w):
+    _check_max_pool_backward(grad_out, indices, in_h, in_w)
     return grad_out.new_empty((grad_out.shape[0], grad_out.shape[1], in_h, in_w))
 
 
@@ -96,6 +131,8 @@ def _(x, kernel_size, stride, padding):
 
 @_max_pool2d_backward.register_kernel("cuda")
 def _(grad_out, indices, in_h, in_w):
+    _check_max_pool_backward(grad_out, indices, in_h, in_w)
+    index_range(indices, "indices", in_h * in_w, f"positions in an input plane of size {(in_h, in_w)}")
     with on_torch_stream(grad_out, "grad_out"):
         g, idx = cuda_arrays(("grad_out", grad_out), ("indices", indices))
         return torch.from_dlpack(scatter_cupy(g, idx, (in_h, in_w), accumulate=True))
@@ -122,11 +159,14 @@ def _(x, indices, output_size):
 
 @torch.library.custom_op("fastgen::gather_planes", mutates_args=(), device_types="cpu")
 def _gather_planes(src: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    _check_gather(src, indices)
+    index_range(indices, "indices", src.shape[2] * src.shape[3], f"positions in a grad_out plane {tuple(src.shape[2:])}")
     return torch.from_numpy(gather_numpy(_numpy(src, "grad_out", finite=False), indices.contiguous().numpy()))
 
 
 @_gather_planes.register_fake
 def _(src, indices):
+    _check_gather(src, indices)
     return src.new_empty(indices.shape)
 
 
@@ -151,6 +191,8 @@ def _(x, indices, output_size):
 
 @_gather_planes.register_kernel("cuda")
 def _(src, indices):
+    _check_gather(src, indices)
+    index_range(indices, "indices", src.shape[2] * src.shape[3], f"positions in a grad_out plane {tuple(src.shape[2:])}")
     with on_torch_stream(src, "grad_out"):
         g, idx = cuda_arrays(("grad_out", src), ("indices", indices))
         return torch.from_dlpack(gather_cupy(g, idx))
@@ -163,25 +205,26 @@ _max_unpool2d.register_autograd(_max_unpool_backward, setup_context=_max_unpool_
 @torch.library.custom_op("fastgen::avg_unpool2d", mutates_args=(), device_types="cpu")
 def _avg_unpool2d(x: torch.Tensor, kernel_size: List[int]) -> torch.Tensor:
     _images(x)
-    return torch.from_numpy(avg_unpool2d_numpy(_numpy(x), pair(list(kernel_size), "kernel_size", 1)))
+    kernel = unpool_kernel(tuple(x.shape), list(kernel_size), x.element_size())
+    return torch.from_numpy(avg_unpool2d_numpy(_numpy(x), kernel))
 
 
 @_avg_unpool2d.register_fake
 def _(x, kernel_size):
     _images(x)
-    kh, kw = pair(list(kernel_size), "kernel_size", 1)
+    kh, kw = unpool_kernel(tuple(x.shape), list(kernel_size), x.element_size())
     return x.new_empty((x.shape[0], x.shape[1], x.shape[2] * kh, x.shape[3] * kw))
 
 
 @torch.library.custom_op("fastgen::avg_unpool2d_backward", mutates_args=(), device_types="cpu")
 def _avg_unpool2d_backward(grad_out: torch.Tensor, kernel_size: List[int]) -> torch.Tensor:
-    kernel = pair(list(kernel_size), "kernel_size", 1)
+    kernel = _check_avg_unpool_backward(grad_out, kernel_size)
     return torch.from_numpy(avg_unpool2d_numpy(_numpy(grad_out, "grad_out", finite=False), kernel, backward=True))
 
 
 @_avg_unpool2d_backward.register_fake
 def _(grad_out, kernel_size):
-    kh, kw = pair(list(kernel_size), "kernel_size", 1)
+    kh, kw = _check_avg_unpool_backward(grad_out, kernel_size)
     return grad_out.new_empty((grad_out.shape[0], grad_out.shape[1], grad_out.shape[2] // kh, grad_out.shape[3] // kw))
 
 
@@ -198,12 +241,13 @@ def _(x, kernel_size):
     _images(x)
     with on_torch_stream(x):
         (xc,) = cuda_arrays(("x", x))
-        return torch.from_dlpack(avg_unpool2d_cupy(images_cuda(xc, "x"), pair(list(kernel_size), "kernel_size", 1)))
+        kernel = unpool_kernel(tuple(x.shape), list(kernel_size), x.element_size())
+        return torch.from_dlpack(avg_unpool2d_cupy(images_cuda(xc, "x"), kernel))
 
 
 @_avg_unpool2d_backward.register_kernel("cuda")
 def _(grad_out, kernel_size):
-    kernel = pair(list(kernel_size), "kernel_size", 1)
+    kernel = _check_avg_unpool_backward(grad_out, kernel_size)
     with on_torch_stream(grad_out, "grad_out"):
         (g,) = cuda_arrays(("grad_out", grad_out))
         return torch.from_dlpack(avg_unpool2d_cupy(g, kernel, backward=True))

@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ._validate import cpu_float_tensor, cuda_arrays, float_tensor, on_torch_stream, same_device
+from ._validate import cpu_float_tensor, cuda_arrays, float_tensor, on_torch_stream, same_device, tensor_like
 from ..ops.reparam import (reparameterize_backward_cupy, reparameterize_backward_numpy, reparameterize_cupy,
                            reparameterize_numpy)
 from ..random import as_generator
@@ -49,6 +49,17 @@ def _check_any(mu: torch.Tensor, logvar: torch.Tensor) -> None:
         float_tensor(t, name, 2, "(batch x latent)")
     same_device("mu", mu, logvar=logvar)
     _same_layout(mu, logvar)
+
+
+def _check_backward(grad_z, grad_kl, mu, logvar) -> None:
+    """The backward op's tensors against the forward's layout (any device): mu and logvar as
+    :func:`_check_any`, grad_z mu's shape and grad_kl one value per row (each may be None)."""
+    _check_any(mu, logvar)
+    same_device("mu", mu, grad_z=grad_z, grad_kl=grad_kl)
+    if grad_z is not None:
+        tensor_like(grad_z, "grad_z", mu.shape, mu.dtype, "(mu's)")
+    if grad_kl is not None:
+        tensor_like(grad_kl, "grad_kl", mu.shape[:1], mu.dtype, "(one value per row of mu)")
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -77,6 +88,7 @@ def _reparameterize_cpu(mu: torch.Tensor, logvar: torch.Tensor, seed: int,
 
 def _reparameterize_backward_cpu(grad_z: Optional[torch.Tensor], grad_kl: Optional[torch.Tensor], mu: torch.Tensor,
                                  logvar: torch.Tensor, seed: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    _check_backward(grad_z, grad_kl, mu, logvar)
     gz = None if grad_z is None else _numpy(grad_z)
     gk = None if grad_kl is None else _numpy(grad_kl)
     dmu, dlogvar = reparameterize_backward_numpy(gz, gk, _numpy(mu), _numpy(logvar), _to_u64(seed, "seed"),
@@ -103,12 +115,10 @@ def _reparameterize_cuda(mu: torch.Tensor, logvar: torch.Tensor, seed: int,
 def _reparameterize_backward_cuda(grad_z: Optional[torch.Tensor], grad_kl: Optional[torch.Tensor],
                                   mu: torch.Tensor, logvar: torch.Tensor, seed: int,
                                   offset: int) -> tuple[torch.Tensor, torch.Tensor]:
-    same_device("mu", mu, grad_z=grad_z, grad_kl=grad_kl, logvar=logvar)
+    _check_backward(grad_z, grad_kl, mu, logvar)
     seed_u, offset_u = _to_u64(seed, "seed"), _to_u64(offset, "offset")
     with on_torch_stream(mu, "mu"):
         gz, gk, m, lv = cuda_arrays(("grad_z", grad_z), ("grad_kl", grad_kl), ("mu", mu), ("logvar", logvar))
-        if m.ndim != 2:
-            raise ValueError(f"mu must be 2-D (batch x latent), got shape {tuple(mu.shape)}")
         dmu, dlogvar = reparameterize_backward_cupy(gz, gk, m, lv, seed_u, offset_u)
         return torch.from_dlpack(dmu), torch.from_dlpack(dlogvar)
 
@@ -125,6 +135,7 @@ def _(mu, logvar, seed, offset):
 
 @torch.library.register_fake("fastgen::reparameterize_backward", lib=_lib)
 def _(grad_z, grad_kl, mu, logvar, seed, offset):
+    _check_backward(grad_z, grad_kl, mu, logvar)
     return torch.empty_like(mu), torch.empty_like(logvar)
 
 

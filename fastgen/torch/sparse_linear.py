@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 
-from ._validate import cpu_float_tensor, finite_numpy
+from ._validate import cpu_float_tensor, finite_numpy, tensor_like
 from ..ops.sparse_linear import backward_numpy, check_shapes, forward_numpy
 
 
@@ -34,6 +34,13 @@ def _check(x, weight_t, bias) -> None:
         if bias.dtype != x.dtype:
             raise TypeError(f"bias must have x's dtype {x.dtype}, got {bias.dtype}")
     check_shapes(tuple(x.shape), tuple(weight_t.shape), None if bias is None else tuple(bias.shape))
+
+
+def _check_backward(grad, x, weight_t) -> None:
+    """The backward op's tensors: x (batch, in) and weight_t (in, out) as the forward's, grad
+    (batch, out)."""
+    _check(x, weight_t, None)
+    tensor_like(grad, "grad", (x.shape[0], weight_t.shape[1]), x.dtype, "(batch, out_features)")
 
 
 @torch.library.custom_op("fastgen::sparse_input_linear", mutates_args=(), device_types="cpu")
@@ -62,6 +69,7 @@ def _sparse_input_linear_backward(grad: torch.Tensor, x: torch.Tensor, weight_t:
                                   need_weight: bool,
                                   need_bias: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(grad_x, grad_weight_t, grad_bias), each empty (0,) unless asked for."""
+    _check_backward(grad, x, weight_t)
     g = grad.detach().contiguous()
     x = x.detach().contiguous()
     grad_w, grad_b = backward_numpy(x.numpy(), g.numpy(), need_weight, need_bias)
@@ -74,6 +82,7 @@ def _sparse_input_linear_backward(grad: torch.Tensor, x: torch.Tensor, weight_t:
 
 @_sparse_input_linear_backward.register_fake
 def _(grad, x, weight_t, need_x, need_weight, need_bias):
+    _check_backward(grad, x, weight_t)
     empty = x.new_empty((0,))
     return (x.new_empty(x.shape) if need_x else empty, weight_t.new_empty(weight_t.shape) if need_weight else empty,
             x.new_empty((weight_t.shape[1],)) if need_bias else empty)
