@@ -1,0 +1,208 @@
+"""Regression tests for what a careful user found broken (issue: fork-safe, NaN-honest,
+divergence-checked, safe to load, atomic to save). Process and thread safety are in
+test_processes.py, the command line and file formats in the CLI and serialization tests."""
+from __future__ import annotations
+
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+
+import fastgen
+from fastgen import BernoulliRBM, GaussianBernoulliRBM
+from fastgen.models.dbn import DBN
+from fastgen.models.rbm import RBM
+from fastgen.ops import gibbs, sample_categorical
+
+
+def binary_data(rows=200, cols=30, seed=0):
+    return (np.random.default_rng(seed).random((rows, cols)) < 0.4).astype(np.float64)
+
+
+def fitted_rbm(dtype=np.float64, **params):
+    X = binary_data().astype(dtype)
+    settings = dict(n_components=12, n_iter=3, batch_size=10, random_state=0)
+    settings.update(params)
+    return BernoulliRBM(**settings).fit(X), X
+
+
+# ---- NaN never becomes a number -----------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_weights_give_nan_not_numbers(dtype):
+    rbm, X = fitted_rbm(dtype)
+    W = rbm.components_.copy()
+    W[3, :] = np.nan  # hidden unit 3 touches every visible unit
+    model = RBM(W, rbm.intercept_visible_.copy(), rbm.intercept_hidden_.copy())
+    h = model.hidden_probs(X)
+    assert np.isnan(h[:, 3]).all() and np.isfinite(np.delete(h, 3, axis=1)).all()
+    assert np.isnan(model.visible_probs(np.ones((4, 12), dtype))).all()
+    assert np.isnan(model.pseudo_likelihood(X)).all()
+    assert np.isnan(model.free_energy(X)).all()
+
+
+@pytest.mark.parametrize("method", ["transform", "score_samples", "gibbs", "partial_fit", "log_likelihood"])
+def test_estimator_refuses_nan_parameters(method):
+    rbm, X = fitted_rbm()
+    rbm.components_[0, 0] = np.nan
+    with pytest.raises(ValueError, match="components_ contains NaN"):
+        if method == "log_likelihood":
+            rbm.log_likelihood(X, log_z=1.0)
+        else:
+            getattr(rbm, method)(X)
+
+
+def test_gaussian_estimator_refuses_nan_parameters():
+    Z = np.random.default_rng(0).normal(size=(100, 6))
+    gb = GaussianBernoulliRBM(n_components=4, n_iter=2, random_state=0).fit(Z)
+    gb.log_sigma_[1] = np.nan
+    for method in ("transform", "score_samples", "partial_fit"):
+        with pytest.raises(ValueError, match="log_sigma_ contains NaN"):
+            getattr(gb, method)(Z)
+
+
+# ---- divergence stops with the last finite parameters ----------------------------------------------
+@pytest.mark.parametrize("params", [
+    dict(persistent=True),
+    dict(persistent=False),
+    dict(persistent=True, momentum=0.5),
+    dict(persistent=True, n_temperatures=3),
+], ids=["pcd", "cd", "momentum", "tempering"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_diverging_fit_raises_and_keeps_finite_parameters(params, dtype):
+    # weight_decay > 2 (1 + momentum) / learning_rate: every batch multiplies the weights by up
+    # to |1 - 0.1 * 60| = 5
+    rbm = BernoulliRBM(n_components=8, learning_rate=0.1, weight_decay=60.0, n_iter=20, batch_size=10,
+                       random_state=0, **params)
+    with pytest.raises(FloatingPointError, match="learning_rate=0.1"):
+        rbm.fit(binary_data().astype(dtype))
+    for a in (rbm.components_, rbm.intercept_hidden_, rbm.intercept_visible_):
+        assert np.isfinite(a).all() and np.abs(a).max() <= 1e6
+
+
+def test_diverging_partial_fit_leaves_the_model_as_it_was():
+    rbm, X = fitted_rbm()
+    before = [a.copy() for a in (rbm.components_, rbm.intercept_visible_, rbm.intercept_hidden_, rbm.h_samples_)]
+    rbm.set_params(learning_rate=1e9)
+    with pytest.raises(FloatingPointError):
+        for _ in range(5):
+            rbm.partial_fit(X)
+    # the updates before the failing call were finite; the failing one is undone entirely
+    assert all(np.isfinite(a).all() for a in (rbm.components_, rbm.intercept_visible_, rbm.intercept_hidden_))
+    rbm2, _ = fitted_rbm()
+    np.testing.assert_array_equal(rbm2.components_, before[0])
+
+
+def test_undone_pass_restores_parameters_bitwise():
+    rbm, X = fitted_rbm()
+    before = [a.copy() for a in (rbm.components_, rbm.intercept_visible_, rbm.intercept_hidden_, rbm.h_samples_)]
+    rbm.set_params(learning_rate=0.1, weight_decay=1e12)
+    with pytest.raises(FloatingPointError):
+        rbm.partial_fit(X)
+    after = (rbm.components_, rbm.intercept_visible_, rbm.intercept_hidden_, rbm.h_samples_)
+    for a, b in zip(after, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_diverging_dbn_pretraining_and_fine_tuning_raise():
+    X = binary_data()
+    with pytest.raises(FloatingPointError):
+        DBN(hidden_layer_sizes=(8, 6), learning_rate=0.1, weight_decay=30.0, n_iter=10, random_state=0).fit(X)
+    dbn = DBN(hidden_layer_sizes=(8, 6), n_iter=2, random_state=0).fit(X)
+    with pytest.raises(FloatingPointError, match="fine_tune diverged"):
+        dbn.fine_tune(X, n_iter=5, learning_rate=1e300)
+    params = [*dbn.recognition_weights_, *dbn.generative_weights_, dbn.rbms_[-1].components_]
+    assert all(np.isfinite(a).all() and np.abs(a).max() <= 1e6 for a in params)
+
+
+def test_diverging_gaussian_rbm_keeps_finite_parameters():
+    Z = np.random.default_rng(0).normal(size=(200, 6))
+    gb = GaussianBernoulliRBM(n_components=4, learning_rate=10.0, momentum=0.9, n_iter=30, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(FloatingPointError):
+            gb.fit(Z)
+    assert np.isfinite(gb.components_).all() and np.isfinite(gb.log_sigma_).all()
+
+
+# ---- sample_categorical draws softmax(logits / T) ------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_categorical_never_draws_a_category_of_negligible_probability(dtype):
+    # one category at 0 and 50,000 at -100: each of those has probability e^-100 / (1 + ...);
+    # an infinite key from a uniform of exactly 0 picked one about once in 2^24 / 50,000 draws
+    logits = np.full((200, 50001), -100.0, dtype)
+    logits[:, 7] = 0.0
+    for seed in range(30):
+        draws = sample_categorical(logits, generator=seed)
+        assert (draws == 7).all()
+
+
+def test_open_uniforms_never_reach_zero_or_one():
+    import reference as ref
+
+    words = np.array([0, 1, 2**31, 2**32 - 1], np.uint32)
+    for dtype in (np.float32, np.float64):
+        u = ref.uniform_open_from_words(words, dtype)
+        assert (u > 0).all() and (u < 1).all() and (1 - u > 0).all()
+
+
+# ---- read-only (memory-mapped) models --------------------------------------------------------------
+def test_model_loaded_read_only_scores_samples_and_trains(tmp_path):
+    rbm, X = fitted_rbm()
+    path = tmp_path / "rbm.joblib"
+    joblib.dump(rbm, path)
+    loaded = joblib.load(path, mmap_mode="r")
+    assert not loaded.components_.flags.writeable  # the case that failed
+    np.testing.assert_array_equal(loaded.score_samples(X), rbm.score_samples(X))
+    np.testing.assert_array_equal(loaded.transform(X), rbm.transform(X))
+    np.testing.assert_array_equal(
+        loaded.log_partition(method="ais", n_chains=8, n_betas=50, random_state=0),
+        rbm.log_partition(method="ais", n_chains=8, n_betas=50, random_state=0))
+    np.testing.assert_array_equal(loaded.gibbs(X), rbm.gibbs(X))  # both streams advance alike
+    on_disk = joblib.load(path).components_.copy()
+    loaded.partial_fit(X)
+    rbm.partial_fit(X)
+    np.testing.assert_array_equal(loaded.components_, rbm.components_)
+    np.testing.assert_array_equal(joblib.load(path).components_, on_disk)  # the file is untouched
+
+
+def test_ops_accept_read_only_inputs():
+    rng = np.random.default_rng(0)
+    W = rng.normal(0, 0.1, (6, 9))
+    b, c = np.zeros(9), np.zeros(6)
+    v = (rng.random((5, 9)) < 0.5).astype(np.float64)
+    expected = gibbs(v, W, b, c, steps=2, generator=3)
+    for a in (W, b, c, v):
+        a.flags.writeable = False
+    np.testing.assert_array_equal(gibbs(v, W, b, c, steps=2, generator=3), expected)
+
+
+def test_joblib_parallel_scores_with_a_memmapped_model():
+    rbm, X = fitted_rbm()
+    big = np.repeat(X, 20, axis=0)
+    expected = rbm.score_samples(big)
+    # max_nbytes=1: joblib memory-maps every array it sends, read-only, the model's included
+    parts = joblib.Parallel(n_jobs=2, max_nbytes=1, backend="loky")(
+        joblib.delayed(rbm.score_samples)(chunk) for chunk in np.array_split(big, 4))
+    np.testing.assert_array_equal(np.concatenate(parts), expected)
+
+
+# ---- models.RBM checks its arrays ------------------------------------------------------------------
+@pytest.mark.parametrize("weights, error, match", [
+    ([[0.0, 1.0]], TypeError, "weights must be a NumPy or CuPy array"),
+    (np.zeros(3), ValueError, "weights must be 2-D"),
+    (np.zeros((2, 3), np.complex128), TypeError, "weights must be float32 or float64"),
+    (np.zeros((2, 3), np.int64), TypeError, "weights must be float32 or float64"),
+])
+def test_rbm_model_refuses_weights_it_cannot_use(weights, error, match):
+    with pytest.raises(error, match=match):
+        RBM(weights, np.zeros(3), np.zeros(2))
+
+
+def test_rbm_model_refuses_mismatched_biases():
+    with pytest.raises(ValueError, match=r"visible_bias must have shape \(3,\)"):
+        RBM(np.zeros((2, 3)), np.zeros(4), np.zeros(2))
+    with pytest.raises(TypeError, match="hidden_bias must have the weights' dtype"):
+        RBM(np.zeros((2, 3)), np.zeros(3), np.zeros(2, np.float32))
+    with pytest.raises(TypeError, match="visible_bias must be a NumPy or CuPy array"):
+        RBM(np.zeros((2, 3)), [0.0, 0.0, 0.0], np.zeros(2))
