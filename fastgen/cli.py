@@ -555,7 +555,7 @@ def cmd_train_smiles(args) -> int:
         if not 0.0 <= val_fraction < 1.0:
             raise CommandError(f"--val-fraction must be in [0, 1), got {val_fraction}")
         train, val = _split_smiles(strings, val_fraction, args.seed)
-        vocab = Vocabulary.from_strings(train)
+        vocab = Vocabulary.from_strings(strings)  # all of them: a held-out string may hold a rare character
         torch.manual_seed(args.seed)  # the initial weights
         try:
             model = SmilesLM(len(vocab), embedding_dim=args.embedding or d["embedding"], hidden_size=args.hidden or
@@ -636,6 +636,8 @@ def cmd_sample_smiles(args) -> int:
     state = load_checkpoint(args.model)
     model, vocab = model_from_checkpoint(state)
     train_path = args.train or state.get("extra", {}).get("data")
+    if args.train and Path(args.train).is_dir():
+        raise CommandError(f"{args.train}: is a directory, expected a SMILES CSV file (--train)")
     training = None
     if train_path and Path(train_path).is_file():
         training = load_smiles_csv(train_path)

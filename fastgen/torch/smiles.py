@@ -121,24 +121,29 @@ def generate(model: SmilesLM, vocab: Vocabulary, n: int, *, max_length: int = 12
     try:
         for first in range(0, n, batch_size):
             rows = min(batch_size, n - first)
-            out = torch.full((rows, max_length), vocab.pad_index, dtype=torch.int64)
+            # one column per step actually taken (not rows x max_length up front: a huge
+            # max_length costs only the steps the strings need)
+            columns = []
             active = torch.arange(rows)
             hidden = None
             if len(primer) > 1:
                 _, hidden = model(torch.tensor(primer[:-1], dtype=torch.int64).expand(rows, -1))
             tokens = torch.full((rows,), primer[-1], dtype=torch.int64)
-            for t in range(max_length):
+            for _ in range(max_length):
                 logits, hidden = model.step(tokens, hidden)
                 # a very negative finite logit: never the largest Gumbel key, never in the top k
                 logits[:, [vocab.pad_index, vocab.start_index]] = -1e9
                 nxt = _ops.sample_categorical(logits, temperature, top_k, generator=gen)
-                out[active, t] = nxt
+                column = torch.full((rows,), vocab.pad_index, dtype=torch.int64)
+                column[active] = nxt
+                columns.append(column)
                 running = nxt != vocab.stop_index
                 if not bool(running.all()):
                     active, nxt, hidden = active[running], nxt[running], _select_rows(hidden, running)
                     if active.numel() == 0:
                         break
                 tokens = nxt
+            out = torch.stack(columns, dim=1) if columns else torch.empty((rows, 0), dtype=torch.int64)
             strings.extend(prefix + x for x in vocab.decode_batch(out.numpy()))
     finally:
         model.train(was_training)
