@@ -147,7 +147,8 @@ template <typename T> inline typename Lanes<T>::V sigmoid_estimate(typename Lane
   q = L::fma(q, f, L::set1(T(1)));
   const typename L::V e = L::scalef(q, n);
   const typename L::V r = L::rcp(L::add(L::set1(T(1)), e));
-  // NaN logits compare false here, as in the exact sigmoid (both give about e^-87 there).
+  // A NaN logit gives about e^-87 here and NaN in the exact sigmoid: state 0 either way (u < p is
+  // false). The ops refuse NaN input; a NaN made inside a loop shows in its probabilities.
   return L::blend(L::greater_equal(x, L::set1(T(0))), L::mul(e, r), r);
 }
 

@@ -12,7 +12,7 @@ template <typename T> FG_HD T fg_tanh(T x) { return T(2) * sigmoid(T(2) * x) - T
 
 template <typename T> FG_HD T activate(Activation a, T x, T slope) {
   switch (a) {
-    case Activation::kRelu: return x > T(0) ? x : T(0);
+    case Activation::kRelu: return x > T(0) || x != x ? x : T(0);  // NaN stays NaN, as torch.relu
     case Activation::kLeakyRelu: return x > T(0) ? x : slope * x;
     case Activation::kTanh: return fg_tanh(x);
     case Activation::kSigmoid: return sigmoid(x);

@@ -102,14 +102,16 @@ FG_HD double exp_reduced(double r) {
 }
 
 // exp(x), x clamped to the range where the result is a normal number (callers only need
-// exp(-|x|) <= 1 and modest positive arguments).
+// exp(-|x|) <= 1 and modest positive arguments). NaN gives NaN: the clamp alone would make it
+// exp_lo, and every formula built on fg_exp (sigmoid, softplus, the samplers) a number.
 template <typename T> FG_HD T fg_exp(T x) {
   using C = MathConst<T>;
-  x = fg_min(fg_max(x, C::exp_lo), C::exp_hi);
-  const T n = round_nearest(x * C::log2e);
-  T r = fg_fma(n, -C::ln2_hi, x);
+  const T c = fg_min(fg_max(x, C::exp_lo), C::exp_hi);
+  const T n = round_nearest(c * C::log2e);
+  T r = fg_fma(n, -C::ln2_hi, c);
   r = fg_fma(n, -C::ln2_lo, r);
-  return exp_reduced(r) * pow2i(n);
+  const T y = exp_reduced(r) * pow2i(n);
+  return x == x ? y : x;
 }
 
 // 2 * atanh(s) = log((1 + s) / (1 - s)) as an odd series in s; |s| <= 1/3.
@@ -158,19 +160,16 @@ FG_HD double fg_log(double u) {
   return fg_fma(e, MathConst<double>::ln2_hi, fg_fma(e, MathConst<double>::ln2_lo, lm));
 }
 
-// Numerically stable logistic function: never overflows, exact 0/1 limits. A NaN comes back as
-// NaN (fg_exp's clamp alone would turn it into e^-87 or e^-708, a number).
+// Numerically stable logistic function: never overflows, exact 0/1 limits; NaN stays NaN
+// (through fg_exp).
 template <typename T> FG_HD T sigmoid(T x) {
   const T e = fg_exp(-fg_abs(x));
   const T r = T(1) / (T(1) + e);
-  return x >= T(0) ? r : (x < T(0) ? e * r : x);
+  return x >= T(0) ? r : e * r;
 }
 
-// softplus(x) = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)); NaN stays NaN (fg_max drops it).
-template <typename T> FG_HD T softplus(T x) {
-  const T y = fg_max(x, T(0)) + log1p_unit(fg_exp(-fg_abs(x)));
-  return x == x ? y : x;
-}
+// softplus(x) = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)); NaN stays NaN (through fg_exp).
+template <typename T> FG_HD T softplus(T x) { return fg_max(x, T(0)) + log1p_unit(fg_exp(-fg_abs(x))); }
 
 // log(sigmoid(x)) = -softplus(-x).
 template <typename T> FG_HD T log_sigmoid(T x) { return -softplus(-x); }
