@@ -1,5 +1,6 @@
 """fastgen.datasets (digits, .npy/.npz/IDX loading, shared MNIST) and fastgen._png (image grids)."""
 import gzip
+import io
 import struct
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 from fastgen import datasets
 from fastgen._png import save_image_grid, tile_images
-from fastgen.datasets import load_array, load_digits_binary, load_mnist_shared, read_idx
+from fastgen.datasets import _read_raw_array, load_array, load_digits_binary, load_mnist_shared, read_idx, read_labels
 
 IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
              np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
@@ -276,3 +277,59 @@ def test_save_image_grid_png(tmp_path):
 def test_tile_images_bad_input(kwargs, message):
     with pytest.raises(ValueError, match=message):
         tile_images(**kwargs)
+
+
+# ---- the readers check what headers declare before allocating ------------------------------------
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", ["<f8", ">f4", ">i2", "u1", "?"])
+def test_npy_and_npz_layouts_round_trip(tmp_path, order, dtype):
+    """The size-checking readers give what np.load gives: any byte order, C or Fortran order."""
+    array = np.asarray(np.random.default_rng(0).random((7, 3, 2)) * 100, dtype=dtype, order=order)
+    np.save(tmp_path / "a.npy", array)
+    np.savez_compressed(tmp_path / "a.npz", data=array)
+    expected = np.load(tmp_path / "a.npy")
+    for name in ("a.npy", "a.npz"):
+        got, _ = _read_raw_array(tmp_path / name)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_npy_shorter_than_its_header_declares_is_refused(tmp_path):
+    raw = io.BytesIO()
+    np.save(raw, np.zeros((10, 10)))
+    path = tmp_path / "short.npy"
+    path.write_bytes(raw.getvalue()[:-8])
+    with pytest.raises(ValueError, match=r"short\.npy: \.npy header declares shape \(10, 10\) of float64 "
+                                         r"\(800 bytes\) but the file holds 792 bytes"):
+        load_array(path)
+
+
+def test_gzip_of_something_else_stops_at_the_first_chunk(tmp_path):
+    """A gzip file whose content is not an array is refused from its first bytes, not after
+    decompressing all of it."""
+    path = tmp_path / "zeros.gz"
+    path.write_bytes(gzip.compress(bytes(16 << 20), 9))
+    calls = []
+    real = gzip.GzipFile.read
+
+    def counting_read(self, size=-1):
+        calls.append(size)
+        return real(self, size)
+
+    gzip.GzipFile.read = counting_read
+    try:
+        with pytest.raises(ValueError, match="zeros.gz: unknown IDX data type code 0x00"):
+            load_array(path)
+    finally:
+        gzip.GzipFile.read = real
+    assert len(calls) <= 2 and all(0 < size <= 1 << 20 for size in calls), calls
+
+
+def test_labels_are_read_without_pickles(tmp_path):
+    np.savez(tmp_path / "x.npz", data=np.zeros((3, 4)), labels=np.array([1, 2, 3]))
+    np.testing.assert_array_equal(read_labels(tmp_path / "x.npz"), [1, 2, 3])
+    np.save(tmp_path / "x.npy", np.zeros((3, 4)))
+    assert read_labels(tmp_path / "x.npy") is None
+    np.savez(tmp_path / "objects.npz", data=np.zeros((3, 4)), labels=np.array([object()] * 3))
+    with pytest.raises(ValueError, match="Python objects"):
+        read_labels(tmp_path / "objects.npz")

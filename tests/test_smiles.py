@@ -350,3 +350,40 @@ def test_cli_errors(tmp_path, capsys):
         assert match in err and err.count("\n") == 1
     assert main(["sample", "smiles", str(empty)]) == 2
     assert "checkpoint" in capsys.readouterr().err
+
+
+# ---- reading SMILES files: every problem named in one line ---------------------------------------
+def test_load_smiles_csv_names_each_problem(tmp_path):
+    cases = {
+        "missing.csv": None,
+        "folder": "dir",
+        "nul.csv": b"SMILES\nCC\x00O\n",
+        "corrupt.csv.gz": gzip.compress(b"SMILES\nCCO\n" * 100)[:12] + b"\xff" * 40,
+        "huge_field.csv": b'SMILES\n"' + b"C" * 200_000 + b'"\n',
+    }
+    expected = {"missing.csv": "no such file", "folder": "is a directory", "nul.csv": "NUL bytes",
+                "corrupt.csv.gz": "corrupt gzip", "huge_field.csv": "not a readable CSV file"}
+    for name, content in cases.items():
+        path = tmp_path / name
+        if content == "dir":
+            path.mkdir()
+        elif content is not None:
+            path.write_bytes(content)
+        with pytest.raises(ValueError, match=expected[name]) as info:
+            load_smiles_csv(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_save_smiles_is_atomic(tmp_path, monkeypatch):
+    path = fs.save_smiles(["CCO"], tmp_path / "s.csv")
+    before = path.read_bytes()
+
+    def fail(fh):
+        raise OSError(28, "No space left on device")
+
+    import fastgen.serialization as serialization
+    real = serialization.atomic_write
+    monkeypatch.setattr(serialization, "atomic_write", lambda p, write: real(p, fail))
+    with pytest.raises(OSError):
+        fs.save_smiles(["CCN"] * 10, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["s.csv"]

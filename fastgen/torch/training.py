@@ -185,7 +185,8 @@ def read_checkpoint(path) -> dict:
     state = torch_load(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("kind") not in MODEL_KINDS:
         raise ValueError(f"{path}: not a fastgen autoencoder/VAE checkpoint")
-    missing = [k for k in ("config", "model", "optimizer", "epoch", "generator", "torch_rng", "extra") if k not in state]
+    missing = [k for k in ("config", "model", "optimizer", "epoch", "generator", "torch_rng", "extra")
+               if k not in state]
     epoch = state.get("epoch")
     if missing or not isinstance(state["config"], dict) or isinstance(epoch, bool) or not isinstance(epoch, int) \
             or epoch < 0 or not isinstance(state["extra"], dict):
