@@ -441,3 +441,21 @@ def test_sample_smiles_huge_max_length_allocates_only_what_it_uses(tmp_path, cap
     assert main(["sample", "smiles", str(model), "-n", "4", "--max-length", str(2 ** 31 - 1), "--out", str(out),
                  "--threads", "1"]) == 0
     assert out.read_text().startswith("SMILES\n")
+
+
+@needs_torch
+def test_vae_resume_reuses_the_recorded_key_and_binarization(tmp_path, capsys):
+    data, ckpt = tmp_path / "d.npz", tmp_path / "vae.pt"
+    rng = np.random.default_rng(0)
+    np.savez(data, labels=np.arange(60), images=rng.random((60, 16)).astype(np.float32))
+    assert main(["train", "vae", str(data), "--key", "images", "--binarize", "0.5", "--epochs", "1", *VAE_SMALL,
+                 "--save", str(ckpt), "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    for argv in ([str(data)], []):   # the same file named again, or not named at all
+        assert main(["train", "vae", *argv, "--load", str(ckpt), "--epochs", "1", "--save", str(ckpt),
+                     "--out", str(tmp_path)]) == 0, capsys.readouterr().err
+        assert f"data: {data.resolve() if not argv else data}" in capsys.readouterr().out
+    # binarized differently: other data
+    assert main(["train", "vae", str(data), "--binarize", "0.2", "--load", str(ckpt), "--epochs", "1",
+                 "--out", str(tmp_path)]) == 2
+    one_line_error(capsys, "not the data", "binarized at 0.5")

@@ -365,6 +365,10 @@ def train_from_cli(args, family: str) -> int:
                 binarize = recorded.get("binarize")
             if data is not None and not Path(data).is_file():
                 raise ValueError(f"{args.load}: was trained on {data}, which no longer exists; give DATA")
+        elif isinstance(recorded, dict) and data is not None and str(Path(data).resolve()) == recorded.get("source"):
+            # the same file: the same array of it, prepared the same way, unless told otherwise
+            key = recorded.get("key") if key is None else key
+            binarize = recorded.get("binarize") if binarize is None else binarize
     else:
         seed = 0 if args.seed is None else args.seed
     torch.manual_seed(seed)

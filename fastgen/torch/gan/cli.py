@@ -50,6 +50,9 @@ def train_from_cli(args) -> int:
             key = key if key is not None else recorded.get("key")
             if source != "digits" and not Path(source).is_file():
                 raise ValueError(f"{args.resume}: was trained on {source}, which is no longer there; give DATA")
+        elif key is None and recorded is not None and source != "digits" \
+                and str(Path(source).resolve()) == recorded.get("source"):
+            key = recorded.get("key")  # the same file: the same array of it
         images, labels = load_images(source, size, key=key)
         data_hash = fingerprint(images, *(() if labels is None else (labels,)))
         if recorded is not None and recorded.get("fingerprint") not in (None, data_hash):
