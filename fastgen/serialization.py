@@ -338,10 +338,13 @@ def torch_load(path, what: str):
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+        if "Unsupported global" in str(exc):
             raise ValueError(f"{path}: not a readable {what}: it holds objects other than tensors, numbers, "
                              "strings and plain containers, which are never loaded (no code runs from a "
                              "checkpoint)") from None
+        if "weights_only" in str(exc) or "WeightsUnpickler" in str(exc):
+            raise ValueError(f"{path}: not a readable {what}: corrupt, or not a torch file of tensors and plain "
+                             "containers (refused; nothing in it was run)") from None
         raise ValueError(f"{path}: not a readable {what} (corrupt: {_first_line(exc)})") from None
     except MemoryError:
         raise ValueError(f"{path}: not a readable {what} (it declares more data than fits in memory)") from None

@@ -459,3 +459,15 @@ def test_vae_resume_reuses_the_recorded_key_and_binarization(tmp_path, capsys):
     assert main(["train", "vae", str(data), "--binarize", "0.2", "--load", str(ckpt), "--epochs", "1",
                  "--out", str(tmp_path)]) == 2
     one_line_error(capsys, "not the data", "binarized at 0.5")
+
+
+@needs_torch
+def test_vae_load_of_a_plain_pickle_never_unpickles(tmp_path, capsys):
+    """A plain pickle (not torch's zip format) with a side effect: refused, nothing run."""
+    marker, evil = tmp_path / "pwned", tmp_path / "ckpt.pt"
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        evil.write_bytes(pickle.dumps({"format": 1, "payload": SideEffect(marker)}, protocol=protocol))
+        assert main(["train", "vae", "--epochs", "1", "--load", str(evil), "--out", str(tmp_path)]) == 2
+        line = one_line_error(capsys, str(evil), "not a readable checkpoint")
+        assert "never loaded" in line or "nothing in it was run" in line
+        assert not marker.exists()
