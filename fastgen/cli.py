@@ -258,9 +258,9 @@ def _write_waveform_png(path: Path, rows, full_scale: int) -> Path:
         draw.line([xy(i, o) for i, o in zip(t, original)], fill=_ORIGINAL, width=2)
         draw.line([xy(i, s) for i, s in zip(t[span], linear[span])], fill=_LINEAR, width=2)
         draw.line([xy(i, s) for i, s in zip(t[span], repaired[span])], fill=_REPAIRED, width=3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
-    return path
+    from .serialization import atomic_write
+
+    return atomic_write(path, lambda fh: image.save(fh, format="PNG"))  # never a half-written PNG
 
 
 def cmd_demo_waveforms(args) -> int:

@@ -53,6 +53,12 @@ def atomic_write(path, write) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file owner-only (0600); give it the mode open() would have: the
+        # replaced file's, or 0666 less the umask
+        try:
+            os.fchmod(fd, _new_file_mode(path))
+        except (AttributeError, OSError):  # no fchmod (Windows), or a file system without modes
+            pass
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -66,6 +72,16 @@ def atomic_write(path, write) -> Path:
         raise
     _fsync_folder(folder)
     return path
+
+
+def _new_file_mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    umask = os.umask(0o022)  # read it (the only portable way), then put it back
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -212,3 +212,19 @@ def test_npz_member_declaring_more_than_it_stores_is_refused_before_allocation(t
         archive.writestr("data.npy", header.getvalue() + bytes(16))
     with pytest.raises(ValueError, match=r"huge\.npz.*declares shape \(1099511627776, 8192\)"):
         load_array(path)
+
+
+def test_atomic_write_gives_the_mode_open_would(tmp_path):
+    """mkstemp's owner-only mode must not leak into saved models: a new file gets 0666 less the
+    umask, a replaced file keeps its mode."""
+    old = os.umask(0o022)
+    try:
+        new = atomic_write(tmp_path / "new.bin", lambda fh: fh.write(b"x"))
+        assert new.stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.bin"
+        kept.write_bytes(b"old")
+        kept.chmod(0o600)
+        atomic_write(kept, lambda fh: fh.write(b"new"))
+        assert kept.stat().st_mode & 0o777 == 0o600 and kept.read_bytes() == b"new"
+    finally:
+        os.umask(old)

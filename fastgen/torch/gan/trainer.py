@@ -126,10 +126,10 @@ def save_image_grid(images: torch.Tensor, path, ncols: int | None = None, scale:
     planes = [tile_images(x[:, k], (h, w), ncols=ncols, padding=1) for k in range(c)]
     pixels = np.rint(np.stack(planes, axis=-1) * 255).astype(np.uint8)
     pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(path, format="PNG")
-    return path
+    from ...serialization import atomic_write
+
+    image = Image.fromarray(pixels[..., 0] if c == 1 else pixels)
+    return atomic_write(path, lambda fh: image.save(fh, format="PNG"))  # never a half-written PNG
 
 
 class GANTrainer:
