@@ -193,3 +193,16 @@ def rbm_parameters_cuda(pl, W, b_vis, b_hid, dtype=None):
     n_hidden, n_visible = W.shape
     return (W, vector_cuda(pl.array(b_vis, "b_vis"), "b_vis", n_visible, W.dtype),
             vector_cuda(pl.array(b_hid, "b_hid"), "b_hid", n_hidden, W.dtype))
+
+
+def as_generator(generator):
+    """:func:`fastgen.random.as_generator` for an op's ``generator`` argument: its refusals
+    (a negative or too large int seed says "seed must be ...") re-raised naming ``generator``."""
+    from ..random import as_generator as _as_generator
+
+    try:
+        return _as_generator(generator)
+    except (ValueError, TypeError) as exc:
+        if str(exc).startswith("generator"):
+            raise
+        raise type(exc)(f"generator (a fastgen.Generator or an int seed): {exc}") from exc

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import _cpu
 from .._backend import placement, wrap_like
-from ..random import as_generator
+from ._validate import as_generator
 from ._validate import float_array, float_array_cuda
 
 __all__ = ["sample_categorical"]

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _cpu
 from .._backend import placement
-from ..random import as_generator
+from ._validate import as_generator
 from ._validate import INT32_MAX, float_array, float_array_cuda, positive_int, rbm_parameters, rbm_parameters_cuda
 
 

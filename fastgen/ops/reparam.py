@@ -20,15 +20,16 @@ import numpy as np
 
 from .. import _buffers, _cpu
 from .._backend import placement, wrap_like
-from ..random import as_generator
+from ._validate import as_generator
 from ._validate import float_array, float_array_cuda
 
 
 def _as_rows(mu_arr, logvar_arr):
     if mu_arr.shape != logvar_arr.shape:
         raise ValueError(f"mu and logvar must have the same shape, got {mu_arr.shape} and {logvar_arr.shape}")
-    return mu_arr.reshape(-1, mu_arr.shape[-1]) if mu_arr.ndim == 1 else mu_arr, \
-        logvar_arr.reshape(-1, logvar_arr.shape[-1]) if logvar_arr.ndim == 1 else logvar_arr
+    # one row of d (reshape(-1, d) fails for d = 0: "cannot reshape array of size 0")
+    return mu_arr.reshape(1, mu_arr.shape[-1]) if mu_arr.ndim == 1 else mu_arr, \
+        logvar_arr.reshape(1, logvar_arr.shape[-1]) if logvar_arr.ndim == 1 else logvar_arr
 
 
 def check_mu_logvar(mu, logvar):

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _cpu
 from .._backend import placement, wrap_like
-from ..random import as_generator
+from ._validate import as_generator
 from ._validate import finite_in_dtype, flag, float_array, float_array_cuda, vector, vector_cuda
 
 _OUTPUTS = ("states", "probs", "both")

@@ -29,7 +29,7 @@ import torch
 
 from ..ops._validate import check_finite, float_array_cuda
 from ..ops.categorical import check_temperature, check_top_k, sample_categorical_cupy, sample_categorical_numpy
-from ..random import as_generator
+from ..ops._validate import as_generator
 from ._validate import cuda_arrays, on_torch_stream
 
 _U64 = 1 << 64
