@@ -270,3 +270,18 @@ def test_internal_torch_backward_fake_kernels_refuse_inconsistent_shapes():
         grad, x, w = torch.zeros(2, 5), torch.zeros(2, 3), torch.zeros(3, 4)
         with pytest.raises(ValueError, match=r"^grad must have shape \(2, 4\)"):
             torch.ops.fastgen.sparse_input_linear_backward(grad, x, w, True, True, True)
+
+
+# ---- found by tests/test_fuzz.py -------------------------------------------------------------
+@pytest.mark.parametrize("generator", [-1, 2**64])
+def test_out_of_range_int_seed_names_generator(generator):
+    with pytest.raises(ValueError, match=r"^generator \(a fastgen.Generator or an int seed\): seed must be"):
+        ops.sample_gaussian(np.zeros(2), generator=generator)
+    with pytest.raises(ValueError, match=r"^generator"):
+        ops.sample_categorical(np.zeros(3), generator=generator)
+
+
+def test_reparameterize_one_empty_row():
+    # was "cannot reshape array of size 0 into shape (0)" (reshape(-1, 0))
+    z, kl = ops.reparameterize(np.zeros(0), np.zeros(0), generator=0)
+    assert z.shape == (0,) and kl.shape == () and kl == 0.0
