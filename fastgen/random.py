@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
 import threading
 
 import numpy as np
@@ -34,6 +35,12 @@ def _new_lock_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
+def _tracing() -> bool:
+    """Whether torch.compile is tracing the caller (torch is never imported for this)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.compiler.is_compiling()
 
 
 class Generator:
@@ -69,11 +76,16 @@ class Generator:
         if not isinstance(n, numbers.Integral) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
         n = int(n)
+        if _tracing():  # torch.compile traces this as Python, where a lock is a graph break
+            return self._advance(n)
         with _offset_lock:
-            start = self._offset
-            if start + n > _U64:
-                raise OverflowError("the Philox offset counter of this Generator is exhausted")
-            self._offset = start + n
+            return self._advance(n)
+
+    def _advance(self, n: int) -> int:
+        start = self._offset
+        if start + n > _U64:
+            raise OverflowError("the Philox offset counter of this Generator is exhausted")
+        self._offset = start + n
         return start
 
     def get_state(self) -> dict:
