@@ -91,5 +91,7 @@ def save_image_grid(images, path, image_shape, ncols: int | None = None, scale: 
         pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path, format="PNG")
+    from .serialization import atomic_write  # a kill mid-write keeps the previous picture
+
+    atomic_write(path, lambda fh: Image.fromarray(pixels).save(fh, format="PNG"))
     return path

@@ -206,3 +206,24 @@ def test_rbm_model_refuses_mismatched_biases():
         RBM(np.zeros((2, 3)), np.zeros(3), np.zeros(2, np.float32))
     with pytest.raises(TypeError, match="visible_bias must be a NumPy or CuPy array"):
         RBM(np.zeros((2, 3)), [0.0, 0.0, 0.0], np.zeros(2))
+
+
+# ---- pictures are written atomically ----------------------------------------------------------------
+def test_interrupted_png_write_keeps_the_previous_picture(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from fastgen._png import save_image_grid
+
+    path = tmp_path / "samples.png"
+    save_image_grid(np.zeros((4, 9)), path, (3, 3))
+    before = path.read_bytes()
+
+    def fail_half_way(self, fh, *args, **kwargs):
+        fh.write(b"\x89PNG partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", fail_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        save_image_grid(np.ones((4, 9)), path, (3, 3))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["samples.png"]  # no temporary left behind
