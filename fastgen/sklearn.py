@@ -56,12 +56,27 @@ def _parse_device(device):
     raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
 
 
-def _check_integer(estimator, name, minimum, allow_none=False):
+def _check_integer(estimator, name, minimum, allow_none=False, maximum=None):
     value = getattr(estimator, name)
     if allow_none and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value!r}")
+
+
+# Unit counts, batch rows and chains are BLAS dimensions (32-bit int) in the compiled loops.
+_MAX_EXTENT = 2**31 - 1
+
+
+def check_random_state_named(random_state):
+    """scikit-learn's check_random_state, with errors that name random_state."""
+    try:
+        return check_random_state(random_state)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"random_state must be None, an int in [0, 2**32) or a numpy RandomState, "
+                         f"got {random_state!r} ({exc})") from None
 
 
 def _check_number(estimator, name, low, high=None, low_open=False, high_open=False):
@@ -75,12 +90,12 @@ def _check_number(estimator, name, low, high=None, low_open=False, high_open=Fal
 
 def _check_rbm_params(estimator):
     """The training parameters every RBM estimator has (and their dtype option)."""
-    _check_integer(estimator, "n_components", 1)
+    _check_integer(estimator, "n_components", 1, maximum=_MAX_EXTENT)
     _check_number(estimator, "learning_rate", 0.0, low_open=True)
-    _check_integer(estimator, "batch_size", 1)
+    _check_integer(estimator, "batch_size", 1, maximum=_MAX_EXTENT)
     _check_integer(estimator, "n_iter", 0)
-    _check_integer(estimator, "cd_k", 1)
-    _check_integer(estimator, "n_chains", 1, allow_none=True)
+    _check_integer(estimator, "cd_k", 1, maximum=_MAX_EXTENT)
+    _check_integer(estimator, "n_chains", 1, allow_none=True, maximum=_MAX_EXTENT)
     _check_number(estimator, "momentum", 0.0, 1.0, high_open=True)
     _check_number(estimator, "weight_decay", 0.0)
     if estimator.dtype is not None:
@@ -305,7 +320,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     @staticmethod
     def _generator_from(random_state) -> Generator:
-        rng = check_random_state(random_state)
+        rng = check_random_state_named(random_state)
         return Generator(int(rng.randint(np.iinfo(np.int64).max, dtype=np.int64)))
 
     # ---- scikit-learn API ----------------------------------------------------------------------
@@ -881,7 +896,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     @staticmethod
     def _generator_from(random_state) -> Generator:
-        rng = check_random_state(random_state)
+        rng = check_random_state_named(random_state)
         return Generator(int(rng.randint(np.iinfo(np.int64).max, dtype=np.int64)))
 
     def _stream(self) -> Generator:

@@ -227,3 +227,21 @@ def test_interrupted_png_write_keeps_the_previous_picture(tmp_path, monkeypatch)
         save_image_grid(np.ones((4, 9)), path, (3, 3))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["samples.png"]  # no temporary left behind
+
+
+# ---- estimator parameters the compiled loops cannot take -------------------------------------------
+@pytest.mark.parametrize("name", ["n_components", "batch_size", "n_chains", "cd_k"])
+def test_estimator_refuses_extents_past_32_bits(name):
+    with pytest.raises(ValueError, match=f"{name} must be at most 2147483647"):
+        BernoulliRBM(**{name: 2**40}).fit(binary_data())
+
+
+@pytest.mark.parametrize("make", [
+    lambda seed: BernoulliRBM(n_components=3, n_iter=1, random_state=seed),
+    lambda seed: GaussianBernoulliRBM(n_components=3, n_iter=1, random_state=seed),
+    lambda seed: DBN(hidden_layer_sizes=(3,), n_iter=1, random_state=seed),
+], ids=["bernoulli", "gaussian", "dbn"])
+@pytest.mark.parametrize("seed", [-1, 1.5, "a", 2**40])
+def test_bad_random_state_is_named(make, seed):
+    with pytest.raises(ValueError, match="random_state must be"):
+        make(seed).fit(binary_data())

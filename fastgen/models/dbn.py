@@ -27,7 +27,6 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import _cpu
@@ -39,6 +38,12 @@ from .rbm import RBM
 # Sparse input is densified this many rows at a time in transform.
 _SPARSE_CHUNK_ROWS = 4096
 _SAMPLE_OUTPUTS = ("probs", "states")
+
+
+def _check_random_state(random_state):
+    from ..sklearn import check_random_state_named  # lazy, as below
+
+    return check_random_state_named(random_state)
 
 
 def _bernoulli_rbm_class():
@@ -237,7 +242,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n_layers = len(sizes)
         rates = self._per_layer("learning_rate", n_layers)
         iters = self._per_layer("n_iter", n_layers)
-        rng = check_random_state(self.random_state)
+        rng = _check_random_state(self.random_state)
         seeds = [int(rng.randint(np.iinfo(np.int32).max)) for _ in range(n_layers)]
         own_seed = int(rng.randint(np.iinfo(np.int64).max, dtype=np.int64))
         estimators = []
