@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _argtypes
+
 DEMO_SETTINGS = dict(n_components=256, learning_rate=0.06, batch_size=10)
 DEMO_N_TRAIN = 1500
 N_IMAGES = 100
@@ -703,51 +705,6 @@ def cmd_bench(rest: list[str]) -> int:
 
 
 # ---- parser and entry point -------------------------------------------------------------------
-# Counts beyond these are input errors, not runs: no machine finishes 2**31 epochs, and larger
-# values overflow the C integers (and the random stream's offsets) they end up in.
-MAX_COUNT = 2 ** 31 - 1
-MAX_SEED = 2 ** 32 - 1     # scikit-learn's random_state and NumPy's legacy seeds
-MAX_THREADS = 1024
-
-
-def _bounded_int(text, minimum: int, maximum: int):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-    if value > maximum:
-        raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
-    return value
-
-
-def _nonnegative_int(text):
-    return _bounded_int(text, 0, MAX_COUNT)
-
-
-def _positive_int(text):
-    return _bounded_int(text, 1, MAX_COUNT)
-
-
-def _seed(text):
-    return _bounded_int(text, 0, MAX_SEED)
-
-
-def _threads(text):
-    return _bounded_int(text, 1, MAX_THREADS)
-
-
-def _real(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
 def _add_autoencoder_arguments(parser, family: str) -> None:
     try:
         from .torch.training import add_arguments
@@ -779,8 +736,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "held-out pseudo-likelihoods, and write samples.png and filters.png. No network needed.")
     digits.add_argument("--out", default="fastgen_output", help="folder for samples.png and filters.png "
                                                                 "(default: %(default)s)")
-    digits.add_argument("--n-iter", type=_positive_int, default=20, help="epochs (default: %(default)s)")
-    digits.add_argument("--seed", type=_seed, default=0, help="random_state of both models and sampling seed "
+    digits.add_argument("--n-iter", type=_argtypes.positive_int, default=20, help="epochs (default: %(default)s)")
+    digits.add_argument("--seed", type=_argtypes.seed, default=0, help="random_state of both models and sampling seed "
                                                             "(default: %(default)s)")
     digits.add_argument("--no-compare", action="store_true", help="skip scikit-learn")
     digits.set_defaults(func=cmd_demo)
@@ -796,18 +753,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "on the lost samples beside the corrupted input's and linear interpolation's, and write "
                     "waveforms.png. No network needed.")
     waves.add_argument("--out", default="fastgen_output", help="folder for waveforms.png (default: %(default)s)")
-    waves.add_argument("--n-iter", type=_positive_int, default=30, help="epochs (default: %(default)s)")
-    waves.add_argument("--n-train", type=_positive_int, default=3000, help="training waveforms (default: %(default)s)")
-    waves.add_argument("--n-test", type=_positive_int, default=300, help="waveforms to repair (default: %(default)s)")
+    waves.add_argument("--n-iter", type=_argtypes.positive_int, default=30, help="epochs (default: %(default)s)")
+    waves.add_argument("--n-train", type=_argtypes.positive_int, default=3000, help="training waveforms (default: %(default)s)")
+    waves.add_argument("--n-test", type=_argtypes.positive_int, default=300, help="waveforms to repair (default: %(default)s)")
     waves.add_argument("--lost", type=int, default=12, metavar="N",
                        help=f"length of the lost stretch in samples, 1 to {WAVE_N_POINTS - 2} (default: %(default)s)")
-    waves.add_argument("--chains", type=_positive_int, default=10,
+    waves.add_argument("--chains", type=_argtypes.positive_int, default=10,
                        help="Gibbs chains per repaired waveform (default: %(default)s)")
-    waves.add_argument("--steps", type=_positive_int, default=20,
+    waves.add_argument("--steps", type=_argtypes.positive_int, default=20,
                        help="Gibbs steps per chain (default: %(default)s)")
     waves.add_argument("--code", choices=["gray", "binary"], default="gray",
                        help="bit code of each sample (default: %(default)s)")
-    waves.add_argument("--seed", type=_seed, default=0,
+    waves.add_argument("--seed", type=_argtypes.seed, default=0,
                        help="seeds the data (seed, seed+1, seed+2), the model and the sampling (default: %(default)s)")
     waves.set_defaults(func=cmd_demo_waveforms)
 
@@ -824,20 +781,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "continues from a saved model for --n-iter more epochs (default 0: evaluate only).")
     rbm.add_argument("data", metavar="DATA")
     rbm.add_argument("--key", help="array to read from a .npz archive")
-    rbm.add_argument("--binarize", type=_real, metavar="T",
+    rbm.add_argument("--binarize", type=_argtypes.finite_float, metavar="T",
                      help="set scaled values > T to 1, the rest to 0 (0.5 on MNIST: pixel > 127)")
-    rbm.add_argument("--n-components", type=_positive_int, help=f"hidden units (default: {d['n_components']})")
-    rbm.add_argument("--learning-rate", type=_real, help=f"(default: {d['learning_rate']})")
-    rbm.add_argument("--batch-size", type=_positive_int, help=f"(default: {d['batch_size']})")
-    rbm.add_argument("--n-iter", type=_nonnegative_int,
+    rbm.add_argument("--n-components", type=_argtypes.positive_int, help=f"hidden units (default: {d['n_components']})")
+    rbm.add_argument("--learning-rate", type=_argtypes.finite_float, help=f"(default: {d['learning_rate']})")
+    rbm.add_argument("--batch-size", type=_argtypes.positive_int, help=f"(default: {d['batch_size']})")
+    rbm.add_argument("--n-iter", type=_argtypes.nonnegative_int,
                      help=f"epochs (default: {d['n_iter']}; with --load: 0, evaluate only)")
-    rbm.add_argument("--cd-k", type=_positive_int, help=f"Gibbs steps per update (default: {d['cd_k']})")
-    rbm.add_argument("--momentum", type=_real, help=f"(default: {d['momentum']})")
-    rbm.add_argument("--weight-decay", type=_real, help=f"L2 penalty on the weights (default: {d['weight_decay']})")
-    rbm.add_argument("--n-chains", type=_positive_int, help="persistent chains (default: the batch size)")
+    rbm.add_argument("--cd-k", type=_argtypes.positive_int, help=f"Gibbs steps per update (default: {d['cd_k']})")
+    rbm.add_argument("--momentum", type=_argtypes.finite_float, help=f"(default: {d['momentum']})")
+    rbm.add_argument("--weight-decay", type=_argtypes.finite_float, help=f"L2 penalty on the weights (default: {d['weight_decay']})")
+    rbm.add_argument("--n-chains", type=_argtypes.positive_int, help="persistent chains (default: the batch size)")
     rbm.add_argument("--no-persistent", action="store_true", help="CD-k (chains restart at the data) instead of PCD")
     rbm.add_argument("--dtype", choices=["float32", "float64"], help=f"compute dtype (default: {d['dtype']})")
-    rbm.add_argument("--seed", type=_seed, default=0, help="random_state and sampling seed (default: %(default)s)")
+    rbm.add_argument("--seed", type=_argtypes.seed, default=0, help="random_state and sampling seed (default: %(default)s)")
     rbm.add_argument("--save", metavar="MODEL",
                      help="write the trained BernoulliRBM to this file (an .npz archive of its arrays and settings, "
                           "written atomically; fastgen.serialization.load_rbm reads it)")
@@ -854,32 +811,32 @@ def build_parser() -> argparse.ArgumentParser:
                     "a random --val-fraction for the validation loss. Checkpoints (model, optimizer, data "
                     "order, RNG) go to --out after every epoch; --resume continues one exactly.")
     sm.add_argument("data", metavar="DATA")
-    sm.add_argument("--epochs", type=_nonnegative_int,
+    sm.add_argument("--epochs", type=_argtypes.nonnegative_int,
                     help=f"total epochs (default: {sd['epochs']}; with --resume: the target of the checkpoint's run)")
-    sm.add_argument("--hidden", type=_positive_int, help=f"hidden units per layer (default: {sd['hidden']})")
-    sm.add_argument("--layers", type=_positive_int, help=f"recurrent layers (default: {sd['layers']})")
-    sm.add_argument("--embedding", type=_positive_int, help=f"embedding size (default: {sd['embedding']})")
-    sm.add_argument("--dropout", type=_real, help=f"(default: {sd['dropout']})")
+    sm.add_argument("--hidden", type=_argtypes.positive_int, help=f"hidden units per layer (default: {sd['hidden']})")
+    sm.add_argument("--layers", type=_argtypes.positive_int, help=f"recurrent layers (default: {sd['layers']})")
+    sm.add_argument("--embedding", type=_argtypes.positive_int, help=f"embedding size (default: {sd['embedding']})")
+    sm.add_argument("--dropout", type=_argtypes.finite_float, help=f"(default: {sd['dropout']})")
     sm.add_argument("--cell", choices=["lstm", "gru"], help=f"(default: {sd['cell']})")
-    sm.add_argument("--batch-size", type=_positive_int, help=f"(default: {sd['batch_size']})")
-    sm.add_argument("--lr", type=_real, help=f"Adam's peak learning rate (default: {sd['lr']})")
+    sm.add_argument("--batch-size", type=_argtypes.positive_int, help=f"(default: {sd['batch_size']})")
+    sm.add_argument("--lr", type=_argtypes.finite_float, help=f"Adam's peak learning rate (default: {sd['lr']})")
     sm.add_argument("--lr-schedule", choices=["cosine", "constant"],
                     help=f"after the warm-up: cosine decay to 0 at the last epoch, or constant "
                          f"(default: {sd['lr_schedule']})")
-    sm.add_argument("--warmup", type=_nonnegative_int, metavar="N",
+    sm.add_argument("--warmup", type=_argtypes.nonnegative_int, metavar="N",
                     help=f"batches of linear learning-rate warm-up (default: {sd['warmup']})")
     sm.add_argument("--no-bucketing", action="store_true",
                     help="batches in plain random order instead of grouped by string length")
-    sm.add_argument("--clip", type=_real, help=f"gradient-norm clipping, 0 for none (default: {sd['clip']})")
-    sm.add_argument("--val-fraction", type=_real, help=f"held out for validation (default: {sd['val_fraction']})")
-    sm.add_argument("--seed", type=_seed, default=0,
+    sm.add_argument("--clip", type=_argtypes.finite_float, help=f"gradient-norm clipping, 0 for none (default: {sd['clip']})")
+    sm.add_argument("--val-fraction", type=_argtypes.finite_float, help=f"held out for validation (default: {sd['val_fraction']})")
+    sm.add_argument("--seed", type=_argtypes.seed, default=0,
                     help="initial weights, data split and order, dropout (default: %(default)s)")
     sm.add_argument("--out", metavar="MODEL",
                     help="checkpoint file (default: fastgen_output/smiles_lm.pt; with --resume: that file)")
     sm.add_argument("--resume", metavar="MODEL", help="continue from a checkpoint (model settings come from it)")
-    sm.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+    sm.add_argument("--checkpoint-every", type=_argtypes.positive_int, metavar="N",
                     help="also save every N batches (default: after every epoch only)")
-    sm.add_argument("--threads", type=_threads, help="torch CPU threads (default: torch's)")
+    sm.add_argument("--threads", type=_argtypes.threads, help="torch CPU threads (default: torch's)")
     sm.set_defaults(func=cmd_train_smiles)
 
     gan = train_sub.add_parser(
@@ -895,28 +852,28 @@ def build_parser() -> argparse.ArgumentParser:
                           "and other data is refused)")
     gan.add_argument("--key", help="array to read from a .npz archive")
     gan.add_argument("--image-size", type=int, choices=[28, 32, 64], help="resize the images to this size")
-    gan.add_argument("--epochs", type=_nonnegative_int, help="total epochs (default: 20; with --resume: the "
+    gan.add_argument("--epochs", type=_argtypes.nonnegative_int, help="total epochs (default: 20; with --resume: the "
                                                               "target of the checkpoint's run)")
-    gan.add_argument("--latent-dim", type=_positive_int, help="(default: 100)")
-    gan.add_argument("--width", type=_positive_int, help="feature maps of the outermost layers (default: 32)")
-    gan.add_argument("--batch-size", type=_positive_int, help="(default: 64)")
+    gan.add_argument("--latent-dim", type=_argtypes.positive_int, help="(default: 100)")
+    gan.add_argument("--width", type=_argtypes.positive_int, help="feature maps of the outermost layers (default: 32)")
+    gan.add_argument("--batch-size", type=_argtypes.positive_int, help="(default: 64)")
     gan.add_argument("--loss", choices=["minimax", "nonsaturating", "lsgan"], help="(default: nonsaturating)")
     gan.add_argument("--smoothing", choices=["none", "one_sided", "two_sided"], help="label smoothing "
                                                                                       "(default: none)")
-    gan.add_argument("--d-steps", type=_positive_int, help="discriminator steps per generator step (default: 1)")
-    gan.add_argument("--unrolled-steps", type=_nonnegative_int, help="unrolled-GAN steps (default: 0)")
-    gan.add_argument("--lr", type=_real, help="Adam learning rate of both networks (default: 2e-4)")
+    gan.add_argument("--d-steps", type=_argtypes.positive_int, help="discriminator steps per generator step (default: 1)")
+    gan.add_argument("--unrolled-steps", type=_argtypes.nonnegative_int, help="unrolled-GAN steps (default: 0)")
+    gan.add_argument("--lr", type=_argtypes.finite_float, help="Adam learning rate of both networks (default: 2e-4)")
     gan.add_argument("--norm", choices=["batch", "virtual", "none"], help="(default: batch)")
-    gan.add_argument("--minibatch-kernels", type=_nonnegative_int,
+    gan.add_argument("--minibatch-kernels", type=_argtypes.nonnegative_int,
                      help="minibatch discrimination kernels in the discriminator (default: 0, none)")
     gan.add_argument("--conditional", action="store_true", help="condition both networks on the labels")
-    gan.add_argument("--seed", type=_seed, default=0, help="(default: %(default)s)")
+    gan.add_argument("--seed", type=_argtypes.seed, default=0, help="(default: %(default)s)")
     gan.add_argument("--out", default="fastgen_output/gan", help="folder for the checkpoint and PNGs "
                                                                  "(default: %(default)s)")
     gan.add_argument("--resume", metavar="CHECKPOINT", help="continue a checkpoint (model settings come from it)")
-    gan.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+    gan.add_argument("--checkpoint-every", type=_argtypes.positive_int, metavar="N",
                      help="also save every N iterations (default: after every epoch only)")
-    gan.add_argument("--threads", type=_threads, help="torch CPU threads (default: torch's)")
+    gan.add_argument("--threads", type=_argtypes.threads, help="torch CPU threads (default: torch's)")
     gan.add_argument("--no-progress", action="store_true", help="no progress bar")
     gan.set_defaults(func=cmd_train_gan)
 
@@ -945,16 +902,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "metrics: validity (RDKit parses it; needs 'fastgen[chem]'), uniqueness among the valid "
                     "ones, novelty against the training data (--train, default: the file it was trained on).")
     ss.add_argument("model", metavar="MODEL")
-    ss.add_argument("-n", type=_positive_int, default=1000, help="strings to sample (default: %(default)s)")
-    ss.add_argument("--temperature", type=_real, default=1.0, help="(default: %(default)s)")
-    ss.add_argument("--top-k", type=_positive_int, help="draw among the k most likely tokens only (default: all)")
-    ss.add_argument("--max-length", type=_positive_int, default=120, help="tokens per string at most "
+    ss.add_argument("-n", type=_argtypes.positive_int, default=1000, help="strings to sample (default: %(default)s)")
+    ss.add_argument("--temperature", type=_argtypes.finite_float, default=1.0, help="(default: %(default)s)")
+    ss.add_argument("--top-k", type=_argtypes.positive_int, help="draw among the k most likely tokens only (default: all)")
+    ss.add_argument("--max-length", type=_argtypes.positive_int, default=120, help="tokens per string at most "
                                                                            "(default: %(default)s)")
     ss.add_argument("--prefix", default="", help="start every string with this (default: none)")
-    ss.add_argument("--seed", type=_seed, default=0, help="(default: %(default)s)")
+    ss.add_argument("--seed", type=_argtypes.seed, default=0, help="(default: %(default)s)")
     ss.add_argument("--train", metavar="DATA", help="training SMILES for novelty (default: the model's)")
     ss.add_argument("--out", default="fastgen_output/smiles_samples.csv", help="(default: %(default)s)")
-    ss.add_argument("--threads", type=_threads, help="torch CPU threads (default: torch's)")
+    ss.add_argument("--threads", type=_argtypes.threads, help="torch CPU threads (default: torch's)")
     ss.set_defaults(func=cmd_sample_smiles)
 
     # Parsed by bench itself: everything after 'bench' is forwarded (see main).

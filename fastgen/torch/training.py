@@ -22,6 +22,7 @@ import torch
 
 from .autoencoders import (Autoencoder, ContractiveAutoencoder, ConvAutoencoder, DenoisingAutoencoder,
                            check_positive_int, pretrain_stacked)
+from .. import _argtypes
 from .optim import adam
 from .vae import VAE, ConvVAE
 
@@ -462,109 +463,42 @@ def train_from_cli(args, family: str) -> int:
     return 0
 
 
-def _positive_int(text):
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-MAX_THREADS = 1024
-MAX_SEED = 2 ** 32 - 1
-
-
-def _threads(text):
-    import argparse
-
-    value = _positive_int(text)
-    if value > MAX_THREADS:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_THREADS}, got {value}")
-    return value
-
-
-def _seed(text):
-    import argparse
-
-    value = _nonnegative_int(text)
-    if value > MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
-    return value
-
-
-def _nonnegative_int(text):
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _finite_float(text):
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-    return value
-
-
-def _positive_float(text):
-    import argparse
-
-    value = _finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def add_arguments(parser, family: str) -> None:
     """The options of ``fastgen train vae`` / ``fastgen train ae``."""
     parser.add_argument("data", metavar="DATA", nargs="?", default=None,
                         help="a .npy/.npz/MNIST-IDX file (values scaled to [0, 1]); default: scikit-learn's digits, "
                              "or with --load the checkpoint's data")
     parser.add_argument("--key", help="array to read from a .npz archive")
-    parser.add_argument("--binarize", type=_finite_float, metavar="T", help="set values > T to 1, the rest to 0")
+    parser.add_argument("--binarize", type=_argtypes.finite_float, metavar="T", help="set values > T to 1, the rest to 0")
     if family == "ae":
         parser.add_argument("--kind", choices=["ae", "dae", "cae", "stacked", "conv", "conv-pool"], default="ae",
                             help="MLP, denoising, contractive, greedy stacked, strided-convolution or "
                                  "pooling/unpooling convolutional autoencoder (default: %(default)s)")
-        parser.add_argument("--noise-level", type=_finite_float, default=0.25,
+        parser.add_argument("--noise-level", type=_argtypes.finite_float, default=0.25,
                             help="dae: masking probability, or the Gaussian noise's sd (default: %(default)s)")
-        parser.add_argument("--contraction", type=_finite_float, default=0.1,
+        parser.add_argument("--contraction", type=_argtypes.finite_float, default=0.1,
                             help="cae: weight of the Jacobian penalty (default: %(default)s)")
-        parser.add_argument("--pretrain-epochs", type=_nonnegative_int, default=5,
+        parser.add_argument("--pretrain-epochs", type=_argtypes.nonnegative_int, default=5,
                             help="stacked: epochs per layer of greedy pretraining (default: %(default)s)")
     else:
         parser.add_argument("--conv", action="store_true", help="the convolutional VAE (square images)")
-    parser.add_argument("--hidden", type=_positive_int, nargs="+", default=[256] if family == "ae" else [400],
+    parser.add_argument("--hidden", type=_argtypes.positive_int, nargs="+", default=[256] if family == "ae" else [400],
                         help="MLP hidden layer sizes (default: %(default)s)")
-    parser.add_argument("--channels", type=_positive_int, nargs="+", default=[32, 64],
+    parser.add_argument("--channels", type=_argtypes.positive_int, nargs="+", default=[32, 64],
                         help="convolutional models: feature maps per stride-2 stage (default: %(default)s)")
-    parser.add_argument("--latent", type=_positive_int, default=32 if family == "ae" else 20,
+    parser.add_argument("--latent", type=_argtypes.positive_int, default=32 if family == "ae" else 20,
                         help="code / latent size (default: %(default)s)")
     parser.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli",
                         help="decoder distribution (default: %(default)s)")
-    parser.add_argument("--epochs", type=_nonnegative_int, default=None,
+    parser.add_argument("--epochs", type=_argtypes.nonnegative_int, default=None,
                         help=f"epochs to train (default: {DEFAULT_EPOCHS}); with --load: epochs to train on top of "
                              "the checkpoint's (default: the rest of the run the checkpoint belongs to)")
-    parser.add_argument("--batch-size", type=_positive_int, default=128, help="(default: %(default)s)")
-    parser.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--seed", type=_seed, default=None,
+    parser.add_argument("--batch-size", type=_argtypes.positive_int, default=128, help="(default: %(default)s)")
+    parser.add_argument("--lr", type=_argtypes.positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--seed", type=_argtypes.seed, default=None,
                         help="train/test split, initial weights, batch order (default: 0; with --load: the "
                              "checkpoint's)")
-    parser.add_argument("--threads", type=_threads, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=_argtypes.threads, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--save", metavar="CKPT", help="write a checkpoint after every epoch and at the end "
                                                        "(atomically)")
     parser.add_argument("--load", metavar="CKPT", help="resume from a checkpoint written with --save (only tensors "
