@@ -2,6 +2,9 @@
 #include "fork_safe.h"
 
 #include <pthread.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <condition_variable>
 #include <mutex>
@@ -64,7 +67,17 @@ bool on_forked_thread() noexcept { return forked && pthread_equal(pthread_self()
 
 void run_on_helper_thread(const std::function<void()>& work) {
   if (helper == nullptr) helper = new HelperThread;
+#ifdef _OPENMP
+  // The thread count is per thread in OpenMP: the caller's (omp_set_num_threads, threadpoolctl)
+  // must hold on the helper, or every worker of a fork Pool would take all the cores.
+  const int threads = omp_get_max_threads();
+  helper->run([&] {
+    omp_set_num_threads(threads);
+    work();
+  });
+#else
   helper->run(work);
+#endif
 }
 
 }  // namespace cpu

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import warnings
 import zipfile
 from pathlib import Path
@@ -46,18 +46,19 @@ def atomic_write(path, write) -> Path:
     ``write`` raises (or the process dies), ``path`` keeps its previous content and the temporary
     file is removed (or, after a kill, left under a hidden ``.NAME.*.tmp`` name, never as ``path``).
     """
-    path = Path(path)
+    # through a link, the file it points to is replaced (as open() would write it), not the link
+    path = Path(os.path.realpath(path))
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory, expected a file name")
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(folder, path.name)
     try:
-        # mkstemp makes the file owner-only (0600); give it the mode open() would have: the
-        # replaced file's, or 0666 less the umask
+        # the mode open() would give: the replaced file's, or 0666 less the umask (applied by
+        # the kernel when the temporary file was created)
         try:
-            os.fchmod(fd, _new_file_mode(path))
-        except (AttributeError, OSError):  # no fchmod (Windows), or a file system without modes
+            os.fchmod(fd, path.stat().st_mode & 0o7777)
+        except (AttributeError, OSError):  # a new file, no fchmod (Windows), or no modes
             pass
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -74,14 +75,17 @@ def atomic_write(path, write) -> Path:
     return path
 
 
-def _new_file_mode(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        pass
-    umask = os.umask(0o022)  # read it (the only portable way), then put it back
-    os.umask(umask)
-    return 0o666 & ~umask
+def _create_temporary(folder: Path, name: str):
+    """(fd, path) of a new file ``.NAME.<random>.tmp`` in ``folder``, created with mode 0666 so
+    that the kernel applies the umask (mkstemp's 0600 would need the umask read back, and reading
+    it means setting it, which races with other threads)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:
+            continue
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -34,13 +34,23 @@ def _check_fitted_finite(estimator, names) -> None:
                              "unusable (fit it again)")
 
 
-def _writeable(estimator, names) -> None:
-    """Fitted arrays that training updates in place, made writeable copies where they are
-    read-only (a model loaded with joblib's mmap_mode='r'); the file behind them is never written."""
+def _writeable(owner, names) -> None:
+    """Arrays that training updates in place, made writeable copies where they are read-only (a
+    model loaded with joblib's mmap_mode='r'); the file behind them is never written."""
     for name in names:
-        a = getattr(estimator, name, None)
+        a = getattr(owner, name, None)
         if isinstance(a, np.ndarray) and not a.flags.writeable:
-            setattr(estimator, name, np.array(a))
+            setattr(owner, name, np.array(a))
+        elif isinstance(a, tuple) and any(isinstance(v, np.ndarray) and not v.flags.writeable for v in a):
+            setattr(owner, name, tuple(np.array(v) for v in a))
+
+
+def _writeable_training_state(estimator) -> None:
+    """Everything partial_fit updates in place: parameters, chains, momentum, tempering replicas."""
+    _writeable(estimator, (*_RBM_PARAMETERS, "log_sigma_", "h_samples_", "_velocities"))
+    sampler = getattr(estimator, "tempering_", None)
+    if sampler is not None:
+        _writeable(sampler, ("visible", "swap_attempts", "swap_accepts"))
 
 
 _RBM_PARAMETERS = ("components_", "intercept_visible_", "intercept_hidden_")
@@ -364,20 +374,22 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             bar = tqdm(iterations, desc=type(self).__name__, unit="epoch")
             iterations = bar
         begin = time.time()
-        for iteration in iterations:
-            for chunk in self._dense_chunks(X, rows_per_chunk):
-                trainer.run(rbm, chunk, self.batch_size, generator)
-            if self.verbose and not self.progress:
-                end = time.time()
-                print(
-                    "[%s] Iteration %d, pseudo-likelihood = %.2f, time = %.2fs"
-                    % (type(self).__name__, iteration, self.score_samples(X).mean(), end - begin)
-                )
-                begin = end
-        if bar is not None:
-            bar.close()
-        self._store_trainer_state(trainer)
-        self._generator = generator
+        try:
+            for iteration in iterations:
+                for chunk in self._dense_chunks(X, rows_per_chunk):
+                    trainer.run(rbm, chunk, self.batch_size, generator)
+                if self.verbose and not self.progress:
+                    end = time.time()
+                    print(
+                        "[%s] Iteration %d, pseudo-likelihood = %.2f, time = %.2fs"
+                        % (type(self).__name__, iteration, self.score_samples(X).mean(), end - begin)
+                    )
+                    begin = end
+        finally:  # after a failed (and undone) pass too: chains, velocities, stream position
+            if bar is not None:
+                bar.close()
+            self._store_trainer_state(trainer)
+            self._generator = generator
         if column_sums is None:  # sparse X
             column_sums = np.asarray(X.sum(axis=0), np.float64).ravel()
         self._visible_sums = (column_sums, X.shape[0])
@@ -446,22 +458,24 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             trainer.chains = cp.asarray(trainer.chains)
         if trainer.velocities is not None:
             trainer.velocities = tuple(cp.asarray(a) for a in trainer.velocities)
-        for iteration in range(1, passes + 1):
-            begin = time.time()
-            trainer.run(rbm, X_dev, batch_size, generator)
-            if self.verbose:
-                self.components_, self.intercept_visible_, self.intercept_hidden_ = (
-                    cp.asnumpy(a) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias))
-                print("[%s] Iteration %d, pseudo-likelihood = %.2f, time = %.2fs"
-                      % (type(self).__name__, iteration, self.score_samples(cp.asnumpy(X_dev)).mean(),
-                         time.time() - begin))
-        self.components_, self.intercept_visible_, self.intercept_hidden_ = (
-            cp.asnumpy(a) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias))
-        if trainer.chains is not None:
-            trainer.chains = cp.asnumpy(trainer.chains)
-        if trainer.velocities is not None:
-            trainer.velocities = tuple(cp.asnumpy(a) for a in trainer.velocities)
-        self._store_trainer_state(trainer)
+        try:
+            for iteration in range(1, passes + 1):
+                begin = time.time()
+                trainer.run(rbm, X_dev, batch_size, generator)
+                if self.verbose:
+                    self.components_, self.intercept_visible_, self.intercept_hidden_ = (
+                        cp.asnumpy(a) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias))
+                    print("[%s] Iteration %d, pseudo-likelihood = %.2f, time = %.2fs"
+                          % (type(self).__name__, iteration, self.score_samples(cp.asnumpy(X_dev)).mean(),
+                             time.time() - begin))
+        finally:  # after a failed (and undone) pass too: the last finite parameters
+            self.components_, self.intercept_visible_, self.intercept_hidden_ = (
+                cp.asnumpy(a) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias))
+            if trainer.chains is not None:
+                trainer.chains = cp.asnumpy(trainer.chains)
+            if trainer.velocities is not None:
+                trainer.velocities = tuple(cp.asnumpy(a) for a in trainer.velocities)
+            self._store_trainer_state(trainer)
 
     def _fit_cuda(self, X, device, init=None):
         with _backend.Placement(device, X, "X").activate():
@@ -511,9 +525,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self._generator = self._generator_from(self.random_state)
         if first_pass:
             self._initialize(X.shape[1], X.dtype, self._generator)
-        _writeable(self, (*_RBM_PARAMETERS, "h_samples_"))
-        if getattr(self, "_velocities", None) is not None:
-            self._velocities = tuple(v if v.flags.writeable else np.array(v) for v in self._velocities)
+        _writeable_training_state(self)
         rbm, trainer = self._model(), self._trainer()
         dense = X.toarray() if sp.issparse(X) else X
         if dense.shape[0]:
@@ -946,9 +958,11 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         finally:
             if bar is not None:
                 bar.close()
-        self._store_centred(model)
-        self._store_trainer_state(trainer)
-        self._generator = generator
+            # also after a failed pass, which the trainer has undone: the model keeps the last
+            # finite parameters and the stream its position
+            self._store_centred(model)
+            self._store_trainer_state(trainer)
+            self._generator = generator
         return self
 
     def partial_fit(self, X, y=None):
@@ -969,6 +983,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         generator = self._stream()
         if first_pass:
             self._initialize(X, generator)
+        _writeable_training_state(self)
         model, trainer = self._centred_model(), self._trainer()
         if X.shape[0]:
             trainer.run(model, X - self._centre, X.shape[0], generator)

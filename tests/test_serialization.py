@@ -163,10 +163,19 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path):
 def test_atomic_write_replaces_and_fsyncs(tmp_path, monkeypatch):
     synced = []
     real_fsync = os.fsync
+    real_fdopen = os.fdopen
+    data_fds = []
+
+    def fdopen(fd, *args, **kwargs):
+        data_fds.append(fd)
+        return real_fdopen(fd, *args, **kwargs)
+
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    monkeypatch.setattr(os, "fdopen", fdopen)
     target = tmp_path / "sub" / "m.bin"
     atomic_write(target, lambda fh: fh.write(b"new"))
-    assert target.read_bytes() == b"new" and synced
+    # the data file itself and then its folder (two fsyncs; the folder's alone is not enough)
+    assert target.read_bytes() == b"new" and len(synced) == 2 and synced[0] == data_fds[0]
     assert sorted(p.name for p in target.parent.iterdir()) == ["m.bin"]
     with pytest.raises(IsADirectoryError):
         atomic_write(tmp_path, lambda fh: fh.write(b"x"))
@@ -228,3 +237,12 @@ def test_atomic_write_gives_the_mode_open_would(tmp_path):
         assert kept.stat().st_mode & 0o777 == 0o600 and kept.read_bytes() == b"new"
     finally:
         os.umask(old)
+
+
+def test_atomic_write_through_a_link_replaces_the_file_it_points_to(tmp_path):
+    run = tmp_path / "run7.pt"
+    run.write_bytes(b"old")
+    latest = tmp_path / "latest.pt"
+    latest.symlink_to(run.name)
+    atomic_write(latest, lambda fh: fh.write(b"new"))
+    assert latest.is_symlink() and run.read_bytes() == b"new"

@@ -507,6 +507,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         gen = self._generator if random_state is None else as_generator(random_state)
         dt = self.rbms_[0].components_.dtype.type
         lr = dt(learning_rate)
+        self._writeable_parameters()
         params = [*self.recognition_weights_, *self.recognition_biases_, *self.generative_weights_,
                   *self.generative_biases_, *self._top_arrays()]
 
@@ -529,6 +530,17 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                       % (type(self).__name__, self.n_fine_tune_iter_, self._reconstruction_error(X), end - begin))
                 begin = end
         return self
+
+    def _writeable_parameters(self) -> None:
+        """Writeable copies of the arrays fine-tuning updates where they are read-only (a network
+        loaded with joblib's mmap_mode='r'); the file behind them is never written."""
+        for name in ("recognition_weights_", "recognition_biases_", "generative_weights_", "generative_biases_"):
+            setattr(self, name, [a if a.flags.writeable else np.array(a) for a in getattr(self, name)])
+        top = self.rbms_[-1]
+        for name in ("components_", "intercept_visible_", "intercept_hidden_"):
+            a = getattr(top, name)
+            if not a.flags.writeable:
+                setattr(top, name, np.array(a))
 
     def _top_arrays(self):
         top = self.rbms_[-1]

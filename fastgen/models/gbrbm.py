@@ -569,7 +569,7 @@ class GaussianContrastiveDivergence:
                          f"learning_rate={self.learning_rate}: the model keeps its parameters from before this "
                          "pass; lower learning_rate (or momentum), or standardise the data"),
             )
-        except FloatingPointError:
+        except BaseException:  # the pass was undone: so are its chains
             self.chains = chains
             raise
 

@@ -176,16 +176,17 @@ class ParallelTemperingTrainer(ContrastiveDivergence):
 
     def run(self, rbm: RBM, data: np.ndarray, batch_size: int, generator: Generator) -> None:
         self.prepare(rbm, batch_size)
-        chains = self.chains  # _run replaces it
+        chains, steps = self.chains, self.sampler.steps  # _run replaces the one and advances the other
+        sampler = self.sampler
         try:
             guarded_pass(
                 lambda: self._run(rbm, data, batch_size, generator),
                 (rbm.weights, rbm.visible_bias, rbm.hidden_bias),
-                (self.sampler.visible, *(self.velocities or ())),
+                (sampler.visible, sampler.swap_attempts, sampler.swap_accepts, *(self.velocities or ())),
                 message=diverged_message(self),
             )
-        except FloatingPointError:
-            self.chains = chains
+        except BaseException:  # the pass was undone: so is its sampler state
+            self.chains, sampler.steps = chains, steps
             raise
 
     def _run(self, rbm: RBM, data: np.ndarray, batch_size: int, generator: Generator) -> None:

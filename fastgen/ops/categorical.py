@@ -3,8 +3,10 @@
 The draw is the Gumbel-max trick on the Philox stream (formula: kernels/include/fastgen/
 categorical.h): row r returns ``argmax_c logit[r, c] - T * log(-log(1 - u[r, c]))``, which is
 distributed as ``softmax(logits[r] / T)``, restricted to the row's ``top_k`` largest logits
-when ``top_k`` is given (ties at the boundary go to the lower columns). ``u[r, c]`` is uniform
-number ``r * n_categories + c`` of the call (one offset), whatever ``top_k``.
+when ``top_k`` is given (ties at the boundary go to the lower columns). ``u[r, c]`` comes from
+Philox word ``r * n_categories + c`` of the call (one offset), whatever ``top_k``, mapped to the
+open interval (0, 1) (``uniform_open01`` in sampling.h; not :meth:`Generator.uniform`'s [0, 1)),
+so that neither logarithm is ever infinite.
 
 CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs
 kernels/categorical.cu on the caller's current stream (:mod:`fastgen._cuda_categorical`): the

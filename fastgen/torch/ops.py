@@ -13,7 +13,8 @@
     returns     int64 tensor of shape logits.shape[:-1]: the drawn column of each row
 
 Row r's draw is argmax_c logits[r, c] - T * log(-log(1 - u[r, c])) (Gumbel-max; formula in
-kernels/include/fastgen/categorical.h), u[r, c] = uniform number r * m + c of (seed, offset).
+kernels/include/fastgen/categorical.h), u[r, c] = Philox word r * m + c of (seed, offset) on
+the open interval (0, 1) (uniform_open01 in sampling.h).
 CUDA tensors run kernels/categorical.cu on torch's current stream (a CuPy view through DLPack,
 see :mod:`fastgen.ops.categorical`) and give bitwise the CPU's draws for the same seed and
 offset; without CuPy or a usable device they raise a TypeError naming ``logits``.

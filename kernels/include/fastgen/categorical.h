@@ -10,9 +10,10 @@
 //
 // which needs no division, cannot overflow for a small temperature, and tends to the plain
 // argmax of the logits as T -> 0. u is the element's uniform on the open interval (0, 1)
-// (uniform_open01, sampling.h), so 1 - u and E are positive normal numbers and every key is
-// finite: |T log E| <= 17 T in float32 and 23 T in float64. (With u = 0 allowed, E = 0 gave an
-// infinite key, and a category of probability e^-100 won about once in 2^24 / m draws.)
+// (uniform_open01, sampling.h), so 1 - u and E are positive normal numbers and the noise is
+// bounded: |T log E| <= 17 T in float32 and 23 T in float64 (a key overflows only where T or the
+// logit is near the float maximum). With u = 0 allowed, E = 0 gave an infinite key, and a
+// category of probability e^-100 won about once in 2^24 / m draws.
 // Ties between keys go to the lowest column (strict > while scanning the columns in order).
 #pragma once
 #include "common.h"
