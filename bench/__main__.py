@@ -5,9 +5,60 @@ import argparse
 import sys
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 if __package__ in (None, ""):  # run as a script path: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(REPO_ROOT))
     __package__ = "bench"
+
+
+def source_tree_is_compiled(root: Path = REPO_ROOT) -> bool:
+    """Whether the checkout's fastgen/ holds the compiled module (an editable install or an
+    in-place build); False after a plain ``pip install .``, which builds _C into site-packages."""
+    package = root / "fastgen"
+    return not package.is_dir() or any(package.glob("_C.*.so")) or any(package.glob("_C*.pyd")) \
+        or (package / "_C.so").is_file()
+
+
+def use_installed_fastgen(root: Path = REPO_ROOT) -> str | None:
+    """Import the installed fastgen instead of the checkout's uncompiled source tree.
+
+    ``python -m bench`` puts the current directory first on sys.path, so from the repository
+    root ``import fastgen`` finds ./fastgen, which has no compiled module after a plain (not
+    editable) ``pip install .``. Then fastgen is imported with the checkout left out of sys.path,
+    so the installed package (and its _C) is the one every suite uses. Returns the installed
+    package's path, or None when nothing changed: fastgen already imported, the checkout
+    compiled, or no other fastgen installed (its import error then says how to build it)."""
+    if "fastgen" in sys.modules or source_tree_is_compiled(root):
+        return None
+    import importlib
+    import importlib.util
+    import os
+
+    top = root.resolve()
+
+    def in_checkout(entry) -> bool:
+        try:
+            return Path(entry or os.getcwd()).resolve() == top
+        except (OSError, RuntimeError):
+            return False
+
+    saved = list(sys.path)
+    sys.path[:] = [entry for entry in sys.path if not in_checkout(entry)]
+    try:
+        importlib.invalidate_caches()
+        spec = importlib.util.find_spec("fastgen")
+        if spec is None or spec.origin is None or Path(spec.origin).resolve().is_relative_to(top / "fastgen"):
+            return None
+        import fastgen
+    finally:
+        sys.path[:] = saved
+    print(f"bench: {top / 'fastgen'} has no compiled module (a plain 'pip install .' builds it into the "
+          f"installed package); using the installed fastgen at {Path(fastgen.__file__).parent}", file=sys.stderr)
+    return str(Path(fastgen.__file__).parent)
+
+
+use_installed_fastgen()
 
 from bench import load_suites  # noqa: E402
 

@@ -32,6 +32,7 @@ stderr, ``fastgen: error: ...``, no traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import math
 import os
@@ -113,12 +114,12 @@ def cmd_demo(args) -> int:
     from .models.rbm import RBM
     from .sklearn import BernoulliRBM
 
-    if args.n_iter < 1:
-        raise CommandError(f"--n-iter must be >= 1, got {args.n_iter}")
+    if args.epochs < 1:
+        raise CommandError(f"--epochs must be >= 1, got {args.epochs}")
     out = _out_dir(args.out)
     X = load_digits_binary()
     train, test = X[:DEMO_N_TRAIN], X[DEMO_N_TRAIN:]
-    params = dict(DEMO_SETTINGS, n_iter=args.n_iter, random_state=args.seed)
+    params = dict(DEMO_SETTINGS, n_iter=args.epochs, random_state=args.seed)
     print(f"PCD-1 RBM, {X.shape[1]} visible x {params['n_components']} hidden units, on scikit-learn's digits "
           f"({train.shape[0]} train / {test.shape[0]} held out)")
     print(f"settings: learning_rate={params['learning_rate']}, batch_size={params['batch_size']}, "
@@ -281,7 +282,7 @@ def cmd_demo_waveforms(args) -> int:
                                           seed=args.seed + 1, return_signals=True)
     corrupted, known = corrupt_waveforms(test, args.lost, n_bits=WAVE_N_BITS, seed=args.seed + 2)
     lost = ~known[:, ::WAVE_N_BITS]
-    params = dict(WAVE_SETTINGS, n_iter=args.n_iter, random_state=args.seed)
+    params = dict(WAVE_SETTINGS, n_iter=args.epochs, random_state=args.seed)
     code_name = {"gray": "Gray code", "binary": "plain binary"}[args.code]
     print(f"CD-1 RBM, {n_visible} visible ({WAVE_N_POINTS} samples x {WAVE_N_BITS} bits, {code_name}, "
           f"MSB first) x {params['n_components']} hidden units, on {args.n_train} generated waveforms "
@@ -347,7 +348,7 @@ def _load_model(path):
     try:
         return load_rbm(path)
     except ValueError as exc:
-        raise CommandError(f"{exc} (--load)") from None
+        raise CommandError(f"{exc} (--resume)") from None
 
 
 def _memory_bytes():
@@ -394,6 +395,12 @@ def cmd_train_rbm(args) -> int:
     from .sklearn import BernoulliRBM
 
     given = {name: getattr(args, name) for name in _TRAIN_DEFAULTS if getattr(args, name) is not None}
+    # --epochs N: N in all (with --resume: up to N); the deprecated --n-iter N: N (with --resume: N more)
+    if args.epochs is not None and args.n_iter is not None:
+        raise CommandError("give --epochs (the total) or the deprecated --n-iter (with --resume: epochs to add), "
+                           "not both")
+    if args.epochs is not None:
+        given["n_iter"] = args.epochs
     out = _out_dir(args.out)
     if args.save:
         save = Path(args.save)
@@ -404,8 +411,9 @@ def cmd_train_rbm(args) -> int:
         except OSError as exc:
             raise CommandError(f"{save.parent}: cannot create the folder for --save ({exc.strerror or exc})") from None
 
-    if args.load:
-        estimator = _load_model(args.load)
+    resume = args.resume
+    if resume:
+        estimator = _load_model(resume)
         model_dtype = estimator.components_.dtype.name
         for name, value in (("n_components", estimator.n_components), ("dtype", model_dtype)):
             if name in given and given[name] != value:
@@ -425,11 +433,17 @@ def cmd_train_rbm(args) -> int:
             estimator._check_params()
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        n_iter = given.get("n_iter", 0)
+        # the epochs the model has: its n_iter (fit trains n_iter epochs; this command stores the count)
+        done = int(estimator.n_iter)
+        if args.epochs is not None:
+            n_iter = max(0, args.epochs - done)
+        else:
+            n_iter = given.get("n_iter", 0)  # the deprecated --n-iter: epochs to add; neither: evaluate only
         X = load_array(args.data, binarize=args.binarize, key=args.key, dtype=model_dtype)
         if X.shape[1] != estimator.n_features_in_:
             raise CommandError(f"{args.data}: {X.shape[1]} features, the loaded model has {estimator.n_features_in_}")
-        print(f"loaded {args.load}: {estimator.n_features_in_} visible x {estimator.n_components} hidden, {model_dtype}")
+        print(f"loaded {resume}: {estimator.n_features_in_} visible x {estimator.n_components} hidden, {model_dtype}, "
+              f"{done} epochs done")
     else:
         settings = {**_TRAIN_DEFAULTS, **given}
         n_iter = settings["n_iter"]
@@ -449,11 +463,16 @@ def cmd_train_rbm(args) -> int:
 
     print(f"data: {args.data}: {X.shape[0]} samples x {X.shape[1]} features", flush=True)
     _warm_up()
-    if args.load:
+    if resume:
         if n_iter > 0:
             start = time.perf_counter()
             _continue_training(estimator, X, n_iter)
-            print(f"continued training for {n_iter} epochs in {time.perf_counter() - start:.2f} s")
+            print(f"continued training for {n_iter} epochs in {time.perf_counter() - start:.2f} s "
+                  f"(epochs {done + 1} to {done + n_iter})")
+        elif args.epochs is not None:
+            print(f"nothing to train: the model has {done} epochs, --epochs {args.epochs} asks for {args.epochs} "
+                  "in all")
+        estimator.set_params(n_iter=done + n_iter)  # the epoch count a later --resume starts from
     else:
         seconds = _fit_timed(estimator, X)
         print(f"trained {n_iter} epochs in {seconds:.2f} s")
@@ -485,11 +504,11 @@ SMILES_DEFAULTS = dict(epochs=7, hidden=256, layers=2, embedding=64, dropout=0.0
                        lr=4e-3, clip=1.0, val_fraction=0.05, lr_schedule="cosine", warmup=100)
 
 
-def _import_torch():
+def _import_torch(command: str = "train smiles"):
     try:
         import torch
     except ImportError:
-        raise CommandError("the SMILES model needs PyTorch: pip install 'fastgen[torch]'") from None
+        raise CommandError(f"'fastgen {command}' needs PyTorch: pip install 'fastgen[torch]'") from None
     return torch
 
 
@@ -508,6 +527,23 @@ def _split_smiles(strings, val_fraction: float, seed: int):
     order = np.random.default_rng(seed).permutation(len(strings))
     val = set(order[:n_val].tolist())
     return [s for i, s in enumerate(strings) if i not in val], [s for i, s in enumerate(strings) if i in val]
+
+
+def _smiles_checkpoint_path(args, resumed) -> Path:
+    """The checkpoint file: --save, else the resumed file, else OUT/smiles_lm.pt. ``--out FILE``
+    (ending in .pt, or an existing file) is the old spelling of ``--save FILE``."""
+    if args.out and (args.out.endswith(".pt") or Path(args.out).is_file()):
+        if args.save:
+            raise CommandError(f"--out {args.out} names the checkpoint file, like --save {args.save}: give --save "
+                               "only (--out is the output folder)")
+        _argtypes.note_deprecated(args, "--out FILE", "use --save FILE for the checkpoint (--out is the output "
+                                        "folder)")
+        return Path(args.out)
+    if args.save:
+        return Path(args.save)
+    if resumed is not None:
+        return resumed
+    return _out_dir(args.out or "fastgen_output") / "smiles_lm.pt"
 
 
 def cmd_train_smiles(args) -> int:
@@ -543,7 +579,7 @@ def cmd_train_smiles(args) -> int:
         else:
             raise CommandError(f"{args.resume}: the checkpoint does not record its run's epoch count; give --epochs "
                                "(the total to reach)")
-        out = Path(args.out) if args.out else Path(args.resume)
+        out = _smiles_checkpoint_path(args, Path(args.resume))
         c = trainer.config
         if c.lr_schedule == "cosine" and c.schedule_epochs is not None and epochs > c.schedule_epochs:
             print(f"the cosine learning-rate schedule ended at epoch {c.schedule_epochs}; it now runs to epoch "
@@ -575,7 +611,7 @@ def cmd_train_smiles(args) -> int:
                              warmup_steps=d["warmup"] if args.warmup is None else args.warmup,
                              schedule_epochs=epochs, bucket_by_length=not args.no_bucketing)
         trainer = SmilesTrainer(model, vocab, train, val, config)
-        out = Path(args.out or "fastgen_output/smiles_lm.pt")
+        out = _smiles_checkpoint_path(args, None)
         extra = {}
     if out.is_dir():
         raise CommandError(f"{out}: is a directory (the checkpoint needs a file name)")
@@ -608,28 +644,28 @@ def cmd_train_smiles(args) -> int:
 
 
 def cmd_train_gan(args) -> int:
-    _import_torch()
+    _import_torch("train gan")
     from .torch.gan.cli import train_from_cli
 
     return train_from_cli(args)
 
 
 def cmd_train_vae(args) -> int:
-    _import_torch()
+    _import_torch("train vae")
     from .torch.training import train_from_cli
 
     return train_from_cli(args, "vae")
 
 
 def cmd_train_ae(args) -> int:
-    _import_torch()
+    _import_torch("train ae")
     from .torch.training import train_from_cli
 
     return train_from_cli(args, "ae")
 
 
 def cmd_sample_smiles(args) -> int:
-    torch = _import_torch()
+    torch = _import_torch("sample smiles")
     from .random import Generator
     from .smiles import evaluate_samples, format_metrics, load_smiles_csv, save_smiles
     from .torch.smiles import generate, load_checkpoint, model_from_checkpoint
@@ -664,13 +700,22 @@ def _repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def _bench_checkouts() -> list[Path]:
+    """Where to look for the repository's bench/: the checkout fastgen was imported from
+    (editable installs), then the current directory (a plain ``pip install .`` puts fastgen in
+    site-packages, without bench/, and the command is run from the repository root)."""
+    return [_repo_root(), Path.cwd()]
+
+
 def _find_bench():
-    """The repository's ``bench`` package: from the checkout fastgen was imported from when it
-    has one (editable installs), else whatever ``import bench`` finds."""
-    root = _repo_root()
-    if (root / "bench" / "__main__.py").is_file() and (root / "fastgen").is_dir():
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
+    """The repository's ``bench`` package: from the first of :func:`_bench_checkouts` that is a
+    fastgen checkout, else whatever ``import bench`` finds. fastgen itself is already imported
+    (the installed package), so adding a checkout to sys.path cannot shadow it."""
+    for root in _bench_checkouts():
+        if (root / "bench" / "__main__.py").is_file() and (root / "fastgen").is_dir():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            break
     try:
         spec = importlib.util.find_spec("bench")
     except (ImportError, ValueError):
@@ -678,8 +723,8 @@ def _find_bench():
     if spec is None or not spec.submodule_search_locations:
         raise CommandError(
             "the benchmark harness is not importable: 'fastgen bench' runs the bench/ package of "
-            "fastgen's source repository; install fastgen from a checkout (pip install -e .) or run "
-            "'python -m bench' from the repository root"
+            "fastgen's source repository; run it from the repository root (after 'pip install .' or "
+            "'pip install -e .')"
         )
     return spec
 
@@ -705,13 +750,88 @@ def cmd_bench(rest: list[str]) -> int:
 
 
 # ---- parser and entry point -------------------------------------------------------------------
+# `train vae` / `train ae`: a new run's epochs (fastgen.torch.training.DEFAULT_EPOCHS, which a test keeps equal)
+AUTOENCODER_EPOCHS = 30
+
+
 def _add_autoencoder_arguments(parser, family: str) -> None:
-    try:
-        from .torch.training import add_arguments
-    except ImportError:  # no torch: the subcommand still parses and then says torch is missing
-        parser.add_argument("rest", nargs=argparse.REMAINDER)
+    """The options of ``fastgen train vae`` (family "vae") / ``fastgen train ae`` ("ae"), defined
+    without importing torch, so ``--help`` lists them where torch is missing (running the command
+    then says that it needs torch)."""
+    parser.add_argument("data", metavar="DATA", nargs="?", default=None,
+                        help="a .npy/.npz/MNIST-IDX file (values scaled to [0, 1]); default: scikit-learn's digits, "
+                             "or with --resume the checkpoint's data")
+    parser.add_argument("--key", help="array to read from a .npz archive")
+    parser.add_argument("--binarize", type=_argtypes.finite_float, metavar="T", help="set values > T to 1, the rest to 0")
+    if family == "ae":
+        parser.add_argument("--kind", choices=["ae", "dae", "cae", "stacked", "conv", "conv-pool"], default="ae",
+                            help="MLP, denoising, contractive, greedy stacked, strided-convolution or "
+                                 "pooling/unpooling convolutional autoencoder (default: %(default)s)")
+        parser.add_argument("--noise-level", type=_argtypes.finite_float, default=0.25,
+                            help="dae: masking probability, or the Gaussian noise's sd (default: %(default)s)")
+        parser.add_argument("--contraction", type=_argtypes.finite_float, default=0.1,
+                            help="cae: weight of the Jacobian penalty (default: %(default)s)")
+        parser.add_argument("--pretrain-epochs", type=_argtypes.nonnegative_int, default=5,
+                            help="stacked: epochs per layer of greedy pretraining (default: %(default)s)")
+    else:
+        parser.add_argument("--conv", action="store_true", help="the convolutional VAE (square images)")
+    parser.add_argument("--hidden", type=_argtypes.positive_int, nargs="+", default=[256] if family == "ae" else [400],
+                        help="MLP hidden layer sizes (default: %(default)s)")
+    parser.add_argument("--channels", type=_argtypes.positive_int, nargs="+", default=[32, 64],
+                        help="convolutional models: feature maps per stride-2 stage (default: %(default)s)")
+    parser.add_argument("--latent", type=_argtypes.positive_int, default=32 if family == "ae" else 20,
+                        help="code / latent size (default: %(default)s)")
+    parser.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli",
+                        help="decoder distribution (default: %(default)s)")
+    parser.add_argument("--epochs", type=_argtypes.nonnegative_int, default=None,
+                        help=f"total epochs (default: {AUTOENCODER_EPOCHS}); with --resume: the total to reach, "
+                             "counting the checkpoint's (default: the target of the run it belongs to)")
+    parser.add_argument("--batch-size", type=_argtypes.positive_int, default=128, help="(default: %(default)s)")
+    parser.add_argument("--lr", type=_argtypes.positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--seed", type=_argtypes.seed, default=None,
+                        help="train/test split, initial weights, batch order (default: 0; with --resume: the "
+                             "checkpoint's)")
+    parser.add_argument("--threads", type=_argtypes.threads, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--save", metavar="CKPT", help="write a checkpoint after every epoch and at the end "
+                                                       "(atomically)")
+    parser.add_argument("--resume", metavar="CKPT", help="continue a checkpoint written with --save (only tensors "
+                                                         "and settings are read from it, never code)")
+    _add_old_spelling(parser, "--load", "resume", "use --resume, with which --epochs is the total to reach "
+                                                  "(with --load, --epochs N still trains N more)", metavar="CKPT")
+    parser.add_argument("--out", default="fastgen_output", help="folder for the PNGs (default: %(default)s)")
+
+
+def _add_old_spelling(parser, option: str, dest: str, replacement: str, type=None, metavar=None) -> None:
+    """``option``, an old spelling of the option stored in ``dest``: still accepted, with a
+    one-line note on stderr saying what replaced it (see _argtypes.DeprecatedAlias)."""
+    parser.add_argument(option, dest=dest, action=_argtypes.DeprecatedAlias, replacement=replacement, type=type,
+                        metavar=metavar, default=argparse.SUPPRESS)
+
+
+def _add_threads_option(parser) -> None:
+    """``--threads N`` of the commands that run fastgen's compiled (OpenMP) loops and BLAS."""
+    parser.add_argument("--threads", type=_argtypes.threads, metavar="N",
+                        help="limit fastgen's OpenMP threads and the BLAS threads to N (default: all cores)")
+    parser.set_defaults(limit_threads=True)
+
+
+@contextlib.contextmanager
+def _thread_limit(threads):
+    """Run the body with at most ``threads`` OpenMP threads (fastgen's compiled loops) and BLAS
+    threads (SciPy's and NumPy's OpenBLAS), through threadpoolctl; ``None``: no limit."""
+    if threads is None:
+        yield
         return
-    add_arguments(parser, family)
+    # threadpoolctl limits the libraries loaded when the limit starts: load _C (and its libgomp)
+    # and SciPy's BLAS first
+    _warm_up()
+    from threadpoolctl import threadpool_limits
+
+    from ._cpu import C
+
+    with threadpool_limits(limits=threads):
+        print(f"threads: {C.max_threads()} OpenMP (fastgen's compiled loops), BLAS limited to {threads}", flush=True)
+        yield
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -736,10 +856,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "held-out pseudo-likelihoods, and write samples.png and filters.png. No network needed.")
     digits.add_argument("--out", default="fastgen_output", help="folder for samples.png and filters.png "
                                                                 "(default: %(default)s)")
-    digits.add_argument("--n-iter", type=_argtypes.positive_int, default=20, help="epochs (default: %(default)s)")
+    digits.add_argument("--epochs", type=_argtypes.positive_int, default=20, help="epochs (default: %(default)s)")
+    _add_old_spelling(digits, "--n-iter", "epochs", "use --epochs (same meaning)", _argtypes.positive_int)
     digits.add_argument("--seed", type=_argtypes.seed, default=0, help="random_state of both models and sampling seed "
                                                             "(default: %(default)s)")
     digits.add_argument("--no-compare", action="store_true", help="skip scikit-learn")
+    _add_threads_option(digits)
     digits.set_defaults(func=cmd_demo)
 
     w = WAVE_SETTINGS
@@ -753,7 +875,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "on the lost samples beside the corrupted input's and linear interpolation's, and write "
                     "waveforms.png. No network needed.")
     waves.add_argument("--out", default="fastgen_output", help="folder for waveforms.png (default: %(default)s)")
-    waves.add_argument("--n-iter", type=_argtypes.positive_int, default=30, help="epochs (default: %(default)s)")
+    waves.add_argument("--epochs", type=_argtypes.positive_int, default=30, help="epochs (default: %(default)s)")
+    _add_old_spelling(waves, "--n-iter", "epochs", "use --epochs (same meaning)", _argtypes.positive_int)
     waves.add_argument("--n-train", type=_argtypes.positive_int, default=3000, help="training waveforms (default: %(default)s)")
     waves.add_argument("--n-test", type=_argtypes.positive_int, default=300, help="waveforms to repair (default: %(default)s)")
     waves.add_argument("--lost", type=int, default=12, metavar="N",
@@ -766,6 +889,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="bit code of each sample (default: %(default)s)")
     waves.add_argument("--seed", type=_argtypes.seed, default=0,
                        help="seeds the data (seed, seed+1, seed+2), the model and the sampling (default: %(default)s)")
+    _add_threads_option(waves)
     waves.set_defaults(func=cmd_demo_waveforms)
 
     train = sub.add_parser("train", help="train a model on a data file")
@@ -777,8 +901,9 @@ def build_parser() -> argparse.ArgumentParser:
                     ".npy array, a .npz archive (array 'data', else the first) or an MNIST IDX file, "
                     "optionally gzip-compressed; the first axis indexes samples, the rest are flattened. "
                     "Integer data is divided by its type's maximum (uint8: 255). When the feature count is "
-                    "a square, samples.png and filters.png are written to --out. With --load, training "
-                    "continues from a saved model for --n-iter more epochs (default 0: evaluate only).")
+                    "a square, samples.png and filters.png are written to --out; --save writes the model. "
+                    "With --resume MODEL, training continues from a saved model up to --epochs epochs in all "
+                    "(the model records the epochs it has; without --epochs it is only evaluated).")
     rbm.add_argument("data", metavar="DATA")
     rbm.add_argument("--key", help="array to read from a .npz archive")
     rbm.add_argument("--binarize", type=_argtypes.finite_float, metavar="T",
@@ -786,8 +911,13 @@ def build_parser() -> argparse.ArgumentParser:
     rbm.add_argument("--n-components", type=_argtypes.positive_int, help=f"hidden units (default: {d['n_components']})")
     rbm.add_argument("--learning-rate", type=_argtypes.finite_float, help=f"(default: {d['learning_rate']})")
     rbm.add_argument("--batch-size", type=_argtypes.positive_int, help=f"(default: {d['batch_size']})")
-    rbm.add_argument("--n-iter", type=_argtypes.nonnegative_int,
-                     help=f"epochs (default: {d['n_iter']}; with --load: 0, evaluate only)")
+    rbm.add_argument("--epochs", type=_argtypes.nonnegative_int,
+                     help=f"total epochs (default: {d['n_iter']}; with --resume: the total to reach, counting the "
+                          "saved model's; none: evaluate the model only)")
+    rbm.add_argument("--n-iter", type=_argtypes.nonnegative_int, metavar="N", action=_argtypes.DeprecatedAlias,
+                     replacement="use --epochs, the total epoch count (with --resume: the total to reach; "
+                                 "--n-iter N still trains N more)",
+                     help="deprecated: N epochs, with --resume N more; use --epochs (the total)")
     rbm.add_argument("--cd-k", type=_argtypes.positive_int, help=f"Gibbs steps per update (default: {d['cd_k']})")
     rbm.add_argument("--momentum", type=_argtypes.finite_float, help=f"(default: {d['momentum']})")
     rbm.add_argument("--weight-decay", type=_argtypes.finite_float, help=f"L2 penalty on the weights (default: {d['weight_decay']})")
@@ -798,9 +928,11 @@ def build_parser() -> argparse.ArgumentParser:
     rbm.add_argument("--save", metavar="MODEL",
                      help="write the trained BernoulliRBM to this file (an .npz archive of its arrays and settings, "
                           "written atomically; fastgen.serialization.load_rbm reads it)")
-    rbm.add_argument("--load", metavar="MODEL",
-                     help="start from a model saved with --save (only arrays and settings are read, never code)")
+    rbm.add_argument("--resume", metavar="MODEL",
+                     help="continue a model saved with --save (only arrays and settings are read, never code)")
+    _add_old_spelling(rbm, "--load", "resume", "use --resume (same meaning)", metavar="MODEL")
     rbm.add_argument("--out", default="fastgen_output", help="folder for the PNGs (default: %(default)s)")
+    _add_threads_option(rbm)
     rbm.set_defaults(func=cmd_train_rbm)
 
     sd = SMILES_DEFAULTS
@@ -809,7 +941,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a character-level recurrent language model on the SMILES strings of DATA (a CSV "
                     "file with a header line 'SMILES', optionally gzipped, like the MOSES splits), holding out "
                     "a random --val-fraction for the validation loss. Checkpoints (model, optimizer, data "
-                    "order, RNG) go to --out after every epoch; --resume continues one exactly.")
+                    "order, RNG) go to --save after every epoch; --resume continues one exactly.")
     sm.add_argument("data", metavar="DATA")
     sm.add_argument("--epochs", type=_argtypes.nonnegative_int,
                     help=f"total epochs (default: {sd['epochs']}; with --resume: the target of the checkpoint's run)")
@@ -831,8 +963,11 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--val-fraction", type=_argtypes.finite_float, help=f"held out for validation (default: {sd['val_fraction']})")
     sm.add_argument("--seed", type=_argtypes.seed, default=0,
                     help="initial weights, data split and order, dropout (default: %(default)s)")
-    sm.add_argument("--out", metavar="MODEL",
-                    help="checkpoint file (default: fastgen_output/smiles_lm.pt; with --resume: that file)")
+    sm.add_argument("--save", metavar="MODEL",
+                    help="checkpoint file (default: OUT/smiles_lm.pt; with --resume: the resumed file)")
+    sm.add_argument("--out", metavar="OUT",
+                    help="output folder (default: fastgen_output); an --out ending in .pt, or naming an "
+                         "existing file, is the deprecated spelling of --save")
     sm.add_argument("--resume", metavar="MODEL", help="continue from a checkpoint (model settings come from it)")
     sm.add_argument("--checkpoint-every", type=_argtypes.positive_int, metavar="N",
                     help="also save every N batches (default: after every epoch only)")
@@ -845,8 +980,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "on DATA: 'digits' (scikit-learn's 8x8 digits resized to 32x32, the default) or a .npy/.npz/"
                     "MNIST-IDX file of (N, H, W) or (N, C, H, W) images, 28, 32 or 64 pixels square (or resized "
                     "with --image-size). Writes a checkpoint after every epoch, a fixed-noise sample grid per epoch "
-                    "(samples_epochNNN.png), samples.png and interpolation.png to --out; --resume continues "
-                    "a checkpoint exactly.")
+                    "(samples_epochNNN.png), samples.png and interpolation.png to --out (the checkpoint to --save, "
+                    "default OUT/checkpoint.pt); --resume continues a checkpoint exactly.")
     gan.add_argument("data", metavar="DATA", nargs="?", default=None,
                      help="'digits' or an image file (default: digits; with --resume: the checkpoint's data, "
                           "and other data is refused)")
@@ -868,8 +1003,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="minibatch discrimination kernels in the discriminator (default: 0, none)")
     gan.add_argument("--conditional", action="store_true", help="condition both networks on the labels")
     gan.add_argument("--seed", type=_argtypes.seed, default=0, help="(default: %(default)s)")
-    gan.add_argument("--out", default="fastgen_output/gan", help="folder for the checkpoint and PNGs "
+    gan.add_argument("--out", default="fastgen_output/gan", help="folder for the PNGs and the checkpoint "
                                                                  "(default: %(default)s)")
+    gan.add_argument("--save", metavar="CHECKPOINT", help="checkpoint file, written after every epoch "
+                                                          "(default: OUT/checkpoint.pt)")
     gan.add_argument("--resume", metavar="CHECKPOINT", help="continue a checkpoint (model settings come from it)")
     gan.add_argument("--checkpoint-every", type=_argtypes.positive_int, metavar="N",
                      help="also save every N iterations (default: after every epoch only)")
@@ -881,14 +1018,14 @@ def build_parser() -> argparse.ArgumentParser:
         "vae", help="variational autoencoder (default: scikit-learn's digits; needs torch)",
         description="Train a VAE (MLP, or --conv for the convolutional one; Bernoulli or Gaussian decoder) on DATA "
                     "(default: scikit-learn's 8x8 digits) with fastgen's fused reparameterisation and likelihood ops. "
-                    "Holds out 10%% of the samples; prints train/test negative ELBO per epoch and the test "
+                    "Holds out 10% of the samples; prints train/test negative ELBO per epoch and the test "
                     "reconstruction error beside PCA's with as many components as latent units; writes "
                     "samples.png, reconstructions.png (input, reconstruction pairs) and interpolation.png to --out.")
     _add_autoencoder_arguments(vae, "vae")
     vae.set_defaults(func=cmd_train_vae)
     ae = train_sub.add_parser(
         "ae", help="autoencoder: plain, denoising, contractive, stacked or convolutional (needs torch)",
-        description="Train an autoencoder (--kind) on DATA (default: scikit-learn's 8x8 digits). Holds out 10%% of "
+        description="Train an autoencoder (--kind) on DATA (default: scikit-learn's 8x8 digits). Holds out 10% of "
                     "the samples; prints train/test reconstruction loss per epoch and the test reconstruction "
                     "error beside PCA's at the same code size; writes reconstructions.png and interpolation.png.")
     _add_autoencoder_arguments(ae, "ae")
@@ -916,7 +1053,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Parsed by bench itself: everything after 'bench' is forwarded (see main).
     sub.add_parser("bench", help="run the benchmark harness: fastgen bench ARGS == python -m bench ARGS "
-                                 "(needs the source repository)", add_help=False)
+                                 "(run from the source repository's root)", add_help=False)
     return parser
 
 
@@ -947,7 +1084,11 @@ def main(argv=None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help, --version, or a usage error argparse already printed
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-        return args.func(args)
+        with _thread_limit(args.threads if getattr(args, "limit_threads", False) else None):
+            code = args.func(args)
+        if code == 0:
+            _argtypes.print_deprecation_notes(args)  # last, where they are seen; not beside an error line
+        return code
     except (CommandError, ValueError, OSError) as exc:
         return _error(_one_line(exc))
     except OverflowError as exc:  # a number too large for the C integers it ends up in

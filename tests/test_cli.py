@@ -57,13 +57,13 @@ def pseudo_likelihood_printed(text):
     return float(match.group(1))
 
 
-TRAIN_SMALL = ["--n-components", "8", "--n-iter", "2", "--batch-size", "5"]
+TRAIN_SMALL = ["--n-components", "8", "--epochs", "2", "--batch-size", "5"]
 
 
 # ---- demo -------------------------------------------------------------------------------------
 def test_demo_writes_pngs_and_prints_the_table(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--n-iter", "2", "--out", str(out)]) == 0
+    assert main(["demo", "--epochs", "2", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert re.search(r"implementation\s+fit time \(s\)\s+speed\s+held-out pseudo-likelihood", stdout)
     rows = {m.group(1): m for m in re.finditer(r"^(fastgen|scikit-learn)\s+([0-9.]+)\s+([0-9.]+)x\s+(-[0-9.]+)$",
@@ -81,7 +81,7 @@ def test_demo_writes_pngs_and_prints_the_table(tmp_path, capsys):
 
 def test_demo_no_compare_and_seed(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--n-iter", "1", "--no-compare", "--seed", "3", "--out", str(out)]) == 0
+    assert main(["demo", "--epochs", "1", "--no-compare", "--seed", "3", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "scikit-learn " not in stdout.split("implementation", 1)[1]
     assert "random_state=3" in stdout
@@ -91,7 +91,7 @@ def test_demo_no_compare_and_seed(tmp_path, capsys):
 def test_demo_out_is_a_file(tmp_path, capsys):
     target = tmp_path / "taken"
     target.write_text("x")
-    assert main(["demo", "--n-iter", "1", "--no-compare", "--out", str(target)]) == 2
+    assert main(["demo", "--epochs", "1", "--no-compare", "--out", str(target)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fastgen: error: ") and str(target) in err
 
@@ -113,19 +113,19 @@ def test_train_npy_save_load_continue(tmp_path, capsys):
     assert estimator.progress is False                                 # no bar when used from Python
     assert estimator.components_.dtype == np.float32                 # the command's default dtype
 
-    # --load alone evaluates the saved model: same pseudo-likelihood, nothing trained
-    assert main(["train", "rbm", str(data), "--load", str(model), "--out", str(out)]) == 0
+    # --resume alone evaluates the saved model: same pseudo-likelihood, nothing trained
+    assert main(["train", "rbm", str(data), "--resume", str(model), "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "trained" not in stdout and pseudo_likelihood_printed(stdout) == pl
 
     # 2 epochs + 2 more from the saved state == 4 epochs in one go, bit for bit: the chains
     # and the random stream are saved with the model
     again = tmp_path / "continued.pkl"
-    assert main(["train", "rbm", str(data), "--load", str(model), "--n-iter", "2", "--save", str(again),
+    assert main(["train", "rbm", str(data), "--resume", str(model), "--epochs", "4", "--save", str(again),
                  "--out", str(out)]) == 0
     assert "continued training for 2 epochs" in capsys.readouterr().out
     whole = tmp_path / "whole.pkl"
-    assert main(["train", "rbm", str(data), "--n-components", "8", "--n-iter", "4", "--batch-size", "5",
+    assert main(["train", "rbm", str(data), "--n-components", "8", "--epochs", "4", "--batch-size", "5",
                  "--save", str(whole), "--out", str(out)]) == 0
     capsys.readouterr()
     continued, direct = load_rbm(again), load_rbm(whole)
@@ -141,7 +141,7 @@ def test_train_npz_options_and_float64(tmp_path, capsys):
     model = tmp_path / "m.pkl"
     argv = ["train", "rbm", str(data), "--key", "images", "--binarize", "0.5", "--dtype", "float64", "--cd-k", "2",
             "--momentum", "0.5", "--weight-decay", "1e-4", "--n-chains", "7", "--learning-rate", "0.05",
-            "--seed", "4", "--n-components", "6", "--n-iter", "2", "--save", str(model), "--out", str(out)]
+            "--seed", "4", "--n-components", "6", "--epochs", "2", "--save", str(model), "--out", str(out)]
     assert main(argv) == 0
     assert "40 samples x 25 features" in capsys.readouterr().out
     estimator = load_rbm(model)
@@ -223,25 +223,25 @@ def test_load_errors(tmp_path, capsys):
     assert main(["train", "rbm", str(data), *TRAIN_SMALL, "--save", str(model), "--out", str(tmp_path)]) == 0
     capsys.readouterr()
 
-    assert main(["train", "rbm", str(data), "--load", str(tmp_path / "none.pkl")]) == 2
+    assert main(["train", "rbm", str(data), "--resume", str(tmp_path / "none.pkl")]) == 2
     assert_one_line_error(capsys, "none.pkl", "no such file")
 
     junk = tmp_path / "junk.pkl"
     junk.write_bytes(b"\x00garbage")
-    assert main(["train", "rbm", str(data), "--load", str(junk)]) == 2
+    assert main(["train", "rbm", str(data), "--resume", str(junk)]) == 2
     assert_one_line_error(capsys, str(junk), "not a saved fastgen BernoulliRBM")
 
     other = tmp_path / "other.pkl"
     other.write_bytes(pickle.dumps({"not": "a model"}))
-    assert main(["train", "rbm", str(data), "--load", str(other)]) == 2
+    assert main(["train", "rbm", str(data), "--resume", str(other)]) == 2
     assert_one_line_error(capsys, str(other), "pickle")
 
     wider = tmp_path / "wide.npy"
     np.save(wider, binary_images(20, 4))
-    assert main(["train", "rbm", str(wider), "--load", str(model), "--out", str(tmp_path)]) == 2
+    assert main(["train", "rbm", str(wider), "--resume", str(model), "--out", str(tmp_path)]) == 2
     assert_one_line_error(capsys, "16 features", "9")
 
-    assert main(["train", "rbm", str(data), "--load", str(model), "--n-components", "5"]) == 2
+    assert main(["train", "rbm", str(data), "--resume", str(model), "--n-components", "5"]) == 2
     assert_one_line_error(capsys, "--n-components 5")
 
 
@@ -284,6 +284,7 @@ def test_bench_forwards_arguments(tmp_path, isolated_bench, capsys):
         "sys.exit(int(sys.argv[-1]) if sys.argv[-1].isdigit() else 0)\n"
     )
     isolated_bench.setattr(cli, "_repo_root", lambda: tmp_path / "not-a-checkout")
+    isolated_bench.chdir(tmp_path)                                     # nor is the current directory
     isolated_bench.syspath_prepend(str(tmp_path / "fake"))
     argv_before = list(sys.argv)
     assert main(["bench", "rbm", "--quick", "--json"]) == 0
@@ -294,6 +295,7 @@ def test_bench_forwards_arguments(tmp_path, isolated_bench, capsys):
 
 def test_bench_not_importable(tmp_path, isolated_bench, capsys):
     isolated_bench.setattr(cli, "_repo_root", lambda: tmp_path)
+    isolated_bench.chdir(tmp_path)                                     # not a checkout either
     isolated_bench.setattr(sys, "path", [p for p in sys.path if not (Path(p or os.getcwd()) / "bench").exists()])
     assert main(["bench", "rbm"]) == 2
     assert_one_line_error(capsys, "benchmark harness is not importable")

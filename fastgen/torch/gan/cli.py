@@ -25,7 +25,9 @@ def train_from_cli(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory (--out)")
-    checkpoint = out / "checkpoint.pt"
+    checkpoint = Path(args.save) if getattr(args, "save", None) else out / "checkpoint.pt"
+    if checkpoint.is_dir():
+        raise ValueError(f"{checkpoint}: is a directory (--save needs a file name)")
     if args.resume:
         state = load_checkpoint(args.resume)
         try:
