@@ -32,3 +32,8 @@ def __getattr__(name: str):
     value = module if attr is None else getattr(module, attr)
     globals()[name] = value
     return value
+
+
+def __dir__():
+    """The module's names and the lazy ones (``BernoulliRBM``, ``DBN``, ...) not loaded yet."""
+    return sorted(set(globals()) | set(__all__))

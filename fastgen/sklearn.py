@@ -4,22 +4,34 @@ from __future__ import annotations
 import numbers
 import time
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn import get_config
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    Options,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _backend, _cpu
 from .models.rbm import RBM, ContrastiveDivergence
-from .random import Generator
+from .random import Generator, as_generator
 
 # What validate_data(reset=True) sets on the estimator.
 _FEATURE_ATTRIBUTES = ("n_features_in_", "feature_names_in_")
 
 # Sparse input is densified this many rows at a time (rounded to whole batches).
 _SPARSE_CHUNK_ROWS = 4096
+
+# Training data outside [0, 1] by more than this warns (MinMaxScaler's rounding gives values like
+# -1e-17 or 1 + 2e-16, float32 data 1 + 1.2e-7: not worth a warning).
+_RANGE_TOLERANCE = 1e-6
 
 
 # ---- parameter checks shared by the estimators ---------------------------------------------------
@@ -56,14 +68,15 @@ def _writeable_training_state(estimator) -> None:
 _RBM_PARAMETERS = ("components_", "intercept_visible_", "intercept_hidden_")
 
 def _parse_device(device):
-    """"auto", "cpu", "cuda", or a CUDA ordinal for "cuda:N"; ValueError naming ``device``."""
+    """"auto", "cpu", "cuda", or a CUDA ordinal for "cuda:N"; InvalidParameterError (a ValueError)
+    naming ``device``."""
     if isinstance(device, str):
         text = device.strip().lower()
         if text in ("auto", "cpu", "cuda"):
             return text
         if text.startswith("cuda:") and text[5:].isdigit():
             return int(text[5:])
-    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    raise InvalidParameterError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
 
 
 def _check_integer(estimator, name, minimum, allow_none=False, maximum=None):
@@ -71,9 +84,9 @@ def _check_integer(estimator, name, minimum, allow_none=False, maximum=None):
     if allow_none and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be at most {maximum}, got {value!r}")
+        raise InvalidParameterError(f"{name} must be at most {maximum}, got {value!r}")
 
 
 # Unit counts, batch rows and chains are BLAS dimensions (32-bit int) in the compiled loops.
@@ -81,21 +94,22 @@ _MAX_EXTENT = 2**31 - 1
 
 
 def check_random_state_named(random_state):
-    """scikit-learn's check_random_state, with errors that name random_state."""
+    """scikit-learn's check_random_state, with errors (InvalidParameterError, a ValueError) that
+    name random_state."""
     try:
         return check_random_state(random_state)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"random_state must be None, an int in [0, 2**32) or a numpy RandomState, "
+        raise InvalidParameterError(f"random_state must be None, an int in [0, 2**32) or a numpy RandomState, "
                          f"got {random_state!r} ({exc})") from None
 
 
 def _check_number(estimator, name, low, high=None, low_open=False, high_open=False):
     value = getattr(estimator, name)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+        raise InvalidParameterError(f"{name} must be a finite real number, got {value!r}")
     if value < low or (low_open and value == low) or (high is not None and (value > high or (high_open and value == high))):
         interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}{')' if high_open or high is None else ']'}"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+        raise InvalidParameterError(f"{name} must be in {interval}, got {value!r}")
 
 
 def _check_rbm_params(estimator):
@@ -114,7 +128,89 @@ def _check_rbm_params(estimator):
         except TypeError:  # not a dtype at all: refused below, naming dtype
             dtype = None
         if dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be None, 'float32' or 'float64', got {estimator.dtype!r}")
+            raise InvalidParameterError(f"dtype must be None, 'float32' or 'float64', got {estimator.dtype!r}")
+
+
+def _warn_outside_unit_interval(low, high, stacklevel) -> None:
+    if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
+        warnings.warn(
+            "BernoulliRBM expects values in [0, 1] (binary or probabilities); "
+            f"X has values outside that range (min {float(low):.6g}, max {float(high):.6g})",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+# scikit-learn's validate_parameter_constraints takes only its own constraint classes, so the two
+# options it has no constraint for are Options with their own test.
+class _FloatDtype(Options):
+    """The ``dtype`` option: anything ``np.dtype`` maps to float32 or float64."""
+
+    def __init__(self):
+        super().__init__(object, {"float32", "float64"})
+
+    def is_satisfied_by(self, val):
+        try:
+            return np.dtype(val) in (np.float32, np.float64)
+        except TypeError:
+            return False
+
+    def __str__(self):
+        return "a float32 or float64 dtype ('float32', 'float64', numpy.float32, ...)"
+
+
+class _Device(Options):
+    """The ``device`` option (see :func:`_parse_device`)."""
+
+    def __init__(self):
+        super().__init__(str, {"auto", "cpu", "cuda"})
+
+    def is_satisfied_by(self, val):
+        try:
+            _parse_device(val)
+        except InvalidParameterError:
+            return False
+        return True
+
+    def __str__(self):
+        return "one of 'auto', 'cpu', 'cuda' or 'cuda:N'"
+
+
+# scikit-learn's constraint table of the parameters every RBM estimator has (the first six are
+# scikit-learn's BernoulliRBM's, with the same constraints). Extents are bounded by _MAX_EXTENT
+# and reals must be finite: _check_rbm_params checks those, after the table, with messages of
+# their own.
+_RBM_PARAMETER_CONSTRAINTS = {
+    "n_components": [Interval(Integral, 1, None, closed="left")],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "n_iter": [Interval(Integral, 0, None, closed="left")],
+    "verbose": ["verbose"],
+    "random_state": ["random_state"],
+    "cd_k": [Interval(Integral, 1, None, closed="left")],
+    "persistent": ["boolean"],
+    "n_chains": [Interval(Integral, 1, None, closed="left"), None],
+    "momentum": [Interval(Real, 0, 1, closed="left")],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "dtype": [None, _FloatDtype()],
+    "progress": ["boolean"],
+}
+
+
+def _validate_estimator_params(estimator, caller_name=None) -> None:
+    """Every parameter of an RBM estimator checked, or InvalidParameterError (a ValueError and a
+    TypeError, as scikit-learn raises) naming it: scikit-learn's ``_parameter_constraints`` table
+    first (skipped under ``sklearn.set_config(skip_parameter_validation=True)``, as in
+    scikit-learn), then fastgen's own checks, which always run: the compiled loops take 32-bit
+    extents and finite rates."""
+    check_random_state_named(estimator.random_state)  # first: its message says what random_state takes
+    if not get_config().get("skip_parameter_validation", False):
+        validate_parameter_constraints(estimator._parameter_constraints, estimator.get_params(deep=False),
+                                       caller_name=caller_name or type(estimator).__name__)
+    _check_rbm_params(estimator)
+    for name in ("persistent", *(("learn_sigma",) if hasattr(estimator, "learn_sigma") else ())):
+        if not isinstance(getattr(estimator, name), (bool, np.bool_)):
+            raise InvalidParameterError(f"{name} must be a bool, got {getattr(estimator, name)!r}")
 
 
 class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -224,26 +320,42 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.n_temperatures = n_temperatures
         self.min_beta = min_beta
 
+    _parameter_constraints: dict = {
+        **_RBM_PARAMETER_CONSTRAINTS,
+        "device": [_Device()],
+        "n_temperatures": [Interval(Integral, 1, None, closed="left")],
+        "min_beta": [Interval(Real, 0, 1, closed="left")],
+    }
+
     # ---- validation ----------------------------------------------------------------------------
-    def _check_params(self):
-        _check_rbm_params(self)
+    def _check_params(self, caller_name=None):
+        """InvalidParameterError naming the first bad parameter (``caller_name``: the estimator
+        named in scikit-learn's messages, DBN for its layers)."""
+        _validate_estimator_params(self, caller_name)
         _check_integer(self, "n_temperatures", 1)
         _check_number(self, "min_beta", 0.0, 1.0, high_open=True)
         if self.n_temperatures > 1 and not self.persistent:
-            raise ValueError("n_temperatures > 1 (parallel tempering) needs persistent=True")
-        if not isinstance(self.persistent, (bool, np.bool_)):
-            raise ValueError(f"persistent must be a bool, got {self.persistent!r}")
+            raise InvalidParameterError("n_temperatures > 1 (parallel tempering) needs persistent=True")
         _parse_device(self.device)
+
+    def _validate_params(self):  # scikit-learn's hook (used by its _fit_context): the same checks
+        self._check_params()
 
     def _compute_dtype(self, X_dtype):
         if self.dtype is not None:
             return np.dtype(self.dtype)
         return np.dtype(np.float32) if X_dtype == np.float32 else np.dtype(np.float64)
 
-    def _validate_X(self, X, reset, dtype=None, column_sums=False):
+    def _validate_X(self, X, reset, dtype=None, column_sums=False, training=False):
         """X checked and converted (CSR or C-contiguous, in the compute dtype), as scikit-learn's
-        ``validate_data`` does, with a warning for values outside [0, 1]; with ``column_sums``,
-        ``(X, sums)``, sums the float64 column sums of X (None for sparse X)."""
+        ``validate_data`` does; with ``column_sums``, ``(X, sums)``, sums the float64 column sums
+        of X (None for sparse X).
+
+        ``training`` (fit, partial_fit): a warning when X has values outside [0, 1] by more than
+        rounding (``_RANGE_TOLERANCE``). Data that is only transformed or scored never warns, as
+        in scikit-learn: P(h | v) and the free energy are defined for any real v, and a scaler
+        fitted on other rows (MinMaxScaler in cross-validation) routinely gives held-out values
+        outside [0, 1]."""
         if _backend.is_cuda_array(X):  # the CPU methods: one copy to the host
             X = _backend.to_host(X, "X")
         # Dense data gets its NaN/inf check in the compiled pass below, together with the range
@@ -270,13 +382,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                         self.__dict__.pop(name, None)
                     self.__dict__.update(kept)
                 check_array(X, ensure_all_finite=True, input_name="X", estimator=self)
-        if low < 0 or high > 1:
-            warnings.warn(
-                "BernoulliRBM expects values in [0, 1] (binary or probabilities); "
-                "X has values outside that range",
-                UserWarning,
-                stacklevel=3,
-            )
+        if training:
+            _warn_outside_unit_interval(low, high, stacklevel=3)
         return (X, sums) if column_sums else X
 
     @staticmethod
@@ -357,7 +464,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         device = self._train_device(X)
         if device != "cpu":
             return self._fit_cuda(X, device, init=init)
-        X, column_sums = self._validate_X(X, reset=True, column_sums=True)
+        X, column_sums = self._validate_X(X, reset=True, column_sums=True, training=True)
         generator = self._generator_from(self.random_state)
         dtype = X.dtype
         self._initialize(X.shape[1], dtype, generator)
@@ -403,7 +510,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if wanted == "cpu" or (wanted == "auto" and not on_gpu):
             return "cpu"
         if self.n_temperatures > 1:
-            raise ValueError("n_temperatures > 1 (parallel tempering) runs on the CPU only: use device='cpu' "
+            raise InvalidParameterError("n_temperatures > 1 (parallel tempering) runs on the CPU only: use device='cpu' "
                              "(and host data)")
         if wanted == "auto" or wanted == "cuda":
             device = _backend.device_of(X) if on_gpu else 0
@@ -418,7 +525,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise ValueError(f"device={self.device!r} needs a CUDA device: {reason}")
         return device
 
-    def _device_data(self, X, reset):
+    def _device_data(self, X, reset, training=False):
         """X as a C-contiguous CuPy array of the compute dtype on the current device (zero-copy
         when it is already there in that layout), checked like :meth:`_validate_X`."""
         import cupy as cp
@@ -442,9 +549,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             low, high = (float(v) for v in cp.stack([X.min(), X.max()]).get())
             if not (np.isfinite(low) and np.isfinite(high)):
                 raise ValueError("Input X contains NaN or infinity.")
-            if low < 0 or high > 1:
-                warnings.warn("BernoulliRBM expects values in [0, 1] (binary or probabilities); "
-                              "X has values outside that range", UserWarning, stacklevel=4)
+            if training:
+                _warn_outside_unit_interval(low, high, stacklevel=4)
         return X
 
     def _train_cuda(self, X_dev, passes, batch_size, generator):
@@ -479,7 +585,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _fit_cuda(self, X, device, init=None):
         with _backend.Placement(device, X, "X").activate():
-            X_dev = self._device_data(X, reset=True)
+            X_dev = self._device_data(X, reset=True, training=True)
             generator = self._generator_from(self.random_state)
             self._initialize(X_dev.shape[1], X_dev.dtype, generator)
             if init is not None:
@@ -492,7 +598,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _partial_fit_cuda(self, X, device):
         with _backend.Placement(device, X, "X").activate():
             first_pass = not hasattr(self, "components_")
-            X_dev = self._device_data(X, reset=first_pass)
+            X_dev = self._device_data(X, reset=first_pass, training=True)
             if not hasattr(self, "_generator"):
                 self._generator = self._generator_from(self.random_state)
             if first_pass:
@@ -520,7 +626,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if device != "cpu":
             return self._partial_fit_cuda(X, device)
         first_pass = not hasattr(self, "components_")
-        X = self._validate_X(X, reset=first_pass)
+        X = self._validate_X(X, reset=first_pass, training=True)
         if not hasattr(self, "_generator"):
             self._generator = self._generator_from(self.random_state)
         if first_pass:
@@ -551,11 +657,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if _backend.is_cuda_array(X) and _parse_device(self.device) != "cpu":
             return self._transform_cuda(X)
         X = self._validate_X(X, reset=False)
-        rbm = self._model()
-        if sp.issparse(X):
-            return np.vstack([rbm.hidden_probs(c) for c in self._dense_chunks(X, _SPARSE_CHUNK_ROWS)] or
-                             [np.empty((0, self.n_components), rbm.dtype)])
-        return rbm.hidden_probs(X)
+        return self._mean_hiddens(X)
 
     def _transform_cuda(self, X):
         import cupy as cp
@@ -570,6 +672,137 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             if out.size:
                 _cuda.hidden_probs(X_dev, W, cp.asarray(self.intercept_hidden_), out)
             return pl.wrap(out)
+
+    # ---- scikit-learn's underscore helpers --------------------------------------------------
+    # scikit-learn's tests, tutorials and user code call these on its BernoulliRBM. Same
+    # semantics here, computed by the model layer (fastgen.models.rbm.RBM). Like scikit-learn's,
+    # they take v (or h) as it is: dense or scipy.sparse, one row (1-D) or several (2-D), with no
+    # feature-name or range check; the result has the fitted parameters' dtype.
+
+    def _rows(self, a, name):
+        """``(rows, one_row)``: a as 2-D float rows of the fitted dtype (CSR for sparse a, dense
+        C-contiguous otherwise) and whether a was a single 1-D row."""
+        check_is_fitted(self)
+        dtype = self.components_.dtype
+        if _backend.is_cuda_array(a):
+            a = _backend.to_host(a, name)
+        if sp.issparse(a):
+            a = sp.csr_matrix(a, dtype=dtype)
+            return a, False
+        a = np.asarray(a, dtype=dtype)
+        one_row = a.ndim == 1
+        return np.ascontiguousarray(a[None, :] if one_row else a), one_row
+
+    def _row_blocks(self, rows):
+        """Dense blocks of ``_SPARSE_CHUNK_ROWS`` rows (views of dense rows, densified sparse ones)."""
+        for start in range(0, rows.shape[0], _SPARSE_CHUNK_ROWS):
+            block = rows[start:start + _SPARSE_CHUNK_ROWS]
+            yield np.ascontiguousarray(block.toarray()) if sp.issparse(block) else block
+
+    @staticmethod
+    def _joined(parts, one_row, n_columns, dtype):
+        out = np.concatenate(parts) if parts else np.empty((0, n_columns) if n_columns else 0, dtype)
+        return out[0] if one_row else out
+
+    def _sampling_stream(self, rng) -> Generator:
+        """The fastgen Generator that draws for ``rng``: a NumPy RandomState (or Generator) gives
+        a seed drawn from it as :func:`fastgen.random.as_generator` does (one draw, so the states
+        are a function of rng's state and successive calls differ); an int seeds it; a
+        fastgen.Generator is used as it is; None continues the estimator's own stream (as
+        :meth:`gibbs`)."""
+        if rng is None:
+            if not hasattr(self, "_generator"):
+                self._generator = self._generator_from(self.random_state)
+            return self._generator
+        try:
+            return as_generator(rng)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"rng must be a numpy RandomState or Generator, a fastgen.Generator, "
+                                        f"an int seed or None, got {rng!r} ({exc})") from None
+
+    def _mean_hiddens(self, v):
+        """P(h = 1 | v), as scikit-learn's ``BernoulliRBM._mean_hiddens`` (and :meth:`transform`
+        without the input validation).
+
+        Parameters
+        ----------
+        v : {array-like, sparse matrix} of shape (n_samples, n_features) or (n_features,)
+
+        Returns
+        -------
+        h : ndarray of shape (n_samples, n_components) (or (n_components,) for one 1-D row)
+        """
+        rows, one_row = self._rows(v, "v")
+        rbm = self._model()
+        if sp.issparse(rows):
+            parts = [rbm.hidden_probs(block) for block in self._row_blocks(rows)]
+            return self._joined(parts, one_row, self.n_components, rbm.dtype)
+        h = rbm.hidden_probs(rows)
+        return h[0] if one_row else h
+
+    def _sample_hiddens(self, v, rng):
+        """Binary states drawn from P(h | v), as scikit-learn's ``_sample_hiddens``.
+
+        The states are Bernoulli(P(h | v)) draws from fastgen's Philox stream, seeded from
+        ``rng`` (see :meth:`_sampling_stream`): deterministic given rng's state, but not the
+        bits scikit-learn's ``rng.uniform(size=p.shape) < p`` gives. Rows are drawn in blocks of
+        4096, one Philox offset per block, so dense and sparse v give the same states.
+
+        Parameters
+        ----------
+        v : {array-like, sparse matrix} of shape (n_samples, n_features) or (n_features,)
+        rng : numpy RandomState or Generator, fastgen.Generator, int or None
+
+        Returns
+        -------
+        h : ndarray of bool, shape (n_samples, n_components) (or (n_components,))
+        """
+        rows, one_row = self._rows(v, "v")
+        rbm = self._model()
+        generator = self._sampling_stream(rng)
+        parts = [rbm.sample_hidden(block, generator=generator) for block in self._row_blocks(rows)]
+        return self._joined(parts, one_row, self.n_components, rbm.dtype).astype(bool)
+
+    def _sample_visibles(self, h, rng):
+        """Binary states drawn from P(v | h), as scikit-learn's ``_sample_visibles`` (fastgen's
+        Philox stream seeded from ``rng``, as :meth:`_sample_hiddens`).
+
+        Parameters
+        ----------
+        h : {array-like, sparse matrix} of shape (n_samples, n_components) or (n_components,)
+        rng : numpy RandomState or Generator, fastgen.Generator, int or None
+
+        Returns
+        -------
+        v : ndarray of bool, shape (n_samples, n_features) (or (n_features,))
+        """
+        rows, one_row = self._rows(h, "h")
+        if rows.ndim != 2 or rows.shape[1] != self.n_components:
+            raise ValueError(f"h must have shape (n, {self.n_components}), got {rows.shape}")
+        rbm = self._model()
+        generator = self._sampling_stream(rng)
+        parts = [rbm.sample_visible(block, generator=generator) for block in self._row_blocks(rows)]
+        return self._joined(parts, one_row, rbm.n_visible, rbm.dtype).astype(bool)
+
+    def _free_energy(self, v):
+        """Free energy ``F(v) = -log sum_h exp(-E(v, h)) = -v.b - sum_j softplus(c_j + W_j v)`` of
+        each row, as scikit-learn's ``_free_energy`` (the same sign: low for likely v).
+
+        Parameters
+        ----------
+        v : {array-like, sparse matrix} of shape (n_samples, n_features) or (n_features,)
+
+        Returns
+        -------
+        free_energy : ndarray of shape (n_samples,) (a 0-d value for one 1-D row)
+        """
+        rows, one_row = self._rows(v, "v")
+        rbm = self._model()
+        if sp.issparse(rows):
+            parts = [rbm.free_energy(block) for block in self._row_blocks(rows)]
+            return self._joined(parts, one_row, None, rbm.dtype)
+        energy = rbm.free_energy(rows)
+        return energy[0] if one_row else energy
 
     def score_samples(self, X):
         """Exact log pseudo-likelihood of each row: ``sum_i log P(x_i | x_-i)``.
@@ -623,13 +856,13 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         check_is_fitted(self)
         if method not in ("auto", "exact", "ais"):
-            raise ValueError(f"method must be 'auto', 'exact' or 'ais', got {method!r}")
+            raise InvalidParameterError(f"method must be 'auto', 'exact' or 'ais', got {method!r}")
         rbm = self._model()
         small = min(rbm.n_visible, rbm.n_hidden) <= 20
         if method == "exact" or (method == "auto" and small and not return_result):
             return rbm.log_partition()
         if betas is not None and n_betas is not None:
-            raise ValueError("give n_betas or betas, not both")
+            raise InvalidParameterError("give n_betas or betas, not both")
         if betas is None:
             betas = default_schedule(DEFAULT_N_BETAS if n_betas is None else n_betas)
         if data is not None:
@@ -665,7 +898,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if log_z is None:
             log_z = self.log_partition(**log_partition_options)
         elif isinstance(log_z, bool) or not isinstance(log_z, numbers.Real) or not np.isfinite(log_z):
-            raise ValueError(f"log_z must be a finite real number, got {log_z!r}")
+            raise InvalidParameterError(f"log_z must be a finite real number, got {log_z!r}")
         _check_fitted_finite(self, _RBM_PARAMETERS)
         rbm = RBM(*(np.asarray(a, np.float64) for a in (self.components_, self.intercept_visible_,
                                                          self.intercept_hidden_)))
@@ -822,12 +1055,15 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     def sigma_(self):
         return np.exp(self.log_sigma_)
 
+    _parameter_constraints: dict = {**_RBM_PARAMETER_CONSTRAINTS, "learn_sigma": ["boolean"]}
+
     # ---- validation ----------------------------------------------------------------------------
     def _check_params(self):
-        _check_rbm_params(self)
-        for name in ("persistent", "learn_sigma"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        """InvalidParameterError naming the first bad parameter."""
+        _validate_estimator_params(self)
+
+    def _validate_params(self):  # scikit-learn's hook (used by its _fit_context): the same checks
+        self._check_params()
 
     def _validate_X(self, X, reset, training=False):
         X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
@@ -1075,7 +1311,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         check_is_fitted(self)
         for name, value, minimum in (("n_samples", n_samples, 1), ("n_steps", n_steps, 0)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+                raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
         return self._model().sample(int(n_samples), int(n_steps), generator=self._stream())
 
     def __sklearn_tags__(self):

@@ -353,7 +353,13 @@ def test_values_outside_unit_interval_warn_but_work():
         rbm = BernoulliRBM(n_components=2, n_iter=1, random_state=0).fit(X * 3)
     assert np.isfinite(rbm.components_).all()
     with pytest.warns(UserWarning, match=r"values in \[0, 1\]"):
-        rbm.transform(X - 0.5)
+        rbm.partial_fit(X - 0.5)
+    # Data that is only transformed or scored is not checked against [0, 1] (as in scikit-learn:
+    # held-out folds of a MinMaxScaler pipeline fall outside it), and the result is still finite.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(rbm.transform(X - 0.5)).all()
+        assert np.isfinite(rbm.score_samples(X * 3)).all()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # values inside [0, 1]: no warning at all
         BernoulliRBM(n_components=2, n_iter=1, random_state=0).fit(X).transform(X)

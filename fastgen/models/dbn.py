@@ -27,6 +27,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import _cpu
@@ -58,7 +59,7 @@ def _is_sequence(value) -> bool:
 
 def _check_int(value, name: str, minimum: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -201,12 +202,12 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
             sizes = [sizes]
         if not _is_sequence(sizes) or len(sizes) == 0:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"hidden_layer_sizes must be a non-empty sequence of positive integers, got {self.hidden_layer_sizes!r}"
             )
         for i, size in enumerate(sizes):
             if isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral) or size < 1:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"hidden_layer_sizes must hold positive integers, got {size!r} at position {i} "
                     f"of {self.hidden_layer_sizes!r}"
                 )
@@ -217,7 +218,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if not _is_sequence(value):
             return [value] * n_layers
         if len(value) != n_layers:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{name} must be one value or one per layer ({n_layers} layers from hidden_layer_sizes), "
                 f"got {len(value)} values"
             )
@@ -231,7 +232,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                       and np.isfinite(v) and v > 0)
                 want = "a finite number > 0"
             if not ok:
-                raise ValueError(f"{name}[{i}] must be {want}, got {v!r}")
+                raise InvalidParameterError(f"{name}[{i}] must be {want}, got {v!r}")
         return values
 
     def _layer_estimators(self):
@@ -252,7 +253,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 verbose=self.verbose, random_state=seeds[i], cd_k=self.cd_k, persistent=self.persistent,
                 momentum=self.momentum, weight_decay=self.weight_decay, dtype=self.dtype, progress=self.progress,
             )
-            est._check_params()  # errors name the argument (learning_rate, batch_size, cd_k, ...)
+            est._check_params(caller_name=type(self).__name__)  # errors name the parameter (cd_k, ...)
             estimators.append(est)
         return estimators, Generator(own_seed)
 
@@ -262,7 +263,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             return [None] * n_layers
         if not _is_sequence(self.init_rbms) or len(self.init_rbms) != n_layers:
             got = len(self.init_rbms) if _is_sequence(self.init_rbms) else type(self.init_rbms).__name__
-            raise ValueError(
+            raise InvalidParameterError(
                 f"init_rbms must be None or a sequence with one entry per layer "
                 f"({n_layers}, from hidden_layer_sizes={tuple(sizes)}), got {got}"
             )
@@ -279,30 +280,30 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 check_is_fitted(entry, msg=f"init_rbms[{i}] is an unfitted BernoulliRBM: fit it first or pass None")
                 W, b, c = entry.components_, entry.intercept_visible_, entry.intercept_hidden_
             else:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"init_rbms[{i}] must be None, a fitted fastgen.BernoulliRBM or a fastgen.models.rbm.RBM, "
                     f"got {type(entry).__name__}"
                 )
             W, b, c = (np.asarray(a) for a in (W, b, c))
             if W.ndim != 2 or b.shape != (W.shape[1],) or c.shape != (W.shape[0],):
-                raise ValueError(
+                raise InvalidParameterError(
                     f"init_rbms[{i}] has inconsistent parameter shapes: weights {W.shape}, "
                     f"visible bias {b.shape}, hidden bias {c.shape}"
                 )
             n_hidden, n_visible = W.shape
             below = "n_features_in_ of X" if i == 0 else f"hidden_layer_sizes[{i - 1}]"
             if n_visible != widths[i]:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"init_rbms[{i}] has n_visible={n_visible} but layer {i} takes {widths[i]} inputs "
                     f"({below}): the layers do not chain"
                 )
             if n_hidden != widths[i + 1]:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"init_rbms[{i}] has n_hidden={n_hidden} but hidden_layer_sizes[{i}] = {widths[i + 1]}"
                 )
             for name, a in (("weights", W), ("visible bias", b), ("hidden bias", c)):
                 if not np.isfinite(a).all():
-                    raise ValueError(f"init_rbms[{i}] {name} contain NaN or infinity")
+                    raise InvalidParameterError(f"init_rbms[{i}] {name} contain NaN or infinity")
             params.append((W, b, c))
         return params
 
@@ -434,7 +435,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n_samples = _check_int(n_samples, "n_samples", 0)
         gibbs_steps = _check_int(gibbs_steps, "gibbs_steps", 0)
         if output not in _SAMPLE_OUTPUTS:
-            raise ValueError(f"output must be one of {_SAMPLE_OUTPUTS}, got {output!r}")
+            raise InvalidParameterError(f"output must be one of {_SAMPLE_OUTPUTS}, got {output!r}")
         gen = self._generator if random_state is None else as_generator(random_state)
         top = self._top()
         v = top.sample(n_samples, gibbs_steps, generator=gen)
@@ -500,7 +501,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n_iter = _check_int(n_iter, "n_iter", 0)
         if (isinstance(learning_rate, (bool, np.bool_)) or not isinstance(learning_rate, numbers.Real)
                 or not np.isfinite(learning_rate) or learning_rate <= 0):
-            raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+            raise InvalidParameterError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
         cd_k = _check_int(self.cd_k if cd_k is None else cd_k, "cd_k", 1)
         batch_size = _check_int(self.batch_size if batch_size is None else batch_size, "batch_size", 1)
         X = self._validate_X(X, reset=False)
@@ -625,7 +626,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise ImportError("DBN.to_torch needs PyTorch: pip install 'fastgen[torch]'") from exc
         dtype = torch.float32 if dtype is None else dtype
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise ValueError(f"dtype must be None or a floating torch.dtype, got {dtype!r}")
+            raise InvalidParameterError(f"dtype must be None or a floating torch.dtype, got {dtype!r}")
         top = self.rbms_[-1]
         layers = []
         for W, b in [*zip(self.recognition_weights_, self.recognition_biases_),
