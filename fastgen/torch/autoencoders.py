@@ -30,7 +30,7 @@ from torch import nn
 
 from .elbo import bernoulli_log_likelihood
 from .layers import ConvTranspose2d, SparseInputLinear
-from .pool import max_pool2d, max_unpool2d
+from .pool import avg_unpool2d, max_pool2d, max_unpool2d
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
@@ -336,16 +336,35 @@ class ConvAutoencoder(_AutoencoderBase):
         (fastgen.torch.max_pool2d, argmax indices kept) down, and max unpooling to those indices
         (fastgen.torch.max_unpool2d) + 3x3 convolutions up.
     likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
+    n_latent : int or None, default=None
+        None: the code is the last stage's feature map, (n, channels[-1], H / 2^k, W / 2^k),
+        which can hold more numbers than the image (no bottleneck: 64 x 2 x 2 = 256 for 8x8
+        digits). An int: a linear layer maps that feature map to an (n, n_latent) code, and a
+        linear layer + ReLU maps the code back to the feature map before the decoder.
 
-    The code is the last stage's feature map, (n, channels[-1], H / 2^k, W / 2^k).
+    unpool : {"argmax", "block"}, default="argmax"
+        How the pooling decoder up-samples. "argmax": max unpooling to the encoder's argmax
+        positions. Those positions (which of the 4 inputs of each 2x2 window was the maximum)
+        reach the decoder beside the code and carry most of the image: with them, a decoder
+        reconstructs 8x8 digits nearly as well from the mean code as from each image's own, so
+        the code is no bottleneck. "block" (fastgen.torch.avg_unpool2d: each value fills its 2x2
+        block) gives the decoder the code alone; it can then decode any code, so
+        :meth:`interpolate` works.
     """
 
     def __init__(self, in_channels: int = 1, image_size=28, channels: Sequence[int] = (32, 64), pooling: bool = False,
-                 likelihood: str = "bernoulli"):
+                 likelihood: str = "bernoulli", n_latent: int | None = None, unpool: str = "argmax"):
         super().__init__()
         self.in_channels, self.image_size, self.channels = check_image_geometry(in_channels, image_size, channels)
         self.pooling = bool(pooling)
         self.likelihood = check_choice(likelihood, "likelihood", LIKELIHOODS)
+        self.n_latent = None if n_latent is None else check_positive_int(n_latent, "n_latent")
+        self.unpool = check_choice(unpool, "unpool", ("argmax", "block"))
+        factor = 2 ** len(self.channels)
+        self.feature_shape = (self.channels[-1], self.image_size[0] // factor, self.image_size[1] // factor)
+        flat = self.feature_shape[0] * self.feature_shape[1] * self.feature_shape[2]
+        if self.n_latent is not None:
+            self.to_code, self.from_code = nn.Linear(flat, self.n_latent), nn.Linear(self.n_latent, flat)
         widths = (self.in_channels, *self.channels)
         if self.pooling:
             self.down = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths[:-1], widths[1:]))
@@ -359,7 +378,17 @@ class ConvAutoencoder(_AutoencoderBase):
 
     def config(self) -> dict:
         return dict(in_channels=self.in_channels, image_size=list(self.image_size), channels=list(self.channels),
-                    pooling=self.pooling, likelihood=self.likelihood)
+                    pooling=self.pooling, likelihood=self.likelihood, n_latent=self.n_latent, unpool=self.unpool)
+
+    @property
+    def needs_indices(self) -> bool:
+        """Whether decoding needs the argmax positions of an encoding pass (pooling, "argmax")."""
+        return self.pooling and self.unpool == "argmax"
+
+    @property
+    def code_size(self) -> int:
+        """Numbers in one sample's code: n_latent, or the last feature map's size."""
+        return self.n_latent if self.n_latent is not None else math.prod(self.feature_shape)
 
     def check_input(self, x) -> None:
         check_images(x, (self.in_channels, *self.image_size))
@@ -372,6 +401,8 @@ class ConvAutoencoder(_AutoencoderBase):
                 indices.append(idx)
             else:
                 x = F.relu(conv(x))
+        if self.n_latent is not None:
+            x = self.to_code(x.flatten(1))
         return x, indices
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -379,10 +410,15 @@ class ConvAutoencoder(_AutoencoderBase):
 
     def _decode(self, code, indices):
         h = code
+        if self.n_latent is not None:
+            h = F.relu(self.from_code(code)).reshape(code.shape[0], *self.feature_shape)
         for i, layer in enumerate(self.up):
             if self.pooling:
-                idx = indices[len(indices) - 1 - i]
-                h = layer(max_unpool2d(h, idx, (h.shape[2] * 2, h.shape[3] * 2)))
+                if self.unpool == "block":
+                    h = layer(avg_unpool2d(h, 2))
+                else:
+                    idx = indices[len(indices) - 1 - i]
+                    h = layer(max_unpool2d(h, idx, (h.shape[2] * 2, h.shape[3] * 2)))
                 if i < len(self.up) - 1:
                     h = F.relu(h)
             else:
@@ -392,7 +428,7 @@ class ConvAutoencoder(_AutoencoderBase):
     def decode_output(self, code: torch.Tensor, indices=None) -> torch.Tensor:
         """Logits (Bernoulli) or means (Gaussian) of the images. The pooling variant needs the
         argmax ``indices`` of the encoding pass (see :meth:`forward`)."""
-        if self.pooling and indices is None:
+        if self.needs_indices and indices is None:
             raise ValueError("indices: the pooling autoencoder decodes with the argmax indices of its encoder")
         return self._decode(code, indices or [])
 
@@ -405,8 +441,8 @@ class ConvAutoencoder(_AutoencoderBase):
         return reconstruction_loss(x, self._decode(code, indices), self.likelihood)
 
     def interpolate(self, x_start: torch.Tensor, x_end: torch.Tensor, steps: int = 8) -> torch.Tensor:
-        """Decoded straight-line path between two images' codes (the strided variant only: a
-        pooling decoder has no indices for codes that no image produced)."""
-        if self.pooling:
+        """Decoded straight-line path between two images' codes (not with ``unpool="argmax"``:
+        that decoder has no argmax positions for codes that no image produced)."""
+        if self.needs_indices:
             raise ValueError("interpolate: the pooling autoencoder cannot decode codes without argmax indices")
         return super().interpolate(x_start, x_end, steps)

@@ -195,3 +195,45 @@ def test_bad_input_names_the_argument():
         pooled.decode_output(torch.rand(1, 4, 4, 4))
     with pytest.raises(ValueError, match="layer_sizes must be a sequence"):
         pretrain_stacked(torch.rand(4, 6), None)
+
+
+@pytest.mark.parametrize("pooling", [False, True])
+def test_conv_autoencoder_with_n_latent_has_a_bottleneck_and_a_torch_twin(pooling):
+    torch.manual_seed(3)
+    model = ConvAutoencoder(1, 8, (4, 6), pooling=pooling, n_latent=5, unpool="block")
+    x = torch.rand(3, 1, 8, 8)
+    code = model.encode(x)
+    assert code.shape == (3, 5) and model.code_size == 5 < 64
+    assert ConvAutoencoder(1, 8, (4, 6)).code_size == 6 * 2 * 2
+    # the same network with torch's layers: block unpooling is nearest-neighbour upsampling by 2
+    h = x
+    for conv in model.down:
+        h = F.relu(conv(h))
+        if pooling:
+            h = F.max_pool2d(h, 2)
+    torch.testing.assert_close(code, model.to_code(h.flatten(1)))
+    h = F.relu(model.from_code(code)).reshape(3, 6, 2, 2)
+    for i, layer in enumerate(model.up):
+        if pooling:
+            h = layer(F.interpolate(h, scale_factor=2, mode="nearest"))
+        else:
+            h = F.conv_transpose2d(h, layer.weight, layer.bias, 2, 1)
+        if i < len(model.up) - 1:
+            h = F.relu(h)
+    torch.testing.assert_close(model(x), torch.sigmoid(h), rtol=1e-5, atol=1e-6)
+    # the decoder needs the code alone: interpolation works, and the ends are the reconstructions
+    torch.testing.assert_close(model.interpolate(x[0], x[1], 4)[[0, -1]], model.reconstruct(x[:2]))
+    rebuilt = ConvAutoencoder(**model.config())
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt(x), model(x))
+
+
+def test_argmax_unpooling_needs_the_encoder_positions():
+    model = ConvAutoencoder(1, 8, (4,), pooling=True, n_latent=3)
+    assert model.needs_indices and not ConvAutoencoder(1, 8, (4,), pooling=True, unpool="block").needs_indices
+    with pytest.raises(ValueError, match="cannot decode codes without argmax indices"):
+        model.interpolate(torch.rand(1, 8, 8), torch.rand(1, 8, 8))
+    with pytest.raises(ValueError, match="unpool must be one of"):
+        ConvAutoencoder(1, 8, (4,), pooling=True, unpool="nearest")
+    with pytest.raises(ValueError, match="n_latent must be an integer >= 1"):
+        ConvAutoencoder(1, 8, (4,), n_latent=0)
