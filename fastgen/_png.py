@@ -57,8 +57,38 @@ def tile_images(images, image_shape, *, ncols: int | None = None, padding: int =
     return np.clip(grid, 0.0, 1.0)
 
 
+def _default_font(size: int):
+    """Pillow's default font at ``size`` pixels (a fixed bitmap font on Pillow < 10.1)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def _label_rows(pixels: np.ndarray, row_labels, tile_height: int, pitch: int, first_top: int) -> np.ndarray:
+    """``pixels`` (a uint8 grid) with a white margin at the left holding ``row_labels[r %
+    len(row_labels)]`` in black beside each grid row r (rows ``pitch`` pixels apart, the first
+    image's top at ``first_top``, each ``tile_height`` tall)."""
+    from PIL import Image, ImageDraw
+
+    labels = [str(label) for label in row_labels]
+    font = _default_font(max(11, min(22, tile_height // 3)))
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    margin = max(int(np.ceil(measure.textlength(label, font=font))) for label in labels) + 12
+    image = Image.new("L", (pixels.shape[1] + margin, pixels.shape[0]), 255)
+    image.paste(Image.fromarray(pixels), (margin, 0))
+    draw = ImageDraw.Draw(image)
+    n_rows = max(1, (pixels.shape[0] - first_top) // pitch)
+    for r in range(n_rows):
+        middle = first_top + r * pitch + tile_height / 2
+        draw.text((margin - 6, middle), labels[r % len(labels)], fill=0, font=font, anchor="rm")
+    return np.asarray(image)
+
+
 def save_image_grid(images, path, image_shape, ncols: int | None = None, scale: int = 4, *,
-                    normalize: bool = False, padding: int = 1) -> Path:
+                    normalize: bool = False, padding: int = 1, row_labels=None) -> Path:
     """Tile ``images`` (one image a row, values in [0, 1]) into a grayscale grid PNG at ``path``.
 
     Parameters
@@ -77,6 +107,9 @@ def save_image_grid(images, path, image_shape, ncols: int | None = None, scale: 
         Scale each image to [0, 1] by its own minimum and maximum first (for filters / weights).
     padding : int, default=1
         Grey pixels between images (before scaling).
+    row_labels : sequence of str, optional
+        Text at the left of the grid's rows (black on a white margin), ``row_labels[r %
+        len(row_labels)]`` beside row r: ("input", "reconstruction") labels alternate rows.
 
     Returns
     -------
@@ -89,6 +122,9 @@ def save_image_grid(images, path, image_shape, ncols: int | None = None, scale: 
     pixels = np.rint(grid * 255.0).astype(np.uint8)
     if scale > 1:
         pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
+    if row_labels is not None and len(row_labels):
+        height = _positive_int(image_shape[0], "image_shape")
+        pixels = _label_rows(pixels, row_labels, height * scale, (height + padding) * scale, padding * scale)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     from .serialization import atomic_write  # a kill mid-write keeps the previous picture
