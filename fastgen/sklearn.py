@@ -224,6 +224,16 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     mean over the chains (scikit-learn divides them by the batch's row count, which differs
     only on a shorter last batch).
 
+    scikit-learn's underscore helpers are here too, with its semantics: ``_mean_hiddens(v)``
+    (P(h | v)), ``_sample_hiddens(v, rng)`` and ``_sample_visibles(h, rng)`` (boolean states;
+    drawn from the Philox stream seeded from ``rng``, so deterministic given rng's state but not
+    scikit-learn's bits) and ``_free_energy(v)`` (scikit-learn's sign: low for likely v).
+    Parameter errors are scikit-learn's ``InvalidParameterError`` (a ValueError and a
+    TypeError), checked against ``_parameter_constraints`` in :meth:`fit` and
+    :meth:`partial_fit`. Training data outside [0, 1] (by more than rounding) warns; data that
+    is only transformed or scored does not, as in scikit-learn (held-out folds of a
+    MinMaxScaler pipeline leave [0, 1]).
+
     Parameters
     ----------
     n_components : int, default=256
@@ -331,12 +341,12 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _check_params(self, caller_name=None):
         """InvalidParameterError naming the first bad parameter (``caller_name``: the estimator
         named in scikit-learn's messages, DBN for its layers)."""
+        _parse_device(self.device)  # first: its message lists the device spellings
         _validate_estimator_params(self, caller_name)
         _check_integer(self, "n_temperatures", 1)
         _check_number(self, "min_beta", 0.0, 1.0, high_open=True)
         if self.n_temperatures > 1 and not self.persistent:
             raise InvalidParameterError("n_temperatures > 1 (parallel tempering) needs persistent=True")
-        _parse_device(self.device)
 
     def _validate_params(self):  # scikit-learn's hook (used by its _fit_context): the same checks
         self._check_params()
