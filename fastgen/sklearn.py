@@ -197,16 +197,30 @@ _RBM_PARAMETER_CONSTRAINTS = {
 }
 
 
+# fastgen's wording of two errors, which callers match, appended to scikit-learn's.
+_WORDING = {
+    "random_state": "random_state must be None, an int in [0, 2**32) or a numpy RandomState",
+    "device": "device must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
+}
+
+
 def _validate_estimator_params(estimator, caller_name=None) -> None:
     """Every parameter of an RBM estimator checked, or InvalidParameterError (a ValueError and a
     TypeError, as scikit-learn raises) naming it: scikit-learn's ``_parameter_constraints`` table
     first (skipped under ``sklearn.set_config(skip_parameter_validation=True)``, as in
     scikit-learn), then fastgen's own checks, which always run: the compiled loops take 32-bit
     extents and finite rates."""
-    check_random_state_named(estimator.random_state)  # first: its message says what random_state takes
     if not get_config().get("skip_parameter_validation", False):
-        validate_parameter_constraints(estimator._parameter_constraints, estimator.get_params(deep=False),
-                                       caller_name=caller_name or type(estimator).__name__)
+        caller_name = caller_name or type(estimator).__name__
+        for name, value in estimator.get_params(deep=False).items():
+            try:  # one parameter at a time, so that the message can keep fastgen's wording too
+                validate_parameter_constraints(estimator._parameter_constraints, {name: value},
+                                               caller_name=caller_name)
+            except InvalidParameterError as exc:
+                if name not in _WORDING:
+                    raise
+                raise InvalidParameterError(f"{exc} ({_WORDING[name]})") from None
+    check_random_state_named(estimator.random_state)
     _check_rbm_params(estimator)
     for name in ("persistent", *(("learn_sigma",) if hasattr(estimator, "learn_sigma") else ())):
         if not isinstance(getattr(estimator, name), (bool, np.bool_)):
@@ -341,8 +355,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _check_params(self, caller_name=None):
         """InvalidParameterError naming the first bad parameter (``caller_name``: the estimator
         named in scikit-learn's messages, DBN for its layers)."""
-        _parse_device(self.device)  # first: its message lists the device spellings
         _validate_estimator_params(self, caller_name)
+        _parse_device(self.device)
         _check_integer(self, "n_temperatures", 1)
         _check_number(self, "min_beta", 0.0, 1.0, high_open=True)
         if self.n_temperatures > 1 and not self.persistent:

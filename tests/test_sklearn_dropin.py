@@ -293,6 +293,16 @@ def test_constraint_table_covers_every_parameter():
             [str(c) for c in SkBernoulliRBM._parameter_constraints[name]]
 
 
+@pytest.mark.parametrize("estimator", [BernoulliRBM(n_components=3, n_iter=1),
+                                       GaussianBernoulliRBM(n_components=3, n_iter=1)], ids=lambda e: type(e).__name__)
+def test_scikit_learns_own_parameter_validation_check(estimator):
+    # every constrained parameter, given a value of a wrong type or out of range, raises
+    # InvalidParameterError with scikit-learn's "The 'name' parameter of Est must be ..." message
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    check_param_validation(type(estimator).__name__, estimator)
+
+
 def test_values_scikit_learn_accepts_still_work(digits):
     X = digits[:10]
     for params in (dict(dtype="f4"), dict(dtype=np.float64), dict(device="cpu"), dict(device="CPU"),
