@@ -365,7 +365,8 @@ def _build_ae(kind: str, n_features: int, image_shape, args):
         # kinds; conv-pool unpools in blocks: the encoder's argmax positions would hand the decoder
         # most of the image past the code (see ConvAutoencoder's ``unpool``)
         return ConvAutoencoder(1, image_shape, tuple(args.channels), pooling=kind == "conv-pool",
-                               likelihood=args.likelihood, n_latent=latent, unpool="block")
+                               likelihood=args.likelihood, n_latent=latent,
+                               unpool="block" if kind == "conv-pool" else "argmax")
     raise ValueError(f"unknown autoencoder kind {kind!r}")
 
 
