@@ -294,5 +294,5 @@ def test_bare_demo_is_still_the_digits_demo(monkeypatch):
     assert main(["demo"]) == 0
     assert main(["demo", "--n-iter", "3", "--no-compare"]) == 0
     assert main(["demo", "digits", "--seed", "5"]) == 0
-    assert [(a.demo, a.n_iter, a.no_compare, a.seed) for a in seen] == [
+    assert [(a.demo, a.epochs, a.no_compare, a.seed) for a in seen] == [
         ("digits", 20, False, 0), ("digits", 3, True, 0), ("digits", 20, False, 5)]
