@@ -787,7 +787,8 @@ def _add_autoencoder_arguments(parser, family: str) -> None:
                         help=f"total epochs (default: {AUTOENCODER_EPOCHS}); with --resume: the total to reach, "
                              "counting the checkpoint's (default: the target of the run it belongs to)")
     parser.add_argument("--batch-size", type=_argtypes.positive_int, default=128, help="(default: %(default)s)")
-    parser.add_argument("--lr", type=_argtypes.positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--lr", type=_argtypes.positive_float, default=None,
+                        help="Adam learning rate (default: 1e-3, 1e-2 for --kind cae; with --resume: the checkpoint's)")
     parser.add_argument("--seed", type=_argtypes.seed, default=None,
                         help="train/test split, initial weights, batch order (default: 0; with --resume: the "
                              "checkpoint's)")
