@@ -289,3 +289,15 @@ def test_source_tree_lookup(tmp_path):
     (tmp_path / "fastgen" / "_C.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
     assert bench_main.source_tree_is_compiled(tmp_path) is True
     assert bench_main.use_installed_fastgen(tmp_path) is None           # fastgen is imported already
+
+
+def test_python_m_fastgen_runs_the_installed_fastgen_from_an_uncompiled_checkout(plain_install):
+    root, env = plain_install
+    data = root / "tiny.npy"
+    np.save(data, (np.random.default_rng(0).random((40, 9)) < 0.3).astype(np.float32))
+    done = subprocess.run([sys.executable, "-m", "fastgen", "train", "rbm", str(data), "--epochs", "1",
+                           "--n-components", "4", "--out", str(root / "out")],
+                          capture_output=True, text=True, cwd=root / "repo", env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "has no compiled module" in done.stderr and str(root / "site" / "fastgen") in done.stderr
+    assert "pip install" not in done.stdout + done.stderr
