@@ -123,7 +123,7 @@ def _parse_idx(raw: bytes, name) -> np.ndarray:
 
 def read_idx(path) -> np.ndarray:
     """Read an MNIST IDX file (optionally gzip-compressed) as an array of its stored type and shape."""
-    path = _existing_file(path)
+    path = existing_file(path)
     raw = _read_bytes(path)
     if raw[:2] == _GZIP_MAGIC:
         raw = _gunzip(raw, path, array=True)
@@ -131,14 +131,16 @@ def read_idx(path) -> np.ndarray:
 
 
 # ---- generic loader -------------------------------------------------------------------------------
-def _existing_file(path) -> Path:
+def existing_file(path, kind: str = "data") -> Path:
+    """``path`` as a Path, or a ValueError naming it when it is a directory, missing, or not a
+    regular file (a device, a pipe): what every loader checks before it reads."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path}: is a directory, expected a data file")
+        raise ValueError(f"{path}: is a directory, expected a {kind} file")
     if not path.exists():
         raise ValueError(f"{path}: no such file")
     if not path.is_file():
-        raise ValueError(f"{path}: not a regular file, expected a data file")
+        raise ValueError(f"{path}: not a regular file, expected a {kind} file")
     return path
 
 
@@ -334,7 +336,7 @@ def _read_raw_array(path: Path, key=None):
 def read_labels(path, key=None):
     """The labels array of a data file's .npz archive (``key``, else 'labels' or 'y'), or None
     when the file is not an .npz archive or holds none; read like :func:`load_array` reads data."""
-    path = _existing_file(path)
+    path = existing_file(path)
     raw = _read_bytes(path)
     if raw[:2] == _GZIP_MAGIC:
         raw = _gunzip(raw, path, array=True)
@@ -386,7 +388,7 @@ def load_array(path, *, binarize: float | None = None, key: str | None = None, d
     if binarize is not None and (isinstance(binarize, bool) or not isinstance(binarize, numbers.Real)
                                  or not np.isfinite(binarize)):
         raise ValueError(f"binarize must be a finite threshold, got {binarize!r}")
-    path = _existing_file(path)
+    path = existing_file(path)
     data, used_key = _read_raw_array(path, key)
     what = f"{path}" + (f" (array {used_key!r})" if used_key is not None else "")
     if data.dtype.kind not in "biuf":

@@ -221,11 +221,9 @@ def load_rbm(path):
     from .random import Generator
     from .sklearn import BernoulliRBM
 
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory, expected a saved model file")
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+    from .datasets import existing_file
+
+    path = existing_file(path, "saved model")
     arrays = _read_npz(path)
     meta_array = arrays.get("meta")
     if meta_array is None or meta_array.dtype.kind != "U" or meta_array.ndim != 0 \

@@ -10,7 +10,6 @@ padding (index 0), start and stop.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import re
 from pathlib import Path
@@ -110,13 +109,9 @@ def load_smiles_csv(path, column: str = "SMILES") -> list[str]:
     ValueError naming the file for a missing, empty, unreadable or corrupt file (gzip data is
     decompressed in chunks, up to :func:`fastgen.datasets.max_decompressed_bytes`), a missing
     column or no strings at all."""
-    from .datasets import gunzip
+    from .datasets import existing_file, gunzip
 
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory, expected a CSV file")
-    if not path.exists():
-        raise ValueError(f"{path}: no such file")
+    path = existing_file(path, "CSV")
     try:
         raw = path.read_bytes()
     except OSError as exc:

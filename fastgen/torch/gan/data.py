@@ -111,7 +111,7 @@ def load_images(source: str = "digits", image_size: int | None = None, *, key: s
     images : Tensor (N, C, S, S) in [-1, 1]
     labels : LongTensor (N,) or None
     """
-    from ...datasets import _existing_file, _read_raw_array, read_labels
+    from ...datasets import _read_raw_array, existing_file, read_labels
 
     if image_size is not None and image_size not in IMAGE_SIZES:
         raise ValueError(f"image_size must be one of {', '.join(map(str, IMAGE_SIZES))}, got {image_size!r}")
@@ -125,7 +125,7 @@ def load_images(source: str = "digits", image_size: int | None = None, *, key: s
         image_size = image_size or 32
         what = "scikit-learn's digits"
     else:
-        path = _existing_file(source)
+        path = existing_file(source)
         array, used = _read_raw_array(path, key)
         what = f"{path}"
         if array.dtype.kind not in "biuf":
