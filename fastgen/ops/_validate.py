@@ -9,6 +9,7 @@ and a synchronisation with the host.
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -59,12 +60,8 @@ def _as_array(x, name: str):
         raise type(exc)(f"{name} could not be read as an array: {exc}") from exc
 
 
-def _float_checked(a, name: str, ndim, dtype, allow_empty: bool, finite: bool, ascontiguousarray, check_finite_fn,
-                   int32_axes=()):
-    """The dtype / ndim / emptiness / finiteness rules of :func:`float_array`, for any array
-    module (NumPy here, CuPy in :func:`float_array_cuda`): one set of rules and messages.
-    ``int32_axes``: (axis, what) pairs whose extent must fit a 32-bit index (checked before any
-    copy, so a huge broadcast view is refused without being materialised)."""
+def _check_kind_and_shape(a, name: str, ndim, int32_axes) -> None:
+    """A real numeric dtype, an allowed ndim (int or tuple of ints) and 32-bit extents."""
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array (float32 or float64), got dtype {a.dtype}")
     if ndim is not None:
@@ -75,6 +72,15 @@ def _float_checked(a, name: str, ndim, dtype, allow_empty: bool, finite: bool, a
     for axis, what in int32_axes:
         if axis < a.ndim:
             check_int32_extent(a.shape[axis], name, what)
+
+
+def _float_checked(a, name: str, ndim, dtype, allow_empty: bool, finite: bool, ascontiguousarray, check_finite_fn,
+                   int32_axes=()):
+    """The dtype / ndim / emptiness / finiteness rules of :func:`float_array`, for any array
+    module (NumPy here, CuPy in :func:`float_array_cuda`): one set of rules and messages.
+    ``int32_axes``: (axis, what) pairs whose extent must fit a 32-bit index (checked before any
+    copy, so a huge broadcast view is refused without being materialised)."""
+    _check_kind_and_shape(a, name, ndim, int32_axes)
     target = np.dtype(dtype) if dtype is not None else (
         a.dtype if a.dtype in FLOAT_DTYPES else np.dtype(np.float32 if a.dtype == np.float16 else np.float64)
     )
@@ -96,13 +102,7 @@ def array_view(x, name: str, *, ndim=None, int32_axes=()) -> np.ndarray:
     """The NumPy view of ``x`` with float_array's dtype-kind, ndim and 32-bit extent checks, and
     no copy: for an op that must check one argument's shape before it converts another."""
     a = _as_array(x, name)
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array (float32 or float64), got dtype {a.dtype}")
-    if ndim is not None and a.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
-    for axis, what in int32_axes:
-        if axis < a.ndim:
-            check_int32_extent(a.shape[axis], name, what)
+    _check_kind_and_shape(a, name, ndim, int32_axes)
     return a
 
 
@@ -149,8 +149,19 @@ def finite_in_dtype(value: float, name: str, dtype) -> float:
     return value
 
 
+def is_finite_real(value) -> bool:
+    """A real number (not a bool) that is finite as a float: np.isfinite raises TypeError on a
+    Python int past 2**64 and float() OverflowError past 1e308, so neither is asked alone."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def real(value, name: str, *, low=None, high=None, low_open=False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    if not is_finite_real(value):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     value = float(value)
     if low is not None and (value < low or (low_open and value == low)):
