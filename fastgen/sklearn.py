@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _backend, _cpu
 from .models.rbm import RBM, ContrastiveDivergence
+from .ops._validate import is_finite_real
 from .random import Generator, as_generator
 
 # What validate_data(reset=True) sets on the estimator.
@@ -105,7 +106,7 @@ def check_random_state_named(random_state):
 
 def _check_number(estimator, name, low, high=None, low_open=False, high_open=False):
     value = getattr(estimator, name)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    if not is_finite_real(value):
         raise InvalidParameterError(f"{name} must be a finite real number, got {value!r}")
     if value < low or (low_open and value == low) or (high is not None and (value > high or (high_open and value == high))):
         interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}{')' if high_open or high is None else ']'}"
@@ -921,7 +922,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X = self._validate_X(X, reset=False)
         if log_z is None:
             log_z = self.log_partition(**log_partition_options)
-        elif isinstance(log_z, bool) or not isinstance(log_z, numbers.Real) or not np.isfinite(log_z):
+        elif not is_finite_real(log_z):
             raise InvalidParameterError(f"log_z must be a finite real number, got {log_z!r}")
         _check_fitted_finite(self, _RBM_PARAMETERS)
         rbm = RBM(*(np.asarray(a, np.float64) for a in (self.components_, self.intercept_visible_,

@@ -301,3 +301,24 @@ def test_estimator_refuses_extents_past_32_bits(name):
 def test_bad_random_state_is_named(make, seed):
     with pytest.raises(ValueError, match="random_state must be"):
         make(seed).fit(binary_data())
+
+
+# ---- Python ints past 2**64 as real parameters -------------------------------------------------------
+def test_huge_python_ints_are_numbers_not_numpy_type_errors():
+    # np.isfinite(2**70) raises "ufunc 'isfinite' not supported" (found by the fuzz test through
+    # conv_transpose2d's negative_slope); float(2**2000) overflows
+    from fastgen.ops import sample_categorical, sample_gaussian
+    from fastgen.ops.conv import check_slope
+    from fastgen.ops._validate import is_finite_real
+
+    assert is_finite_real(2**70) and not is_finite_real(2**2000) and not is_finite_real(True)
+    assert check_slope(2**70) == float(2**70)
+    assert sample_categorical(np.zeros((2, 3)), temperature=2**70, generator=0).shape == (2,)
+    with pytest.raises(ValueError, match="std must be a finite number"):
+        sample_gaussian(np.zeros(3), std=2**2000)
+    with pytest.raises(ValueError, match="learning_rate"):
+        BernoulliRBM(learning_rate=2**2000).fit(binary_data())
+    rbm, X = fitted_rbm()
+    assert np.isfinite(rbm.log_likelihood(X, log_z=2**70)).all()
+    with pytest.raises(ValueError, match="log_z must be a finite real number"):
+        rbm.log_likelihood(X, log_z=2**2000)

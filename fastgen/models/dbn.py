@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import _cpu
 from ..ops import gibbs as _gibbs_op
+from ..ops._validate import is_finite_real
 from ..random import Generator, as_generator
 from ._divergence import DIVERGED, guarded_pass
 from .rbm import RBM
@@ -228,8 +229,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 ok = isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v >= 0
                 want = "an integer >= 0"
             else:
-                ok = (isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-                      and np.isfinite(v) and v > 0)
+                ok = is_finite_real(v) and v > 0
                 want = "a finite number > 0"
             if not ok:
                 raise InvalidParameterError(f"{name}[{i}] must be {want}, got {v!r}")
@@ -499,8 +499,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         n_iter = _check_int(n_iter, "n_iter", 0)
-        if (isinstance(learning_rate, (bool, np.bool_)) or not isinstance(learning_rate, numbers.Real)
-                or not np.isfinite(learning_rate) or learning_rate <= 0):
+        if not is_finite_real(learning_rate) or learning_rate <= 0:
             raise InvalidParameterError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
         cd_k = _check_int(self.cd_k if cd_k is None else cd_k, "cd_k", 1)
         batch_size = _check_int(self.batch_size if batch_size is None else batch_size, "batch_size", 1)

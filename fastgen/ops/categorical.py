@@ -22,7 +22,7 @@ import numpy as np
 from .. import _cpu
 from .._backend import placement, wrap_like
 from ._validate import as_generator
-from ._validate import float_array, float_array_cuda
+from ._validate import float_array, float_array_cuda, is_finite_real
 
 __all__ = ["sample_categorical"]
 
@@ -30,8 +30,7 @@ __all__ = ["sample_categorical"]
 def check_temperature(temperature, dtype=None) -> float:
     """A finite number > 0, and finite in ``dtype`` (the logits' float type) when given: the
     kernels compute in that type, where an overflowing temperature would make NaN keys."""
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not np.isfinite(temperature) \
-            or temperature <= 0:
+    if not is_finite_real(temperature) or temperature <= 0:
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     if dtype is not None and temperature > float(np.finfo(dtype).max):
         raise ValueError(f"temperature must be finite in the logits' dtype {np.dtype(dtype).name} "

@@ -20,7 +20,6 @@ same cols; the GEMMs sum in another order, so results agree with the CPU's to ro
 from __future__ import annotations
 
 import ctypes
-import numbers
 import threading
 from contextlib import contextmanager
 
@@ -28,7 +27,7 @@ import numpy as np
 
 from .. import _cpu
 from .._backend import placement, wrap_like
-from ._validate import check_int32_extent, check_output_size, finite_in_dtype, float_array, float_array_cuda
+from ._validate import check_int32_extent, check_output_size, finite_in_dtype, float_array, float_array_cuda, real
 from .pool import pair
 
 ACTIVATIONS = {"none": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
@@ -44,12 +43,10 @@ def activation_code(activation) -> int:
 
 def check_slope(negative_slope, dtype=None) -> float:
     """A finite real number, finite in ``dtype`` (the kernel's float type) when given."""
-    if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real) or \
-            not np.isfinite(negative_slope):
-        raise ValueError(f"negative_slope must be a finite real number, got {negative_slope!r}")
+    slope = real(negative_slope, "negative_slope")
     if dtype is not None:
-        finite_in_dtype(float(negative_slope), "negative_slope", dtype)
-    return float(negative_slope)
+        finite_in_dtype(slope, "negative_slope", dtype)
+    return slope
 
 
 def conv_transpose_geometry(x_shape, w_shape, bias_shape, stride, padding, output_padding):

@@ -13,7 +13,7 @@ import numpy as np
 from .. import _cpu
 from .._backend import placement, wrap_like
 from ._validate import as_generator
-from ._validate import finite_in_dtype, flag, float_array, float_array_cuda, vector, vector_cuda
+from ._validate import finite_in_dtype, flag, float_array, is_finite_real, float_array_cuda, vector, vector_cuda
 
 _OUTPUTS = ("states", "probs", "both")
 
@@ -91,11 +91,8 @@ def sample_gaussian(mean, std=1.0, *, bias=None, generator=None):
     a = float_array(mean, "mean", ndim=(1, 2))
     b = None if bias is None else vector(bias, "bias", a.shape[-1], a.dtype)
     if np.ndim(std) == 0:
-        try:
-            std_scalar = float(std) if not isinstance(std, (bool, np.bool_)) else None
-        except (TypeError, ValueError):  # None, strings: refused below, naming std
-            std_scalar = None
-        if std_scalar is None or not np.isfinite(std_scalar) or std_scalar < 0:
+        std_scalar = float(std) if is_finite_real(std) else None  # None, strings, 2**2000: refused below
+        if std_scalar is None or std_scalar < 0:
             raise ValueError(f"std must be a finite number >= 0, got {std!r}")
         finite_in_dtype(std_scalar, "std", a.dtype)  # the kernel computes in mean's dtype
         std_arr = None
@@ -148,11 +145,8 @@ def _gaussian_cuda(pl, mean, std, bias, generator):
     b = None if bias is None else vector_cuda(pl.array(bias, "bias"), "bias", a.shape[-1], a.dtype)
     std_arr, std_scalar = None, 0.0
     if np.isscalar(std):
-        try:
-            std_scalar = float(std) if not isinstance(std, (bool, np.bool_)) else None
-        except (TypeError, ValueError):
-            std_scalar = None
-        if std_scalar is None or not np.isfinite(std_scalar) or std_scalar < 0:
+        std_scalar = float(std) if is_finite_real(std) else None
+        if std_scalar is None or std_scalar < 0:
             raise ValueError(f"std must be a finite number >= 0, got {std!r}")
     else:
         std_arr = vector_cuda(pl.array(std, "std"), "std", a.shape[-1], a.dtype)
