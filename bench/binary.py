@@ -42,7 +42,7 @@ def _time(fn, repeats):
 def crossover(rows, K, N, dtype, repeats, rng):
     from scipy.linalg import blas
 
-    from fastgen import _cpu
+    from fastgen._native import cpu as _cpu
 
     gemm = blas.sgemm if dtype == np.float32 else blas.dgemm
     M = rng.normal(0, 1, (K, N)).astype(dtype)
@@ -77,7 +77,7 @@ LOOP_DENSITIES = (0.0, 0.2, 0.35, 0.5, 1.0)
 def loop_sweep(X, repeats, cooldown):
     """One PCD-1 epoch (784 -> 500, batch 100) per setting of the loops' density limit, and the
     dense loop, interleaved in one process: the crossover that matters inside training."""
-    from fastgen import _cpu
+    from fastgen._native import cpu as _cpu
 
     from .common import time_interleaved
     from .rbm import fastgen_trainer

@@ -334,7 +334,7 @@ def environment() -> dict:
         except Exception as exc:  # pragma: no cover - recorded, not fatal
             env[key] = f"unavailable ({type(exc).__name__})"
     try:
-        import fastgen._cpu as _cpu  # loads _C and hands it SciPy's BLAS
+        import fastgen._native.cpu as _cpu  # loads _C and hands it SciPy's BLAS
 
         env["fastgen_blas"] = "SciPy's BLAS (scipy.linalg.cython_blas ?gemm)"
         if hasattr(_cpu.C, "max_threads"):

@@ -114,7 +114,8 @@ def ais_floor(n_visible, n_hidden, n_chains, n_betas, dtype, seed=0):
 
 def ais_speed(model_weights, X_train, n_betas, repeats, cooldown):
     """Scenario T: AIS wall time against the floor (and with dense products, as before issue 7)."""
-    from fastgen import Generator, _cpu
+    from fastgen import Generator
+    from fastgen._native import cpu as _cpu
     from fastgen.models.ais import ais_log_partition, default_schedule
     from fastgen.models.rbm import RBM
 

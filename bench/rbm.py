@@ -176,7 +176,7 @@ def fastgen_trainer(X, params):
 
 def dense_products(fn):
     """fn with every product on BLAS (fastgen's loops before the binary-operand kernels)."""
-    from fastgen import _cpu
+    from fastgen._native import cpu as _cpu
 
     def run():
         with _cpu.binary_products(False):

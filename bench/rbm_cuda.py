@@ -181,7 +181,7 @@ def cublas_floor_epoch(Xc, n_hidden: int, batch_size: int):
     """The five GEMMs per batch of bench/rbm.py's gemm_floor, on cuBLAS into preallocated arrays."""
     import cupy as cp
 
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     nv, dtype = Xc.shape[1], Xc.dtype
     W = cp.asarray((np.random.default_rng(0).standard_normal((n_hidden, nv)) * 0.01).astype(dtype))
@@ -207,7 +207,7 @@ def cublas_floor_epoch(Xc, n_hidden: int, batch_size: int):
 def cublas_floor_gibbs(v0c, Wc, steps: int):
     import cupy as cp
 
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     h = cp.empty((v0c.shape[0], Wc.shape[0]), Wc.dtype)
     v = cp.empty_like(v0c)
@@ -289,7 +289,7 @@ def gibbs_scenario(X, chains, repeats, cooldown, sync, n_hidden=500):
     import cupy as cp
     import torch
 
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
     from fastgen.ops import gibbs
 
     rng = np.random.default_rng(0)
@@ -323,7 +323,7 @@ def gibbs_scenario(X, chains, repeats, cooldown, sync, n_hidden=500):
 
 def run_cuda_suite(args) -> dict:
     """Scenarios E and F on the current CUDA device; SystemExit with a clear message without one."""
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     reason = _cuda.unavailable_reason()
     if reason is not None:

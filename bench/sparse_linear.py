@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
 
-    import fastgen._cpu  # noqa: F401  (sets OMP_WAIT_POLICY before torch's OpenMP starts)
+    import fastgen._native.cpu  # noqa: F401  (sets OMP_WAIT_POLICY before torch's OpenMP starts)
     import torch
 
     from fastgen.datasets import load_mnist_shared

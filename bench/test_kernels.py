@@ -9,7 +9,7 @@ import pytest
 from scipy.special import expit
 
 import fastgen
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 from fastgen.ops import gibbs
 
 ROWS, COLS = 100, 784  # one MNIST batch of visible pre-activations

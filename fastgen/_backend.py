@@ -139,7 +139,7 @@ def wrap_like(result, like):
 # ---- CUDA side ------------------------------------------------------------------------------
 def cuda_module(name: str):
     """CuPy, checked to reach a CUDA device; a TypeError naming ``name`` otherwise."""
-    from . import _cuda
+    from ._native import cuda as _cuda
 
     reason = _cuda.unavailable_reason()
     if reason is not None:

@@ -105,7 +105,7 @@ def _out_dir(path) -> Path:
 
 def _warm_up() -> None:
     """Load the compiled module and BLAS before anything is timed."""
-    from . import _cpu  # noqa: F401
+    from ._native import cpu as _cpu  # noqa: F401
 
 
 # ---- demo -------------------------------------------------------------------------------------
@@ -828,7 +828,7 @@ def _thread_limit(threads):
     _warm_up()
     from threadpoolctl import threadpool_limits
 
-    from ._cpu import C
+    from ._native.cpu import C
 
     with threadpool_limits(limits=threads):
         print(f"threads: {C.max_threads()} OpenMP (fastgen's compiled loops), BLAS limited to {threads}", flush=True)

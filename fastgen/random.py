@@ -101,7 +101,7 @@ class Generator:
 
     def uniform(self, shape, dtype=np.float64) -> np.ndarray:
         """Uniforms on [0, 1) (float32: 24 random bits, float64: 32). Takes 1 offset."""
-        from . import _cpu
+        from ._native import cpu as _cpu
 
         out = np.empty(shape, dtype=_float_dtype(dtype))
         _cpu.C.fill_uniform(out.reshape(-1), self._seed, self.take())
@@ -109,7 +109,7 @@ class Generator:
 
     def normal(self, shape, dtype=np.float64) -> np.ndarray:
         """Standard normals (Box-Muller on pairs of Philox words). Takes 1 offset."""
-        from . import _cpu
+        from ._native import cpu as _cpu
 
         out = np.empty(shape, dtype=_float_dtype(dtype))
         _cpu.C.fill_normal(out.reshape(-1), self._seed, self.take())
@@ -117,7 +117,7 @@ class Generator:
 
     def bits(self, n: int) -> np.ndarray:
         """The raw 32-bit Philox words of ``n`` elements. Takes 1 offset."""
-        from . import _cpu
+        from ._native import cpu as _cpu
 
         out = np.empty(int(n), dtype=np.uint32)
         _cpu.C.fill_bits(out, self._seed, self.take())

@@ -19,7 +19,8 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import _backend, _cpu
+from . import _backend
+from ._native import cpu as _cpu
 from .models.rbm import RBM, ContrastiveDivergence
 from .ops._validate import is_finite_real
 from .random import Generator, as_generator
@@ -543,7 +544,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             device = wanted
             if on_gpu and _backend.device_of(X) != device:
                 raise ValueError(f"device={self.device!r} but X is on cuda:{_backend.device_of(X)}")
-        from . import _cuda
+        from ._native import cuda as _cuda
 
         reason = _cuda.unavailable_reason()
         if reason is not None:
@@ -687,7 +688,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _transform_cuda(self, X):
         import cupy as cp
 
-        from . import _cuda
+        from ._native import cuda as _cuda
 
         pl = _backend.placement(X=X)
         with pl.activate():

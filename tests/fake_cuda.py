@@ -11,6 +11,6 @@ class FakeCudaArray:
 
 def cuda_backend_unavailable():
     """Why fastgen's CUDA backend cannot run here, or None when it can."""
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     return _cuda.unavailable_reason()

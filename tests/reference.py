@@ -114,7 +114,7 @@ def words(seed: int, offset: int, n: int) -> np.ndarray:
     """The raw words of a call, read through fastgen (pinned to the above by test_random)."""
     out = np.empty(int(n), np.uint32)
     if n:
-        from fastgen import _cpu
+        from fastgen._native import cpu as _cpu
 
         _cpu.C.fill_bits(out, int(seed), int(offset))
     return out

@@ -3,7 +3,7 @@ faulting fresh pages in cost more than the work on the development machine."""
 import numpy as np
 
 import fastgen
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 from fastgen.ops import gibbs
 
 

@@ -107,7 +107,7 @@ def test_demo_threads_limits_fastgens_openmp(tmp_path):
 def test_thread_limit_controls_the_libgomp_of_fastgen_C():
     from threadpoolctl import threadpool_info
 
-    from fastgen._cpu import C
+    from fastgen._native.cpu import C
 
     before = C.max_threads()
     with cli._thread_limit(1):

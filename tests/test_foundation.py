@@ -11,7 +11,7 @@ import pytest
 from scipy.special import expit, logsumexp
 
 import fastgen
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 from fastgen.models.rbm import RBM, ContrastiveDivergence
 from fastgen.ops import cd_gradients, gibbs, sample_bernoulli, sample_gaussian
 
@@ -409,7 +409,7 @@ def test_bad_data_gets_clear_errors_and_input_is_not_modified():
         fastgen.BernoulliRBM(n_components=2, n_iter=1).fit(X * 3)
 
 
-_SPIN_SCRIPT = "import os, fastgen._cpu; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+_SPIN_SCRIPT = "import os, fastgen._native.cpu; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
 
 
 @pytest.mark.parametrize("user_env, expected", [

@@ -12,7 +12,7 @@ from scipy import stats
 
 import fastgen
 import reference as ref
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 from fastgen.random import as_generator
 
 DTYPES = [np.float32, np.float64]
@@ -290,7 +290,7 @@ _THREAD_SCRIPT = textwrap.dedent(
     import sys
     import numpy as np
     import fastgen
-    from fastgen import _cpu
+    from fastgen._native import cpu as _cpu
     from fastgen.models.rbm import RBM, ContrastiveDivergence
     from fastgen.ops import cd_gradients, gibbs, sample_bernoulli, sample_gaussian
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from ..ops._validate import float_array, positive_int
 from ..random import as_generator
 

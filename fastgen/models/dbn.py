@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from ..ops import gibbs as _gibbs_op
 from ..ops._validate import is_finite_real
 from ..random import Generator, as_generator

@@ -43,7 +43,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from ..ops._validate import positive_int, real
 from ..random import Generator, as_generator
 from ._divergence import guarded_pass

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import logsumexp
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from ..ops import gibbs as _gibbs_op
 from ..ops._validate import positive_int, real
 from ..random import Generator, as_generator
@@ -281,7 +281,7 @@ class ContrastiveDivergence:
         ``batch_size`` rows (the last may be shorter), updating ``rbm`` in place.
 
         With the parameters, chains, velocities and data all CuPy arrays on one device, the pass
-        runs there (:func:`fastgen._cuda.train_epoch`: cuBLAS GEMMs, the CUDA sampling kernel,
+        runs there (:func:`fastgen._native.cuda.train_epoch`: cuBLAS GEMMs, the CUDA sampling kernel,
         replayed as a CUDA graph from the second identical pass on), on CuPy's current stream,
         drawing from the same counters as the CPU loop."""
         self.prepare(rbm, batch_size)
@@ -296,7 +296,7 @@ class ContrastiveDivergence:
     def _run(self, rbm: RBM, data, batch_size: int, seed: int, offset: int) -> None:
         vw, vb, vh = self.velocities if self.momentum > 0 else (None, None, None)
         if _array_module(rbm.weights) is not np:
-            from .. import _cuda
+            from .._native import cuda as _cuda
 
             _cuda.train_epoch(rbm.weights, rbm.visible_bias, rbm.hidden_bias, data, batch_size=int(batch_size),
                               cd_k=int(self.cd_k), lr=self.learning_rate, momentum=self.momentum,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from ..ops._validate import positive_int, real
 from ..random import Generator, as_generator
 from ._divergence import guarded_pass

@@ -115,7 +115,7 @@ def float_array(x, name: str, *, ndim=None, dtype=None, allow_empty: bool = True
 def check_finite(a: np.ndarray, name: str) -> None:
     """ValueError naming ``name`` if the C-contiguous float array ``a`` holds a NaN or infinity
     (one compiled pass; np.isfinite(a).all() allocates a boolean array first)."""
-    from .. import _cpu
+    from .._native import cpu as _cpu
 
     if a.size and not _cpu.C.all_finite(a.reshape(-1)):
         raise ValueError(f"{name} contains NaN or infinity")

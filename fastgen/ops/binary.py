@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from .._backend import wrap_like
 from ._validate import array_view, flag, float_array
 

@@ -9,7 +9,7 @@ open interval (0, 1) (``uniform_open01`` in sampling.h; not :meth:`Generator.uni
 so that neither logarithm is ever infinite.
 
 CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs
-kernels/categorical.cu on the caller's current stream (:mod:`fastgen._cuda_categorical`): the
+kernels/categorical.cu on the caller's current stream (:mod:`fastgen._native.cuda_categorical`): the
 same key formula on the same uniforms, so the draws are bitwise the CPU's for the same seed and
 offset. The finiteness check there is one device reduction and a host synchronisation.
 """
@@ -19,7 +19,7 @@ import numbers
 
 import numpy as np
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
 from ._validate import as_generator
 from ._validate import float_array, float_array_cuda, is_finite_real
@@ -104,7 +104,7 @@ def sample_categorical_cupy(logits, temperature: float, top_k: int, seed: int, o
     1 or 2 dims, validated; returns int64 of shape ``logits.shape[:-1]`` on the same device."""
     import cupy as cp
 
-    from .. import _cuda_categorical
+    from .._native import cuda_categorical as _cuda_categorical
 
     out = cp.empty(logits.shape[:-1], dtype=np.int64)
     _cuda_categorical.sample_categorical(logits.reshape(-1, logits.shape[-1]), out.reshape(-1),

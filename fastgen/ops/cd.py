@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from .._backend import placement
 from ._validate import as_generator
 from ._validate import INT32_MAX, float_array, float_array_cuda, positive_int, rbm_parameters, rbm_parameters_cuda
@@ -89,7 +89,7 @@ def _cd_gradients_cuda(pl, v, W, b_vis, b_hid, k, generator, persistent_chains) 
     """The CPU code above, line for line, on CuPy arrays."""
     import cupy as cp
 
-    from .. import _cuda
+    from .._native import cuda as _cuda
 
     W, b_vis, b_hid = rbm_parameters_cuda(pl, W, b_vis, b_hid)
     v = float_array_cuda(pl.array(v, "v"), "v", ndim=2, dtype=W.dtype, allow_empty=False)

@@ -12,7 +12,7 @@ over the OpenMP threads and each chunk's GEMM single-threaded in SciPy's BLAS
 (:func:`single_threaded_blas`).
 
 CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs on the
-caller's current stream (:mod:`fastgen._cuda_vae`): the GEMMs on cuBLAS, the output pass, im2col
+caller's current stream (:mod:`fastgen._native.cuda_vae`): the GEMMs on cuBLAS, the output pass, im2col
 and the activation's derivative in kernels/conv.cu. Those passes are the CPU's bit for bit on the
 same cols; the GEMMs sum in another order, so results agree with the CPU's to rounding.
 :func:`forward_cupy` / :func:`backward_cupy` are the entries for the torch op's CUDA kernels.
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
 from ._validate import check_int32_extent, check_output_size, finite_in_dtype, float_array, float_array_cuda, real
 from .pool import pair
@@ -202,7 +202,7 @@ def forward_cupy(x, weight, bias, geometry, activation: int, slope: float):
     (x, weight and bias finite: unlike the CPU's, this pass does not look for NaN in x)."""
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
 
     n, c_in, _, _, c_out, out_h, out_w = geometry[:7]
     if n == 0 or c_in == 0:  # nothing for cuBLAS to multiply: the output is act(bias) or empty
@@ -220,7 +220,7 @@ def backward_cupy(grad_out, y, x, weight, geometry, activation: int, slope: floa
     (kernels/conv.cu) and two cuBLAS GEMMs; grad_bias sums over (N, H_out, W_out)."""
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
 
     n, c_in = geometry[:2]
     if n == 0 or c_in == 0:  # no GEMM to run; every gradient is zero or empty

@@ -11,7 +11,7 @@ absent (unit variance). ``fastgen.torch.bernoulli_log_likelihood`` / ``gaussian_
 are the torch ops with autograd.
 
 CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs
-kernels/vae.cu on the caller's current stream (:mod:`fastgen._cuda_vae`): the same per-element
+kernels/vae.cu on the caller's current stream (:mod:`fastgen._native.cuda_vae`): the same per-element
 formulas (shared headers), each row summed in double in a fixed order, so results repeat bit
 for bit and agree with the CPU's to double rounding (bitwise for float32 rows whose double sums
 are exact); the backward passes are bitwise the CPU's.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
 from ._validate import check_finite, float_array, float_array_cuda
 
@@ -203,7 +203,7 @@ def bernoulli_log_likelihood_cupy(x2d, logits2d):
     not finite."""
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
 
     out = cp.empty(x2d.shape[0], x2d.dtype)
     _cuda_vae.bernoulli_log_likelihood(x2d, logits2d, out)
@@ -214,7 +214,7 @@ def bernoulli_log_likelihood_cupy(x2d, logits2d):
 def bernoulli_log_likelihood_backward_cupy(grad, x2d, logits2d):
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
 
     grad_logits = cp.empty_like(logits2d)
     _cuda_vae.bernoulli_log_likelihood_backward(grad, x2d, logits2d, grad_logits)
@@ -225,7 +225,7 @@ def gaussian_log_likelihood_cupy(x2d, mean2d, logvar):
     """The CUDA kernel (logvar 2-D, 1-D per feature, or None); ValueError if an input is not finite."""
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
 
     out = cp.empty(x2d.shape[0], x2d.dtype)
     _cuda_vae.gaussian_log_likelihood(x2d, mean2d, logvar, out)
@@ -236,7 +236,7 @@ def gaussian_log_likelihood_cupy(x2d, mean2d, logvar):
 def gaussian_log_likelihood_backward_cupy(grad, x2d, mean2d, logvar, want_logvar: bool):
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
 
     grad_mean = cp.empty_like(mean2d)
     grad_logvar = cp.empty_like(logvar) if (logvar is not None and want_logvar) else None

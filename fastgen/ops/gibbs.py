@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from .._backend import placement, to_numpy, wrap_like
 from ._validate import as_generator
 from ._validate import (INT32_MAX, flag, float_array, float_array_cuda, positive_int, rbm_parameters,
@@ -39,7 +39,7 @@ def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, ret
         CUDA only (ignored on the CPU): how the k steps run. "fused": one kernel, W in shared
         memory (small RBMs); "graph": cuBLAS GEMMs + sampling kernels, captured in a CUDA graph
         on the second identical call and replayed after that; "eager": launched step by step.
-        "auto" picks (see :func:`fastgen._cuda.gibbs_method`). All use the same counters; they
+        "auto" picks (see :func:`fastgen._native.cuda.gibbs_method`). All use the same counters; they
         differ only in the rounding of the dot products. On the CPU, a call of several steps
         updates v @ W^T by the visible units that changed since the previous step when they are
         few (summing it afresh after at most 8 updates), so it draws what chained 1-step calls
@@ -87,7 +87,7 @@ def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, ret
 def _gibbs_cuda(pl, v, W, b_vis, b_hid, steps, generator, clamp, return_hidden, method):
     import cupy as cp
 
-    from .. import _cuda
+    from .._native import cuda as _cuda
 
     W, b_vis, b_hid = rbm_parameters_cuda(pl, W, b_vis, b_hid)
     v_arr = float_array_cuda(pl.array(v, "v"), "v", ndim=2, dtype=W.dtype)

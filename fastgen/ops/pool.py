@@ -4,7 +4,7 @@ shape (N, C, H, W). Indices are flat positions ``h * W + w`` inside each input p
 it came from. The torch ops with autograd are in :mod:`fastgen.torch.pool`.
 
 CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs
-kernels/pool.cu on the caller's current stream (:mod:`fastgen._cuda_vae`), with the CPU's
+kernels/pool.cu on the caller's current stream (:mod:`fastgen._native.cuda_vae`), with the CPU's
 results bit for bit (same window order and tie rule, values only moved or summed in the CPU's
 order). One difference: indices that repeat within a plane of ``max_unpool2d`` (never the case
 for max pooling's own indices when stride >= kernel) leave one of the values on the GPU, not
@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from .._backend import placement, to_numpy, wrap_like
 from ._validate import INT32_MAX, check_output_size, float_array, float_array_cuda
 
@@ -194,7 +194,7 @@ def check_indices_cuda(idx, x_shape, out_hw, name="indices"):
 def max_pool2d_cupy(x, kernel, stride, pad, out_hw):
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
 
     n, c = x.shape[:2]
     out = cp.empty((n, c) + tuple(out_hw), x.dtype)
@@ -207,7 +207,7 @@ def max_pool2d_cupy(x, kernel, stride, pad, out_hw):
 def scatter_cupy(src, indices, out_hw, accumulate: bool):
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
 
     n, c = src.shape[:2]
     dst = cp.empty((n, c) + tuple(out_hw), src.dtype)
@@ -219,7 +219,7 @@ def scatter_cupy(src, indices, out_hw, accumulate: bool):
 def gather_cupy(src, indices):
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
 
     dst = cp.empty(indices.shape, src.dtype)
     if dst.size:
@@ -231,7 +231,7 @@ def avg_unpool2d_cupy(x, kernel, backward: bool = False):
     """:func:`avg_unpool2d_numpy` on the device."""
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
 
     n, c, h, w = x.shape
     if backward:

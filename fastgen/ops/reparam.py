@@ -7,7 +7,7 @@
 with autograd. The backward draws eps again from (seed, offset) instead of storing it.
 
 CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs
-kernels/vae.cu on the caller's current stream (:mod:`fastgen._cuda_vae`). eps of element (r, c)
+kernels/vae.cu on the caller's current stream (:mod:`fastgen._native.cuda_vae`). eps of element (r, c)
 is the same Philox normal as on the CPU, so z and both gradients are the CPU's bit for bit; the
 KL row sums add the same terms in another order (a warp's shuffle tree), so they agree with the
 CPU's to rounding. A NaN or infinity in mu or logvar raises the CPU's ValueError, found the same
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _buffers, _cpu
+from .. import _buffers
+from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
 from ._validate import as_generator
 from ._validate import float_array, float_array_cuda
@@ -104,7 +105,7 @@ def reparameterize_cupy(mu2d, logvar2d, seed: int, offset: int):
     CuPy's current stream; the same ValueError for a NaN or infinity in mu or logvar."""
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
     from .elbo import check_inputs_if_not_finite_cuda
 
     z = cp.empty(mu2d.shape, mu2d.dtype)
@@ -136,7 +137,7 @@ def reparameterize_backward_cupy(grad_z, grad_kl, mu2d, logvar2d, seed: int, off
     may be None): bitwise the CPU's gradients."""
     import cupy as cp
 
-    from .. import _cuda_vae
+    from .._native import cuda_vae as _cuda_vae
 
     _check_backward_cuda(grad_z, grad_kl, mu2d, logvar2d)
     grad_mu = cp.empty(mu2d.shape, mu2d.dtype)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _cpu
+from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
 from ._validate import as_generator
 from ._validate import finite_in_dtype, flag, float_array, is_finite_real, float_array_cuda, vector, vector_cuda
@@ -111,7 +111,7 @@ def sample_gaussian(mean, std=1.0, *, bias=None, generator=None):
 def _bernoulli_cuda(pl, x, bias, from_logits, output, generator):
     import cupy as cp
 
-    from .. import _cuda
+    from .._native import cuda as _cuda
 
     a = float_array_cuda(pl.array(x, "x"), "x", ndim=(1, 2))
     if not from_logits:
@@ -139,7 +139,7 @@ def _bernoulli_cuda(pl, x, bias, from_logits, output, generator):
 def _gaussian_cuda(pl, mean, std, bias, generator):
     import cupy as cp
 
-    from .. import _cuda
+    from .._native import cuda as _cuda
 
     a = float_array_cuda(pl.array(mean, "mean"), "mean", ndim=(1, 2))
     b = None if bias is None else vector_cuda(pl.array(bias, "bias"), "bias", a.shape[-1], a.dtype)

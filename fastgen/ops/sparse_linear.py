@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _buffers, _cpu
+from .. import _buffers
+from .._native import cpu as _cpu
 from .._backend import wrap_like
 from ._validate import check_int32_extent, float_array
 

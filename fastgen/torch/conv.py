@@ -35,7 +35,7 @@ from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream,
 from ..ops.conv import (activation_code, backward_cupy, check_slope, conv_transpose_geometry, forward_cupy,
                         forward_numpy, single_threaded_blas)
 from ..ops.pool import pair
-from .. import _cpu
+from .._native import cpu as _cpu
 
 def _check(x, weight, bias):
     """Types and dtypes on any device (CPU, CUDA, meta / fake); a device mix names both arguments."""

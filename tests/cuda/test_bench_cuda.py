@@ -52,7 +52,7 @@ def test_results_file_is_named_after_the_gpu():
 
 
 def test_bench_cuda_without_a_gpu_fails_cleanly():
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     if _cuda.available():
         pytest.skip("a CUDA device is here: the suite would run")

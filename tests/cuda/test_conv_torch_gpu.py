@@ -27,7 +27,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fastgen import _cpu  # noqa: E402
+from fastgen._native import cpu as _cpu  # noqa: E402
 from fastgen.ops.conv import ACTIVATIONS  # noqa: E402
 from fastgen.torch import conv as tconv  # noqa: E402
 
@@ -56,7 +56,7 @@ def make(xs, ws, dtype, device="cpu", seed=0, grad=False):
 def numpy_backend(monkeypatch):
     """``import cupy`` gives NumPy, the _cuda_vae launchers run the CPU kernels (same signatures),
     cuBLAS's gemm runs in NumPy, and torch's stream context is a no-op that records its tensor."""
-    from fastgen import _cuda, _cuda_vae
+    from fastgen._native import cuda as _cuda, cuda_vae as _cuda_vae
 
     shim = types.ModuleType("cupy")
     for name in ("asarray", "empty", "empty_like", "zeros", "zeros_like", "isfinite", "ascontiguousarray",
@@ -154,7 +154,7 @@ def test_cuda_kernels_python_on_numpy_nan_checks_and_empties(numpy_backend):
 @pytest.fixture
 def cuda():
     pytest.importorskip("cupy")
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     if not _cuda.available():
         pytest.skip(_cuda.unavailable_reason())

@@ -64,7 +64,7 @@ def test_kernel_compiles_with_nvrtc(source):
     nvrtc = _nvrtc()
     if nvrtc is None:
         pytest.skip("NVRTC not loadable (CuPy and its nvidia-cuda-nvrtc library are optional)")
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     program = nvrtc.createProgram(source.read_text(), source.name, [], [])
     options = [*(_cuda.nvrtc_options()), "--gpu-architecture=compute_80"]
@@ -91,7 +91,7 @@ def test_kernel_compiles_with_nvrtc(source):
 
 
 def test_kernel_dir_is_found_and_has_headers():
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     assert (_cuda.kernel_dir() / "include" / "fastgen" / "philox.h").is_file()
     assert {p.name for p in _cuda.kernel_sources()} >= {"sampling.cu", "rbm.cu"}
@@ -103,7 +103,7 @@ def test_importing_fastgen_imports_neither_cupy_nor_the_cuda_backend():
             "import numpy as np\n"
             "fastgen.ops.sample_bernoulli(np.zeros((2, 3)), generator=0)\n"
             "fastgen.BernoulliRBM(n_components=2, n_iter=1, random_state=0).fit(np.zeros((4, 3)))\n"
-            "bad = [m for m in ('cupy', 'fastgen._cuda', 'torch') if m in sys.modules]\n"
+            "bad = [m for m in ('cupy', 'fastgen._native.cuda', 'torch') if m in sys.modules]\n"
             "assert not bad, bad\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
@@ -127,7 +127,7 @@ def test_cuda_arrays_get_a_clear_error_without_the_cuda_backend():
 def test_cuda_backend_reports_why_it_is_unavailable_without_cupy():
     # A subprocess where 'import cupy' fails: the reason names CuPy and the install command.
     code = ("import sys; sys.modules['cupy'] = None\n"
-            "from fastgen import _cuda\n"
+            "from fastgen._native import cuda as _cuda\n"
             "r = _cuda.unavailable_reason()\n"
             "assert r is not None and 'CuPy' in r and 'fastgen[cuda]' in r, r\n"
             "import numpy as np, fastgen\n"
@@ -144,7 +144,7 @@ def test_cuda_backend_reports_why_it_is_unavailable_without_cupy():
 
 
 def test_no_cuda_flag_disables_the_backend():
-    code = ("from fastgen import _cuda\n"
+    code = ("from fastgen._native import cuda as _cuda\n"
             "assert _cuda.unavailable_reason() == 'FASTGEN_NO_CUDA is set', _cuda.unavailable_reason()\n")
     env = dict(os.environ, FASTGEN_NO_CUDA="1")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env)

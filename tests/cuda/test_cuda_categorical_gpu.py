@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastgen
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 from fastgen.ops import sample_categorical
 
 pytestmark = pytest.mark.gpu
@@ -31,7 +31,7 @@ def torch_cuda():
 
 
 def _backend():
-    from fastgen import _cuda, _cuda_categorical
+    from fastgen._native import cuda as _cuda, cuda_categorical as _cuda_categorical
 
     if not _cuda.available():
         pytest.skip(_cuda.unavailable_reason())

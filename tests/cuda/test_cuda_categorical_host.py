@@ -7,7 +7,7 @@ draws must be bitwise fastgen._C.sample_categorical's for float32 and float64, w
 top_k, on rows of 1, 27, 129 and 4128 columns (one Philox block shared by two rows, several
 rounds of 32 blocks per row), on ties at the k-th value (within a block, across blocks and
 across rounds), on -0.0 beside +0.0, on keys that overflow to -infinity / +infinity, and on
-strided rows. Also: the struct's byte layout equals fastgen/_cuda_categorical.py's dtype, the
+strided rows. Also: the struct's byte layout equals fastgen/_native/cuda_categorical.py's dtype, the
 op refuses CUDA input clearly when the backend is unavailable, CPU calls never import the CUDA
 modules, and the torch op has a CUDA kernel registered.
 
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastgen import _build, _cpu
+from fastgen import _build
+from fastgen._native import cpu as _cpu
 from fake_cuda import FakeCudaArray as _FakeCudaArray, cuda_backend_unavailable as _backend_unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +75,7 @@ def check(harness, tmp_path, logits, temperature, top_k, seed=2**63 + 11, offset
 
 @needs_nvcc
 def test_struct_layout_matches_the_python_dtype(harness):
-    from fastgen import _cuda_categorical
+    from fastgen._native import cuda_categorical as _cuda_categorical
 
     lines = subprocess.run([str(harness), "layout"], capture_output=True, text=True, check=True).stdout.split("\n")
     cpp = dict(line.rsplit(" ", 1) for line in lines if line)
@@ -197,7 +198,7 @@ def test_cpu_calls_do_not_import_the_cuda_modules():
     code = ("import sys, numpy as np\n"
             "from fastgen.ops import sample_categorical\n"
             "sample_categorical(np.zeros((4, 5)), top_k=2, generator=0)\n"
-            "bad = [m for m in ('cupy', 'fastgen._cuda', 'fastgen._cuda_categorical') if m in sys.modules]\n"
+            "bad = [m for m in ('cupy', 'fastgen._native.cuda', 'fastgen._native.cuda_categorical') if m in sys.modules]\n"
             "assert not bad, bad\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr

@@ -36,7 +36,7 @@ def dyadic_rbm(nv, nh, dtype, seed=0):
 # ---- one stream everywhere ------------------------------------------------------------------
 @pytest.mark.parametrize("n,seed,offset", [(1, 0, 0), (4099, 7, 3), (100_003, 2**63 + 5, 2**40 + 1)])
 def test_gpu_philox_words_uniforms_and_normals_are_bitwise_the_cpus(n, seed, offset):
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     bits = cp.empty(n, cp.uint32)
     _cuda.fill_bits(bits, seed, offset)
@@ -51,7 +51,7 @@ def test_gpu_philox_words_uniforms_and_normals_are_bitwise_the_cpus(n, seed, off
 
 
 def test_graph_offset_buffer_reads_the_same_stream():
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     rng_buf = cp.zeros(2, cp.uint64)
     _cuda.set_stream(rng_buf, 99, 1000)
@@ -120,7 +120,7 @@ def test_gibbs_on_gpu_equals_the_cpu_chain_when_products_are_exact(method, dtype
 
 
 def test_gibbs_graph_replays_after_the_first_call():
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     W, b_vis, b_hid = (cp.asarray(a) for a in dyadic_rbm(30, 20, np.float32))
     v = cp.asarray((np.random.default_rng(4).random((64, 30)) < 0.5).astype(np.float32))
@@ -273,7 +273,7 @@ def _digits():
 
 
 def test_bernoulli_rbm_trains_on_the_gpu_keeping_the_data_there(monkeypatch):
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     torch = torch_cuda()
     X = _digits()

@@ -3,7 +3,7 @@ includes kernels/*.cu and calls the host+device functions each kernel thread cal
 loops. Its results must equal fastgen._C's bitwise: same Philox words, uniforms, normals,
 Bernoulli states and probabilities, Gaussian draws, and (for the fused Gibbs kernel) the same
 chain as the CPU's rbm_gibbs when every dot product is exact. Also checks that the parameter
-structs' byte layout matches the NumPy dtypes fastgen/_cuda.py packs them with.
+structs' byte layout matches the NumPy dtypes fastgen/_native/cuda.py packs them with.
 
 What this does not cover (the ``gpu`` tests do): launch configuration, shared memory,
 synchronisation, device intrinsics (the headers use __float_as_uint & co. there, memcpy here).
@@ -52,7 +52,7 @@ def run(harness, tmp_path, op, dtype, rows, cols, seed, offset, inputs=(), extra
 
 
 def test_struct_layouts_match_the_python_dtypes(harness):
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     lines = subprocess.run([str(harness), "layout"], capture_output=True, text=True, check=True).stdout.split("\n")
     cpp = dict(line.rsplit(" ", 1) for line in lines if line)

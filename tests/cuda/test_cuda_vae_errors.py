@@ -63,7 +63,7 @@ def test_cpu_calls_do_not_import_the_cuda_modules():
             "x = np.random.default_rng(0).random((4, 1, 4, 4))\n"
             "elbo.bernoulli_log_likelihood(x, x); elbo.gaussian_log_likelihood(x, x, x)\n"
             "out, idx = pool.max_pool2d(x, 2); pool.max_unpool2d(out, idx, (4, 4)); pool.avg_unpool2d(out, 2)\n"
-            "bad = [m for m in ('cupy', 'fastgen._cuda', 'fastgen._cuda_vae') if m in sys.modules]\n"
+            "bad = [m for m in ('cupy', 'fastgen._native.cuda', 'fastgen._native.cuda_vae') if m in sys.modules]\n"
             "assert not bad, bad\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr

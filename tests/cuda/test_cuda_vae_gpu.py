@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 from fastgen.ops import conv as ops_conv
 from fastgen.ops import elbo, pool
 
@@ -27,7 +27,7 @@ def torch_cuda():
 
 
 def _vae():
-    from fastgen import _cuda, _cuda_vae
+    from fastgen._native import cuda as _cuda, cuda_vae as _cuda_vae
 
     if not _cuda.available():
         pytest.skip(_cuda.unavailable_reason())

@@ -6,7 +6,7 @@ bitwise-defined: reparameterised z and its backward (same Philox counters), max 
 and indices, scatter / gather / average unpooling, the transposed convolution's output pass and
 im2col for the same cols, the activation backward, the per-feature log-variance gradient; and
 the row reductions (KL, likelihoods) bitwise where every partial sum is exact, to 1e-12
-otherwise. Also checks the parameter structs' byte layout against fastgen/_cuda_vae.py.
+otherwise. Also checks the parameter structs' byte layout against fastgen/_native/cuda_vae.py.
 
 Not covered (the gpu tests are): launches, shuffles, shared memory, cuBLAS.
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastgen import _build, _cpu
+from fastgen import _build
+from fastgen._native import cpu as _cpu
 
 REPO = Path(__file__).resolve().parents[2]
 NVCC = shutil.which("nvcc")
@@ -62,7 +63,7 @@ def run(harness, tmp_path, op, dtype, inputs, ints, outputs):
 
 
 def test_struct_layouts_match_the_python_dtypes(harness):
-    from fastgen import _cuda_vae
+    from fastgen._native import cuda_vae as _cuda_vae
 
     lines = subprocess.run([str(harness), "layout"], capture_output=True, text=True, check=True).stdout.split("\n")
     cpp = dict(line.rsplit(" ", 1) for line in lines if line)
@@ -122,7 +123,7 @@ def test_reparam_kl_is_the_cpus_bitwise_when_the_sums_are_exact(harness, tmp_pat
 
 # ---- likelihoods -------------------------------------------------------------------------------
 def _threads(cols):
-    from fastgen import _cuda_vae
+    from fastgen._native import cuda_vae as _cuda_vae
 
     return _cuda_vae.likelihood_threads(cols)
 

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import fastgen
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 from fastgen.ops import conv as ops_conv
 from fastgen.ops import reparam as ops_reparam
 from fake_cuda import FakeCudaArray as _FakeCudaArray
@@ -107,7 +107,7 @@ def test_numpy_and_cpu_tensor_input_never_load_the_cuda_modules():
             "m = torch.tensor(mu, requires_grad=True)\n"
             "z, kl = treparam(m, torch.tensor(lv), fastgen.Generator(1)); (z.sum() + kl.sum()).backward()\n"
             "conv_transpose2d(rng.random((2, 3, 4, 4)), rng.random((3, 2, 3, 3)), rng.random(2), 2, 1, 1, 'relu')\n"
-            "bad = [m for m in ('cupy', 'fastgen._cuda', 'fastgen._cuda_vae') if m in sys.modules]\n"
+            "bad = [m for m in ('cupy', 'fastgen._native.cuda', 'fastgen._native.cuda_vae') if m in sys.modules]\n"
             "assert not bad, bad\n")
     _run_python(code)
 
@@ -117,7 +117,7 @@ def test_numpy_and_cpu_tensor_input_never_load_the_cuda_modules():
 def numpy_cupy(monkeypatch):
     """``import cupy`` gives NumPy (the functions the glue calls), and the _cuda_vae launchers run
     the CPU kernels with the same signatures: the Python between the op and the launch runs."""
-    from fastgen import _cuda_vae
+    from fastgen._native import cuda_vae as _cuda_vae
 
     shim = types.ModuleType("cupy")
     for name in ("empty", "empty_like", "zeros", "zeros_like", "isfinite", "ascontiguousarray", "float32",
@@ -146,7 +146,7 @@ def numpy_cupy(monkeypatch):
         assert params(fn) == params(getattr(_cuda_vae, name)), name  # the glue calls the real ones so
         monkeypatch.setattr(_cuda_vae, name, fn)
     yield shim
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     _cuda.unavailable_reason.cache_clear()  # in case anything asked while the shim stood in for CuPy
 
@@ -212,7 +212,7 @@ def test_conv_glue_edge_cases_match_the_cpu(numpy_cupy):
 @pytest.fixture
 def cp():
     cupy = pytest.importorskip("cupy")
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     if not _cuda.available():
         pytest.skip(_cuda.unavailable_reason())

@@ -11,7 +11,7 @@ import pytest
 from scipy.special import expit, logsumexp
 
 import reference as ref
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 from fastgen.models.ais import (AISResult, ais_log_partition, base_rate_bias, check_schedule, default_schedule)
 from fastgen.models.rbm import RBM
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import reference as ref
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
@@ -118,7 +118,7 @@ _THREAD_SCRIPT = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from fastgen import _cpu
+    from fastgen._native import cpu as _cpu
     rng = np.random.default_rng(0)
     out = {}
     for dtype in (np.float32, np.float64):

@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 from fastgen.models.rbm import RBM, ContrastiveDivergence
 from fastgen.ops import binary_matmul, gibbs
 from fastgen.random import Generator
@@ -337,7 +337,7 @@ _THREAD_SCRIPT = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from fastgen import _cpu
+    from fastgen._native import cpu as _cpu
     from fastgen.models.rbm import RBM, ContrastiveDivergence
     from fastgen.ops import binary_matmul
     from fastgen.random import Generator
@@ -373,7 +373,7 @@ def test_binary_products_are_bitwise_identical_for_1_and_2_threads(tmp_path):
 @pytest.mark.parametrize("value, ok", [("0.3", True), ("0", True), ("1.5", False), ("dense", False)])
 def test_binary_max_density_env_is_validated(value, ok):
     env = dict(os.environ, FASTGEN_BINARY_MAX_DENSITY=value)
-    code = "import fastgen._cpu as c; print(c.C.binary_max_density())"
+    code = "import fastgen._native.cpu as c; print(c.C.binary_max_density())"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     if ok:
         assert proc.returncode == 0 and float(proc.stdout) == float(value)

@@ -7,7 +7,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastgen
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 
 DTYPES = [np.float32, np.float64]
 # rows x cols: ones, odd sizes, more rows than one block of the sums (256), wide rows, empty.

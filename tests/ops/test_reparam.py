@@ -11,7 +11,7 @@ import pytest
 
 import fastgen
 import reference as ref
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 from fastgen.ops import reparameterize
 
 DTYPES = [np.float32, np.float64]
@@ -218,7 +218,7 @@ def test_numpy_and_cpu_tensor_input_run_the_cpu_kernel(monkeypatch):
 
 
 def test_cuda_input_without_the_backend_is_refused_naming_the_argument(monkeypatch):
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
 
     monkeypatch.setattr(_cuda, "unavailable_reason", lambda: "CuPy is not importable (ImportError: test)")
     gen = fastgen.Generator(1)

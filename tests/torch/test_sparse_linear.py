@@ -211,7 +211,7 @@ def test_torch_compile_fullgraph():
 _THREAD_SCRIPT = """
 import sys, numpy as np
 import fastgen.ops.sparse_linear as sl
-from fastgen import _cpu
+from fastgen._native import cpu as _cpu
 rng = np.random.default_rng(0)
 outs = []
 for rows, cols, out, density, dtype in ((128, 784, 400, 0.18, np.float32), (77, 300, 129, 0.5, np.float64)):

@@ -163,7 +163,7 @@ def test_k4s2p1_non_contiguous_and_empty_input():
 def test_chunking_does_not_change_the_result(geometry_case, parallel_chunks, chunk_elements):
     """Every chunk size (1 element: one image per chunk; 0: the default, one chunk here) and both
     schedules (chunks over OpenMP threads with single-threaded BLAS, or in turn) give the pair's result."""
-    from fastgen import _cpu
+    from fastgen._native import cpu as _cpu
     from fastgen.ops.conv import conv_transpose_geometry, single_threaded_blas
 
     shape, wshape, stride, padding, output_padding = CASES[geometry_case]
@@ -302,7 +302,7 @@ def test_backward_of_a_channels_last_input():
 def test_cpp_backward_matches_torch_for_every_chunking(geometry_case, parallel_chunks, chunk_elements):
     """fastgen._C's chunked backward (grad_x, grad_weight; grad_x optional) against torch's, for
     every geometry and chunk size, chunks over threads or in turn."""
-    from fastgen import _cpu
+    from fastgen._native import cpu as _cpu
     from fastgen.ops.conv import conv_transpose_geometry, single_threaded_blas
 
     shape, wshape, stride, padding, output_padding = CASES[geometry_case]
@@ -403,7 +403,7 @@ def test_fake_kernels_take_any_device_and_refuse_a_mix():
 
 
 def test_cuda_kernels_without_the_backend_raise_naming_the_tensor(monkeypatch):
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
     from fastgen.torch import conv
 
     monkeypatch.setattr(_cuda, "unavailable_reason", lambda: "CuPy is not importable (ImportError: test)")

@@ -137,7 +137,7 @@ def test_fake_kernel_takes_any_device_and_refuses_a_mix():
 
 
 def test_cuda_kernels_without_the_backend_raise_naming_the_tensor(monkeypatch):
-    from fastgen import _cuda
+    from fastgen._native import cuda as _cuda
     from fastgen.torch import reparam
 
     monkeypatch.setattr(_cuda, "unavailable_reason", lambda: "CuPy is not importable (ImportError: test)")

@@ -22,7 +22,7 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = OPENMP_SPIN_COUNT
 
 try:
-    from . import _C as C
+    from .. import _C as C
 except ImportError as exc:  # pragma: no cover - only on a broken install
     raise ImportError(
         "fastgen's compiled module fastgen._C is missing: install the package with "

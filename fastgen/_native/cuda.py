@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _build
+from .. import _build
 
 _LOCK = threading.Lock()
 _THREADS = 256

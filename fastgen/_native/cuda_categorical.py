@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _cuda
-from ._cuda import launch, suffix
+from . import cuda as _cuda
+from .cuda import launch, suffix
 
 # ---- parameter struct (kernels/include/fastgen/gpu_params_categorical.h) ----------------------
 # "p" pointer, "i" int64, "d" double; StreamParams spelled out as its three fields.
