@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import _backend
 from ._native import cpu as _cpu
 from .models.rbm import RBM, ContrastiveDivergence
-from .ops._validate import is_finite_real
+from .ops.validation import is_finite_real
 from .random import Generator, as_generator
 
 # What validate_data(reset=True) sets on the estimator.

@@ -309,7 +309,7 @@ def test_huge_python_ints_are_numbers_not_numpy_type_errors():
     # conv_transpose2d's negative_slope); float(2**2000) overflows
     from fastgen.ops import sample_categorical, sample_gaussian
     from fastgen.ops.conv import check_slope
-    from fastgen.ops._validate import is_finite_real
+    from fastgen.ops.validation import is_finite_real
 
     assert is_finite_real(2**70) and not is_finite_real(2**2000) and not is_finite_real(True)
     assert check_slope(2**70) == float(2**70)

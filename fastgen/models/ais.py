@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._native import cpu as _cpu
-from ..ops._validate import float_array, positive_int
+from ..ops.validation import float_array, positive_int
 from ..random import as_generator
 
 # Salakhutdinov & Murray's schedule: 500 temperatures in [0, 0.5), 4,000 in [0.5, 0.9) and

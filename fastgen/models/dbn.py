@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._native import cpu as _cpu
 from ..ops import gibbs as _gibbs_op
-from ..ops._validate import is_finite_real
+from ..ops.validation import is_finite_real
 from ..random import Generator, as_generator
 from ._divergence import DIVERGED, guarded_pass
 from .rbm import RBM

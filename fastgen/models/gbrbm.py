@@ -44,7 +44,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._native import cpu as _cpu
-from ..ops._validate import positive_int, real
+from ..ops.validation import positive_int, real
 from ..random import Generator, as_generator
 from ._divergence import guarded_pass
 from .rbm import check_trainer_params

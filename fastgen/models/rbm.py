@@ -17,7 +17,7 @@ from scipy.special import logsumexp
 
 from .._native import cpu as _cpu
 from ..ops import gibbs as _gibbs_op
-from ..ops._validate import positive_int, real
+from ..ops.validation import positive_int, real
 from ..random import Generator, as_generator
 from ._divergence import DIVERGED, guarded_pass
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._native import cpu as _cpu
-from ..ops._validate import positive_int, real
+from ..ops.validation import positive_int, real
 from ..random import Generator, as_generator
 from ._divergence import guarded_pass
 from .rbm import RBM, ContrastiveDivergence, diverged_message

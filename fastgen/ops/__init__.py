@@ -1,7 +1,7 @@
 """Functional kernels: validate once, then call the compiled kernel.
 
 Arrays in, same kind out (NumPy, or CPU torch tensors viewed through DLPack). float32 and
-float64 are computed as given; other real dtypes are converted once (see ``_validate``).
+float64 are computed as given; other real dtypes are converted once (see ``validation``).
 Inputs are never modified.
 """
 from .binary import binary_matmul

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._native import cpu as _cpu
 from .._backend import wrap_like
-from ._validate import array_view, flag, float_array
+from .validation import array_view, flag, float_array
 
 
 def binary_matmul(a, b, *, transpose_a: bool = False):

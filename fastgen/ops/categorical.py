@@ -21,8 +21,8 @@ import numpy as np
 
 from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
-from ._validate import as_generator
-from ._validate import float_array, float_array_cuda, is_finite_real
+from .validation import as_generator
+from .validation import float_array, float_array_cuda, is_finite_real
 
 __all__ = ["sample_categorical"]
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
-from ._validate import check_int32_extent, check_output_size, finite_in_dtype, float_array, float_array_cuda, real
+from .validation import check_int32_extent, check_output_size, finite_in_dtype, float_array, float_array_cuda, real
 from .pool import pair
 
 ACTIVATIONS = {"none": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}

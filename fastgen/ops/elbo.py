@@ -22,7 +22,7 @@ import numpy as np
 
 from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
-from ._validate import check_finite, float_array, float_array_cuda
+from .validation import check_finite, float_array, float_array_cuda
 
 
 def _rows(a: np.ndarray) -> np.ndarray:

@@ -7,8 +7,8 @@ import numpy as np
 
 from .._native import cpu as _cpu
 from .._backend import placement, to_numpy, wrap_like
-from ._validate import as_generator
-from ._validate import (INT32_MAX, flag, float_array, float_array_cuda, positive_int, rbm_parameters,
+from .validation import as_generator
+from .validation import (INT32_MAX, flag, float_array, float_array_cuda, positive_int, rbm_parameters,
                         rbm_parameters_cuda)
 
 _METHODS = ("auto", "fused", "graph", "eager")

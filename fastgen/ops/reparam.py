@@ -21,8 +21,8 @@ import numpy as np
 from .. import _buffers
 from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
-from ._validate import as_generator
-from ._validate import float_array, float_array_cuda
+from .validation import as_generator
+from .validation import float_array, float_array_cuda
 
 
 def _as_rows(mu_arr, logvar_arr):

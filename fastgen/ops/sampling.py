@@ -12,8 +12,8 @@ import numpy as np
 
 from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
-from ._validate import as_generator
-from ._validate import finite_in_dtype, flag, float_array, is_finite_real, float_array_cuda, vector, vector_cuda
+from .validation import as_generator
+from .validation import finite_in_dtype, flag, float_array, is_finite_real, float_array_cuda, vector, vector_cuda
 
 _OUTPUTS = ("states", "probs", "both")
 

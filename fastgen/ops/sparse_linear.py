@@ -24,7 +24,7 @@ import numpy as np
 from .. import _buffers
 from .._native import cpu as _cpu
 from .._backend import wrap_like
-from ._validate import check_int32_extent, float_array
+from .validation import check_int32_extent, float_array
 
 # Densities of nonzeros in x (nonzeros / x.size) up to which the kernel runs; above them the
 # dense GEMM does. Measured with ``python -m bench.sparse_linear`` on the development CPU (2-core

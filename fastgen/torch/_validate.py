@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..ops._validate import check_finite
+from ..ops.validation import check_finite
 
 FLOATS = (torch.float32, torch.float64)
 

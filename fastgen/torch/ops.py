@@ -28,9 +28,9 @@ from typing import Optional
 
 import torch
 
-from ..ops._validate import check_finite, float_array_cuda
+from ..ops.validation import check_finite, float_array_cuda
 from ..ops.categorical import check_temperature, check_top_k, sample_categorical_cupy, sample_categorical_numpy
-from ..ops._validate import as_generator
+from ..ops.validation import as_generator
 from ._validate import cuda_arrays, on_torch_stream
 
 _U64 = 1 << 64

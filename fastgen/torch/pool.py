@@ -21,7 +21,7 @@ from typing import List, Sequence
 import torch
 
 from ._validate import cuda_arrays, finite_numpy, float_tensor, index_range, on_torch_stream, same_device, tensor_like
-from ..ops._validate import check_output_size
+from ..ops.validation import check_output_size
 from ..ops.pool import (avg_unpool2d_cupy, avg_unpool2d_numpy, gather_cupy, gather_numpy, images_cuda,
                         max_pool2d_cupy, max_pool2d_numpy, pair, pool_geometry, scatter_cupy, scatter_numpy,
                         unpool_kernel)

@@ -26,7 +26,7 @@ import torch
 from ._validate import cpu_float_tensor, cuda_arrays, float_tensor, on_torch_stream, same_device, tensor_like
 from ..ops.reparam import (reparameterize_backward_cupy, reparameterize_backward_numpy, reparameterize_cupy,
                            reparameterize_numpy)
-from ..ops._validate import as_generator
+from ..ops.validation import as_generator
 from .ops import _signed, _to_u64
 
 def _same_layout(mu: torch.Tensor, logvar: torch.Tensor) -> None:

@@ -145,8 +145,8 @@ def test_bad_input_is_refused_with_the_argument_named():
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", [0, 4096 + 31, 300_000 - 1])
 def test_finite_check_finds_every_nan_and_infinity(bad, where, dtype):
-    """The compiled check behind every op's NaN/inf error (fastgen.ops._validate.check_finite)."""
-    from fastgen.ops._validate import check_finite
+    """The compiled check behind every op's NaN/inf error (fastgen.ops.validation.check_finite)."""
+    from fastgen.ops.validation import check_finite
 
     a = np.ones(300_000, dtype)
     check_finite(a, "a")

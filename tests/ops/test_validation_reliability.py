@@ -14,7 +14,7 @@ import fastgen
 from fastgen import ops
 from fastgen.ops import conv as conv_ops
 from fastgen.ops import pool as pool_ops
-from fastgen.ops._validate import INT32_MAX, check_int32_extent, check_output_size
+from fastgen.ops.validation import INT32_MAX, check_int32_extent, check_output_size
 from fastgen.ops.sparse_linear import check_shapes
 
 BIG = 2**31  # one past the largest extent a 32-bit index can hold
