@@ -164,8 +164,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, *, warm
     * ``cooldown`` seconds of sleep precede every timed call. OpenBLAS's worker threads spin for
       a while (THREAD_TIMEOUT, ~0.1 s) after each call; when two BLAS libraries are loaded (NumPy's
       and SciPy's OpenBLAS are separate copies, and fastgen's C++ calls SciPy's), the threads of
-      one still spinning steal the cores from the next implementation. Measured on 2 cores
-      without a cool-down: whichever ran right after the NumPy floor was ~25% slower.
+      one still spinning steal the cores from the next implementation (docs/performance.md).
     * The garbage collector is collected before and disabled during each timed call (as
       ``timeit`` does), so one implementation's garbage is not charged to another.
     """
@@ -310,8 +309,25 @@ def _threadpools() -> list[dict]:
     return pools
 
 
+def _git_commit() -> str | None:
+    """The checkout's commit (12 hex digits, "-dirty" when tracked files differ from it), or
+    None outside a git checkout: the README's table names the code each result measured."""
+    import subprocess
+
+    def git(*args) -> str:
+        return subprocess.run(["git", "-C", str(BENCH_DIR.parent), *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
 def environment() -> dict:
-    """What the numbers were measured on (CPU, cores, library versions, BLAS, date)."""
+    """What the numbers were measured on (CPU, cores, library versions, BLAS, date, commit)."""
     import numpy as np
 
     env = {
@@ -324,6 +340,7 @@ def environment() -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "commit": _git_commit(),
         "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                                    "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND")
                        if k in os.environ},
@@ -355,7 +372,7 @@ def format_environment(env: dict) -> str:
         f"{env['device']}, {env['cores']} cores ({env['cores_usable']} usable)"
         + (f", flags {' '.join(env['cpu_flags'])}" if env.get("cpu_flags") else ""),
         f"python {env['python']}, numpy {env['numpy']}, scipy {env['scipy']}, scikit-learn {env['scikit-learn']}, "
-        f"fastgen {env['fastgen']}; {env['date']}",
+        f"fastgen {env['fastgen']}; {env['date']}" + (f", commit {env['commit']}" if env.get("commit") else ""),
     ]
     if blas:
         lines.append("BLAS: " + "; ".join(blas))
