@@ -3,7 +3,8 @@
 Each suite is a module registering itself with :func:`bench.common.register`; it runs fastgen
 and its anchors (reference implementations, the hardware floor) in one process and prints
 median times and ratios, with its targets marked MET / MISSED. ``--json`` writes
-``bench/results/<suite's file>``. To add a suite (GPU, VAE, ...): write ``bench/NAME.py`` with a
+``bench/results/<suite's file>``; ``python -m bench.readme_table --write`` then regenerates the
+README's benchmark table from those files (tests/test_readme_table.py fails until it is run). To add a suite (GPU, VAE, ...): write ``bench/NAME.py`` with a
 ``@register("NAME", ...)`` function taking the parsed arguments, and list the module in
 ``SUITE_MODULES`` below.
 """

@@ -4,8 +4,9 @@ For each product shape an RBM loop runs ([rows, K] 0/1 operand times [K, N] weig
 density, times the compiled binary_matmul on precomputed index lists (what the loops run; the
 sampler writes the lists while drawing) against SciPy's BLAS ?gemm on the same 0/1 matrix (what
 the loops would call instead), both into preallocated outputs, interleaved, median of repeats.
-The crossover is the density above which BLAS wins; csrc/binary.cpp's kCrossoverDensity*
-constants are set from these numbers.
+The crossover is the density above which BLAS wins. Then one PCD-1 epoch per limit on the
+loops' density (FASTGEN_BINARY_MAX_DENSITY) against the dense loop: inside training the whole-epoch
+sweep, not the stand-alone crossover, set the default limit of 1 (docs/performance.md).
 
 ``python -m bench binary [--quick] [--json]`` (writes bench/results/binary_crossover.json)
 """

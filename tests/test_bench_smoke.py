@@ -106,7 +106,7 @@ def test_cli_quick_json_on_tiny_fake_mnist(tmp_path, monkeypatch, capsys):
     doc = json.loads(out_file.read_text())
     assert doc["schema"] == common.JSON_SCHEMA and doc["suite"] == "rbm"
     env = doc["environment"]
-    for key in ("cpu_model", "cores", "numpy", "scipy", "scikit-learn", "fastgen", "date", "threadpools"):
+    for key in ("cpu_model", "cores", "numpy", "scipy", "scikit-learn", "fastgen", "date", "commit", "threadpools"):
         assert key in env
     assert doc["settings"]["quick"] is True and doc["settings"]["repeats"] == 1
     assert set(doc["scenarios"]) == {"A_pcd1_mnist_float32", "A_pcd1_mnist_float64"}
