@@ -160,7 +160,7 @@ def test_log_partition_refuses_large_hidden_layers():
 
 
 def test_log_partition_enumerates_in_several_chunks(monkeypatch):
-    import fastgen.models.gbrbm as gb
+    from fastgen.models.gbrbm import _model as gb
 
     m = make_gbrbm(6, 9, seed=8, scale=0.7)
     whole = m.log_partition()
