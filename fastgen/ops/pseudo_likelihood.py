@@ -22,7 +22,7 @@ def pseudo_likelihood(v, W, b_vis, b_hid):
     Parameters
     ----------
     v : array of shape (n, n_visible)
-        Visible vectors (0/1, or values in [0, 1] taken as they are).
+        Visible vectors, 0/1 (another value v_i is "flipped" to 1 - v_i).
     W : array of shape (n_hidden, n_visible)
     b_vis, b_hid : arrays of shape (n_visible,), (n_hidden,)
 

@@ -21,20 +21,21 @@ _OUTPUTS = ("states", "probs", "both")
 # ---- trusted entry points (NumPy, validated by the caller) ------------------------------------
 # For loops that call a sampler per mini-batch on arrays they own: every array C-contiguous, of
 # one dtype (float32 or float64), 2-D (n, m) or 1-D (m,) with the vectors of shape (m,), the
-# outputs writeable and of the input's shape. Nothing is checked here.
+# outputs writeable and of the input's shape. Nothing is checked here, and _C is called with
+# positional arguments: pybind11 matches keywords once per overload (float32, then float64), a
+# cost these small per-batch calls would pay every time (docs/performance.md).
 def sample_bernoulli_numpy(x: np.ndarray, *, bias=None, probs=None, states=None, from_logits: bool = True,
                            seed: int = 0, offset: int = 0) -> None:
     """The kernel of :func:`sample_bernoulli`: writes ``probs`` (sigmoid(x + bias), when given)
     and ``states`` (0/1 draws, when given; offset ``offset`` of stream ``seed``). ``probs`` may
     be ``x`` itself (in place); with ``from_logits=False``, ``x`` holds probabilities."""
-    _cpu.C.sample_bernoulli(input=x, bias=bias, probs=probs, states=states, from_logits=from_logits, seed=seed,
-                            offset=offset)
+    _cpu.C.sample_bernoulli(x, bias, probs, states, from_logits, seed, offset)
 
 
 def sigmoid_numpy(x: np.ndarray, *, bias=None, out: np.ndarray) -> np.ndarray:
     """``out = sigmoid(x + bias)`` (the samplers' stable sigmoid; ``out`` may be ``x``); returns
     ``out``. Draws nothing."""
-    _cpu.C.sample_bernoulli(input=x, bias=bias, probs=out, states=None, from_logits=True, seed=0, offset=0)
+    _cpu.C.sample_bernoulli(x, bias, out, None, True, 0, 0)
     return out
 
 
@@ -43,8 +44,7 @@ def sample_gaussian_numpy(mean: np.ndarray, *, out: np.ndarray, bias=None, std=N
     """The kernel of :func:`sample_gaussian`: ``out = mean + bias + std * eps`` with ``std`` a
     per-column vector, or ``std_scalar`` when ``std`` is None; ``out`` may be ``mean``. Returns
     ``out``."""
-    _cpu.C.sample_gaussian(mean=mean, bias=bias, stddev=std, stddev_scalar=std_scalar, out=out, seed=seed,
-                           offset=offset)
+    _cpu.C.sample_gaussian(mean, bias, std, std_scalar, out, seed, offset)
     return out
 
 

@@ -56,9 +56,9 @@ def sgd_momentum_update_numpy(param: np.ndarray, grad: np.ndarray, *, velocity=N
                               momentum: float, weight_decay: float) -> None:
     """The kernel of :func:`sgd_momentum_update` for a trainer's own arrays, validated by it:
     ``param``, ``grad`` and ``velocity`` C-contiguous NumPy arrays of one float dtype and size,
-    ``param`` and ``velocity`` writeable. Nothing is checked here."""
-    _cpu.C.sgd_momentum_update(param=param, velocity=velocity, grad=grad, learning_rate=learning_rate,
-                               momentum=momentum, weight_decay=weight_decay)
+    ``param`` and ``velocity`` writeable. Nothing is checked here; _C is called positionally, as
+    the samplers' trusted entry points (:mod:`fastgen.ops.sampling`) explain."""
+    _cpu.C.sgd_momentum_update(param, velocity, grad, learning_rate, momentum, weight_decay)
 
 
 def _in_place(a, name: str) -> np.ndarray:
