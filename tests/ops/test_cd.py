@@ -367,3 +367,15 @@ def test_cd_epoch_bad_input_raises_naming_the_argument(overrides, error, match):
     with pytest.raises(error, match=match):
         cd_epoch(**args)
     assert np.array_equal(args["weights"], before, equal_nan=True)
+
+
+def test_cd_epoch_trains_cpu_torch_tensors_in_place():
+    torch = pytest.importorskip("torch")
+    W, b, c = rbm_params(seed=27)
+    data = binary((12, 41), seed=28)
+    want = [a.copy() for a in (W, b, c)]
+    cd_epoch(*want, data, batch_size=5, learning_rate=0.1, generator=fastgen.Generator(2))
+    tensors = [torch.from_numpy(a.copy()) for a in (W, b, c)]
+    cd_epoch(*tensors, torch.from_numpy(data), batch_size=5, learning_rate=0.1, generator=fastgen.Generator(2))
+    for t, w in zip(tensors, want):
+        assert t.numpy().tobytes() == w.tobytes()
