@@ -395,3 +395,13 @@ def test_density_limit_zero_sends_loops_to_blas_and_matches():
     finally:
         _cpu.C.set_binary_max_density(previous)
     np.testing.assert_allclose(weights[0], weights[1], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("value, binary", [(None, True), ("", True), ("0", True), ("off", True), ("1", False),
+                                           ("yes", False)])
+def test_dense_products_env_sets_the_default_at_each_call(monkeypatch, value, binary):
+    if value is None:
+        monkeypatch.delenv("FASTGEN_DENSE_PRODUCTS", raising=False)
+    else:
+        monkeypatch.setenv("FASTGEN_DENSE_PRODUCTS", value)
+    assert _cpu.binary_products_default() is binary
