@@ -17,6 +17,7 @@ C. Quality: exact held-out pseudo-likelihood of both after training with the def
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -59,6 +60,8 @@ DENSE_LOOP = "fastgen, BLAS products (before)"
 GIBBS = "fastgen gibbs"
 GIBBS_DENSE = "fastgen gibbs, BLAS products (before)"
 GIBBS_FLOOR = "floor: 2 GEMMs/step"
+# Set to 1, it sends every product of fastgen's RBM loops to BLAS (see dense_products).
+DENSE_PRODUCTS_ENV = "FASTGEN_DENSE_PRODUCTS"
 
 # Targets (printed as MET / MISSED, never asserted).
 A32_MAX_X_FLOOR = 1.15
@@ -175,12 +178,19 @@ def fastgen_trainer(X, params):
 
 
 def dense_products(fn):
-    """fn with every product on BLAS (fastgen's loops before the binary-operand kernels)."""
-    from fastgen._native import cpu as _cpu
+    """fn with every product on BLAS (fastgen's loops before the binary-operand kernels): the ops
+    read FASTGEN_DENSE_PRODUCTS at each call, so it is set for the duration of fn."""
 
     def run():
-        with _cpu.binary_products(False):
+        previous = os.environ.get(DENSE_PRODUCTS_ENV)
+        os.environ[DENSE_PRODUCTS_ENV] = "1"
+        try:
             return fn()
+        finally:
+            if previous is None:
+                del os.environ[DENSE_PRODUCTS_ENV]
+            else:
+                os.environ[DENSE_PRODUCTS_ENV] = previous
 
     return run
 

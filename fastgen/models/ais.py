@@ -11,8 +11,8 @@ weight is the sum of log p*_beta_k(v_k) - log p*_beta_k-1(v_k); then
 
     log Z_B ~ log Z_A + log mean_m exp(log w_m).
 
-All chains advance together in compiled code (``fastgen._C.rbm_ais``); the log-weights are
-accumulated in float64 whatever the model's dtype. The estimate is unbiased for Z, so log Z is
+All chains advance together in compiled code (:func:`fastgen.ops.ais.ais_log_weights`); the
+log-weights are accumulated in float64 whatever the model's dtype. The estimate is unbiased for Z, so log Z is
 biased low when the chains are too few or the schedule too short (log-likelihoods then come out
 too high); the error bar is Salakhutdinov & Murray's log(Z_hat +- 3 sd(Z_hat)).
 """
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from .._native import cpu as _cpu
-from ..ops.validation import float_array, positive_int
-from ..random import as_generator
+from .._checks import positive_int
+from ..ops.ais import ais_log_weights
+from ..ops.validation import float_array
 
 # Salakhutdinov & Murray's schedule: 500 temperatures in [0, 0.5), 4,000 in [0.5, 0.9) and
 # 10,000 in [0.9, 1], evenly spaced in each stretch (14,500 in all).
@@ -132,7 +132,7 @@ def _error_bar(log_weights: np.ndarray, base_log_z: float):
 
 
 def ais_log_partition(rbm, *, n_chains: int = 100, betas=None, data=None, base_visible_bias=None,
-                      generator=None, return_states: bool = False):
+                      generator=None, return_states: bool = False, binary_products: bool | None = None):
     """Estimate log Z of a Bernoulli-Bernoulli RBM by annealed importance sampling.
 
     Parameters
@@ -154,6 +154,9 @@ def ais_log_partition(rbm, *, n_chains: int = 100, betas=None, data=None, base_v
         Takes ``2 * n_betas - 3`` offsets.
     return_states : bool
         Also return the chains' final visible states, shape (n_chains, n_visible).
+    binary_products : bool, optional
+        How the products with sampled states are computed (see
+        :func:`fastgen.ops.ais.ais_log_weights`); the default follows FASTGEN_DENSE_PRODUCTS.
 
     Returns
     -------
@@ -174,11 +177,9 @@ def ais_log_partition(rbm, *, n_chains: int = 100, betas=None, data=None, base_v
     for name, a in (("weights", W), ("visible_bias", b), ("hidden_bias", c)):
         if not np.isfinite(a).all():
             raise ValueError(f"rbm.{name} contains NaN or infinity")
-    gen = as_generator(generator)
-    log_weights = np.empty(n_chains, np.float64)
-    states = np.empty((n_chains, rbm.n_visible), W.dtype) if return_states else None
-    _cpu.C.rbm_ais(np.ascontiguousarray(W), np.ascontiguousarray(b), np.ascontiguousarray(c), base, betas,
-                   log_weights, states, gen.seed, gen.take(2 * betas.shape[0] - 3), _cpu.binary_products_enabled())
+    weights = ais_log_weights(W, b, c, base, betas, n_chains=n_chains, generator=generator,
+                              return_states=return_states, binary_products=binary_products)
+    log_weights, states = weights if return_states else (weights, None)
     base_log_z = float(np.logaddexp(0.0, base.astype(np.float64)).sum() + rbm.n_hidden * np.log(2.0))
     log_z, lower, upper = _error_bar(log_weights, base_log_z)
     result = AISResult(float(log_z), float(lower), float(upper), log_weights, base_log_z, betas)

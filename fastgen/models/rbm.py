@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import logsumexp
 
-from .._native import cpu as _cpu
-from ..ops import gibbs as _gibbs_op
-from ..ops.validation import positive_int, real
+from .._checks import flag, positive_int, real
+from ..ops.cd import cd_epoch, offsets_per_epoch
+from ..ops.gibbs import gibbs as gibbs_op
+from ..ops.pseudo_likelihood import pseudo_likelihood_numpy
+from ..ops.sampling import sample_bernoulli_numpy, sigmoid_numpy
 from ..random import Generator, as_generator
 from ._divergence import DIVERGED, guarded_pass
 
@@ -101,8 +103,7 @@ class RBM:
     def hidden_probs(self, v) -> np.ndarray:
         """P(h_j = 1 | v) = sigmoid(c_j + W_j v), shape (n, n_hidden)."""
         x = self._as_input(v) @ self.weights.T
-        _cpu.C.sample_bernoulli(x, self.hidden_bias, x, None, True, 0, 0)
-        return x
+        return sigmoid_numpy(x, bias=self.hidden_bias, out=x)
 
     def visible_probs(self, h) -> np.ndarray:
         """P(v_i = 1 | h) = sigmoid(b_i + h W_:i), shape (n, n_visible)."""
@@ -110,21 +111,20 @@ class RBM:
         if h.ndim != 2 or h.shape[1] != self.n_hidden:
             raise ValueError(f"h must have shape (n, {self.n_hidden}), got {h.shape}")
         x = np.ascontiguousarray(h) @ self.weights
-        _cpu.C.sample_bernoulli(x, self.visible_bias, x, None, True, 0, 0)
-        return x
+        return sigmoid_numpy(x, bias=self.visible_bias, out=x)
 
     def sample_hidden(self, v, generator=None) -> np.ndarray:
         gen = as_generator(generator)
         x = self._as_input(v) @ self.weights.T
         states = np.empty_like(x)
-        _cpu.C.sample_bernoulli(x, self.hidden_bias, None, states, True, gen.seed, gen.take())
+        sample_bernoulli_numpy(x, bias=self.hidden_bias, states=states, seed=gen.seed, offset=gen.take())
         return states
 
     def sample_visible(self, h, generator=None) -> np.ndarray:
         gen = as_generator(generator)
         x = np.ascontiguousarray(np.asarray(h, dtype=self.dtype)) @ self.weights
         states = np.empty_like(x)
-        _cpu.C.sample_bernoulli(x, self.visible_bias, None, states, True, gen.seed, gen.take())
+        sample_bernoulli_numpy(x, bias=self.visible_bias, states=states, seed=gen.seed, offset=gen.take())
         return states
 
     def energy(self, v, h) -> np.ndarray:
@@ -145,10 +145,8 @@ class RBM:
         of n * n_visible * n_hidden softplus evaluations in compiled code.
         """
         v = self._as_input(v)
-        out = np.empty(v.shape[0], self.dtype)
-        _cpu.C.rbm_pseudo_likelihood(self.weights, self.visible_bias, self.hidden_bias, v,
-                                     self.hidden_preactivation(v), out)
-        return out
+        return pseudo_likelihood_numpy(self.weights, self.visible_bias, self.hidden_bias, v,
+                                       hidden_preactivation=self.hidden_preactivation(v))
 
     def reconstruction_error(self, v) -> float:
         """Mean squared error between v and its mean-field reconstruction P(v | P(h | v))."""
@@ -158,7 +156,7 @@ class RBM:
     # ---- sampling ----------------------------------------------------------------------------
     def gibbs(self, v, steps: int = 1, *, generator=None, clamp=None) -> np.ndarray:
         """``steps`` block-Gibbs steps from v (see :func:`fastgen.ops.gibbs`)."""
-        return _gibbs_op(v, self.weights, self.visible_bias, self.hidden_bias, steps, generator=generator, clamp=clamp)
+        return gibbs_op(v, self.weights, self.visible_bias, self.hidden_bias, steps, generator=generator, clamp=clamp)
 
     def sample(self, n: int, steps: int = 1000, *, generator=None, init=None) -> np.ndarray:
         """n visible samples after ``steps`` Gibbs steps from ``init`` (default: uniform noise
@@ -250,6 +248,10 @@ class ContrastiveDivergence:
     momentum : float in [0, 1)
     weight_decay : float >= 0
         L2 penalty on the weights (not the biases).
+    binary_products : bool, optional
+        How the CPU epoch computes products with a 0/1 operand (see
+        :func:`fastgen.ops.cd_epoch`); default: binary where it beats BLAS, unless the
+        environment sets FASTGEN_DENSE_PRODUCTS=1.
     """
 
     learning_rate: float = 0.1
@@ -260,12 +262,15 @@ class ContrastiveDivergence:
     weight_decay: float = 0.0
     chains: np.ndarray | None = field(default=None, repr=False)
     velocities: tuple | None = field(default=None, repr=False)
+    binary_products: bool | None = field(default=None, repr=False)
 
     def __post_init__(self):
         check_trainer_params(self)
+        if self.binary_products is not None:
+            flag(self.binary_products, "binary_products")
 
     def offsets_per_epoch(self, n_samples: int, batch_size: int) -> int:
-        return -(-n_samples // batch_size) * (2 * self.cd_k + 1)
+        return offsets_per_epoch(n_samples, batch_size, self.cd_k)
 
     def prepare(self, rbm: RBM, batch_size: int) -> None:
         """Create the chains (zeros, as scikit-learn) and momentum buffers if missing, as arrays
@@ -281,33 +286,16 @@ class ContrastiveDivergence:
         ``batch_size`` rows (the last may be shorter), updating ``rbm`` in place.
 
         With the parameters, chains, velocities and data all CuPy arrays on one device, the pass
-        runs there (:func:`fastgen._native.cuda.train_epoch`: cuBLAS GEMMs, the CUDA sampling kernel,
-        replayed as a CUDA graph from the second identical pass on), on CuPy's current stream,
-        drawing from the same counters as the CPU loop."""
+        runs there (see :func:`fastgen.ops.cd_epoch`), on CuPy's current stream, drawing from the
+        same counters as the CPU loop."""
         self.prepare(rbm, batch_size)
-        offset = generator.take(self.offsets_per_epoch(data.shape[0], batch_size))
         guarded_pass(
-            lambda: self._run(rbm, data, batch_size, generator.seed, offset),
+            lambda: cd_epoch(rbm.weights, rbm.visible_bias, rbm.hidden_bias, data, batch_size=batch_size,
+                             cd_k=self.cd_k, learning_rate=self.learning_rate, momentum=self.momentum,
+                             weight_decay=self.weight_decay, chains=self.chains if self.persistent else None,
+                             velocities=self.velocities if self.momentum > 0 else None, generator=generator,
+                             binary_products=self.binary_products, check_input=False),
             (rbm.weights, rbm.visible_bias, rbm.hidden_bias),
             (self.chains, *(self.velocities or ())),
             message=diverged_message(self),
-        )
-
-    def _run(self, rbm: RBM, data, batch_size: int, seed: int, offset: int) -> None:
-        vw, vb, vh = self.velocities if self.momentum > 0 else (None, None, None)
-        if _array_module(rbm.weights) is not np:
-            from .._native import cuda as _cuda
-
-            _cuda.train_epoch(rbm.weights, rbm.visible_bias, rbm.hidden_bias, data, batch_size=int(batch_size),
-                              cd_k=int(self.cd_k), lr=self.learning_rate, momentum=self.momentum,
-                              weight_decay=self.weight_decay, chains=self.chains if self.persistent else None,
-                              velocities=self.velocities if self.momentum > 0 else None, seed=seed,
-                              first=offset)
-            return
-        dt = rbm.dtype.type
-        _cpu.C.rbm_train_batches(
-            rbm.weights, rbm.visible_bias, rbm.hidden_bias, vw, vb, vh,
-            self.chains if self.persistent else None, data, int(batch_size), int(self.cd_k),
-            dt(self.learning_rate), dt(self.momentum), dt(self.weight_decay), seed, offset,
-            _cpu.binary_products_enabled(), _cpu.hidden_slices_enabled(),
         )

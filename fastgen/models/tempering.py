@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._native import cpu as _cpu
-from ..ops.validation import positive_int, real
+from .._checks import positive_int, real
+from ..ops.sampling import sample_bernoulli_numpy
+from ..ops.sgd import sgd_momentum_update_numpy
 from ..random import Generator, as_generator
 from ._divergence import guarded_pass
 from .rbm import RBM, ContrastiveDivergence, diverged_message
@@ -112,13 +113,13 @@ class ParallelTempering:
             pre_h = (v @ W.T + c).reshape(R, n, -1)
             pre_h *= beta
             h = np.empty_like(pre_h)
-            _cpu.C.sample_bernoulli(pre_h.reshape(R * n, -1), None, None, h.reshape(R * n, -1), True,
-                                    gen.seed, gen.take())
+            sample_bernoulli_numpy(pre_h.reshape(R * n, -1), states=h.reshape(R * n, -1), seed=gen.seed,
+                                   offset=gen.take())
             coupling = (h.reshape(R * n, -1) @ W).reshape(R, n, nv)
             coupling += b
             logits = coupling * beta
-            _cpu.C.sample_bernoulli(logits.reshape(R * n, nv), None, None, self.visible.reshape(R * n, nv), True,
-                                    gen.seed, gen.take())
+            sample_bernoulli_numpy(logits.reshape(R * n, nv), states=self.visible.reshape(R * n, nv), seed=gen.seed,
+                                   offset=gen.take())
             energy = -np.einsum("rni,rni->rn", self.visible, coupling, dtype=np.float64) - (h @ c).astype(np.float64)
             self._swap(energy, gen)
         return self.visible[0]
@@ -205,5 +206,6 @@ class ParallelTemperingTrainer(ContrastiveDivergence):
             )
             for param, velocity, grad, wd in zip((rbm.weights, rbm.visible_bias, rbm.hidden_bias), velocities,
                                                  grads, (decay, dt(0), dt(0))):
-                _cpu.C.sgd_momentum_update(param, velocity, np.ascontiguousarray(grad, rbm.dtype), lr, mom, wd)
+                sgd_momentum_update_numpy(param, np.ascontiguousarray(grad, rbm.dtype), velocity=velocity,
+                                          learning_rate=lr, momentum=mom, weight_decay=wd)
         self.chains = rbm.hidden_probs(self.sampler.visible[0])

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._native import cpu as _cpu
 from .._backend import placement, to_numpy, wrap_like
-from .validation import as_generator
-from .validation import (INT32_MAX, flag, float_array, float_array_cuda, positive_int, rbm_parameters,
-                        rbm_parameters_cuda)
+from .._checks import INT32_MAX, as_generator, flag, positive_int
+from .._native import cpu as _cpu
+from .validation import float_array, float_array_cuda, rbm_parameters, rbm_parameters_cuda
 
 _METHODS = ("auto", "fused", "graph", "eager")
 
 
 def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, return_hidden: bool = False,
-          method: str = "auto"):
+          method: str = "auto", binary_products: bool | None = None):
     """Run ``steps`` block-Gibbs steps v -> h -> v.
 
     Parameters
@@ -44,6 +43,10 @@ def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, ret
         updates v @ W^T by the visible units that changed since the previous step when they are
         few (summing it afresh after at most 8 updates), so it draws what chained 1-step calls
         draw up to that rounding too.
+    binary_products : bool, optional
+        CPU only: products with the sampled 0/1 states as binary_matmul where it beats BLAS
+        (True) or on BLAS (False); they agree up to rounding. Default: True unless the
+        environment sets FASTGEN_DENSE_PRODUCTS=1.
 
     Returns
     -------
@@ -53,6 +56,7 @@ def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, ret
     if not isinstance(method, str) or method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     return_hidden = flag(return_hidden, "return_hidden")
+    binary_products = None if binary_products is None else flag(binary_products, "binary_products")
     pl = placement(v=v, W=W, b_vis=b_vis, b_hid=b_hid, clamp=clamp)
     if pl.cuda:
         with pl.activate():
@@ -77,8 +81,11 @@ def gibbs(v, W, b_vis, b_hid, steps: int = 1, *, generator=None, clamp=None, ret
     gen = as_generator(generator)
     out = np.empty_like(v_arr)
     hidden = np.empty((v_arr.shape[0], W.shape[0]), W.dtype) if return_hidden else None
-    _cpu.C.rbm_gibbs(W, b_vis, b_hid, v_arr, out, hidden, mask, steps, gen.seed, gen.take(2 * steps),
-                     _cpu.binary_products_enabled())
+    if binary_products is None:
+        binary_products = _cpu.binary_products_default()
+    _cpu.C.rbm_gibbs(weights=W, visible_bias=b_vis, hidden_bias=b_hid, visible_in=v_arr, visible_out=out,
+                     hidden_probs_out=hidden, clamp=mask, steps=steps, seed=gen.seed, offset=gen.take(2 * steps),
+                     binary_products=binary_products)
     if return_hidden:
         return wrap_like(out, v), wrap_like(hidden, v)
     return wrap_like(out, v)

@@ -10,12 +10,42 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
-from .validation import as_generator
-from .validation import finite_in_dtype, flag, float_array, is_finite_real, float_array_cuda, vector, vector_cuda
+from .._checks import as_generator, finite_in_dtype, flag, is_finite_real
+from .._native import cpu as _cpu
+from .validation import float_array, float_array_cuda, vector, vector_cuda
 
 _OUTPUTS = ("states", "probs", "both")
+
+
+# ---- trusted entry points (NumPy, validated by the caller) ------------------------------------
+# For loops that call a sampler per mini-batch on arrays they own: every array C-contiguous, of
+# one dtype (float32 or float64), 2-D (n, m) or 1-D (m,) with the vectors of shape (m,), the
+# outputs writeable and of the input's shape. Nothing is checked here, and _C is called with
+# positional arguments: pybind11 matches keywords once per overload (float32, then float64), a
+# cost these small per-batch calls would pay every time (docs/performance.md).
+def sample_bernoulli_numpy(x: np.ndarray, *, bias=None, probs=None, states=None, from_logits: bool = True,
+                           seed: int = 0, offset: int = 0) -> None:
+    """The kernel of :func:`sample_bernoulli`: writes ``probs`` (sigmoid(x + bias), when given)
+    and ``states`` (0/1 draws, when given; offset ``offset`` of stream ``seed``). ``probs`` may
+    be ``x`` itself (in place); with ``from_logits=False``, ``x`` holds probabilities."""
+    _cpu.C.sample_bernoulli(x, bias, probs, states, from_logits, seed, offset)
+
+
+def sigmoid_numpy(x: np.ndarray, *, bias=None, out: np.ndarray) -> np.ndarray:
+    """``out = sigmoid(x + bias)`` (the samplers' stable sigmoid; ``out`` may be ``x``); returns
+    ``out``. Draws nothing."""
+    _cpu.C.sample_bernoulli(x, bias, out, None, True, 0, 0)
+    return out
+
+
+def sample_gaussian_numpy(mean: np.ndarray, *, out: np.ndarray, bias=None, std=None, std_scalar: float = 0.0,
+                          seed: int, offset: int) -> np.ndarray:
+    """The kernel of :func:`sample_gaussian`: ``out = mean + bias + std * eps`` with ``std`` a
+    per-column vector, or ``std_scalar`` when ``std`` is None; ``out`` may be ``mean``. Returns
+    ``out``."""
+    _cpu.C.sample_gaussian(mean, bias, std, std_scalar, out, seed, offset)
+    return out
 
 
 def sample_bernoulli(x, bias=None, *, from_logits: bool = True, output: str = "states", generator=None):
@@ -60,7 +90,8 @@ def sample_bernoulli(x, bias=None, *, from_logits: bool = True, output: str = "s
     if states is not None:
         gen = as_generator(generator)
         seed, offset = gen.seed, gen.take()
-    _cpu.C.sample_bernoulli(a, b, probs, states, bool(from_logits), seed, offset)
+    sample_bernoulli_numpy(a, bias=b, probs=probs, states=states, from_logits=bool(from_logits), seed=seed,
+                           offset=offset)
     if output == "states":
         return wrap_like(states, x)
     if output == "probs":
@@ -103,7 +134,7 @@ def sample_gaussian(mean, std=1.0, *, bias=None, generator=None):
         std_scalar = 0.0
     gen = as_generator(generator)
     out = np.empty_like(a)
-    _cpu.C.sample_gaussian(a, b, std_arr, std_scalar, out, gen.seed, gen.take())
+    sample_gaussian_numpy(a, out=out, bias=b, std=std_arr, std_scalar=std_scalar, seed=gen.seed, offset=gen.take())
     return wrap_like(out, mean)
 
 

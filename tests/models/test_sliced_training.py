@@ -16,6 +16,8 @@ import pytest
 
 import reference as ref
 from fastgen._native import cpu as _cpu
+from fastgen.ops import cd_epoch
+from fastgen.random import Generator
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
@@ -31,15 +33,13 @@ def params(n_visible, n_hidden, dtype, seed=0):
 def train(data, W, b, c, batch_size, *, k=1, chains=None, lr=0.1, momentum=0.0, weight_decay=0.0, seed=4,
           offset=5, loop="sliced"):
     """One pass of the compiled trainer on copies; returns (W, b, c, velocities, chains)."""
-    dt = W.dtype.type
     W, b, c = W.copy(), b.copy(), c.copy()
-    velocities = tuple(np.zeros_like(x) for x in (W, b, c)) if momentum else (None, None, None)
+    velocities = tuple(np.zeros_like(x) for x in (W, b, c)) if momentum else None
     chains = None if chains is None else chains.copy()
-    with _cpu.binary_products(True), _cpu.hidden_slices(loop == "sliced"):
-        _cpu.C.rbm_train_batches(W, b, c, *velocities, chains, data, batch_size, k, dt(lr), dt(momentum),
-                                 dt(weight_decay), seed, offset, _cpu.binary_products_enabled(),
-                                 _cpu.hidden_slices_enabled())
-    return W, b, c, velocities, chains
+    cd_epoch(W, b, c, data, batch_size=batch_size, cd_k=k, learning_rate=lr, momentum=momentum,
+             weight_decay=weight_decay, chains=chains, velocities=velocities, generator=Generator(seed, offset),
+             binary_products=True, hidden_slices=loop == "sliced")
+    return W, b, c, velocities or (None, None, None), chains
 
 
 CASES = [  # (name, k, persistent, momentum, weight_decay, fractional data)
@@ -119,6 +119,8 @@ _THREAD_SCRIPT = textwrap.dedent(
     import sys
     import numpy as np
     from fastgen._native import cpu as _cpu
+    from fastgen.ops import cd_epoch
+    from fastgen.random import Generator
     rng = np.random.default_rng(0)
     out = {}
     for dtype in (np.float32, np.float64):
@@ -127,8 +129,9 @@ _THREAD_SCRIPT = textwrap.dedent(
         vw, vb, vc = np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)
         chains = np.zeros((10, 200), dtype)
         data = (rng.random((95, 45)) * (rng.random((95, 45)) < 0.5)).astype(dtype)
-        _cpu.C.rbm_train_batches(W, b, c, vw, vb, vc, chains, data, 10, 2, dtype(0.1), dtype(0.5), dtype(0.01),
-                                 7, 0, True, True)
+        cd_epoch(W, b, c, data, batch_size=10, cd_k=2, learning_rate=0.1, momentum=0.5, weight_decay=0.01,
+                 chains=chains, velocities=(vw, vb, vc), generator=Generator(7), binary_products=True,
+                 hidden_slices=True)
         for name, x in dict(W=W, b=b, c=c, vw=vw, vb=vb, vc=vc, chains=chains).items():
             out[f"{np.dtype(dtype).name}_{name}"] = x
     out["max_threads"] = np.array([_cpu.C.max_threads()])

@@ -279,9 +279,8 @@ def test_gibbs_with_binary_products_draws_what_dense_products_draw(dtype):
     v0 = (rng.random((300, 129)) < 0.3).astype(dtype)
     runs = {}
     for enabled in (True, False):
-        with _cpu.binary_products(enabled):
-            runs[enabled] = gibbs(v0, m.weights, m.visible_bias, m.hidden_bias, 4, generator=Generator(11),
-                                  return_hidden=True)
+        runs[enabled] = gibbs(v0, m.weights, m.visible_bias, m.hidden_bias, 4, generator=Generator(11),
+                              return_hidden=True, binary_products=enabled)
     # The same uniforms meet probabilities that differ by rounding only: a flip needs |p - u|
     # below ~1e-6 somewhere along 4 steps, which this seed does not hit.
     assert np.array_equal(runs[True][0], runs[False][0])
@@ -299,10 +298,9 @@ def test_training_with_binary_products_matches_dense_products(dtype, persistent,
     for enabled in (True, False):
         m = RBM(start.weights.copy(), start.visible_bias.copy(), start.hidden_bias.copy())
         trainer = ContrastiveDivergence(learning_rate=0.05, cd_k=cd_k, persistent=persistent, n_chains=33,
-                                        momentum=momentum, weight_decay=weight_decay)
-        with _cpu.binary_products(enabled):
-            for _ in range(2):
-                trainer.run(m, data, 50, Generator(12))
+                                        momentum=momentum, weight_decay=weight_decay, binary_products=enabled)
+        for _ in range(2):
+            trainer.run(m, data, 50, Generator(12))
         results[enabled] = (m, trainer)
     (mb, tb), (md, td) = results[True], results[False]
     atol = 1e-4 if dtype == np.float32 else 1e-10
@@ -324,11 +322,10 @@ def test_training_with_fractional_data_and_chains_falls_back_to_blas():
     out = {}
     for enabled in (True, False):
         m = RBM(start.weights.copy(), start.visible_bias.copy(), start.hidden_bias.copy())
-        trainer = ContrastiveDivergence(learning_rate=0.05, n_chains=20)
+        trainer = ContrastiveDivergence(learning_rate=0.05, n_chains=20, binary_products=enabled)
         trainer.prepare(m, 40)
         trainer.chains[...] = 0.5
-        with _cpu.binary_products(enabled):
-            trainer.run(m, data, 40, Generator(13))
+        trainer.run(m, data, 40, Generator(13))
         out[enabled] = m.weights
     np.testing.assert_allclose(out[True], out[False], rtol=0, atol=1e-10)
 
@@ -398,3 +395,13 @@ def test_density_limit_zero_sends_loops_to_blas_and_matches():
     finally:
         _cpu.C.set_binary_max_density(previous)
     np.testing.assert_allclose(weights[0], weights[1], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("value, binary", [(None, True), ("", True), ("0", True), ("off", True), ("1", False),
+                                           ("yes", False)])
+def test_dense_products_env_sets_the_default_at_each_call(monkeypatch, value, binary):
+    if value is None:
+        monkeypatch.delenv("FASTGEN_DENSE_PRODUCTS", raising=False)
+    else:
+        monkeypatch.setenv("FASTGEN_DENSE_PRODUCTS", value)
+    assert _cpu.binary_products_default() is binary

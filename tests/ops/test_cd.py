@@ -1,12 +1,13 @@
 """fastgen.ops.cd_gradients against the NumPy reference, the exact gradient of a tiny RBM,
-and the compiled trainer (fastgen.models.rbm.ContrastiveDivergence) against the op."""
+the compiled trainer (fastgen.models.rbm.ContrastiveDivergence) against the op, and the epoch op
+(fastgen.ops.cd_epoch) against the trainer and the reference pass."""
 import numpy as np
 import pytest
 
 import fastgen
 import reference as ref
 from fastgen.models.rbm import RBM, ContrastiveDivergence
-from fastgen.ops import cd_gradients
+from fastgen.ops import cd_epoch, cd_gradients
 
 DTYPES = [np.float32, np.float64]
 GRAD_TOL = {np.float32: 2e-5, np.float64: 1e-12}      # op vs float64 reference
@@ -282,3 +283,99 @@ def test_bad_input_raises_naming_the_argument(call, error, match):
 def test_trainer_bad_configuration_raises_naming_the_parameter(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ContrastiveDivergence(**kwargs)
+
+
+# ---- cd_epoch: the op behind ContrastiveDivergence ------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("persistent, momentum", [(True, 0.0), (False, 0.6)])
+def test_cd_epoch_is_the_trainers_pass_bitwise(dtype, persistent, momentum):
+    W, b, c = rbm_params(dtype=dtype, seed=20)
+    data = binary((37, 41), seed=21, dtype=dtype)
+    model = RBM(W.copy(), b.copy(), c.copy())
+    trainer = ContrastiveDivergence(learning_rate=0.05, cd_k=2, persistent=persistent, n_chains=6,
+                                    momentum=momentum, weight_decay=1e-3)
+    trainer.run(model, data, 10, fastgen.Generator(5, 2))
+    W2, b2, c2 = W.copy(), b.copy(), c.copy()
+    chains = np.zeros((6, 19), dtype) if persistent else None
+    velocities = tuple(np.zeros_like(a) for a in (W2, b2, c2)) if momentum else None
+    gen = fastgen.Generator(5, 2)
+    cd_epoch(W2, b2, c2, data, batch_size=10, cd_k=2, learning_rate=0.05, momentum=momentum, weight_decay=1e-3,
+             chains=chains, velocities=velocities, generator=gen)
+    assert gen.offset == 2 + 4 * (2 * 2 + 1)  # 4 batches (the last of 7 rows), 2k + 1 offsets each
+    for got, want in zip((W2, b2, c2), (model.weights, model.visible_bias, model.hidden_bias)):
+        assert got.tobytes() == want.tobytes()
+    if persistent:
+        assert chains.tobytes() == trainer.chains.tobytes()
+    if momentum:
+        assert velocities[0].tobytes() == trainer.velocities[0].tobytes()
+
+
+def test_cd_epoch_matches_the_numpy_reference_pass():
+    W, b, c = rbm_params(seed=22)
+    data = binary((25, 41), seed=23)
+    chains = binary((5, 19), seed=24, p=0.5)
+    want = ref.train_pass(data, W, b, c, 8, k=1, chains=chains, learning_rate=0.1, seed=3, first_offset=4)
+    cd_epoch(W, b, c, data, batch_size=8, learning_rate=0.1, chains=chains, generator=fastgen.Generator(3, 4))
+    np.testing.assert_allclose(W, want.weights, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(chains, want.chains)
+
+
+def test_cd_epoch_binary_and_dense_products_agree():
+    W, b, c = rbm_params(seed=25)
+    data = binary((30, 41), seed=26, p=0.2)
+    out = {}
+    for enabled in (True, False):
+        W2 = W.copy()
+        cd_epoch(W2, b.copy(), c.copy(), data, batch_size=10, learning_rate=0.05, chains=np.zeros((10, 19)),
+                 generator=fastgen.Generator(9), binary_products=enabled)
+        out[enabled] = W2
+    np.testing.assert_allclose(out[True], out[False], rtol=0, atol=1e-10)
+
+
+def _epoch_args(**overrides):
+    args = dict(weights=np.zeros((3, 5)), visible_bias=np.zeros(5), hidden_bias=np.zeros(3), data=np.ones((4, 5)),
+                batch_size=2, learning_rate=0.1)
+    args.update(overrides)
+    return args
+
+
+@pytest.mark.parametrize(
+    "overrides,error,match",
+    [
+        (dict(weights=np.zeros((3, 5), np.int64)), TypeError, "weights must be float32 or float64"),
+        (dict(weights=np.zeros((5, 3)).T), ValueError, "weights must be a writeable C-contiguous array"),
+        (dict(visible_bias=np.zeros(4)), ValueError, r"visible_bias must have shape \(5,\)"),
+        (dict(hidden_bias=np.zeros(3, np.float32)), TypeError, "hidden_bias must have the weights' dtype"),
+        (dict(data=np.ones((4, 6))), ValueError, "data must have 5 columns"),
+        (dict(data=np.full((4, 5), np.nan)), ValueError, "data contains NaN"),
+        (dict(batch_size=0), ValueError, "batch_size must be an integer >= 1"),
+        (dict(cd_k=0), ValueError, "cd_k must be an integer >= 1"),
+        (dict(learning_rate=0.0), ValueError, "learning_rate must be > 0"),
+        (dict(momentum=1.0), ValueError, "momentum must be < 1"),
+        (dict(weight_decay=-1.0), ValueError, "weight_decay must be >= 0"),
+        (dict(chains=np.zeros((2, 4))), ValueError, r"chains must have shape \(n_chains >= 1, 3\)"),
+        (dict(velocities=(np.zeros((3, 5)), np.zeros(5))), ValueError, "velocities must be 3 arrays"),
+        (dict(velocities=(np.zeros((3, 5)), np.zeros(5), np.zeros(4))), ValueError,
+         r"velocities\[2\] must have shape \(3,\)"),
+        (dict(binary_products="no"), TypeError, "binary_products must be a bool"),
+        (dict(hidden_slices=None), TypeError, "hidden_slices must be a bool"),
+    ],
+)
+def test_cd_epoch_bad_input_raises_naming_the_argument(overrides, error, match):
+    args = _epoch_args(**overrides)
+    before = args["weights"].copy()
+    with pytest.raises(error, match=match):
+        cd_epoch(**args)
+    assert np.array_equal(args["weights"], before, equal_nan=True)
+
+
+def test_cd_epoch_trains_cpu_torch_tensors_in_place():
+    torch = pytest.importorskip("torch")
+    W, b, c = rbm_params(seed=27)
+    data = binary((12, 41), seed=28)
+    want = [a.copy() for a in (W, b, c)]
+    cd_epoch(*want, data, batch_size=5, learning_rate=0.1, generator=fastgen.Generator(2))
+    tensors = [torch.from_numpy(a.copy()) for a in (W, b, c)]
+    cd_epoch(*tensors, torch.from_numpy(data), batch_size=5, learning_rate=0.1, generator=fastgen.Generator(2))
+    for t, w in zip(tensors, want):
+        assert t.numpy().tobytes() == w.tobytes()
