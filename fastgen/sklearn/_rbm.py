@@ -204,6 +204,7 @@ class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, Tra
     def _model(self) -> RBM:
         check_fitted_finite(self, RBM_PARAMETERS)
         return RBM(self.components_, self.intercept_visible_, self.intercept_hidden_)
+
     def _trainer(self) -> ContrastiveDivergence:
         if self.n_temperatures > 1:
             from ..models.tempering import ParallelTemperingTrainer, temperature_ladder
@@ -247,17 +248,10 @@ class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, Tra
         CuPy arrays), copied back after every reported pass and at the end. ``report``: the
         verbose lines and the progress bar (fit only, as scikit-learn)."""
         on_device = _backend.is_cuda_array(X)
-
-        def place(a):
-            return _backend.to_cupy(a, "X") if on_device and a is not None else a
-
-        rbm = self._model()
+        rbm, trainer = self._model(), self._trainer()
         if on_device:
-            rbm = RBM(*(place(a) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias)))
-        trainer = self._trainer()
-        trainer.chains = place(trainer.chains)
-        if trainer.velocities is not None:
-            trainer.velocities = tuple(place(a) for a in trainer.velocities)
+            rbm = RBM(*(_backend.to_cupy(a, "X") for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias)))
+            self._move_trainer_state(trainer, lambda a: _backend.to_cupy(a, "X"))
         rows_per_chunk = batch_size * max(1, _base.SPARSE_CHUNK_ROWS // batch_size)
         begin = time.time()
         try:
@@ -273,10 +267,17 @@ class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, Tra
                         begin = end
         finally:  # after a failed (and undone) pass too: the last finite parameters and state
             self._store_parameters(rbm)
-            trainer.chains = None if trainer.chains is None else _backend.to_host(trainer.chains, "h_samples_")
-            if trainer.velocities is not None:
-                trainer.velocities = tuple(_backend.to_host(a, "velocities") for a in trainer.velocities)
+            if on_device:
+                self._move_trainer_state(trainer, lambda a: _backend.to_host(a, "X"))
             self._store_trainer_state(trainer)
+
+    @staticmethod
+    def _move_trainer_state(trainer, move):
+        """The trainer's chains and momentum buffers replaced by ``move`` of each."""
+        if trainer.chains is not None:
+            trainer.chains = move(trainer.chains)
+        if trainer.velocities is not None:
+            trainer.velocities = tuple(move(a) for a in trainer.velocities)
 
     def _store_parameters(self, rbm):
         """The trained parameters as the estimator's (host) arrays: the same arrays after host
