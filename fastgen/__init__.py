@@ -16,7 +16,7 @@ _LAZY = {
     "RBM": ("fastgen.models.rbm", "RBM"),
     "ContrastiveDivergence": ("fastgen.models.rbm", "ContrastiveDivergence"),
     "GaussianBernoulliRBM": ("fastgen.sklearn", "GaussianBernoulliRBM"),
-    "DBN": ("fastgen.models.dbn", "DBN"),
+    "DBN": ("fastgen.sklearn", "DBN"),
     "ops": ("fastgen.ops", None),
     "models": ("fastgen.models", None),
 }

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fastgen import BernoulliRBM, GaussianBernoulliRBM
-from fastgen.models.dbn import DBN
+from fastgen.sklearn import DBN
 from fastgen.models.rbm import RBM
 from fastgen.ops import gibbs, sample_categorical
 

@@ -90,7 +90,7 @@ def test_dtype_conversions():
 @pytest.mark.parametrize("chunk_rows", [None, 20], ids=["one_chunk", "many_chunks"])
 def test_sparse_csr_gives_the_same_model_as_dense(dtype, chunk_rows, monkeypatch):
     if chunk_rows is not None:  # densify 20 rows at a time: several chunks per epoch
-        monkeypatch.setattr(fg_sklearn, "_SPARSE_CHUNK_ROWS", chunk_rows)
+        monkeypatch.setattr(fg_sklearn._base, "SPARSE_CHUNK_ROWS", chunk_rows)
     X = binary((57, 20), dtype=dtype)
     dense = BernoulliRBM(n_components=7, n_iter=3, random_state=0).fit(X)
     sparse = BernoulliRBM(n_components=7, n_iter=3, random_state=0).fit(sp.csr_matrix(X))

@@ -27,7 +27,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 import fastgen
 from fastgen import BernoulliRBM, GaussianBernoulliRBM
-from fastgen.models.dbn import DBN
+from fastgen.sklearn import DBN
 
 SPARSE = [sp.csr_matrix, sp.csc_matrix, sp.lil_matrix, sp.coo_matrix, sp.csr_array]
 

@@ -106,11 +106,12 @@ def test_random_state_determinism():
 
 def test_fit_is_the_model_trainer_on_centred_data():
     from fastgen.models.gbrbm import GaussianContrastiveDivergence
+    from fastgen.sklearn._params import generator_from
 
     X = normal((45, 7), seed=3) * 3 + 5
     est = GaussianBernoulliRBM(n_components=4, n_iter=3, batch_size=8, momentum=0.3, weight_decay=0.01,
                                learn_sigma=True, random_state=5).fit(X)
-    gen = est._generator_from(5)
+    gen = generator_from(5)
     mean, std = X.mean(axis=0), X.std(axis=0)
     m = GaussianRBM.initialize(7, 4, generator=gen, sigma=std)
     m.weights *= std

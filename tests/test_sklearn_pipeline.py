@@ -37,8 +37,8 @@ def make_pipeline():
 
 def test_rbm_features_feed_a_logistic_regression(digits_split):
     X_train, X_test, y_train, y_test = digits_split
-    # One BLAS thread: on a busy 2-core machine OpenBLAS's spinning threads can make the
-    # logistic regression's many small products 50x slower; the results are the same.
+    # One BLAS thread: OpenBLAS's spinning threads stall the logistic regression's many small
+    # products on a busy machine; the results are the same.
     with threadpool_limits(limits=1, user_api="blas"):
         pipeline = make_pipeline().fit(X_train, y_train)
         accuracy = pipeline.score(X_test, y_test)

@@ -1,5 +1,6 @@
-"""The estimators' one-pass data check (csrc/data_summary.cpp) against NumPy: finiteness, range
-and float64 column sums, and BernoulliRBM's use of it."""
+"""fastgen.ops.data_summary, the estimators' one-pass data check (csrc/data_summary.cpp, CuPy
+reductions on CUDA) against NumPy: finiteness, range and float64 column sums, its input errors,
+and BernoulliRBM's use of it."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastgen
-from fastgen._native import cpu as _cpu
+from fastgen.ops.data_summary import DataSummary, data_summary
 
 DTYPES = [np.float32, np.float64]
 # rows x cols: ones, odd sizes, more rows than one block of the sums (256), wide rows, empty.
@@ -26,8 +27,7 @@ def summary_ref(x):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_summary_matches_numpy(dtype, shape):
     x = np.random.default_rng(sum(shape)).normal(size=shape).astype(dtype)
-    sums = np.full(shape[1], np.nan)
-    finite, low, high = _cpu.C.summarize_rows(x, sums)
+    finite, low, high, sums = data_summary(x, column_sums=True)
     ref = summary_ref(x)
     assert finite == ref[0] and low == ref[1] and high == ref[2]
     np.testing.assert_allclose(sums, ref[3], rtol=1e-12, atol=1e-12 * max(1, shape[0]))
@@ -40,8 +40,8 @@ def test_summary_finds_any_non_finite_value(dtype, bad, where):
     x = np.random.default_rng(1).random((1000, 784)).astype(dtype)
     x[where] = bad
     before = x.copy()
-    finite, _, _ = _cpu.C.summarize_rows(x, None)
-    assert not finite
+    summary = data_summary(x)
+    assert not summary.finite and summary.column_sums is None
     np.testing.assert_array_equal(x, before)  # the input is only read
 
 
@@ -49,11 +49,52 @@ def test_summary_column_sums_do_not_depend_on_the_thread_count():
     x = np.random.default_rng(2).random((5000, 300)).astype(np.float32)
     results = []
     for threads in (1, 2):
-        sums = np.empty(300)
         with threadpool_limits(threads, user_api="openmp"):
-            _cpu.C.summarize_rows(x, sums)
-        results.append(sums)
+            results.append(data_summary(x, column_sums=True).column_sums)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_summary_converts_other_real_dtypes_once():
+    x = np.arange(12, dtype=np.int16).reshape(3, 4)
+    summary = data_summary(x, column_sums=True)
+    assert summary == DataSummary(True, 0.0, 11.0, summary.column_sums)
+    np.testing.assert_array_equal(summary.column_sums, x.sum(axis=0))
+
+
+def test_summary_of_a_cpu_torch_tensor_matches_numpy():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(6).random((9, 5))
+    summary = data_summary(torch.from_numpy(x), column_sums=True)
+    assert summary.finite and summary.min == x.min() and summary.max == x.max()
+    np.testing.assert_allclose(summary.column_sums, x.sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("x, column_sums, error, match", [
+    (np.zeros(5), False, ValueError, "x must be 2-D"),
+    (np.zeros((2, 3, 4)), False, ValueError, "x must be 2-D"),
+    (np.array([["a", "b"]]), False, TypeError, "x must be a real numeric array"),
+    (np.zeros((2, 3)), "yes", TypeError, "column_sums must be a bool"),
+])
+def test_summary_input_errors_name_the_argument(x, column_sums, error, match):
+    with pytest.raises(error, match=match):
+        data_summary(x, column_sums=column_sums)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_cuda_summary_matches_the_cpu(dtype, shape):
+    cp = pytest.importorskip("cupy")
+    x = np.random.default_rng(sum(shape)).normal(size=shape).astype(dtype)
+    cpu, gpu = data_summary(x, column_sums=True), data_summary(cp.asarray(x), column_sums=True)
+    assert (gpu.finite, gpu.min, gpu.max) == (cpu.finite, cpu.min, cpu.max)
+    assert isinstance(gpu.column_sums, np.ndarray)
+    np.testing.assert_allclose(gpu.column_sums, cpu.column_sums, rtol=1e-12, atol=1e-12 * max(1, shape[0]))
+    for bad in (np.nan, np.inf, -np.inf):
+        if x.size:
+            y = x.copy()
+            y[-1, -1] = bad
+            assert not data_summary(cp.asarray(y)).finite
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
