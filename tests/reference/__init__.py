@@ -49,6 +49,6 @@ __all__ = [
     "gb_energy", "gb_hidden_probs", "gb_visible_mean", "gb_free_energy", "GBMixture", "gb_mixture", "gb_moments",
     "GBCDRef", "gb_cd_gradients",
     # binary, categorical, data_summary, elbo, reparam, sparse_linear
-    "binary_matmul", "sample_categorical", "data_summary", "LOG_2PI", "bernoulli_log_likelihood", "gaussian_log_likelihood",
-    "reparameterize", "sparse_input_linear", "sparse_input_linear_grads",
+    "binary_matmul", "sample_categorical", "data_summary", "LOG_2PI", "bernoulli_log_likelihood",
+    "gaussian_log_likelihood", "reparameterize", "sparse_input_linear", "sparse_input_linear_grads",
 ]
