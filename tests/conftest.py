@@ -11,7 +11,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
-# tests/reference.py is imported as ``reference`` from every sub-folder.
+# the tests/reference/ package is imported as ``reference`` from every sub-folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
