@@ -81,7 +81,7 @@ def loop_sweep(X, repeats, cooldown):
     from fastgen._native import cpu as _cpu
 
     from .common import time_interleaved
-    from .rbm import fastgen_trainer
+    from .rbm import dense_products, fastgen_trainer
 
     params = dict(n_components=500, batch_size=100, n_iter=1, learning_rate=0.1, random_state=0)
     run = fastgen_trainer(X, params)
@@ -96,9 +96,7 @@ def loop_sweep(X, repeats, cooldown):
                 _cpu.C.set_binary_max_density(previous)
         return call
 
-    def dense_loop():
-        with _cpu.binary_products(False):
-            run()
+    dense_loop = dense_products(run)
 
     fns = {f"binary loop, max density {d:g}": with_limit(d) for d in LOOP_DENSITIES}
     fns["dense loop (before)"] = dense_loop

@@ -10,7 +10,8 @@ model ``Q(x_{i+1} | x_i) = sigmoid(x_i R_i^T + r_i)``. All matrices have scikit-
 :class:`DeepBeliefNet` holds the parameters and the model's computations: the upward mean-field
 pass, generation (Gibbs sampling in the top RBM, then the descent), and up-down fine-tuning. The estimator that pretrains it greedily from data is
 :class:`fastgen.sklearn.DBN`. Sigmoids and Bernoulli draws go to
-:func:`fastgen.ops.sample_bernoulli` (one Philox offset per draw), products to BLAS.
+the samplers' trusted entry points in :mod:`fastgen.ops.sampling` (the arrays here are the
+model's own, already checked; one Philox offset per draw), products to BLAS.
 """
 from __future__ import annotations
 
@@ -18,25 +19,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops import gibbs, sample_bernoulli
+from ..ops import gibbs
+from ..ops.sampling import sample_bernoulli_numpy, sigmoid_numpy
 from ..random import Generator
 from ._divergence import DIVERGED, guarded_pass
 from .rbm import RBM
 
 
-def _sigmoid(x, bias):
+def _sigmoid(x: np.ndarray, bias) -> np.ndarray:
     """sigmoid(x + bias), the samplers' stable sigmoid; draws nothing."""
-    return sample_bernoulli(x, bias, output="probs")
+    return sigmoid_numpy(x, bias=bias, out=np.empty_like(x))
 
 
-def _sample(x, bias, generator: Generator):
+def _sample(x: np.ndarray, bias, generator: Generator) -> np.ndarray:
     """States ~ Bernoulli(sigmoid(x + bias)) (one offset of ``generator``)."""
-    return sample_bernoulli(x, bias, generator=generator)
+    states = np.empty_like(x)
+    sample_bernoulli_numpy(x, bias=bias, states=states, seed=generator.seed, offset=generator.take())
+    return states
 
 
-def _sample_probs(p, generator: Generator):
+def _sample_probs(p: np.ndarray, generator: Generator) -> np.ndarray:
     """States ~ Bernoulli(p) for probabilities p (one offset of ``generator``)."""
-    return sample_bernoulli(p, from_logits=False, generator=generator)
+    states = np.empty_like(p)
+    sample_bernoulli_numpy(p, states=states, from_logits=False, seed=generator.seed, offset=generator.take())
+    return states
 
 
 @dataclass

@@ -9,6 +9,7 @@ from .ais import ais_log_weights
 from .binary import binary_matmul
 from .categorical import sample_categorical
 from .cd import CDGradients, cd_epoch, cd_gradients
+from .data_summary import DataSummary, data_summary
 from .elbo import bernoulli_log_likelihood, gaussian_log_likelihood
 from .gibbs import gibbs
 from .pseudo_likelihood import pseudo_likelihood
@@ -19,4 +20,5 @@ from .sparse_linear import sparse_input_linear
 
 __all__ = ["sample_bernoulli", "sample_gaussian", "gibbs", "cd_gradients", "CDGradients", "cd_epoch", "binary_matmul",
            "sample_categorical", "reparameterize", "bernoulli_log_likelihood", "gaussian_log_likelihood",
-           "sparse_input_linear", "ais_log_weights", "pseudo_likelihood", "sgd_momentum_update"]
+           "sparse_input_linear", "ais_log_weights", "pseudo_likelihood", "sgd_momentum_update", "data_summary",
+           "DataSummary"]

@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from scipy.special import expit, logsumexp
+from scipy.special import logsumexp
 
-import reference as ref
+from reference.ais import ais_log_weights as ais_log_weights_reference
 from fastgen.models.ais import (AISResult, ais_log_partition, base_rate_bias, check_schedule, default_schedule)
 from fastgen.models.rbm import RBM
 
@@ -21,28 +21,11 @@ def small_rbm(n_visible, n_hidden, dtype, seed=0, scale=1.0):
                (rng.normal(size=n_visible) * 0.5).astype(dtype), (rng.normal(size=n_hidden) * 0.5).astype(dtype))
 
 
-def reference_ais(W, b, c, base, betas, seed, offset, n_chains=None):
-    """Plain NumPy AIS with the kernel's draws: v_0 with offset+0, then at each inner beta_k
-    h with offset + 2k - 1 and v with offset + 2k. Returns (log_weights, final states)."""
-    W, b, c, base = (np.asarray(a, np.float64) for a in (W, b, c, base))
-    n_hidden, n_visible = W.shape
-    n = REF_CHAINS if n_chains is None else n_chains
-    v = ref.bernoulli(expit(np.broadcast_to(base, (n, n_visible))), ref.uniform(seed, offset, (n, n_visible)))
-    log_w = np.zeros(n)
-    last = len(betas) - 1
-    for k in range(1, last + 1):
-        b0, b1 = betas[k - 1], betas[k]
-        a = v @ W.T + c
-        log_w += (b1 - b0) * (v @ (b - base)) + (np.logaddexp(0, b1 * a) - np.logaddexp(0, b0 * a)).sum(axis=1)
-        if k == last:
-            break
-        h = ref.bernoulli(expit(b1 * a), ref.uniform(seed, offset + 2 * k - 1, (n, n_hidden)))
-        logits = b1 * (h @ W) + (1 - b1) * base + b1 * b
-        v = ref.bernoulli(expit(logits), ref.uniform(seed, offset + 2 * k, (n, n_visible)))
-    return log_w, v
-
-
 REF_CHAINS = 16
+
+
+def reference_ais(W, b, c, base, betas, seed, offset, n_chains=REF_CHAINS):
+    return ais_log_weights_reference(W, b, c, base, betas, seed, offset, n_chains)
 
 
 @pytest.mark.parametrize("binary", [True, False])

@@ -12,9 +12,10 @@ Every name is re-exported here, so ``import reference as ref; ref.gibbs(...)`` w
 ``from reference.gibbs import gibbs``.
 """
 from .activations import log_sigmoid, sigmoid, softplus
+from .ais import ais_log_weights
 from .binary import binary_matmul
 from .categorical import sample_categorical
-from .cd import CDRef, TrainRef, cd_gradients, sgd_step, train_pass
+from .cd import CDRef, TrainRef, cd_gradients, train_pass
 from .data_summary import data_summary
 from .elbo import LOG_2PI, bernoulli_log_likelihood, gaussian_log_likelihood
 from .gbrbm import (GBCDRef, GBMixture, gb_cd_gradients, gb_energy, gb_free_energy, gb_hidden_probs, gb_mixture,
@@ -24,14 +25,18 @@ from .philox import (MASK32, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1, Normals
                      philox4x32_10, philox_words_numpy, seed_and_offset, stream_counter, stream_key,
                      stream_word_py, uniform, uniform_from_words, uniform_open, uniform_open_from_words, words)
 from .rbm import (all_states, as_float64, energy, free_energy, hidden_probs, log_partition_brute_force,
-                  pseudo_likelihood, visible_probs)
+                  visible_probs)
+from .pseudo_likelihood import pseudo_likelihood
 from .reparam import reparameterize
+from .sgd import sgd_step
 from .sampling import AMBIGUOUS_TOL, BernoulliDraw, ambiguous_tol, bernoulli, sample_bernoulli, sample_gaussian
 from .sparse_linear import sparse_input_linear, sparse_input_linear_grads
 
 __all__ = [
     # activations
     "sigmoid", "softplus", "log_sigmoid",
+    # ais
+    "ais_log_weights",
     # philox: the random stream
     "MASK32", "PHILOX_M0", "PHILOX_M1", "PHILOX_W0", "PHILOX_W1", "philox4x32_10", "stream_counter", "stream_key",
     "stream_word_py", "philox_words_numpy", "words", "seed_and_offset", "uniform_from_words",

@@ -12,6 +12,7 @@ from .activations import sigmoid
 from .philox import seed_and_offset, uniform
 from .rbm import as_float64
 from .sampling import ambiguous_tol, bernoulli
+from .sgd import sgd_step
 
 
 class CDRef(NamedTuple):
@@ -53,13 +54,6 @@ def cd_gradients(v, W, b_vis, b_hid, *, k=1, generator=0, persistent_chains=None
     db_vis = v.mean(axis=0) - visible_neg.mean(axis=0)
     db_hid = hidden_pos.mean(axis=0) - hidden_neg.mean(axis=0)
     return CDRef(dW, db_vis, db_hid, chains, n_ambiguous)
-
-
-def sgd_step(param, velocity, grad, *, learning_rate, momentum=0.0, weight_decay=0.0):
-    """v = m v + lr (g - wd * param); param += v. Returns (param, velocity), float64."""
-    param, velocity, grad = as_float64(param, velocity, grad)
-    velocity = momentum * velocity + learning_rate * (grad - weight_decay * param)
-    return param + velocity, velocity
 
 
 class TrainRef(NamedTuple):
