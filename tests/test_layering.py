@@ -201,7 +201,6 @@ KNOWN_VIOLATIONS: set[str] = {
     'fastgen.torch.reparam uses fastgen.torch.ops._to_u64, private to fastgen.torch.ops',
     'fastgen.torch.training imports fastgen.cli (torch modules never call the command line)',
     'fastgen.torch.training uses fastgen.cli._add_autoencoder_arguments, private to fastgen.cli',
-    'import cycle among fastgen._png, fastgen.datasets, fastgen.serialization',
     'import cycle among fastgen.cli, fastgen.torch.autoencoders, fastgen.torch.training, fastgen.torch.vae',
 }
 
