@@ -52,7 +52,7 @@ def tile_images(images, image_shape, *, ncols: int | None = None, padding: int =
     return np.clip(grid, 0.0, 1.0)
 
 
-def _default_font(size: int):
+def default_font(size: int):
     """Pillow's default font at ``size`` pixels (a fixed bitmap font on Pillow < 10.1)."""
     from PIL import ImageFont
 
@@ -69,7 +69,7 @@ def _label_rows(pixels: np.ndarray, row_labels, tile_height: int, pitch: int, fi
     from PIL import Image, ImageDraw
 
     labels = [str(label) for label in row_labels]
-    font = _default_font(max(11, min(22, tile_height // 3)))
+    font = default_font(max(11, min(22, tile_height // 3)))
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
     margin = max(int(np.ceil(measure.textlength(label, font=font))) for label in labels) + 12
     image = Image.new("L", (pixels.shape[1] + margin, pixels.shape[0]), 255)
