@@ -152,8 +152,10 @@ def add_parser(demos) -> None:
     waves.add_argument("--out", default="fastgen_output", help="folder for waveforms.png (default: %(default)s)")
     waves.add_argument("--epochs", type=_argtypes.positive_int, default=30, help="epochs (default: %(default)s)")
     add_old_spelling(waves, "--n-iter", "epochs", "use --epochs (same meaning)", _argtypes.positive_int)
-    waves.add_argument("--n-train", type=_argtypes.positive_int, default=3000, help="training waveforms (default: %(default)s)")
-    waves.add_argument("--n-test", type=_argtypes.positive_int, default=300, help="waveforms to repair (default: %(default)s)")
+    waves.add_argument("--n-train", type=_argtypes.positive_int, default=3000,
+                       help="training waveforms (default: %(default)s)")
+    waves.add_argument("--n-test", type=_argtypes.positive_int, default=300,
+                       help="waveforms to repair (default: %(default)s)")
     waves.add_argument("--lost", type=int, default=12, metavar="N",
                        help=f"length of the lost stretch in samples, 1 to {WAVE_N_POINTS - 2} (default: %(default)s)")
     waves.add_argument("--chains", type=_argtypes.positive_int, default=10,

@@ -50,12 +50,11 @@ def _smiles_checkpoint_path(args, resumed) -> Path:
 def train(args) -> int:
     """Run ``fastgen train smiles``; returns the exit code."""
     torch = import_torch("train smiles")
+    from ..serialization import fingerprint
     from ..smiles import Vocabulary, load_smiles_csv
     from ..torch.smiles import SmilesLM, SmilesTrainer, TrainConfig, load_checkpoint, trainer_from_checkpoint
 
     set_torch_threads(torch, args.threads)
-    from ..serialization import fingerprint
-
     if args.resume:
         state = load_checkpoint(args.resume)  # first: a bad checkpoint is reported before the data is read
     strings = load_smiles_csv(args.data)
@@ -205,8 +204,10 @@ def add_train_parser(train_sub) -> None:
                     help=f"batches of linear learning-rate warm-up (default: {sd['warmup']})")
     sm.add_argument("--no-bucketing", action="store_true",
                     help="batches in plain random order instead of grouped by string length")
-    sm.add_argument("--clip", type=_argtypes.finite_float, help=f"gradient-norm clipping, 0 for none (default: {sd['clip']})")
-    sm.add_argument("--val-fraction", type=_argtypes.finite_float, help=f"held out for validation (default: {sd['val_fraction']})")
+    sm.add_argument("--clip", type=_argtypes.finite_float,
+                    help=f"gradient-norm clipping, 0 for none (default: {sd['clip']})")
+    sm.add_argument("--val-fraction", type=_argtypes.finite_float,
+                    help=f"held out for validation (default: {sd['val_fraction']})")
     sm.add_argument("--seed", type=_argtypes.seed, default=0,
                     help="initial weights, data split and order, dropout (default: %(default)s)")
     sm.add_argument("--save", metavar="MODEL",
@@ -231,7 +232,8 @@ def add_sample_parser(sample_sub) -> None:
     ss.add_argument("model", metavar="MODEL")
     ss.add_argument("-n", type=_argtypes.positive_int, default=1000, help="strings to sample (default: %(default)s)")
     ss.add_argument("--temperature", type=_argtypes.finite_float, default=1.0, help="(default: %(default)s)")
-    ss.add_argument("--top-k", type=_argtypes.positive_int, help="draw among the k most likely tokens only (default: all)")
+    ss.add_argument("--top-k", type=_argtypes.positive_int,
+                    help="draw among the k most likely tokens only (default: all)")
     ss.add_argument("--max-length", type=_argtypes.positive_int, default=120, help="tokens per string at most "
                                                                            "(default: %(default)s)")
     ss.add_argument("--prefix", default="", help="start every string with this (default: none)")

@@ -21,7 +21,8 @@ def add_autoencoder_arguments(parser, family: str) -> None:
                         help="a .npy/.npz/MNIST-IDX file (values scaled to [0, 1]); default: scikit-learn's digits, "
                              "or with --resume the checkpoint's data")
     parser.add_argument("--key", help="array to read from a .npz archive")
-    parser.add_argument("--binarize", type=_argtypes.finite_float, metavar="T", help="set values > T to 1, the rest to 0")
+    parser.add_argument("--binarize", type=_argtypes.finite_float, metavar="T",
+                        help="set values > T to 1, the rest to 0")
     if family == "ae":
         parser.add_argument("--kind", choices=["ae", "dae", "cae", "stacked", "conv", "conv-pool"], default="ae",
                             help="MLP, denoising, contractive, greedy stacked, strided-convolution or "

@@ -37,7 +37,8 @@ def add_parser(train_sub) -> None:
     gan.add_argument("--loss", choices=["minimax", "nonsaturating", "lsgan"], help="(default: nonsaturating)")
     gan.add_argument("--smoothing", choices=["none", "one_sided", "two_sided"], help="label smoothing "
                                                                                       "(default: none)")
-    gan.add_argument("--d-steps", type=_argtypes.positive_int, help="discriminator steps per generator step (default: 1)")
+    gan.add_argument("--d-steps", type=_argtypes.positive_int,
+                     help="discriminator steps per generator step (default: 1)")
     gan.add_argument("--unrolled-steps", type=_argtypes.nonnegative_int, help="unrolled-GAN steps (default: 0)")
     gan.add_argument("--lr", type=_argtypes.finite_float, help="Adam learning rate of both networks (default: 2e-4)")
     gan.add_argument("--norm", choices=["batch", "virtual", "none"], help="(default: batch)")

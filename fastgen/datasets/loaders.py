@@ -10,13 +10,13 @@ from __future__ import annotations
 import gzip
 import io
 import math
-import numbers
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .._checks import is_finite_real
 from .._files import (existing_file, max_decompressed_bytes, npy_header, npy_nbytes, npz_member, open_npz,
                       read_bytes, read_npz_members, too_big)
 
@@ -251,8 +251,7 @@ def load_array(path, *, binarize: float | None = None, key: str | None = None, d
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    if binarize is not None and (isinstance(binarize, bool) or not isinstance(binarize, numbers.Real)
-                                 or not np.isfinite(binarize)):
+    if binarize is not None and not is_finite_real(binarize):
         raise ValueError(f"binarize must be a finite threshold, got {binarize!r}")
     path = existing_file(path)
     data, used_key = read_raw_array(path, key)
