@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 from pathlib import Path
 
 import numpy as np
 
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+from ._checks import positive_int
+from ._files import atomic_write
 
 
 def normalize_per_image(images: np.ndarray) -> np.ndarray:
@@ -34,7 +30,7 @@ def tile_images(images, image_shape, *, ncols: int | None = None, padding: int =
         raise TypeError(f"images must be numeric, got dtype {images.dtype}")
     if len(image_shape) != 2:
         raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")
-    h, w = (_positive_int(s, "image_shape") for s in image_shape)
+    h, w = (positive_int(s, "image_shape") for s in image_shape)
     if images.ndim == 0 or images.size % (h * w) or images.size == 0:
         raise ValueError(f"images of shape {images.shape} cannot be cut into {h}x{w} images")
     images = images.reshape(-1, h, w).astype(np.float64)
@@ -45,9 +41,8 @@ def tile_images(images, image_shape, *, ncols: int | None = None, padding: int =
     n = images.shape[0]
     if ncols is None:
         ncols = math.ceil(math.sqrt(n))
-    ncols = min(_positive_int(ncols, "ncols"), n)
-    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
-        raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+    ncols = min(positive_int(ncols, "ncols"), n)
+    positive_int(padding, "padding", minimum=0)
     nrows = -(-n // ncols)
     grid = np.full((nrows * (h + padding) + padding, ncols * (w + padding) + padding), float(background))
     for k in range(n):
@@ -57,7 +52,7 @@ def tile_images(images, image_shape, *, ncols: int | None = None, padding: int =
     return np.clip(grid, 0.0, 1.0)
 
 
-def _default_font(size: int):
+def default_font(size: int):
     """Pillow's default font at ``size`` pixels (a fixed bitmap font on Pillow < 10.1)."""
     from PIL import ImageFont
 
@@ -74,7 +69,7 @@ def _label_rows(pixels: np.ndarray, row_labels, tile_height: int, pitch: int, fi
     from PIL import Image, ImageDraw
 
     labels = [str(label) for label in row_labels]
-    font = _default_font(max(11, min(22, tile_height // 3)))
+    font = default_font(max(11, min(22, tile_height // 3)))
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
     margin = max(int(np.ceil(measure.textlength(label, font=font))) for label in labels) + 12
     image = Image.new("L", (pixels.shape[1] + margin, pixels.shape[0]), 255)
@@ -117,17 +112,16 @@ def save_image_grid(images, path, image_shape, ncols: int | None = None, scale: 
     """
     from PIL import Image
 
-    scale = _positive_int(scale, "scale")
+    scale = positive_int(scale, "scale")
     grid = tile_images(images, image_shape, ncols=ncols, padding=padding, normalize=normalize)
     pixels = np.rint(grid * 255.0).astype(np.uint8)
     if scale > 1:
         pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
     if row_labels is not None and len(row_labels):
-        height = _positive_int(image_shape[0], "image_shape")
+        height = positive_int(image_shape[0], "image_shape")
         pixels = _label_rows(pixels, row_labels, height * scale, (height + padding) * scale, padding * scale)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .serialization import atomic_write  # a kill mid-write keeps the previous picture
-
+    # atomically: a kill mid-write keeps the previous picture
     atomic_write(path, lambda fh: Image.fromarray(pixels).save(fh, format="PNG"))
     return path

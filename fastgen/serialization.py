@@ -6,7 +6,7 @@ archive's format), and read back with ``allow_pickle=False``: a file can hold nu
 never code. Torch checkpoints are read with ``torch.load(weights_only=True)`` (tensors and plain
 containers only), see :func:`torch_load`.
 
-Every file is written atomically (:func:`atomic_write`): into a temporary file in the target's
+Every file is written atomically (:func:`atomic_write`, from :mod:`fastgen._files`): into a temporary file in the target's
 folder, flushed and fsync-ed, then renamed over the target, so a crash or a kill mid-write leaves
 the previous file as it was and no partial file behind.
 
@@ -16,13 +16,13 @@ documents; only load pickles you trust.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from ._files import atomic_write, existing_file, read_npz_members
 
 __all__ = ["atomic_write", "save_rbm", "load_rbm", "torch_load", "RBM_FORMAT"]
 
@@ -35,71 +35,6 @@ _VELOCITY_KEYS = ("velocity_weights", "velocity_visible_bias", "velocity_hidden_
 _TEMPERING_KEYS = ("tempering_betas", "tempering_visible", "tempering_swap_attempts", "tempering_swap_accepts")
 # A saved model's JSON header is small; a larger one is not ours.
 _MAX_META_CHARS = 1 << 20
-
-
-# ---- atomic writes --------------------------------------------------------------------------------
-def atomic_write(path, write) -> Path:
-    """Call ``write(fh)`` on a binary file that becomes ``path`` only once complete.
-
-    The data goes to a temporary file in ``path``'s folder (created if needed), is flushed and
-    fsync-ed, and replaces ``path`` with :func:`os.replace` (atomic on POSIX and Windows). If
-    ``write`` raises (or the process dies), ``path`` keeps its previous content and the temporary
-    file is removed (or, after a kill, left under a hidden ``.NAME.*.tmp`` name, never as ``path``).
-    """
-    # through a link, the file it points to is replaced (as open() would write it), not the link
-    path = Path(os.path.realpath(path))
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a directory, expected a file name")
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temporary(folder, path.name)
-    try:
-        # the mode open() would give: the replaced file's, or 0666 less the umask (applied by
-        # the kernel when the temporary file was created)
-        try:
-            os.fchmod(fd, path.stat().st_mode & 0o7777)
-        except (AttributeError, OSError):  # a new file, no fchmod (Windows), or no modes
-            pass
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_folder(folder)
-    return path
-
-
-def _create_temporary(folder: Path, name: str):
-    """(fd, path) of a new file ``.NAME.<random>.tmp`` in ``folder``, created with mode 0666 so
-    that the kernel applies the umask (mkstemp's 0600 would need the umask read back, and reading
-    it means setting it, which races with other threads)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
-        try:
-            return os.open(tmp, flags, 0o666), str(tmp)
-        except FileExistsError:
-            continue
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---- BernoulliRBM -----------------------------------------------------------------------------------
@@ -173,8 +108,6 @@ def _bad(path, why) -> ValueError:
 def _read_npz(path: Path) -> dict:
     """All arrays of an .npz archive, read without pickles; each member's declared shape is
     checked against its stored size before anything is allocated."""
-    from .datasets import read_npz_members
-
     try:
         raw = path.read_bytes()
     except IsADirectoryError:
@@ -220,8 +153,6 @@ def load_rbm(path):
     """
     from .random import Generator
     from .sklearn import BernoulliRBM
-
-    from .datasets import existing_file
 
     path = existing_file(path, "saved model")
     arrays = _read_npz(path)

@@ -109,7 +109,8 @@ def load_smiles_csv(path, column: str = "SMILES") -> list[str]:
     ValueError naming the file for a missing, empty, unreadable or corrupt file (gzip data is
     decompressed in chunks, up to :func:`fastgen.datasets.max_decompressed_bytes`), a missing
     column or no strings at all."""
-    from .datasets import existing_file, gunzip
+    from ._files import existing_file
+    from .datasets import gunzip
 
     path = existing_file(path, "CSV")
     try:
@@ -143,7 +144,7 @@ def load_smiles_csv(path, column: str = "SMILES") -> list[str]:
 def save_smiles(strings: Sequence[str], path) -> Path:
     """One string a line, under a ``SMILES`` header (readable by :func:`load_smiles_csv`);
     written atomically (the previous file stays whole until the new one is complete)."""
-    from .serialization import atomic_write
+    from ._files import atomic_write
 
     path = Path(path)
     if path.is_dir():

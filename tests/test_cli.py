@@ -283,7 +283,7 @@ def test_bench_forwards_arguments(tmp_path, isolated_bench, capsys):
         "print('bench got', sys.argv[1:])\n"
         "sys.exit(int(sys.argv[-1]) if sys.argv[-1].isdigit() else 0)\n"
     )
-    isolated_bench.setattr(cli, "_repo_root", lambda: tmp_path / "not-a-checkout")
+    isolated_bench.setattr(cli.bench, "repo_root", lambda: tmp_path / "not-a-checkout")
     isolated_bench.chdir(tmp_path)                                     # nor is the current directory
     isolated_bench.syspath_prepend(str(tmp_path / "fake"))
     argv_before = list(sys.argv)
@@ -294,7 +294,7 @@ def test_bench_forwards_arguments(tmp_path, isolated_bench, capsys):
 
 
 def test_bench_not_importable(tmp_path, isolated_bench, capsys):
-    isolated_bench.setattr(cli, "_repo_root", lambda: tmp_path)
+    isolated_bench.setattr(cli.bench, "repo_root", lambda: tmp_path)
     isolated_bench.chdir(tmp_path)                                     # not a checkout either
     isolated_bench.setattr(sys, "path", [p for p in sys.path if not (Path(p or os.getcwd()) / "bench").exists()])
     assert main(["bench", "rbm"]) == 2
@@ -302,7 +302,7 @@ def test_bench_not_importable(tmp_path, isolated_bench, capsys):
 
 
 def test_bench_help_from_the_checkout(isolated_bench, capsys):
-    if not (REPO_ROOT / "bench" / "__main__.py").is_file() or cli._repo_root() != REPO_ROOT:
+    if not (REPO_ROOT / "bench" / "__main__.py").is_file() or cli.bench.repo_root() != REPO_ROOT:
         pytest.skip("fastgen is not imported from this checkout with its bench/ package")
     assert main(["bench", "--help"]) == 0
     assert "usage: python -m bench" in capsys.readouterr().out

@@ -192,9 +192,9 @@ def test_npy_header_declaring_55_pib_is_one_line(tmp_path, capsys):
 
 
 def test_huge_n_components_is_one_line(tmp_path, capsys, monkeypatch):
-    import fastgen.cli
+    import fastgen.cli.train_rbm
 
-    monkeypatch.setattr(fastgen.cli, "_memory_bytes", lambda: 24 << 30)  # the same on every machine
+    monkeypatch.setattr(fastgen.cli.train_rbm, "memory_bytes", lambda: 24 << 30)  # the same on every machine
     data = data_file(tmp_path)
     assert main(["train", "rbm", str(data), "--n-components", str(10 ** 12), "--out", str(tmp_path)]) == 2
     one_line_error(capsys, "--n-components", "1000000000000")

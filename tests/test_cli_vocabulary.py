@@ -110,7 +110,7 @@ def test_thread_limit_controls_the_libgomp_of_fastgen_C():
     from fastgen._native.cpu import C
 
     before = C.max_threads()
-    with cli._thread_limit(1):
+    with cli.options.thread_limit(1):
         assert C.max_threads() == 1                       # omp_get_max_threads in _C's own libgomp
         openmp = [i for i in threadpool_info() if i["internal_api"] == "openmp"]
         assert openmp and all(i["num_threads"] == 1 for i in openmp)
@@ -145,7 +145,7 @@ def test_autoencoder_help_without_torch(family):
 
 def test_autoencoder_default_epochs_match_the_trainer():
     training = pytest.importorskip("fastgen.torch.training")
-    assert cli.AUTOENCODER_EPOCHS == training.DEFAULT_EPOCHS
+    assert cli.train_autoencoders.AUTOENCODER_EPOCHS == training.DEFAULT_EPOCHS
 
 
 VAE_SMALL = ["--hidden", "8", "--latent", "2", "--threads", "1", "--batch-size", "256"]

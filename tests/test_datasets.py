@@ -8,7 +8,7 @@ import pytest
 
 from fastgen import datasets
 from fastgen._png import save_image_grid, tile_images
-from fastgen.datasets import _read_raw_array, load_array, load_digits_binary, load_mnist_shared, read_idx, read_labels
+from fastgen.datasets import load_array, load_digits_binary, load_mnist_shared, read_idx, read_labels, read_raw_array
 
 IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
              np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
@@ -289,7 +289,7 @@ def test_npy_and_npz_layouts_round_trip(tmp_path, order, dtype):
     np.savez_compressed(tmp_path / "a.npz", data=array)
     expected = np.load(tmp_path / "a.npy")
     for name in ("a.npy", "a.npz"):
-        got, _ = _read_raw_array(tmp_path / name)
+        got, _ = read_raw_array(tmp_path / name)
         assert got.dtype == expected.dtype and got.shape == expected.shape
         np.testing.assert_array_equal(got, expected)
 

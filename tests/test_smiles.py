@@ -381,9 +381,9 @@ def test_save_smiles_is_atomic(tmp_path, monkeypatch):
     def fail(fh):
         raise OSError(28, "No space left on device")
 
-    import fastgen.serialization as serialization
-    real = serialization.atomic_write
-    monkeypatch.setattr(serialization, "atomic_write", lambda p, write: real(p, fail))
+    import fastgen._files as files
+    real = files.atomic_write
+    monkeypatch.setattr(files, "atomic_write", lambda p, write: real(p, fail))
     with pytest.raises(OSError):
         fs.save_smiles(["CCN"] * 10, path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["s.csv"]

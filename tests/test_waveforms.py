@@ -290,7 +290,7 @@ def test_bare_demo_is_still_the_digits_demo(monkeypatch):
     from fastgen import cli
 
     seen = []
-    monkeypatch.setattr(cli, "cmd_demo", lambda args: seen.append(args) or 0)
+    monkeypatch.setattr(cli.demo_digits, "run", lambda args: seen.append(args) or 0)
     assert main(["demo"]) == 0
     assert main(["demo", "--n-iter", "3", "--no-compare"]) == 0
     assert main(["demo", "digits", "--seed", "5"]) == 0
