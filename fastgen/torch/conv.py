@@ -31,11 +31,12 @@ from typing import List, Optional
 
 import torch
 
+from ._library import custom_op
 from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device
-from ..ops.conv import (activation_code, backward_cupy, check_slope, conv_transpose_geometry, forward_cupy,
-                        forward_numpy, single_threaded_blas)
+from ..ops.conv import (activation_backward_numpy, activation_code, backward_cupy, backward_numpy, check_slope,
+                        conv_transpose_geometry, forward_cupy, forward_numpy)
 from ..ops.pool import pair
-from .._native import cpu as _cpu
+
 
 def _check(x, weight, bias):
     """Types and dtypes on any device (CPU, CUDA, meta / fake); a device mix names both arguments."""
@@ -75,7 +76,7 @@ def _geometry(x, weight, bias, stride, padding, output_padding):
                                    list(stride), list(padding), list(output_padding))
 
 
-@torch.library.custom_op("fastgen::conv_transpose2d", mutates_args=(), device_types="cpu")
+@custom_op("conv_transpose2d")
 def _conv_transpose2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: List[int],
                       padding: List[int], output_padding: List[int], activation: str,
                       negative_slope: float) -> torch.Tensor:
@@ -97,16 +98,12 @@ def _(x, weight, bias, stride, padding, output_padding, activation, negative_slo
     return x.new_empty((g[0], g[4], g[5], g[6]))
 
 
-# Images of at least this many pixels (the forward's "wide" images, one GEMM each): the backward
-# runs in fastgen._C (conv_transpose2d_backward: per image the gradient's im2col, then grad_x and
-# grad_weight GEMMs on one thread each); smaller ones in torch's convolution_backward. Measured at
-# batch 128 on 2 cores against torch's: 32x32 -> 64x64 (64 -> 3 channels) 18 vs 32 ms, 14x14 ->
-# 28x28 (64 -> 1) 3.8 vs 9.1 ms, 16x16 -> 32x32 (128 -> 64) even; packed small images 4x4 and
-# 8x8 1.3x slower, the 1 x 1 projection 2x slower (so those stay with torch).
+# Images of at least this many pixels get fastgen._C's chunked backward; smaller ones (packed 4x4,
+# 8x8, the 1 x 1 projection) run faster in torch's convolution_backward (docs/performance.md).
 _CPP_BACKWARD_MIN_PIXELS = 128
 
 
-@torch.library.custom_op("fastgen::conv_transpose2d_backward", mutates_args=(), device_types="cpu")
+@custom_op("conv_transpose2d_backward")
 def _conv_transpose2d_backward(grad_out: torch.Tensor, y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
                                stride: List[int], padding: List[int], output_padding: List[int], activation: str,
                                negative_slope: float, need_x: bool = True,
@@ -116,23 +113,16 @@ def _conv_transpose2d_backward(grad_out: torch.Tensor, y: torch.Tensor, x: torch
                                             negative_slope)
     g = grad_out.detach().contiguous()
     if code != 0:
-        pre = torch.empty_like(g)
-        _cpu.C.activation_backward(g.numpy(), y.detach().contiguous().numpy(), pre.numpy(), code,
-                                   g.numpy().dtype.type(slope))
-        g = pre
+        g = torch.from_numpy(activation_backward_numpy(g.numpy(), y.detach().contiguous().numpy(), code, slope))
     x, weight = x.detach(), weight.detach()
     grad_b = (g.sum(dim=(0, 2, 3)) if g.numel() else g.new_zeros((weight.shape[1],))) if need_bias \
         else g.new_empty((0,))
     if x.numel() == 0 or g.numel() == 0:  # nothing to multiply: every gradient is zero
         return (torch.zeros_like(x) if need_x else x.new_empty((0,))), torch.zeros_like(weight), grad_b
     if x.shape[2] * x.shape[3] >= _CPP_BACKWARD_MIN_PIXELS:
-        xc, wc = x.contiguous(), weight.contiguous()
-        grad_x = torch.empty(x.shape, dtype=x.dtype) if need_x else x.new_empty((0,))
-        grad_w = torch.empty(weight.shape, dtype=weight.dtype)
-        with single_threaded_blas() as one_thread:
-            _cpu.C.conv_transpose2d_backward(g.numpy(), xc.numpy(), wc.numpy(), grad_x.numpy() if need_x else None,
-                                             grad_w.numpy(), geometry, one_thread)
-        return grad_x, grad_w, grad_b
+        grad_x, grad_w = backward_numpy(g.numpy(), x.contiguous().numpy(), weight.contiguous().numpy(), geometry,
+                                        need_x)
+        return (torch.from_numpy(grad_x) if need_x else x.new_empty((0,))), torch.from_numpy(grad_w), grad_b
     # grad_x (a strided convolution of g with the weight) and grad_weight in torch's own
     # transposed-convolution backward (oneDNN for float32)
     grad_x, grad_w, _ = torch.ops.aten.convolution_backward(

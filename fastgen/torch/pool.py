@@ -20,8 +20,9 @@ from typing import List, Sequence
 
 import torch
 
+from .._checks import check_output_size
+from ._library import custom_op
 from ._validate import cuda_arrays, finite_numpy, float_tensor, index_range, on_torch_stream, same_device, tensor_like
-from ..ops.validation import check_output_size
 from ..ops.pool import (avg_unpool2d_cupy, avg_unpool2d_numpy, gather_cupy, gather_numpy, images_cuda,
                         max_pool2d_cupy, max_pool2d_numpy, pair, pool_geometry, scatter_cupy, scatter_numpy,
                         unpool_kernel)
@@ -76,7 +77,7 @@ def _check_avg_unpool_backward(grad_out, kernel_size) -> tuple[int, int]:
 
 
 # ---- max pooling -------------------------------------------------------------------------------
-@torch.library.custom_op("fastgen::max_pool2d", mutates_args=(), device_types="cpu")
+@custom_op("max_pool2d")
 def _max_pool2d(x: torch.Tensor, kernel_size: List[int], stride: List[int],
                 padding: List[int]) -> tuple[torch.Tensor, torch.Tensor]:
     _images(x)
@@ -93,7 +94,7 @@ def _(x, kernel_size, stride, padding):
     return x.new_empty(shape), x.new_empty(shape, dtype=torch.int64)
 
 
-@torch.library.custom_op("fastgen::max_pool2d_backward", mutates_args=(), device_types="cpu")
+@custom_op("max_pool2d_backward")
 def _max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, in_h: int, in_w: int) -> torch.Tensor:
     _check_max_pool_backward(grad_out, indices, in_h, in_w)
     index_range(indices, "indices", in_h * in_w, f"positions in an input plane of size {(in_h, in_w)}")
@@ -142,7 +143,7 @@ _max_pool2d.register_autograd(_max_pool_backward, setup_context=_max_pool_setup)
 
 
 # ---- max unpooling -----------------------------------------------------------------------------
-@torch.library.custom_op("fastgen::max_unpool2d", mutates_args=(), device_types="cpu")
+@custom_op("max_unpool2d")
 def _max_unpool2d(x: torch.Tensor, indices: torch.Tensor, output_size: List[int]) -> torch.Tensor:
     _images(x)
     out_hw = pair(list(output_size), "output_size", 1)
@@ -157,7 +158,7 @@ def _(x, indices, output_size):
     return x.new_empty((x.shape[0], x.shape[1], oh, ow))
 
 
-@torch.library.custom_op("fastgen::gather_planes", mutates_args=(), device_types="cpu")
+@custom_op("gather_planes")
 def _gather_planes(src: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     _check_gather(src, indices)
     index_range(indices, "indices", src.shape[2] * src.shape[3], f"positions in a grad_out plane {tuple(src.shape[2:])}")
@@ -202,7 +203,7 @@ _max_unpool2d.register_autograd(_max_unpool_backward, setup_context=_max_unpool_
 
 
 # ---- average unpooling -------------------------------------------------------------------------
-@torch.library.custom_op("fastgen::avg_unpool2d", mutates_args=(), device_types="cpu")
+@custom_op("avg_unpool2d")
 def _avg_unpool2d(x: torch.Tensor, kernel_size: List[int]) -> torch.Tensor:
     _images(x)
     kernel = unpool_kernel(tuple(x.shape), list(kernel_size), x.element_size())
@@ -216,7 +217,7 @@ def _(x, kernel_size):
     return x.new_empty((x.shape[0], x.shape[1], x.shape[2] * kh, x.shape[3] * kw))
 
 
-@torch.library.custom_op("fastgen::avg_unpool2d_backward", mutates_args=(), device_types="cpu")
+@custom_op("avg_unpool2d_backward")
 def _avg_unpool2d_backward(grad_out: torch.Tensor, kernel_size: List[int]) -> torch.Tensor:
     kernel = _check_avg_unpool_backward(grad_out, kernel_size)
     return torch.from_numpy(avg_unpool2d_numpy(_numpy(grad_out, "grad_out", finite=False), kernel, backward=True))

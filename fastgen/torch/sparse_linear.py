@@ -20,6 +20,7 @@ from typing import Optional
 
 import torch
 
+from ._library import custom_op
 from ._validate import cpu_float_tensor, finite_numpy, tensor_like
 from ..ops.sparse_linear import backward_numpy, check_shapes, forward_numpy
 
@@ -43,7 +44,7 @@ def _check_backward(grad, x, weight_t) -> None:
     tensor_like(grad, "grad", (x.shape[0], weight_t.shape[1]), x.dtype, "(batch, out_features)")
 
 
-@torch.library.custom_op("fastgen::sparse_input_linear", mutates_args=(), device_types="cpu")
+@custom_op("sparse_input_linear")
 def _sparse_input_linear(x: torch.Tensor, weight_t: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
     _check(x, weight_t, bias)
     # x's NaN / inf check rides on the kernel's count of its nonzeros; weight_t and bias here
@@ -64,7 +65,7 @@ def _(x, weight_t, bias):
     return x.new_empty((x.shape[0], weight_t.shape[1]))
 
 
-@torch.library.custom_op("fastgen::sparse_input_linear_backward", mutates_args=(), device_types="cpu")
+@custom_op("sparse_input_linear_backward")
 def _sparse_input_linear_backward(grad: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor, need_x: bool,
                                   need_weight: bool,
                                   need_bias: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
