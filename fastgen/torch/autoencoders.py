@@ -28,25 +28,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import positive_int
 from .elbo import bernoulli_log_likelihood
 from .layers import ConvTranspose2d, SparseInputLinear
 from .pool import avg_unpool2d, max_pool2d, max_unpool2d
+from .train.loop import fit
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
-
-
-def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def check_sizes(values, name: str) -> tuple[int, ...]:
     if isinstance(values, numbers.Integral) and not isinstance(values, bool):
         values = (values,)
     try:
-        return tuple(check_positive_int(v, f"each entry of {name}") for v in values)
+        return tuple(positive_int(v, f"each entry of {name}") for v in values)
     except TypeError:
         raise ValueError(f"{name} must be a sequence of integers >= 1, got {values!r}") from None
 
@@ -98,7 +94,7 @@ def mlp(sizes: Sequence[int], activation: str, last_activation: bool, sparse_inp
 def check_image_geometry(in_channels, image_size, channels):
     """Validated ``(in_channels, (height, width), channels)`` of a convolutional model whose
     ``len(channels)`` stride-2 stages halve the image each time."""
-    in_channels = check_positive_int(in_channels, "in_channels")
+    in_channels = positive_int(in_channels, "in_channels")
     size = (image_size, image_size) if isinstance(image_size, numbers.Integral) else tuple(image_size)
     size = check_sizes(size, "image_size")
     if len(size) != 2:
@@ -140,7 +136,7 @@ class _AutoencoderBase(nn.Module):
     def interpolate(self, x_start: torch.Tensor, x_end: torch.Tensor, steps: int = 8) -> torch.Tensor:
         """Decoded points on the straight line between the codes of two inputs (single samples,
         no batch axis), ends included: (steps, *x_start.shape)."""
-        steps = check_positive_int(steps, "steps")
+        steps = positive_int(steps, "steps")
         codes = self.encode(torch.stack([x_start, x_end]))
         t = torch.linspace(0, 1, steps, dtype=codes.dtype).reshape(-1, *([1] * (codes.dim() - 1)))
         return self.to_data_space(self.decode_output(codes[:1] + t * (codes[1:] - codes[:1])))
@@ -172,9 +168,9 @@ class Autoencoder(_AutoencoderBase):
     def __init__(self, n_features: int, hidden: Sequence[int] = (256,), n_latent: int = 32, activation: str = "relu",
                  likelihood: str = "bernoulli", code_activation: bool = False):
         super().__init__()
-        self.n_features = check_positive_int(n_features, "n_features")
+        self.n_features = positive_int(n_features, "n_features")
         self.hidden = check_sizes(hidden, "hidden") if len(tuple(hidden)) else ()
-        self.n_latent = check_positive_int(n_latent, "n_latent")
+        self.n_latent = positive_int(n_latent, "n_latent")
         self.activation = check_choice(activation, "activation", tuple(ACTIVATIONS))
         self.likelihood = check_choice(likelihood, "likelihood", LIKELIHOODS)
         self.code_activation = bool(code_activation)
@@ -297,8 +293,6 @@ def pretrain_stacked(X: torch.Tensor, layer_sizes: Sequence[int], *, epochs: int
     Autoencoder with ``hidden = layer_sizes[:-1]``, ``activation="sigmoid"``,
     ``code_activation=True``, holding the pretrained weights.
     """
-    from .training import fit
-
     sizes = check_sizes(layer_sizes, "layer_sizes")
     check_batch(X, X.shape[1] if X.dim() == 2 else -1, "X")
     deep = Autoencoder(X.shape[1], sizes[:-1], sizes[-1], "sigmoid", likelihood, code_activation=True)
@@ -358,7 +352,7 @@ class ConvAutoencoder(_AutoencoderBase):
         self.in_channels, self.image_size, self.channels = check_image_geometry(in_channels, image_size, channels)
         self.pooling = bool(pooling)
         self.likelihood = check_choice(likelihood, "likelihood", LIKELIHOODS)
-        self.n_latent = None if n_latent is None else check_positive_int(n_latent, "n_latent")
+        self.n_latent = None if n_latent is None else positive_int(n_latent, "n_latent")
         self.unpool = check_choice(unpool, "unpool", ("argmax", "block"))
         factor = 2 ** len(self.channels)
         self.feature_shape = (self.channels[-1], self.image_size[0] // factor, self.image_size[1] // factor)

@@ -1,15 +1,11 @@
-"""Training loop, checkpoints, a PCA baseline and the ``fastgen train vae|ae`` commands for the
-autoencoder family (:mod:`.autoencoders`, :mod:`.vae`).
+"""The body of the ``fastgen train vae|ae`` commands (:func:`train_from_cli`): data, model,
+training with checkpoints, the PCA baseline and the PNGs. The options themselves are defined in
+:mod:`fastgen.cli`, which needs no torch for them.
 
-A checkpoint is one ``torch.save`` file holding the model's kind and constructor arguments,
-its weights, the optimizer's state, the epoch count, the model's Philox stream (VAEs) and
-torch's CPU random state (the minibatch order and the autoencoders' noise), so training
-resumed from it continues exactly as the uninterrupted run would. It holds tensors, numbers,
-strings and plain containers only, and is read with ``torch.load(weights_only=True)``: loading
-a checkpoint never runs code from the file. It is written atomically (a temporary file, fsync-ed,
-renamed over the old one). The command also stores its run's target epoch count, seed and data
-(source and content hash), so ``--resume`` without ``--epochs`` finishes the original run on the
-same data.
+The command stores its run's target epoch count, seed and data (source and content hash) in the
+checkpoint, so ``--resume`` without ``--epochs`` finishes the original run on the same data.
+The loop and the checkpoints live in :mod:`fastgen.torch.train`; their names are re-exported
+here, where they have always been importable.
 """
 from __future__ import annotations
 
@@ -20,239 +16,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .autoencoders import (Autoencoder, ContractiveAutoencoder, ConvAutoencoder, DenoisingAutoencoder,
-                           check_positive_int, pretrain_stacked)
 from .. import _argtypes
+from .autoencoders import Autoencoder, ContractiveAutoencoder, ConvAutoencoder, DenoisingAutoencoder, pretrain_stacked
 from .optim import adam
+from .train.checkpoints import CHECKPOINT_FORMAT, MODEL_KINDS, load_checkpoint, read_checkpoint, save_checkpoint
+from .train.loop import (PCA_EXACT_MAX_SIZE, NonFiniteLoss, evaluate, fit, pca_reconstruction_mse,
+                         reconstruction_mse)
 from .vae import VAE, ConvVAE
 
-MODEL_KINDS = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, ContractiveAutoencoder,
-                                             ConvAutoencoder, VAE, ConvVAE)}
-CHECKPOINT_FORMAT = 1
-
-
-class NonFiniteLoss(FloatingPointError):
-    """Training produced a NaN or infinite loss (the message says at which step)."""
-
+__all__ = ["train_from_cli", "load_training_data", "interpolation_pair", "DEFAULT_EPOCHS", "DEFAULT_LR", "CAE_LR",
+           "fit", "evaluate", "reconstruction_mse", "pca_reconstruction_mse", "PCA_EXACT_MAX_SIZE", "NonFiniteLoss",
+           "save_checkpoint", "read_checkpoint", "load_checkpoint", "MODEL_KINDS", "CHECKPOINT_FORMAT"]
 
 DEFAULT_LR = 1e-3   # Adam's rate for `fastgen train vae|ae`
 CAE_LR = 1e-2       # for --kind cae (see train_from_cli)
 
-def _progress_bar(total: int, description: str, enabled):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, unit="batch", leave=False)
-
-
-def fit(model, X: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
-        optimizer: torch.optim.Optimizer | None = None, progress=None, description: str = "train",
-        start_epoch: int = 0, on_epoch=None) -> list[float]:
-    """Adam (fused, :func:`.optim.adam`; or ``optimizer``) on ``model.loss`` over shuffled minibatches of X.
-
-    Parameters
-    ----------
-    model : a module of this package (anything with ``loss(batch)``)
-    X : tensor of shape (n, ...) in the model's input layout
-    epochs, batch_size : int
-    lr : float
-        Adam's learning rate (ignored when ``optimizer`` is given).
-    seed : int
-        Seeds the minibatch order of each epoch: epoch e shuffles with ``seed + e``, so a
-        resumed run (``start_epoch``) sees the same batches as an uninterrupted one.
-    progress : bool or None
-        A tqdm bar per epoch.
-    start_epoch : int
-        Epochs already done (resuming).
-    on_epoch : callable(epoch, mean_loss) or None
-        Called after each epoch (checkpoints, PNGs).
-
-    Returns
-    -------
-    list of float: the mean training loss of each epoch run.
-
-    Raises
-    ------
-    NonFiniteLoss
-        When a batch's loss is NaN or infinite; the parameters are left as they were before
-        that batch's update.
-    """
-    epochs = check_positive_int(epochs, "epochs") if epochs else 0
-    batch_size = check_positive_int(batch_size, "batch_size")
-    if not isinstance(X, torch.Tensor) or X.dim() < 2 or X.shape[0] == 0:
-        raise ValueError(f"X must be a non-empty tensor of shape (n, ...), got {getattr(X, 'shape', type(X))}")
-    model.check_input(X[:1])
-    if not torch.isfinite(X).all():
-        raise ValueError("X contains NaN or infinity")
-    opt = optimizer if optimizer is not None else adam(model.parameters(), lr=lr)
-    n = X.shape[0]
-    history = []
-    model.train()
-    for epoch in range(start_epoch, start_epoch + epochs):
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
-        bar = _progress_bar(-(-n // batch_size), f"{description} epoch {epoch + 1}", progress)
-        total, count = 0.0, 0
-        for start in range(0, n, batch_size):
-            batch = X[order[start:start + batch_size]]
-            where = f"at epoch {epoch + 1}, batch {start // batch_size + 1}: lower the learning rate"
-            try:
-                loss = model.loss(batch)
-            except ValueError as exc:
-                # X is finite (checked above), so a NaN/inf that an op refuses grew inside the model
-                if "NaN or infinity" in str(exc):
-                    raise NonFiniteLoss(f"the loss became non-finite ({exc}) {where}") from exc
-                raise
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"the loss became {loss.item()} {where}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * batch.shape[0]
-            count += batch.shape[0]
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{total / count:.3f}")
-        if bar is not None:
-            bar.close()
-        history.append(total / count)
-        if on_epoch is not None:
-            on_epoch(epoch + 1, history[-1])
-    return history
-
-
-@torch.no_grad()
-def evaluate(model, X: torch.Tensor, batch_size: int = 1000) -> float:
-    """Mean ``model.loss`` over X (evaluation mode; a VAE's loss still draws one z a sample)."""
-    was_training = model.training
-    model.eval()
-    total = 0.0
-    for start in range(0, X.shape[0], batch_size):
-        batch = X[start:start + batch_size]
-        total += model.loss(batch).item() * batch.shape[0]
-    model.train(was_training)
-    return total / X.shape[0]
-
-
-@torch.no_grad()
-def reconstruction_mse(model, X: torch.Tensor, batch_size: int = 1000) -> float:
-    """Mean squared error per feature between X and ``model.reconstruct(X)``."""
-    err, count = 0.0, 0
-    for start in range(0, X.shape[0], batch_size):
-        batch = X[start:start + batch_size]
-        err += (model.reconstruct(batch) - batch).pow(2).sum().item()
-        count += batch.numel()
-    return err / count
-
-
-PCA_EXACT_MAX_SIZE = 2_000_000  # training arrays up to this many values get the exact SVD
-
-
-def pca_reconstruction_mse(X_train: np.ndarray, X_test: np.ndarray, n_components: int, *, solver: str = "auto",
-                           seed: int = 0) -> float:
-    """The linear baseline: mean squared error per feature of PCA with ``n_components``
-    components fitted on X_train, reconstructing X_test (both (n, features)).
-
-    ``solver``: "full" (the exact SVD), "randomized" (scikit-learn's randomized SVD with
-    ``random_state=seed``: on MNIST-size data about 4x faster than "full", with an error within
-    about 1e-5 of the exact one, relatively), or "auto": "full" for training arrays of at most
-    ``PCA_EXACT_MAX_SIZE`` values or when n_components is over 80 % of min(n_samples,
-    n_features), "randomized" otherwise."""
-    from sklearn.decomposition import PCA
-
-    n_components = check_positive_int(n_components, "n_components")
-    if solver not in ("auto", "full", "randomized"):
-        raise ValueError(f"solver must be 'auto', 'full' or 'randomized', got {solver!r}")
-    X_train = np.asarray(X_train, np.float64).reshape(len(X_train), -1)
-    X_test = np.asarray(X_test, np.float64).reshape(len(X_test), -1)
-    limit = min(X_train.shape)
-    if n_components > limit:
-        raise ValueError(f"n_components must be at most min(n_samples, n_features) = {limit}, got {n_components}")
-    if solver == "auto":
-        small = X_train.size <= PCA_EXACT_MAX_SIZE or n_components > 0.8 * limit
-        solver = "full" if small else "randomized"
-    if solver == "randomized":
-        pca = PCA(n_components=n_components, svd_solver="randomized", random_state=seed).fit(X_train)
-    else:
-        pca = PCA(n_components=n_components, svd_solver="full").fit(X_train)
-    return float(((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2).mean())
-
-
-# ---- checkpoints ---------------------------------------------------------------------------------
-def save_checkpoint(path, model, optimizer=None, epoch: int = 0, extra: dict | None = None) -> Path:
-    """Write model kind + config + weights (+ optimizer state, epoch, random streams) to ``path``,
-    atomically (a crash mid-write leaves the previous checkpoint whole)."""
-    from ..serialization import atomic_write
-
-    path = Path(path)
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "kind": type(model).__name__,
-        "config": model.config(),
-        "model": model.state_dict(),
-        "optimizer": None if optimizer is None else optimizer.state_dict(),
-        "epoch": int(epoch),
-        "generator": model.generator.get_state() if hasattr(model, "generator") else None,
-        "torch_rng": torch.get_rng_state(),
-        "extra": extra or {},
-    }
-    return atomic_write(path, lambda fh: torch.save(state, fh))
-
-
-def read_checkpoint(path) -> dict:
-    """The raw state of a checkpoint written by :func:`save_checkpoint`, read with
-    ``torch.load(weights_only=True)`` and checked; ValueError naming the file otherwise."""
-    from ..serialization import torch_load
-
-    state = torch_load(path, "checkpoint")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("kind") not in MODEL_KINDS:
-        raise ValueError(f"{path}: not a fastgen autoencoder/VAE checkpoint")
-    missing = [k for k in ("config", "model", "optimizer", "epoch", "generator", "torch_rng", "extra")
-               if k not in state]
-    epoch = state.get("epoch")
-    if missing or not isinstance(state["config"], dict) or isinstance(epoch, bool) or not isinstance(epoch, int) \
-            or epoch < 0 or not isinstance(state["extra"], dict):
-        raise ValueError(f"{path}: not a fastgen autoencoder/VAE checkpoint (incomplete or inconsistent"
-                         + (f": no {', '.join(missing)})" if missing else ")"))
-    return state
-
-
-def load_checkpoint(path, lr: float = 1e-3):
-    """``(model, optimizer, epoch, extra)`` from :func:`save_checkpoint`'s file; restores the
-    model's Philox stream and torch's CPU random state too. Reads tensors and plain containers
-    only (``weights_only=True``); any unreadable, foreign or inconsistent file raises ValueError
-    naming it."""
-    state = read_checkpoint(path)
-    try:
-        model = MODEL_KINDS[state["kind"]](**state["config"])
-        model.load_state_dict(state["model"])
-        optimizer = adam(model.parameters(), lr=lr)
-        if state["optimizer"] is not None:
-            optimizer.load_state_dict(state["optimizer"])
-            _transpose_legacy_moments(model, state["model"], optimizer)
-        if state["generator"] is not None:
-            model.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError, IndexError) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ValueError(f"{path}: not a usable {state['kind']} checkpoint ({type(exc).__name__}: {first})") from None
-    return model, optimizer, state["epoch"], state["extra"]
-
-
-def _transpose_legacy_moments(model, saved_model_state: dict, optimizer) -> None:
-    """Checkpoints written before the VAE's first layer became a SparseInputLinear hold that
-    layer's ``weight`` as (out, in) (the model loads it transposed, see SparseInputLinear) and
-    the optimizer's running moments in the same layout: transpose those moments too."""
-    from .layers import SparseInputLinear
-
-    for name, module in model.named_modules():
-        if isinstance(module, SparseInputLinear) and f"{name}.weight" in saved_model_state:
-            for key, value in optimizer.state.get(module.weight_t, {}).items():
-                if isinstance(value, torch.Tensor) and value.dim() == 2:
-                    optimizer.state[module.weight_t][key] = value.t().contiguous()
-
-
-# ---- the command line ------------------------------------------------------------------------------
 def load_training_data(data, *, binarize, key, seed: int, test_fraction: float = 0.1, return_labels: bool = False):
     """(X_train, X_test, image_shape, name) as float32 NumPy arrays in [0, 1]. ``data`` None
     means scikit-learn's digits (8x8, values / 16). ``return_labels``: a fifth item, the test
@@ -549,11 +328,3 @@ def train_from_cli(args, family: str) -> int:
     else:
         print(f"no images written: {n_features} features is not a square image")
     return 0
-
-
-def add_arguments(parser, family: str) -> None:
-    """The options of ``fastgen train vae`` / ``fastgen train ae``: defined in :mod:`fastgen.cli`,
-    which needs no torch for them (``--help`` lists them where torch is missing)."""
-    from ..cli import _add_autoencoder_arguments
-
-    _add_autoencoder_arguments(parser, family)

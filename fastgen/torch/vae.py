@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..random import Generator, as_generator
+from .._checks import positive_int
 from .autoencoders import (ACTIVATIONS, LIKELIHOODS, check_batch, check_choice, check_image_geometry, check_images,
-                           check_positive_int, check_sizes, mlp)
+                           check_sizes, mlp)
 from .elbo import bernoulli_log_likelihood, gaussian_log_likelihood
 from .layers import ConvTranspose2d
 from .reparam import reparameterize
@@ -53,7 +54,7 @@ class _VAEBase(nn.Module):
     """The parts of a VAE that do not depend on the encoder's and decoder's architecture."""
 
     def _init_common(self, n_latent: int, likelihood: str, seed):
-        self.n_latent = check_positive_int(n_latent, "n_latent")
+        self.n_latent = positive_int(n_latent, "n_latent")
         self.likelihood = check_choice(likelihood, "likelihood", LIKELIHOODS)
         self.generator = as_generator(seed if seed is not None else Generator())
 
@@ -93,7 +94,7 @@ class _VAEBase(nn.Module):
     def sample(self, n: int, generator=None) -> torch.Tensor:
         """Decoder means for n draws z ~ N(0, I) (one offset of ``generator``, default the
         model's): (n, *data_shape)."""
-        n = check_positive_int(n, "n")
+        n = positive_int(n, "n")
         gen = as_generator(self.generator if generator is None else generator)
         dtype = next(self.parameters()).dtype
         zeros = torch.zeros(n, self.n_latent, dtype=dtype)
@@ -110,7 +111,7 @@ class _VAEBase(nn.Module):
     def interpolate(self, x_start: torch.Tensor, x_end: torch.Tensor, steps: int = 8) -> torch.Tensor:
         """Decoder means along the straight line from mu(x_start) to mu(x_end), ends included:
         (steps, *data_shape). x_start and x_end are single samples (no batch axis)."""
-        steps = check_positive_int(steps, "steps")
+        steps = positive_int(steps, "steps")
         mus = self.latent_mean(torch.stack([x_start, x_end]))
         t = torch.linspace(0, 1, steps, dtype=mus.dtype).unsqueeze(1)
         return self.to_data_space(self.decode_output(mus[:1] + t * (mus[1:] - mus[:1])))
@@ -157,7 +158,7 @@ class VAE(_VAEBase):
     def __init__(self, n_features: int, hidden: Sequence[int] = (400,), n_latent: int = 20,
                  likelihood: str = "bernoulli", activation: str = "relu", seed=None):
         super().__init__()
-        self.n_features = check_positive_int(n_features, "n_features")
+        self.n_features = positive_int(n_features, "n_features")
         self.hidden = check_sizes(hidden, "hidden") if len(tuple(hidden)) else ()
         self.activation = check_choice(activation, "activation", tuple(ACTIVATIONS))
         self._init_common(n_latent, likelihood, seed)
