@@ -209,8 +209,7 @@ class DCGANDiscriminator(_ReferenceBatch):
     On the CPU the convolutions run in the channels-last layout (``channels_last = True``, a
     class attribute: set it to False on an instance for the NCHW layout): the input is copied to
     channels-last once and every feature map after it stays so. oneDNN's strided convolutions
-    and their backward are faster on it (measured on the 64x64 discriminator at batch 128, 2
-    cores); the parameters, the state dict and the results (to rounding) are those of the NCHW
+    and their backward are faster on it (docs/performance.md); the parameters, the state dict and the results (to rounding) are those of the NCHW
     model.
     """
 
@@ -280,8 +279,7 @@ class DCGANDiscriminator(_ReferenceBatch):
 
 def _conv2d(conv: nn.Conv2d, h: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """``conv(h)``; with ``channels_last`` the weight enters as a channels-last copy (the
-    parameter stays NCHW): measured faster than letting oneDNN reorder the NCHW weight itself
-    (the same copy, made by oneDNN on every call, cost more in the 28x28 DCGAN step)."""
+    parameter stays NCHW), which oneDNN would otherwise reorder itself, at a higher cost, on every call."""
     if not channels_last:
         return conv(h)
     return F.conv2d(h, conv.weight.to(memory_format=torch.channels_last), conv.bias, conv.stride,

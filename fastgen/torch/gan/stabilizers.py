@@ -53,7 +53,7 @@ class MinibatchDiscrimination(nn.Module):
             raise ValueError(f"x must have shape (N, {self.in_features}), got {tuple(x.shape)}")
         per_kernel = (x @ self.T).view(x.shape[0], self.n_kernels, self.kernel_dim).transpose(0, 1)  # (B, N, C)
         # torch.cdist's L1 kernel: (B, N, N) distances without the (N, N, B, C) difference tensor
-        # of the broadcast form (measured 2.2x faster forward + backward at N 128, B 50, C 5)
+        # of the broadcast form
         l1 = torch.cdist(per_kernel, per_kernel, p=1)
         return torch.cat([x, torch.exp(-l1).sum(dim=2).t()], dim=1)
 

@@ -131,8 +131,8 @@ def pca_reconstruction_mse(X_train: np.ndarray, X_test: np.ndarray, n_components
     components fitted on X_train, reconstructing X_test (both (n, features)).
 
     ``solver``: "full" (the exact SVD), "randomized" (scikit-learn's randomized SVD with
-    ``random_state=seed``: on MNIST-size data about 4x faster than "full", with an error within
-    about 1e-5 of the exact one, relatively), or "auto": "full" for training arrays of at most
+    ``random_state=seed``: faster than "full" on large data, with an error within about 1e-5 of
+    the exact one, relatively), or "auto": "full" for training arrays of at most
     ``PCA_EXACT_MAX_SIZE`` values or when n_components is over 80 % of min(n_samples,
     n_features), "randomized" otherwise."""
     from sklearn.decomposition import PCA
