@@ -209,8 +209,8 @@ class DCGANDiscriminator(_ReferenceBatch):
     On the CPU the convolutions run in the channels-last layout (``channels_last = True``, a
     class attribute: set it to False on an instance for the NCHW layout): the input is copied to
     channels-last once and every feature map after it stays so. oneDNN's strided convolutions
-    and their backward are faster on it (docs/performance.md); the parameters, the state dict and the results (to rounding) are those of the NCHW
-    model.
+    and their backward are faster on it (docs/performance.md); the parameters, the state dict and
+    the results (to rounding) are those of the NCHW model.
     """
 
     channels_last = True
