@@ -45,9 +45,6 @@ class CustomOp:
         self._materialize_grads = True
         self._function = self._autograd_function()
 
-    def __call__(self, *args):
-        return self.op(*args)
-
     def register_kernel(self, device_type: str):
         """Decorator: ``fn`` runs the op on ``device_type`` ("cuda") tensors. The dispatcher picks
         the CUDA kernel whenever any tensor argument is on CUDA, so a CUDA/CPU mix arrives there."""

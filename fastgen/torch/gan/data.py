@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._checks import positive_float, positive_int
+from ..._checks import positive_int
+from ._checks import positive_float
 from .dcgan import IMAGE_SIZES
 
 # The synthetic benchmarks of Metz et al. 2017 / Srivastava et al. 2017 (VEEGAN) / Lin et al.

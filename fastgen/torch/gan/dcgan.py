@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..conv import conv_transpose2d
-from ._checks import check_labels, float_tensor, nonnegative_int, one_hot, positive_int
+from ..._checks import positive_int
+from ._checks import check_labels, float_tensor, one_hot
 from .stabilizers import MinibatchDiscrimination, VirtualBatchNorm, reference_pass
 
 IMAGE_SIZES = (28, 32, 64)
@@ -143,7 +144,7 @@ class DCGANGenerator(_ReferenceBatch):
         self.image_size = check_image_size(image_size)
         self.channels = positive_int(channels, "channels")
         self.width = positive_int(width, "width")
-        self.n_classes = nonnegative_int(n_classes, "n_classes")
+        self.n_classes = positive_int(n_classes, "n_classes", minimum=0)
         _check_norm(norm)
         multipliers, first_kernel = _PLANS[self.image_size]
         sizes = [self.latent_dim + self.n_classes] + [m * self.width for m in multipliers]
@@ -225,7 +226,7 @@ class DCGANDiscriminator(_ReferenceBatch):
         self.image_size = check_image_size(image_size)
         self.channels = positive_int(channels, "channels")
         self.width = positive_int(width, "width")
-        self.n_classes = nonnegative_int(n_classes, "n_classes")
+        self.n_classes = positive_int(n_classes, "n_classes", minimum=0)
         _check_norm(norm)
         multipliers, last_kernel = _PLANS[self.image_size]
         multipliers = multipliers[::-1]
@@ -236,7 +237,7 @@ class DCGANDiscriminator(_ReferenceBatch):
         # Radford et al.: no normalisation on the discriminator's input layer.
         self.norms = nn.ModuleList([nn.Identity()] + [_norm_layer(norm, c) for c in sizes[2:]])
         features = sizes[-1]
-        self.minibatch_kernels = nonnegative_int(minibatch_kernels, "minibatch_kernels")
+        self.minibatch_kernels = positive_int(minibatch_kernels, "minibatch_kernels", minimum=0)
         if self.minibatch_kernels:
             flat = features * last_kernel * last_kernel
             self.minibatch = MinibatchDiscrimination(flat, self.minibatch_kernels, minibatch_kernel_dim)
@@ -301,7 +302,7 @@ class MLPGenerator(_ReferenceBatch):
                            n_classes=n_classes, norm=norm, reference_size=reference_size)
         self.latent_dim = positive_int(latent_dim, "latent_dim")
         self.out_features = positive_int(out_features, "out_features")
-        self.n_classes = nonnegative_int(n_classes, "n_classes")
+        self.n_classes = positive_int(n_classes, "n_classes", minimum=0)
         hidden, n_layers = positive_int(hidden, "hidden"), positive_int(n_layers, "n_layers")
         if _check_norm(norm) == "batch":
             norm_layer = nn.BatchNorm1d
@@ -343,7 +344,7 @@ class MLPDiscriminator(_ReferenceBatch):
                            minibatch_kernels=minibatch_kernels, minibatch_kernel_dim=minibatch_kernel_dim, norm=norm,
                            reference_size=reference_size)
         self.in_features = positive_int(in_features, "in_features")
-        self.n_classes = nonnegative_int(n_classes, "n_classes")
+        self.n_classes = positive_int(n_classes, "n_classes", minimum=0)
         hidden, n_layers = positive_int(hidden, "hidden"), positive_int(n_layers, "n_layers")
         if _check_norm(norm) == "batch":
             raise ValueError("norm='batch' is not offered for MLPDiscriminator (real and fake batches would "
@@ -351,7 +352,7 @@ class MLPDiscriminator(_ReferenceBatch):
         sizes = [self.in_features + self.n_classes] + [hidden] * n_layers
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
         self.norms = nn.ModuleList((VirtualBatchNorm(b) if norm == "virtual" else nn.Identity()) for b in sizes[1:])
-        self.minibatch_kernels = nonnegative_int(minibatch_kernels, "minibatch_kernels")
+        self.minibatch_kernels = positive_int(minibatch_kernels, "minibatch_kernels", minimum=0)
         self.minibatch = (MinibatchDiscrimination(hidden, self.minibatch_kernels, minibatch_kernel_dim)
                           if self.minibatch_kernels else None)
         self.output = nn.Linear(self.minibatch.out_features if self.minibatch else hidden, 1)

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad as func_grad
 
-from ._checks import float_tensor, nonnegative_int, positive_float, positive_int
+from ..._checks import positive_int
+from ._checks import float_tensor, positive_float
 from .losses import check_loss, discriminator_loss, generator_loss
 
 
@@ -190,7 +191,7 @@ def unrolled_discriminator(discriminator: nn.Module, real: torch.Tensor, fake: t
         a real step does, but do not track running statistics (see :func:`_look_ahead_buffers`), so
         the copies are the current running statistics.
     """
-    steps = nonnegative_int(steps, "steps")
+    steps = positive_int(steps, "steps", minimum=0)
     lr = positive_float(lr, "lr")
     check_loss(loss)
     if optimizer is not None and not isinstance(optimizer, torch.optim.Adam):
