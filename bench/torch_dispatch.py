@@ -1,10 +1,11 @@
-"""The per-call cost of the two ways to register a torch op, behind :mod:`fastgen.torch._library`.
+"""The per-call cost of the two ways to register a torch op, behind
+:mod:`fastgen.torch.ops._library`.
 
 ``python -m bench.torch_dispatch [--repeats N] [--calls N]`` (from the repository root). One
 trivial op (``x * 2`` on a 64 x 64 float64 tensor, backward ``2 * grad``) is registered twice:
 
 * ``custom_op``: ``torch.library.custom_op`` with ``register_fake`` and ``register_autograd``;
-* ``fastgen``: :func:`fastgen.torch._library.custom_op`, the helper every fastgen op uses (a
+* ``fastgen``: :func:`fastgen.torch.ops._library.custom_op`, the helper every fastgen op uses (a
   ``torch.library.Library`` fragment with one ``autograd.Function`` as its autograd kernel).
 
 Rows: ``forward`` (no input requires grad), ``forward+backward`` (the input requires grad;
@@ -37,7 +38,7 @@ def _time(fns: dict, repeats: int, calls: int) -> dict:
 
 def _register_both():
     """``(custom_op's op, the helper's op)``: the same kernel, fake and backward."""
-    from fastgen.torch._library import custom_op
+    from fastgen.torch.ops._library import custom_op
 
     @torch.library.custom_op("fastgen_bench::scale", mutates_args=(), device_types="cpu")
     def scale(x: torch.Tensor) -> torch.Tensor:

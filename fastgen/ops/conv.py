@@ -1,6 +1,6 @@
 """Transposed convolution with the bias and activation fused into its output pass (the DCGAN
 generator's layer), validated once here; the torch op with autograd is in
-:mod:`fastgen.torch.conv`.
+:mod:`fastgen.torch.ops.conv`.
 
 ``x`` (N, C_in, H, W), ``weight`` (C_in, C_out, kH, kW) (torch's ConvTranspose2d layout),
 ``bias`` (C_out,) or None; output (N, C_out, H_out, W_out) with

@@ -1,7 +1,7 @@
 """Max pooling that keeps the argmax, max unpooling and average unpooling, on NumPy arrays of
 shape (N, C, H, W). Indices are flat positions ``h * W + w`` inside each input plane (torch's
 ``max_pool2d(return_indices=True)`` convention), so ``max_unpool2d`` puts every value back where
-it came from. The torch ops with autograd are in :mod:`fastgen.torch.pool`.
+it came from. The torch ops with autograd are in :mod:`fastgen.torch.ops.pool`.
 
 CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs
 kernels/pool.cu on the caller's current stream (:mod:`fastgen._native.cuda_vae`), with the CPU's

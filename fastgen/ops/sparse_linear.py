@@ -15,7 +15,7 @@ infinity is refused in every argument (a dense product would spread them).
 
 :func:`sparse_input_linear` is the NumPy entry; ``fastgen.torch.sparse_input_linear`` (the torch
 custom op ``torch.ops.fastgen.sparse_input_linear``) adds autograd, and
-``fastgen.torch.layers.SparseInputLinear`` is the nn.Module.
+``fastgen.torch.nn.SparseInputLinear`` is the nn.Module.
 """
 from __future__ import annotations
 

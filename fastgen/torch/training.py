@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from .. import _argtypes
-from .autoencoders import Autoencoder, ContractiveAutoencoder, ConvAutoencoder, DenoisingAutoencoder, pretrain_stacked
+from .nn.autoencoders import (Autoencoder, ContractiveAutoencoder, ConvAutoencoder, DenoisingAutoencoder,
+                              pretrain_stacked)
+from .nn.vae import VAE, ConvVAE
 from .optim import adam
 from .train.checkpoints import CHECKPOINT_FORMAT, MODEL_KINDS, load_checkpoint, read_checkpoint, save_checkpoint
 from .train.loop import (PCA_EXACT_MAX_SIZE, NonFiniteLoss, evaluate, fit, pca_reconstruction_mse,
                          reconstruction_mse)
-from .vae import VAE, ConvVAE
 
 __all__ = ["train_from_cli", "load_training_data", "interpolation_pair", "DEFAULT_EPOCHS", "DEFAULT_LR", "CAE_LR",
            "fit", "evaluate", "reconstruction_mse", "pca_reconstruction_mse", "PCA_EXACT_MAX_SIZE", "NonFiniteLoss",

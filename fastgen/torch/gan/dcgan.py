@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..conv import conv_transpose2d
+from ..ops.conv import conv_transpose2d
 from ..._checks import positive_int
 from ._checks import check_labels, float_tensor, one_hot
 from .stabilizers import MinibatchDiscrimination, VirtualBatchNorm, reference_pass

@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 
 from ...serialization import atomic_write, torch_load
-from ..autoencoders import Autoencoder, ContractiveAutoencoder, ConvAutoencoder, DenoisingAutoencoder
-from ..layers import SparseInputLinear
+from ..nn.autoencoders import Autoencoder, ContractiveAutoencoder, ConvAutoencoder, DenoisingAutoencoder
+from ..nn.layers import SparseInputLinear
 from ..optim import adam
-from ..vae import VAE, ConvVAE
+from ..nn.vae import VAE, ConvVAE
 
 MODEL_KINDS = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, ContractiveAutoencoder,
                                              ConvAutoencoder, VAE, ConvVAE)}

@@ -1,5 +1,5 @@
-"""The training loop of the autoencoder family (:mod:`fastgen.torch.autoencoders`,
-:mod:`fastgen.torch.vae`): Adam over shuffled minibatches with an exact resume point, the
+"""The training loop of the autoencoder family (:mod:`fastgen.torch.nn.autoencoders`,
+:mod:`fastgen.torch.nn.vae`): Adam over shuffled minibatches with an exact resume point, the
 evaluation passes, and the linear (PCA) baseline the command reports against.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``torch.library`` custom ops in the ``fastgen`` namespace, registered over fastgen._C.
+"""``torch.ops.fastgen.sample_categorical``: one draw per row of a categorical distribution, over fastgen._C.
 
 ``torch.ops.fastgen.sample_categorical(logits, temperature, top_k, seed, offset) -> Tensor``
 
@@ -28,9 +28,9 @@ from typing import Optional
 
 import torch
 
-from .._checks import as_generator
-from ..ops.categorical import check_temperature, check_top_k, sample_categorical_cupy, sample_categorical_numpy
-from ..ops.validation import check_finite, float_array_cuda
+from ..._checks import as_generator
+from ...ops.categorical import check_temperature, check_top_k, sample_categorical_cupy, sample_categorical_numpy
+from ...ops.validation import check_finite, float_array_cuda
 from ._library import custom_op, int64_from_uint64, uint64_from_int64
 from ._validate import cuda_arrays, on_torch_stream
 
