@@ -36,7 +36,9 @@ class CustomOp:
 
     def __init__(self, name: str, cpu_kernel: Callable):
         self.name = name
-        LIBRARY.define(name + torch.library.infer_schema(cpu_kernel, mutates_args=()))
+        # pt2_compliant as custom_op tags its ops: every op has a fake kernel and passes opcheck
+        LIBRARY.define(name + torch.library.infer_schema(cpu_kernel, mutates_args=()),
+                       tags=(torch.Tag.pt2_compliant_tag,))
         LIBRARY.impl(name, cpu_kernel, "CPU")
         LIBRARY.impl(name, self._autograd_kernel, "Autograd")
         self.op = getattr(getattr(torch.ops, NAMESPACE), name).default
