@@ -27,7 +27,8 @@ import numpy as np
 
 from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
-from .validation import check_int32_extent, check_output_size, finite_in_dtype, float_array, float_array_cuda, real
+from .._checks import check_int32_extent, check_output_size, finite_in_dtype, real
+from .validation import float_array, float_array_cuda
 from .pool import pair
 
 ACTIVATIONS = {"none": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}

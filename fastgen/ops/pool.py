@@ -18,7 +18,8 @@ import numpy as np
 
 from .._native import cpu as _cpu
 from .._backend import placement, to_numpy, wrap_like
-from .validation import INT32_MAX, check_output_size, float_array, float_array_cuda
+from .._checks import INT32_MAX, check_output_size
+from .validation import float_array, float_array_cuda
 
 # Window sizes, strides, paddings and output sizes: at most 2**31 - 1 each (the kernels take
 # them as int64, but no image of either axis can be longer, and a bound here keeps every

@@ -24,7 +24,8 @@ import numpy as np
 from .. import _buffers
 from .._native import cpu as _cpu
 from .._backend import wrap_like
-from .validation import check_int32_extent, float_array
+from .._checks import check_int32_extent
+from .validation import float_array
 
 # Densities of nonzeros in x (nonzeros / x.size) up to which the kernel runs; above them the
 # dense GEMM does (the crossovers ``python -m bench.sparse_linear`` measures, docs/performance.md).

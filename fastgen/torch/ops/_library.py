@@ -12,7 +12,7 @@ Usage mirrors ``torch.library.custom_op`` (and pytorch/extension-cpp's ``ops.py`
 but the op is defined on a ``torch.library.Library`` fragment, with one Python autograd kernel of
 our own (an ``autograd.Function`` that calls the op below the autograd key) instead of
 ``custom_op``'s generated layers, which cost more per call than fastgen's small kernels
-(``python bench/torch_dispatch.py`` measures both routes). An op without an autograd formula (the
+(``python -m bench.torch_dispatch`` measures both routes). An op without an autograd formula (the
 backward ops) refuses to be differentiated: fastgen's torch ops have first derivatives only.
 
 Kernels may be called with trailing arguments left out when they equal the schema's defaults
@@ -90,7 +90,7 @@ class CustomOp:
                                        "first derivatives only (a double backward through it is not supported)")
                 return op_def._backward(ctx, *grads)
 
-        Function.__name__ = Function.__qualname__ = f"{name_to_class(self.name)}Function"
+        Function.__name__ = Function.__qualname__ = f"{_class_name(self.name)}Function"
         return Function
 
     def _autograd_kernel(self, *args):
@@ -100,7 +100,7 @@ class CustomOp:
             return self.op(*args)
 
 
-def name_to_class(name: str) -> str:
+def _class_name(name: str) -> str:
     """``"max_pool2d_backward"`` -> ``"MaxPool2dBackward"``."""
     return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
