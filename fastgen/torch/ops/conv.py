@@ -34,7 +34,7 @@ import torch
 from ._library import custom_op
 from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device
 from ...ops.conv import (activation_backward_numpy, activation_code, backward_cupy, backward_numpy, check_slope,
-                        conv_transpose_geometry, forward_cupy, forward_numpy)
+                         conv_transpose_geometry, forward_cupy, forward_numpy)
 from ...ops.pool import pair
 
 

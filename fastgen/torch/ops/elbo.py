@@ -24,11 +24,11 @@ import torch
 from ._library import custom_op
 from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device, tensor_like
 from ...ops.elbo import (bernoulli_log_likelihood_backward_cupy, bernoulli_log_likelihood_backward_numpy,
-                        bernoulli_log_likelihood_cupy, bernoulli_log_likelihood_numpy,
-                        bernoulli_log_likelihood_with_grad_numpy, check_logvar_shape,
-                        check_unit_interval, check_unit_interval_cuda, gaussian_log_likelihood_backward_cupy,
-                        gaussian_log_likelihood_backward_numpy, gaussian_log_likelihood_cupy,
-                        gaussian_log_likelihood_numpy)
+                         bernoulli_log_likelihood_cupy, bernoulli_log_likelihood_numpy,
+                         bernoulli_log_likelihood_with_grad_numpy, check_logvar_shape,
+                         check_unit_interval, check_unit_interval_cuda, gaussian_log_likelihood_backward_cupy,
+                         gaussian_log_likelihood_backward_numpy, gaussian_log_likelihood_cupy,
+                         gaussian_log_likelihood_numpy)
 
 
 def _check_pair(x: torch.Tensor, other: torch.Tensor, other_name: str) -> None:

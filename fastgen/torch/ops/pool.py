@@ -24,8 +24,9 @@ from ..._checks import check_output_size
 from ._library import custom_op
 from ._validate import cuda_arrays, finite_numpy, float_tensor, index_range, on_torch_stream, same_device, tensor_like
 from ...ops.pool import (avg_unpool2d_cupy, avg_unpool2d_numpy, gather_cupy, gather_numpy, images_cuda,
-                        max_pool2d_cupy, max_pool2d_numpy, pair, pool_geometry, scatter_cupy, scatter_numpy,
-                        unpool_kernel)
+                         max_pool2d_cupy, max_pool2d_numpy, pair, pool_geometry, scatter_cupy, scatter_numpy,
+                         unpool_kernel)
+
 
 def _images(x: torch.Tensor, name: str = "x") -> None:
     float_tensor(x, name, 4, "(N, C, H, W)")

@@ -27,7 +27,8 @@ from ..._checks import as_generator
 from ._library import custom_op, int64_from_uint64, uint64_from_int64
 from ._validate import cpu_float_tensor, cuda_arrays, float_tensor, on_torch_stream, same_device, tensor_like
 from ...ops.reparam import (reparameterize_backward_cupy, reparameterize_backward_numpy, reparameterize_cupy,
-                           reparameterize_numpy)
+                            reparameterize_numpy)
+
 
 def _same_layout(mu: torch.Tensor, logvar: torch.Tensor) -> None:
     if mu.shape != logvar.shape or mu.dtype != logvar.dtype:
