@@ -9,15 +9,16 @@ nn.Modules built on them. Importing this subpackage imports torch (fastgen itsel
   :func:`sparse_input_linear` (a linear layer computed on its input's nonzeros);
 * :mod:`.nn`: layers (:class:`~fastgen.torch.nn.SparseInputLinear`, the fused ConvTranspose2d),
   autoencoders and VAEs;
-* :mod:`.train`: the training loop and checkpoints of the autoencoder family, and
-  :mod:`.training`, the ``fastgen train vae|ae`` command on them;
+* :mod:`.train`: the training loop and checkpoints of the autoencoder family, and the
+  ``fastgen train vae|ae`` command on them (:mod:`.train.command`, imported as
+  ``fastgen.torch.training``);
 * :mod:`.smiles`: the character-level SMILES language model, its training loop and batched
   sampling;
 * :mod:`.gan`: GAN losses, DCGAN (generator on the fused transposed convolution), stabilisers
   (minibatch discrimination, virtual batch norm, unrolled, conditional) and a trainer.
 
-The modules' older names (``fastgen.torch.conv``, ``fastgen.torch.vae``, ...) still import:
-each is the module of its new place.
+The modules' older names (``fastgen.torch.conv``, ``fastgen.torch.vae``, ``fastgen.torch.training``,
+...) still import: each is the module of its new place.
 """
 from .ops import (avg_unpool2d, bernoulli_log_likelihood, conv_transpose2d, gaussian_log_likelihood, max_pool2d,
                   max_unpool2d, reparameterize, sample_categorical, sparse_input_linear)

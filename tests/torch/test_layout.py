@@ -1,4 +1,4 @@
-"""fastgen.torch's layout: ops/ (custom ops), nn/ (modules), train/ (loop, checkpoints); each
+"""fastgen.torch's layout: ops/ (custom ops), nn/ (modules), train/ (loop, checkpoints, command); each
 module's older name imports the moved module itself, and fastgen.torch.training keeps its names."""
 import importlib
 
@@ -10,7 +10,8 @@ MOVED = [("fastgen.torch.reparam", "fastgen.torch.ops.reparam"), ("fastgen.torch
          ("fastgen.torch.elbo", "fastgen.torch.ops.elbo"), ("fastgen.torch.pool", "fastgen.torch.ops.pool"),
          ("fastgen.torch.sparse_linear", "fastgen.torch.ops.sparse_linear"),
          ("fastgen.torch.layers", "fastgen.torch.nn.layers"),
-         ("fastgen.torch.autoencoders", "fastgen.torch.nn.autoencoders"), ("fastgen.torch.vae", "fastgen.torch.nn.vae")]
+         ("fastgen.torch.autoencoders", "fastgen.torch.nn.autoencoders"), ("fastgen.torch.vae", "fastgen.torch.nn.vae"),
+         ("fastgen.torch.training", "fastgen.torch.train.command")]
 
 
 @pytest.mark.parametrize("old, new", MOVED)
