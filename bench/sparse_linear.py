@@ -68,7 +68,7 @@ def main(argv=None) -> None:
     import torch
 
     from fastgen.datasets import load_mnist_shared
-    from fastgen.torch.layers import SparseInputLinear
+    from fastgen.torch.nn.layers import SparseInputLinear
 
     from .common import data_dir
 

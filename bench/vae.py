@@ -42,7 +42,7 @@ def reparam_scenario(batch, latent, repeats, cooldown):
     import torch
 
     from fastgen import Generator
-    from fastgen.torch.reparam import reparameterize
+    from fastgen.torch.ops.reparam import reparameterize
 
     g = torch.Generator().manual_seed(0)
     mu = torch.randn(batch, latent, generator=g).requires_grad_()
@@ -97,7 +97,7 @@ def conv_scenario(batch, repeats, cooldown):
     import torch
     import torch.nn.functional as F
 
-    from fastgen.torch.conv import conv_transpose2d
+    from fastgen.torch.ops.conv import conv_transpose2d
 
     g = torch.Generator().manual_seed(0)
     layers = []

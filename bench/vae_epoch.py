@@ -11,10 +11,10 @@ scaled to [0, 1]. Implementations, all with identical initial weights and the sa
   ``F.binary_cross_entropy_with_logits`` (one fewer pass), as a careful user would write it;
 * ``torch eager (examples), fused Adam``: the examples code with ``Adam(fused=True)``, to show
   how much of the difference is the optimiser step;
-* ``fastgen VAE``: ``fastgen.torch.vae.VAE`` -- fused reparameterisation + KL
+* ``fastgen VAE``: ``fastgen.torch.nn.VAE`` -- fused reparameterisation + KL
   (``torch.ops.fastgen.reparameterize``), the fused Bernoulli log-likelihood op, the first
-  encoder layer on the images' nonzeros (``fastgen.torch.layers.SparseInputLinear``: MNIST is
-  81 % zeros), the other layers nn.Linear -- trained as ``fastgen.torch.training.fit`` trains
+  encoder layer on the images' nonzeros (``fastgen.torch.nn.SparseInputLinear``: MNIST is
+  81 % zeros), the other layers nn.Linear -- trained as ``fastgen.torch.train.loop.fit`` trains
   it, with ``fastgen.torch.optim.adam`` (torch's fused Adam kernel).
 
 Target (torch-ops issue): the fastgen epoch at least 1.2x faster than eager (the examples code).
@@ -76,7 +76,7 @@ def vae_epoch_scenario(data_dir, quick: bool, repeats: int, cooldown: float) -> 
 
     from fastgen.datasets import load_mnist_shared
     from fastgen.torch.optim import adam
-    from fastgen.torch.vae import VAE
+    from fastgen.torch.nn.vae import VAE
 
     path = data_dir / "mnist_test_10k.npz"
     if not path.is_file():

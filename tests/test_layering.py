@@ -176,14 +176,6 @@ KNOWN_VIOLATIONS: set[str] = {
     'fastgen._native.cuda_vae uses fastgen._native.cuda._STREAM, private to fastgen._native.cuda',
     'fastgen._native.cuda_vae uses fastgen._native.cuda._device, private to fastgen._native.cuda',
     'fastgen._native.cuda_vae uses fastgen._native.cuda._sm_count, private to fastgen._native.cuda',
-    'fastgen.torch.conv imports fastgen._native.cpu (only fastgen.ops loads a backend)',
-    'fastgen.torch.conv imports fastgen._native.cpu (torch ops reach kernels through fastgen.ops)',
-    'fastgen.torch.gan.data uses fastgen.datasets._read_raw_array, private to fastgen.datasets',
-    'fastgen.torch.reparam uses fastgen.torch.ops._signed, private to fastgen.torch.ops',
-    'fastgen.torch.reparam uses fastgen.torch.ops._to_u64, private to fastgen.torch.ops',
-    'fastgen.torch.training imports fastgen.cli (torch modules never call the command line)',
-    'fastgen.torch.training uses fastgen.cli._add_autoencoder_arguments, private to fastgen.cli',
-    'import cycle among fastgen.cli, fastgen.cli.train_autoencoders, fastgen.torch.autoencoders, fastgen.torch.training, fastgen.torch.vae',
 }
 
 

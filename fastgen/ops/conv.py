@@ -1,6 +1,6 @@
 """Transposed convolution with the bias and activation fused into its output pass (the DCGAN
 generator's layer), validated once here; the torch op with autograd is in
-:mod:`fastgen.torch.conv`.
+:mod:`fastgen.torch.ops.conv`.
 
 ``x`` (N, C_in, H, W), ``weight`` (C_in, C_out, kH, kW) (torch's ConvTranspose2d layout),
 ``bias`` (C_out,) or None; output (N, C_out, H_out, W_out) with
@@ -27,7 +27,8 @@ import numpy as np
 
 from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
-from .validation import check_int32_extent, check_output_size, finite_in_dtype, float_array, float_array_cuda, real
+from .._checks import check_int32_extent, check_output_size, finite_in_dtype, real
+from .validation import float_array, float_array_cuda
 from .pool import pair
 
 ACTIVATIONS = {"none": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
@@ -95,13 +96,10 @@ def output_pass(cols: np.ndarray, bias, geometry, activation: int, slope: float,
 
 
 # ---- SciPy's BLAS on one thread --------------------------------------------------------------
-# fastgen._C calls SciPy's OpenBLAS, whose own threads would otherwise split every chunk's GEMM:
-# measured on 2 shared cores, handing the cores back and forth between OpenBLAS's threads and the
-# OpenMP output passes for every chunk made the DCGAN forward 1.2-6x slower (the more chunks
-# and the busier the machine, the worse) than one chunk per OpenMP thread with single-threaded
-# GEMMs. OpenBLAS's thread count is process-wide (its "_local" setter is too), so it is lowered
-# while any such kernel runs and restored when the last one ends; meanwhile another Python
-# thread's SciPy BLAS calls run on one thread too.
+# fastgen._C calls SciPy's OpenBLAS; its own threads would fight the OpenMP chunks for the cores,
+# so BLAS runs on one thread while any chunked kernel runs (the count is process-wide: lowered
+# for the first such kernel, restored when the last ends; other threads' SciPy BLAS calls run on
+# one thread meanwhile).
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_saved = 0
@@ -168,6 +166,28 @@ def forward_numpy(x: np.ndarray, weight: np.ndarray, bias, geometry, activation:
         if bad:
             raise ValueError("x contains NaN or infinity")
     return out
+
+
+def activation_backward_numpy(grad_out: np.ndarray, y: np.ndarray, activation: int, slope: float) -> np.ndarray:
+    """The gradient before the fused activation: ``grad_out * act'``, the derivative written in
+    terms of the activation's output ``y``. grad_out and y: C-contiguous arrays of one float dtype
+    and one shape (the forward's output shape), already checked."""
+    grad_in = np.empty_like(grad_out)
+    _cpu.C.activation_backward(grad_out, y, grad_in, activation, grad_out.dtype.type(slope))
+    return grad_in
+
+
+def backward_numpy(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, geometry, need_x: bool = True):
+    """``(grad_x or None, grad_weight)`` of the transposed convolution (before bias and
+    activation: ``grad`` is the gradient of its output, shape (N, C_out, H_out, W_out)); per image
+    the gradient's im2col, then the grad_x and grad_weight GEMMs, images spread over the OpenMP
+    threads with single-threaded BLAS. C-contiguous arrays of one float dtype, checked against
+    ``geometry`` (:func:`conv_transpose_geometry`) by the caller."""
+    grad_x = np.empty(x.shape, x.dtype) if need_x else None
+    grad_weight = np.empty(weight.shape, weight.dtype)
+    with single_threaded_blas() as one_thread:
+        _cpu.C.conv_transpose2d_backward(grad, x, weight, grad_x, grad_weight, geometry, one_thread)
+    return grad_x, grad_weight
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, activation=None,

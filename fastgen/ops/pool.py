@@ -1,7 +1,7 @@
 """Max pooling that keeps the argmax, max unpooling and average unpooling, on NumPy arrays of
 shape (N, C, H, W). Indices are flat positions ``h * W + w`` inside each input plane (torch's
 ``max_pool2d(return_indices=True)`` convention), so ``max_unpool2d`` puts every value back where
-it came from. The torch ops with autograd are in :mod:`fastgen.torch.pool`.
+it came from. The torch ops with autograd are in :mod:`fastgen.torch.ops.pool`.
 
 CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs
 kernels/pool.cu on the caller's current stream (:mod:`fastgen._native.cuda_vae`), with the CPU's
@@ -18,7 +18,8 @@ import numpy as np
 
 from .._native import cpu as _cpu
 from .._backend import placement, to_numpy, wrap_like
-from .validation import INT32_MAX, check_output_size, float_array, float_array_cuda
+from .._checks import INT32_MAX, check_output_size
+from .validation import float_array, float_array_cuda
 
 # Window sizes, strides, paddings and output sizes: at most 2**31 - 1 each (the kernels take
 # them as int64, but no image of either axis can be longer, and a bound here keeps every

@@ -21,7 +21,7 @@ import numpy as np
 from .. import _buffers
 from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
-from .validation import as_generator
+from .._checks import as_generator
 from .validation import float_array, float_array_cuda
 
 

@@ -15,7 +15,7 @@ infinity is refused in every argument (a dense product would spread them).
 
 :func:`sparse_input_linear` is the NumPy entry; ``fastgen.torch.sparse_input_linear`` (the torch
 custom op ``torch.ops.fastgen.sparse_input_linear``) adds autograd, and
-``fastgen.torch.layers.SparseInputLinear`` is the nn.Module.
+``fastgen.torch.nn.SparseInputLinear`` is the nn.Module.
 """
 from __future__ import annotations
 
@@ -24,17 +24,12 @@ import numpy as np
 from .. import _buffers
 from .._native import cpu as _cpu
 from .._backend import wrap_like
-from .validation import check_int32_extent, float_array
+from .._checks import check_int32_extent
+from .validation import float_array
 
 # Densities of nonzeros in x (nonzeros / x.size) up to which the kernel runs; above them the
-# dense GEMM does. Measured with ``python -m bench.sparse_linear`` on the development CPU (2-core
-# AMD EPYC, AVX-512, 2 threads, torch's MKL as the dense side) for x 128 x 784 with uniformly
-# scattered nonzeros times 784 x 400 (the VAE's first layer), two runs: kernel time / dense time
-# for the forward 0.43-0.57 at density 0.2, 0.68-0.74 at 0.3, 0.77-0.81 at 0.4, 1.00-1.02 at 0.5; for
-# the weight gradient 0.53-0.62 at 0.2, 0.88-1.03 at 0.3, 1.12-1.18 at 0.4. On the MNIST batch
-# (17.8 % nonzero) the forward took 0.53x and the weight gradient 0.59-0.64x the GEMM's time
-# (the first run, whose dense timings were slower, gave 0.28x and 0.39-0.42x). The weight
-# gradient does more per entry (it also transposes the lists), hence its lower crossover.
+# dense GEMM does (the crossovers ``python -m bench.sparse_linear`` measures, docs/performance.md).
+# The weight gradient does more per entry (it also transposes the lists), hence its lower crossover.
 FORWARD_MAX_DENSITY = 0.4
 BACKWARD_MAX_DENSITY = 0.25
 

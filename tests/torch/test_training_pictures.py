@@ -15,8 +15,8 @@ from PIL import Image  # noqa: E402
 
 from fastgen._png import save_image_grid, tile_images  # noqa: E402
 from fastgen.cli import main  # noqa: E402
-from fastgen.torch import training  # noqa: E402
 from fastgen.torch.autoencoders import Autoencoder  # noqa: E402
+from fastgen.torch.train import loop  # noqa: E402
 from fastgen.torch.training import (_build_ae, _write_pngs, interpolation_pair, load_training_data,  # noqa: E402
                                     pca_reconstruction_mse)
 
@@ -164,7 +164,7 @@ def test_auto_solver_is_randomized_for_large_data(monkeypatch):
 
     monkeypatch.setattr(decomposition.PCA, "fit", fit)
     pca_reconstruction_mse(train, test, 10)
-    monkeypatch.setattr(training, "PCA_EXACT_MAX_SIZE", 1000)
+    monkeypatch.setattr(loop, "PCA_EXACT_MAX_SIZE", 1000)
     auto = pca_reconstruction_mse(train, test, 10, seed=2)
     pca_reconstruction_mse(train, test, 70)  # over 80 % of min(n, d): exact
     assert chosen == ["full", "randomized", "full"]

@@ -1,21 +1,10 @@
-"""Input checks shared by the GAN modules: errors name the argument and what was expected."""
+"""Input checks shared by the GAN modules: errors name the argument and what was expected (the
+integer checks are :func:`fastgen._checks.positive_int`)."""
 from __future__ import annotations
 
 import numbers
 
 import torch
-
-
-def positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def nonnegative_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return int(value)
 
 
 def positive_float(value, name: str) -> float:

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._checks import positive_float, positive_int
+from ..._checks import positive_int
+from ._checks import positive_float
 from .dcgan import IMAGE_SIZES
 
 # The synthetic benchmarks of Metz et al. 2017 / Srivastava et al. 2017 (VEEGAN) / Lin et al.
@@ -111,7 +112,7 @@ def load_images(source: str = "digits", image_size: int | None = None, *, key: s
     images : Tensor (N, C, S, S) in [-1, 1]
     labels : LongTensor (N,) or None
     """
-    from ...datasets import _read_raw_array, existing_file, read_labels
+    from ...datasets import existing_file, read_labels, read_raw_array
 
     if image_size is not None and image_size not in IMAGE_SIZES:
         raise ValueError(f"image_size must be one of {', '.join(map(str, IMAGE_SIZES))}, got {image_size!r}")
@@ -126,7 +127,7 @@ def load_images(source: str = "digits", image_size: int | None = None, *, key: s
         what = "scikit-learn's digits"
     else:
         path = existing_file(source)
-        array, used = _read_raw_array(path, key)
+        array, used = read_raw_array(path, key)
         what = f"{path}"
         if array.dtype.kind not in "biuf":
             raise ValueError(f"{what}: expected numeric images, got dtype {array.dtype}")

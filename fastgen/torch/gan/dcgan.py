@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..conv import conv_transpose2d
-from ._checks import check_labels, float_tensor, nonnegative_int, one_hot, positive_int
+from ..ops.conv import conv_transpose2d
+from ..._checks import positive_int
+from ._checks import check_labels, float_tensor, one_hot
 from .stabilizers import MinibatchDiscrimination, VirtualBatchNorm, reference_pass
 
 IMAGE_SIZES = (28, 32, 64)
@@ -143,7 +144,7 @@ class DCGANGenerator(_ReferenceBatch):
         self.image_size = check_image_size(image_size)
         self.channels = positive_int(channels, "channels")
         self.width = positive_int(width, "width")
-        self.n_classes = nonnegative_int(n_classes, "n_classes")
+        self.n_classes = positive_int(n_classes, "n_classes", minimum=0)
         _check_norm(norm)
         multipliers, first_kernel = _PLANS[self.image_size]
         sizes = [self.latent_dim + self.n_classes] + [m * self.width for m in multipliers]
@@ -209,9 +210,8 @@ class DCGANDiscriminator(_ReferenceBatch):
     On the CPU the convolutions run in the channels-last layout (``channels_last = True``, a
     class attribute: set it to False on an instance for the NCHW layout): the input is copied to
     channels-last once and every feature map after it stays so. oneDNN's strided convolutions
-    and their backward are faster on it (measured on the 64x64 discriminator at batch 128, 2
-    cores); the parameters, the state dict and the results (to rounding) are those of the NCHW
-    model.
+    and their backward are faster on it (docs/performance.md); the parameters, the state dict and
+    the results (to rounding) are those of the NCHW model.
     """
 
     channels_last = True
@@ -226,7 +226,7 @@ class DCGANDiscriminator(_ReferenceBatch):
         self.image_size = check_image_size(image_size)
         self.channels = positive_int(channels, "channels")
         self.width = positive_int(width, "width")
-        self.n_classes = nonnegative_int(n_classes, "n_classes")
+        self.n_classes = positive_int(n_classes, "n_classes", minimum=0)
         _check_norm(norm)
         multipliers, last_kernel = _PLANS[self.image_size]
         multipliers = multipliers[::-1]
@@ -237,7 +237,7 @@ class DCGANDiscriminator(_ReferenceBatch):
         # Radford et al.: no normalisation on the discriminator's input layer.
         self.norms = nn.ModuleList([nn.Identity()] + [_norm_layer(norm, c) for c in sizes[2:]])
         features = sizes[-1]
-        self.minibatch_kernels = nonnegative_int(minibatch_kernels, "minibatch_kernels")
+        self.minibatch_kernels = positive_int(minibatch_kernels, "minibatch_kernels", minimum=0)
         if self.minibatch_kernels:
             flat = features * last_kernel * last_kernel
             self.minibatch = MinibatchDiscrimination(flat, self.minibatch_kernels, minibatch_kernel_dim)
@@ -280,8 +280,7 @@ class DCGANDiscriminator(_ReferenceBatch):
 
 def _conv2d(conv: nn.Conv2d, h: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """``conv(h)``; with ``channels_last`` the weight enters as a channels-last copy (the
-    parameter stays NCHW): measured faster than letting oneDNN reorder the NCHW weight itself
-    (the same copy, made by oneDNN on every call, cost more in the 28x28 DCGAN step)."""
+    parameter stays NCHW), which oneDNN would otherwise reorder itself, at a higher cost, on every call."""
     if not channels_last:
         return conv(h)
     return F.conv2d(h, conv.weight.to(memory_format=torch.channels_last), conv.bias, conv.stride,
@@ -303,7 +302,7 @@ class MLPGenerator(_ReferenceBatch):
                            n_classes=n_classes, norm=norm, reference_size=reference_size)
         self.latent_dim = positive_int(latent_dim, "latent_dim")
         self.out_features = positive_int(out_features, "out_features")
-        self.n_classes = nonnegative_int(n_classes, "n_classes")
+        self.n_classes = positive_int(n_classes, "n_classes", minimum=0)
         hidden, n_layers = positive_int(hidden, "hidden"), positive_int(n_layers, "n_layers")
         if _check_norm(norm) == "batch":
             norm_layer = nn.BatchNorm1d
@@ -345,7 +344,7 @@ class MLPDiscriminator(_ReferenceBatch):
                            minibatch_kernels=minibatch_kernels, minibatch_kernel_dim=minibatch_kernel_dim, norm=norm,
                            reference_size=reference_size)
         self.in_features = positive_int(in_features, "in_features")
-        self.n_classes = nonnegative_int(n_classes, "n_classes")
+        self.n_classes = positive_int(n_classes, "n_classes", minimum=0)
         hidden, n_layers = positive_int(hidden, "hidden"), positive_int(n_layers, "n_layers")
         if _check_norm(norm) == "batch":
             raise ValueError("norm='batch' is not offered for MLPDiscriminator (real and fake batches would "
@@ -353,7 +352,7 @@ class MLPDiscriminator(_ReferenceBatch):
         sizes = [self.in_features + self.n_classes] + [hidden] * n_layers
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
         self.norms = nn.ModuleList((VirtualBatchNorm(b) if norm == "virtual" else nn.Identity()) for b in sizes[1:])
-        self.minibatch_kernels = nonnegative_int(minibatch_kernels, "minibatch_kernels")
+        self.minibatch_kernels = positive_int(minibatch_kernels, "minibatch_kernels", minimum=0)
         self.minibatch = (MinibatchDiscrimination(hidden, self.minibatch_kernels, minibatch_kernel_dim)
                           if self.minibatch_kernels else None)
         self.output = nn.Linear(self.minibatch.out_features if self.minibatch else hidden, 1)

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad as func_grad
 
-from ._checks import float_tensor, nonnegative_int, positive_float, positive_int
+from ..._checks import positive_int
+from ._checks import float_tensor, positive_float
 from .losses import check_loss, discriminator_loss, generator_loss
 
 
@@ -53,7 +54,7 @@ class MinibatchDiscrimination(nn.Module):
             raise ValueError(f"x must have shape (N, {self.in_features}), got {tuple(x.shape)}")
         per_kernel = (x @ self.T).view(x.shape[0], self.n_kernels, self.kernel_dim).transpose(0, 1)  # (B, N, C)
         # torch.cdist's L1 kernel: (B, N, N) distances without the (N, N, B, C) difference tensor
-        # of the broadcast form (measured 2.2x faster forward + backward at N 128, B 50, C 5)
+        # of the broadcast form
         l1 = torch.cdist(per_kernel, per_kernel, p=1)
         return torch.cat([x, torch.exp(-l1).sum(dim=2).t()], dim=1)
 
@@ -190,7 +191,7 @@ def unrolled_discriminator(discriminator: nn.Module, real: torch.Tensor, fake: t
         a real step does, but do not track running statistics (see :func:`_look_ahead_buffers`), so
         the copies are the current running statistics.
     """
-    steps = nonnegative_int(steps, "steps")
+    steps = positive_int(steps, "steps", minimum=0)
     lr = positive_float(lr, "lr")
     check_loss(loss)
     if optimizer is not None and not isinstance(optimizer, torch.optim.Adam):

@@ -22,7 +22,8 @@ from torch import nn
 from torch.func import functional_call
 
 from ..optim import adam
-from ._checks import check_labels, float_tensor, nonnegative_int, positive_float, positive_int
+from ..._checks import positive_int
+from ._checks import check_labels, float_tensor, positive_float
 from .losses import check_loss, discriminator_loss, generator_loss, label_targets
 from .stabilizers import unrolled_generator_loss
 
@@ -65,14 +66,14 @@ class GANConfig:
         check_loss(self.loss)
         label_targets(self.smoothing)
         positive_int(self.d_steps, "d_steps")
-        nonnegative_int(self.unrolled_steps, "unrolled_steps")
+        positive_int(self.unrolled_steps, "unrolled_steps", minimum=0)
         positive_float(self.lr_g, "lr_g")
         positive_float(self.lr_d, "lr_d")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         positive_int(self.batch_size, "batch_size")
         positive_int(self.n_samples, "n_samples")
-        nonnegative_int(self.seed, "seed")
+        positive_int(self.seed, "seed", minimum=0)
         return self
 
 
@@ -295,7 +296,7 @@ class GANTrainer:
         """
         from tqdm.auto import tqdm
 
-        epochs = nonnegative_int(epochs, "epochs")
+        epochs = positive_int(epochs, "epochs", minimum=0)
         if checkpoint_every is not None:
             positive_int(checkpoint_every, "checkpoint_every")
         self.generator.train()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..ops.validation import check_finite
+from ...ops.validation import check_finite
 
 FLOATS = (torch.float32, torch.float64)
 
@@ -54,7 +54,7 @@ def same_device(first: str, t0: torch.Tensor, **others) -> None:
 def cuda_arrays(*named):
     """CuPy views (zero-copy after torch's .contiguous()) of CUDA tensors given as (name, tensor)
     pairs; None stays None. A TypeError names the tensor when the CUDA backend is unavailable."""
-    from .._backend import to_cupy
+    from ..._backend import to_cupy
 
     return tuple(None if t is None else to_cupy(t.detach().contiguous(), name) for name, t in named)
 
@@ -62,7 +62,7 @@ def cuda_arrays(*named):
 def on_torch_stream(t: torch.Tensor, name: str = "x"):
     """A context that makes t's device and torch's current stream CuPy's (kernels and cuBLAS run
     there, ordered with the caller's torch work)."""
-    from .._backend import Placement
+    from ..._backend import Placement
 
     return Placement(t.device.index or 0, t, name).activate()
 

@@ -1,4 +1,4 @@
-"""``torch.library`` custom ops in the ``fastgen`` namespace, registered over fastgen._C.
+"""``torch.ops.fastgen.sample_categorical``: one draw per row of a categorical distribution, over fastgen._C.
 
 ``torch.ops.fastgen.sample_categorical(logits, temperature, top_k, seed, offset) -> Tensor``
 
@@ -28,12 +28,12 @@ from typing import Optional
 
 import torch
 
-from ..ops.validation import check_finite, float_array_cuda
-from ..ops.categorical import check_temperature, check_top_k, sample_categorical_cupy, sample_categorical_numpy
-from ..ops.validation import as_generator
+from ..._checks import as_generator
+from ...ops.categorical import check_temperature, check_top_k, sample_categorical_cupy, sample_categorical_numpy
+from ...ops.validation import check_finite, float_array_cuda
+from ._library import custom_op, int64_from_uint64, uint64_from_int64
 from ._validate import cuda_arrays, on_torch_stream
 
-_U64 = 1 << 64
 _FLOATS = (torch.float32, torch.float64)
 
 
@@ -48,14 +48,7 @@ def _check_logits(logits: torch.Tensor) -> None:
         raise TypeError(f"logits must be float32 or float64, got {logits.dtype}")
 
 
-def _to_u64(value: int, name: str) -> int:
-    value = int(value)
-    if not -(1 << 63) <= value < (1 << 63):
-        raise ValueError(f"{name} must fit an int64 (pass seeds >= 2**63 as seed - 2**64), got {value}")
-    return value % _U64
-
-
-@torch.library.custom_op("fastgen::sample_categorical", mutates_args=(), device_types="cpu")
+@custom_op("sample_categorical")
 def _sample_categorical_op(logits: torch.Tensor, temperature: float, top_k: Optional[int], seed: int,
                            offset: int) -> torch.Tensor:
     _check_logits(logits)
@@ -63,7 +56,7 @@ def _sample_categorical_op(logits: torch.Tensor, temperature: float, top_k: Opti
     k = check_top_k(top_k, logits.shape[-1])
     a = logits.detach().contiguous().numpy()
     check_finite(a, "logits")
-    out = sample_categorical_numpy(a, t, k, _to_u64(seed, "seed"), _to_u64(offset, "offset"))
+    out = sample_categorical_numpy(a, t, k, uint64_from_int64(seed, "seed"), uint64_from_int64(offset, "offset"))
     return torch.from_numpy(out)
 
 
@@ -72,7 +65,7 @@ def _(logits, temperature, top_k, seed, offset):
     _check_logits(logits)
     t = check_temperature(temperature, str(logits.dtype).removeprefix("torch."))
     k = check_top_k(top_k, logits.shape[-1])
-    seed, offset = _to_u64(seed, "seed"), _to_u64(offset, "offset")
+    seed, offset = uint64_from_int64(seed, "seed"), uint64_from_int64(offset, "offset")
     with on_torch_stream(logits, "logits"):
         (a,) = cuda_arrays(("logits", logits))
         a = float_array_cuda(a, "logits")  # contiguous float already: only the finiteness check
@@ -92,8 +85,5 @@ def sample_categorical(logits: torch.Tensor, temperature: float = 1.0, top_k: Op
     fastgen.Generator, int seed or None; takes one offset. Returns int64 indices (no gradient)."""
     gen = as_generator(generator)
     seed, offset = gen.seed, gen.take()
-    return torch.ops.fastgen.sample_categorical(logits, temperature, top_k, _signed(seed), _signed(offset))
-
-
-def _signed(value: int) -> int:
-    return value - _U64 if value >= (1 << 63) else value
+    return torch.ops.fastgen.sample_categorical(logits, temperature, top_k, int64_from_uint64(seed),
+                                                int64_from_uint64(offset))
