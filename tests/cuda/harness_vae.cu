@@ -19,7 +19,8 @@
 
 #include "../../kernels/conv.cu"
 #include "../../kernels/pool.cu"
-#include "../../kernels/vae.cu"
+#include "../../kernels/reparam.cu"
+#include "../../kernels/elbo.cu"
 
 #include "harness_io.h"
 
