@@ -136,7 +136,7 @@ RBMWeights<T> rbm_read_only(const Array<T>& weights, const Array<T>& visible_bia
 }
 
 template <typename T>
-void py_rbm_gibbs(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias, const Array<T>& visible_in,
+void py_gibbs(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias, const Array<T>& visible_in,
                   Array<T>& visible_out, OptArray<T>& hidden_probs_out, const std::optional<Array<uint8_t>>& clamp,
                   int steps, uint64_t seed, uint64_t offset, bool binary_products) {
   RBMWeights<T> rbm = rbm_read_only(weights, visible_bias, hidden_bias);
@@ -150,7 +150,7 @@ void py_rbm_gibbs(const Array<T>& weights, const Array<T>& visible_bias, const A
                    (clamp && clamp->size() == visible_in.size()) ? rbm.n_visible : 0, rows, steps, {seed, offset},
                    binary_products};
   run_released([&] {
-    rbm_gibbs<T>(p);
+    gibbs<T>(p);
   });
 }
 
@@ -578,7 +578,7 @@ template <typename T> void bind_dtype(py::module_& m) {
         py::arg("from_logits"), py::arg("seed"), py::arg("offset"));
   m.def("sample_gaussian", &py_sample_gaussian<T>, nc("mean"), opt("bias"), opt("stddev"), py::arg("stddev_scalar"),
         nc("out"), py::arg("seed"), py::arg("offset"));
-  m.def("rbm_gibbs", &py_rbm_gibbs<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("visible_in"),
+  m.def("rbm_gibbs", &py_gibbs<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("visible_in"),
         nc("visible_out"), opt("hidden_probs_out"), opt("clamp"), py::arg("steps"), py::arg("seed"),
         py::arg("offset"), py::arg("binary_products") = true);
   m.def("rbm_train_batches", &py_rbm_train_batches<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"),
