@@ -2,8 +2,9 @@
 // scatter (max unpooling; max pooling's backward) and gather (max unpooling's backward), average
 // unpooling and its adjoint. Images are [planes, H, W], planes = batch * channels, each plane
 // contiguous; indices are int64 flat positions h * W + w in the input plane of the pooling.
-// Parameter structs: fastgen/params/pool.h; the window scan: fastgen/pool.h (shared with the CPU). Each thread's work is a host+device `*_unit`
-// function, replayed on the CPU by tests/cuda/harness_vae.cu.
+// Parameter structs: fastgen/params/pool.h; the window scan: fastgen/pool.h (shared with the
+// CPU). Each thread's work is a host+device `*_unit` function, replayed on the CPU by
+// tests/cuda/harness_vae.cu.
 //
 // Bitwise agreement with the CPU: max pooling compares only (same window order: the first
 // maximum wins, padding never does), gather and the unpooling copies move values, the average

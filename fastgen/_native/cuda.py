@@ -35,5 +35,5 @@ def pack(struct: str, **values):
 __all__ = ["DTYPES", "apply_velocity", "available", "bernoulli", "clear_graphs", "fill_bits", "fill_normal",
            "fill_uniform", "fused_gibbs_fits", "fused_gibbs_shared_bytes", "gaussian", "gemm", "gibbs", "gibbs_fused",
            "gibbs_method", "graphs_enabled", "hidden_probs", "kernel_dir", "kernel_sources", "launch",
-           "nvrtc_options", "pack", "pack_record", "require", "run_recorded", "set_stream", "sgd_update", "stream_fields",
-           "suffix", "train_epoch", "unavailable_reason"]
+           "nvrtc_options", "pack", "pack_record", "require", "run_recorded", "set_stream", "sgd_update",
+           "stream_fields", "suffix", "train_epoch", "unavailable_reason"]
