@@ -3,9 +3,8 @@
 //
 // Large buffers (kLargeBufferBytes and up) are kept when freed and handed out again to the next
 // request of the same rounded size (aligned.cpp): the loops allocate their working arrays per
-// call, and on the development machine (a VM) faulting fresh pages in cost more than the work:
-// a 0-step gibbs call on scenario D's shapes (16 MB of buffers) took 12.6 ms, of which the page
-// faults were most, against ~4.5 ms for one Gibbs step. Blocks of 2 MiB and more are asked to be
+// call, and on a VM faulting fresh pages in can cost more than the work (docs/performance.md,
+// "buffer cache"). Blocks of 2 MiB and more are asked to be
 // backed by transparent huge pages (one fault and one TLB entry per 2 MiB where the kernel allows).
 #pragma once
 #include <cstddef>

@@ -6,12 +6,8 @@
 // (the same C++ as the generic loop), so the states are bitwise those of the exact rule.
 // The same pass writes the 0/1 states, the index list and the bit mask, from the comparison's
 // mask register, instead of storing the states and reading them back.
-//
-// Measured on the development CPU (one thread, 1,000 rows, float32, with index lists and masks,
-// three runs, medians of 41 calls each): 1.36-1.50 ns an element against 1.50-1.72 for the
-// generic loop with 784 columns (0.87-0.92x), 1.18-1.33 against 1.27-1.56 with 500
-// (0.83-0.93x). Together with the Philox tail of each row in SIMD, scenario D (Gibbs) took
-// 0.92-0.94x as long. About 1 % of 16-lane float blocks take the exact path on N(-3, 3) logits.
+// Few blocks take the exact path (about 1 % of 16-lane float blocks on N(-3, 3) logits), so
+// the screen saves most of the exact sigmoid's cost (docs/performance.md, "screened Bernoulli").
 // Internal to csrc/.
 #pragma once
 #include <algorithm>

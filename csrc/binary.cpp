@@ -41,29 +41,21 @@ namespace {
 
 // Bytes of M one pass of binary_matmul keeps hot in L1 (of 32 KiB, leaving room for the rest).
 constexpr int64_t kL1Budget = 24 * 1024;
-// The same for sparse_matmul, whose passes carry a value per entry. Measured on the development
-// CPU (one thread, MNIST batch 128 x 784 times 784 x 400): budgets of 32-256 KiB ran within the
-// noise of one another, 24 KiB about 10 % slower (more passes, each reloading and storing the
-// partial output row).
+// The same for sparse_matmul, whose passes carry a value per entry: more, shorter passes each
+// reload and store the partial output row (docs/performance.md, "L1 budgets").
 constexpr int64_t kL1BudgetWeighted = 64 * 1024;
-// Passes over M at least this long per row, on average (binary_matmul, one thread, products of
-// the MNIST RBM, interleaved medians): at density 0.13 the 24 KiB passes took 1.12-1.2x as long
-// (100 and 1,000 rows, both dtypes); at 0.47, where the L1 passes already hold ~25 entries a
-// row, nothing changes.
+// Passes over M at least this long per row, on average: at low density a pass holds too few
+// entries a row to pay for its own bookkeeping (docs/performance.md, "L1 budgets").
 constexpr int64_t kMinEntriesPerPass = 16;
 // M up to this size goes through in one pass per tile when the product is too small to split
-// among threads (one thread, the digits RBM's 10 x 64 @ 64 x 256 float64 at density 0.3: 5.8 us
-// with L1 passes and the parallel path's bookkeeping, 3.3-3.5 us without).
+// among threads: there the L1 passes and the parallel path's bookkeeping cost more than they save.
 constexpr int64_t kSmallProductBytes = 256 * 1024;
 
 // Density up to which the RBM loops use binary_matmul for an operand that has index lists.
-// Measured on the development CPU (2-core AMD EPYC, AVX-512) with `python -m bench binary`:
-// for one product in isolation SciPy's OpenBLAS wins above densities of 0.15-0.65 (by shape
-// and dtype; bench/results/binary_crossover.json), but inside the CD/PCD loop every product
-// handed to BLAS also hands the cores from OpenMP's threads to OpenBLAS's and back, and the
-// whole-epoch sweep was fastest with every binary operand on binary_matmul. Hence 1 by
-// default; set_binary_max_density (FASTGEN_BINARY_MAX_DENSITY at import) changes it, 0 sends
-// every product to BLAS.
+// 1 by default: inside the CD/PCD loop every product handed to BLAS also hands the cores from
+// OpenMP's threads to OpenBLAS's and back, which outweighs BLAS's lead on a dense product
+// (docs/performance.md, "binary products"). set_binary_max_density
+// (FASTGEN_BINARY_MAX_DENSITY at import) changes it, 0 sends every product to BLAS.
 std::atomic<double> g_binary_max_density{1.0};
 // Whether binary_matmul may use subset-sum tables (set_binary_tables; tests compare both paths).
 std::atomic<bool> g_binary_tables{true};
@@ -79,18 +71,11 @@ std::atomic<bool> g_binary_tables{true};
 // G = 6, float32) would be read from L2; a chunk's mostly from L1. Blocks of 8 rows keep 8
 // independent sums in flight.
 //
-// Measured on the development CPU (float32, index-list gather vs tables). binary_matmul itself,
-// the MNIST RBM's hidden states, 1000 x 500 at density 0.475 times W [500, 784] at its padded
-// stride: 1.6-2.1x faster on one thread (G = 6), 2.0-2.7x on two. A stand-alone prototype, one
-// thread: 104 rows at 0.475, 1.6x (G = 4); 8 x 256 at 0.5, 0.2-0.4x. Where the two cross (two
-// threads, 1000 rows, in-process pairs through the Python binding): hidden states times
-// W [500, 784] near density 0.17 (tables 0.75-0.85x the gather at 0.2-0.23); visible states times
-// W^T [784, 500] near 0.21 (1.07-1.15x at 0.17-0.2, 0.69-0.93x at 0.23). The cost model below
-// (one unit per table entry built or read, one per selected row gathered, tables taken when they
-// cost at most kTableMargin of the gather) puts both crossings near density 0.2.
-// Chunks of 48 KiB against whole-tile tables: Gibbs scenario D in-process 0.975 (paired
-// medians); one-thread prototype 2.5-3.6 ms against 3.4-4.1. Groups of 7 and 8 bits were slower
-// on D (1.04-1.07x), with or without chunks.
+// The cost model below (one unit per table entry built or read, one per selected row gathered,
+// tables taken when they cost at most kTableMargin of the gather) puts the crossing between
+// tables and the index-list gather near density 0.2, where it was measured; chunks keep a
+// chunk's tables in L1, and groups of more than 6 bits build more than they save
+// (docs/performance.md, "subset-sum tables").
 constexpr int kMinGroupBits = 4, kMaxGroupBits = 6;
 constexpr int kTableRowBlock = 8;
 constexpr int64_t kTableChunkBytes = 48 * 1024;

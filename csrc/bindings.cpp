@@ -136,9 +136,9 @@ RBMWeights<T> rbm_read_only(const Array<T>& weights, const Array<T>& visible_bia
 }
 
 template <typename T>
-void py_rbm_gibbs(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias, const Array<T>& visible_in,
-                  Array<T>& visible_out, OptArray<T>& hidden_probs_out, const std::optional<Array<uint8_t>>& clamp,
-                  int steps, uint64_t seed, uint64_t offset, bool binary_products) {
+void py_gibbs(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias, const Array<T>& visible_in,
+              Array<T>& visible_out, OptArray<T>& hidden_probs_out, const std::optional<Array<uint8_t>>& clamp,
+              int steps, uint64_t seed, uint64_t offset, bool binary_products) {
   RBMWeights<T> rbm = rbm_read_only(weights, visible_bias, hidden_bias);
   const int64_t rows = rows_of(visible_in);
   need(cols_of(visible_in) == rbm.n_visible && visible_out.size() == visible_in.size(), "visible shapes");
@@ -150,7 +150,7 @@ void py_rbm_gibbs(const Array<T>& weights, const Array<T>& visible_bias, const A
                    (clamp && clamp->size() == visible_in.size()) ? rbm.n_visible : 0, rows, steps, {seed, offset},
                    binary_products};
   run_released([&] {
-    rbm_gibbs<T>(p);
+    gibbs<T>(p);
   });
 }
 
@@ -578,7 +578,7 @@ template <typename T> void bind_dtype(py::module_& m) {
         py::arg("from_logits"), py::arg("seed"), py::arg("offset"));
   m.def("sample_gaussian", &py_sample_gaussian<T>, nc("mean"), opt("bias"), opt("stddev"), py::arg("stddev_scalar"),
         nc("out"), py::arg("seed"), py::arg("offset"));
-  m.def("rbm_gibbs", &py_rbm_gibbs<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("visible_in"),
+  m.def("rbm_gibbs", &py_gibbs<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("visible_in"),
         nc("visible_out"), opt("hidden_probs_out"), opt("clamp"), py::arg("steps"), py::arg("seed"),
         py::arg("offset"), py::arg("binary_products") = true);
   m.def("rbm_train_batches", &py_rbm_train_batches<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"),
@@ -636,13 +636,14 @@ void bind_elbo(py::module_& m);  // csrc/elbo.cpp
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastgen CPU kernels (private: call fastgen.ops, which validates its input)";
-  m.def("set_blas", [](const py::capsule& s, const py::capsule& d) { set_blas(capsule_pointer(s), capsule_pointer(d)); });
+  m.def("set_blas", [](const py::capsule& s, const py::capsule& d) { set_blas(capsule_pointer(s), capsule_pointer(d)); },
+        py::arg("sgemm"), py::arg("dgemm"));
   m.def("blas_ready", &blas_ready);
   m.def("philox4x32_10", [](std::array<uint32_t, 4> ctr, std::array<uint32_t, 2> key) {
     fastgen::Philox4 c{{ctr[0], ctr[1], ctr[2], ctr[3]}};
     const fastgen::Philox4 r = fastgen::philox4x32_10(c, key[0], key[1]);
     return std::array<uint32_t, 4>{r.v[0], r.v[1], r.v[2], r.v[3]};
-  });
+  }, py::arg("counter"), py::arg("key"));
   m.def("set_binary_max_density", &set_binary_max_density, py::arg("density"));
   m.def("binary_max_density", &binary_max_density);
   m.def("set_binary_tables", &set_binary_tables, py::arg("enabled"));

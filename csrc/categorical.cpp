@@ -19,8 +19,7 @@ namespace {
 
 // Rows of up to this many columns are drawn in blocks of whole rows: one Philox fill for the
 // block, then per row a vectorised pass computing every column's key into a buffer and a scalar
-// argmax over it. (The keys cost two logarithms each; computed one column at a time inside the
-// argmax scan they were not vectorised and made the draw slower than torch.multinomial.)
+// argmax over it. (The keys cost two logarithms each, which only a separate pass vectorises.)
 constexpr int64_t kBlockWords = kChunk;
 
 // The lowest column holding the largest key: a vectorised max, then a scan for its first

@@ -20,12 +20,9 @@ namespace cpu {
 
 namespace {
 
-// Chunk sizes, measured on the DCGAN generator's layers (2-core EPYC, batch 128, float32). Images
-// of at least kDirectMinPixels pixels get a GEMM each and a chunk each: at 16x16 input, chunks of
-// 1 image ran in 60 ms, of 4 in 71 ms, of 16 in 82 ms (cols out of L2). Smaller images are packed
-// kPackedColumns pixels per GEMM: at 4x4 input, 256 columns ran in 81 ms and 512 in 65 ms (each
-// GEMM repacks the whole weight, so narrow GEMMs pay that more often); at 8x8, 256-1024 columns
-// were within noise.
+// Chunk sizes. Images of at least kDirectMinPixels pixels get a GEMM each and a chunk each, so
+// that a chunk's cols stay in L2; smaller images are packed kPackedColumns pixels per GEMM,
+// because each GEMM repacks the whole weight (docs/performance.md, "transposed convolution").
 constexpr int64_t kDirectMinPixels = 128;
 constexpr int64_t kPackedColumns = 512;
 

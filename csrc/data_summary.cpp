@@ -1,8 +1,8 @@
 // The estimators' checks of a data matrix in one pass: whether every value is finite, the range
 // (for the warning about values outside [0, 1]) and the column sums (the base rates AIS starts
 // from). NumPy needs four passes for the same (the finiteness check, min, max, sum over axis 0),
-// each on one thread; on the 10,000 x 784 MNIST of the benchmark they took about 7 ms of a
-// 160-200 ms PCD epoch.
+// each on one thread, a visible share of a short training run (docs/performance.md, "data
+// summary").
 #include <algorithm>
 #include <limits>
 #include <vector>

@@ -202,8 +202,8 @@ template <typename T> struct GibbsParams {
   RandomStream stream;    // consumes 2 offsets per step: h then v
   bool binary_products = true;  // products with sampled (0/1) states go to binary_matmul when it pays
 };
-// k steps of block Gibbs sampling v -> h -> v, whole loop in compiled code.
-template <typename T> void rbm_gibbs(const GibbsParams<T>& p);
+// gibbs.cpp: k steps of block Gibbs sampling v -> h -> v, whole loop in compiled code.
+template <typename T> void gibbs(const GibbsParams<T>& p);
 
 template <typename T> struct TrainParams {
   RBMWeights<T> rbm;
@@ -229,17 +229,15 @@ template <typename T> struct TrainParams {
 //   dW = <h v^T>_data - <h v^T>_model, both means over their own rows.
 template <typename T> void rbm_train_batches(const TrainParams<T>& p);
 
-// rbm_binary.cpp: the same two loops with binary_matmul for the products whose operand is 0/1;
-// rbm_gibbs and rbm_train_batches hand over to these when p.binary_products is set.
-template <typename T> void rbm_gibbs_binary(const GibbsParams<T>& p);
+// rbm_binary.cpp: the same loop with binary_matmul for the products whose operand is 0/1;
+// rbm_train_batches hands over to it when p.binary_products is set.
 template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p);
 
 // rbm_sliced.cpp: the training loop for small batches, one parallel region per pass with the
 // hidden units split among the threads; rbm_train_batches hands over to it (when
 // p.binary_products and p.hidden_slices are set, and binary_max_density() > 0) for batches of at
-// most kSlicedMaxRows rows of data and chains together. Measured against rbm_train_batches_binary (2 threads, in-process
-// pairs, median time ratio): binarized MNIST 784 x 500 float32 PCD-1, batch 10: 0.73, 20: 0.81,
-// 32: 0.78, 50: 0.92, 100: 1.45; scikit-learn's digits defaults (batch 10, float64): 0.66.
+// most kSlicedMaxRows rows of data and chains together: above that the per-product loop wins
+// (docs/performance.md, "sliced training").
 constexpr int64_t kSlicedMaxRows = 64;
 template <typename T> void rbm_train_batches_sliced(const TrainParams<T>& p);
 

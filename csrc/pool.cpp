@@ -2,10 +2,11 @@
 // passes, over [planes, H, W] images (planes = batch * channels, each plane contiguous).
 // Indices are flat positions h * W + w inside the input plane of the pooling (the layout
 // torch's max_pool2d(return_indices=True) uses), so unpooling puts each value back in place.
+// The max-pool window scan is fastgen/pool.h, shared with kernels/pool.cu.
 #include <algorithm>
-#include <limits>
 
 #include "fastgen.h"
+#include "fastgen/pool.h"
 #include "philox_cpu.h"  // kParallelMinElements
 
 namespace fastgen {
@@ -18,24 +19,12 @@ template <typename T> void max_pool2d_forward(const PoolGeometry& p, const T* in
     const T* x = in + plane * in_plane;
     for (int64_t oh = 0; oh < p.out_h; ++oh) {
       const int64_t h0 = oh * p.stride_h - p.pad_h;
-      const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min<int64_t>(h0 + p.kernel_h, p.in_h);
       for (int64_t ow = 0; ow < p.out_w; ++ow) {
-        const int64_t w0 = ow * p.stride_w - p.pad_w;
-        const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min<int64_t>(w0 + p.kernel_w, p.in_w);
-        // The first maximum in row-major window order wins a tie; padding never does.
-        T best = -std::numeric_limits<T>::infinity();
-        int64_t where = h_begin * p.in_w + w_begin;
-        for (int64_t h = h_begin; h < h_end; ++h)
-          for (int64_t w = w_begin; w < w_end; ++w) {
-            const T v = x[h * p.in_w + w];
-            if (v > best) {
-              best = v;
-              where = h * p.in_w + w;
-            }
-          }
+        const PoolMax<T> best = max_pool_window(x, p.in_h, p.in_w, h0, ow * p.stride_w - p.pad_w, p.kernel_h,
+                                                p.kernel_w);
         const int64_t o = plane * out_plane + oh * p.out_w + ow;
-        out[o] = best;
-        indices[o] = where;
+        out[o] = best.value;
+        indices[o] = best.index;
       }
     }
   }

@@ -1,5 +1,5 @@
-// Bernoulli-Bernoulli RBM loops on the CPU: block Gibbs chains, CD-k / PCD-k epochs and the
-// exact pseudo-likelihood. GEMMs go to BLAS; what surrounds them (bias, sigmoid, sampling,
+// Bernoulli-Bernoulli RBM loops on the CPU: CD-k / PCD-k epochs and the exact
+// pseudo-likelihood (the Gibbs chain is gibbs.cpp). GEMMs go to BLAS; what surrounds them (bias, sigmoid, sampling,
 // statistics, parameter update) is fused here, and the per-batch loop never returns to Python,
 // which is what makes scikit-learn's batch_size=10 fast.
 #include <algorithm>
@@ -16,25 +16,14 @@ namespace {
 
 using rbm_detail::at;
 using rbm_detail::column_sums;
+using rbm_detail::sample_states_rows;
 using rbm_detail::scale;
-
-// In place: x[r, :] = sigmoid(x[r, :] + bias) (probabilities only, no draw).
-template <typename T> void sigmoid_rows(T* x, int64_t rows, int64_t cols, const T* bias) {
-  BernoulliParams<T> p{x, bias, x, nullptr, rows, cols, cols, cols, 0, true, RandomStream{0, 0}};
-  sample_bernoulli(p);
-}
+using rbm_detail::sigmoid_rows;
 
 // probs[r, :] = sigmoid(pre[r, :] + bias) and states ~ Bernoulli(probs), fused.
 template <typename T>
 void sigmoid_sample_rows(T* pre_to_probs, T* states, int64_t rows, int64_t cols, const T* bias, RandomStream s) {
   BernoulliParams<T> p{pre_to_probs, bias, pre_to_probs, states, rows, cols, cols, cols, cols, true, s};
-  sample_bernoulli(p);
-}
-
-// states ~ Bernoulli(sigmoid(pre + bias)) without keeping the probabilities.
-template <typename T>
-void sample_states_rows(const T* pre, T* states, int64_t rows, int64_t cols, const T* bias, RandomStream s) {
-  BernoulliParams<T> p{pre, bias, nullptr, states, rows, cols, cols, cols, cols, true, s};
   sample_bernoulli(p);
 }
 
@@ -62,38 +51,6 @@ void sgd_momentum_update(T* param, T* velocity, const T* grad, int64_t n, T lr, 
     const T v = momentum * velocity[i] + lr * (grad[i] - weight_decay * param[i]);
     velocity[i] = v;
     param[i] += v;
-  }
-}
-
-template <typename T> void rbm_gibbs(const GibbsParams<T>& p) {
-  if (p.binary_products) return rbm_gibbs_binary(p);
-  const int64_t n = p.rows, nv = p.rbm.n_visible, nh = p.rbm.n_hidden;
-  if (n == 0) return;
-  if (p.visible_out != p.visible_in) std::copy(p.visible_in, p.visible_in + n * nv, p.visible_out);
-  std::vector<T> hidden(n * nh), visible(n * nv);
-  T* v = p.visible_out;
-  for (int step = 0; step < p.steps; ++step) {
-    gemm<T>(false, true, n, nh, nv, T(1), v, nv, p.rbm.weights, nv, T(0), hidden.data(), nh);
-    sample_states_rows(hidden.data(), hidden.data(), n, nh, p.rbm.hidden_bias, at(p.stream, 2 * step));
-    gemm<T>(false, false, n, nv, nh, T(1), hidden.data(), nh, p.rbm.weights, nv, T(0), visible.data(), nv);
-    if (p.clamp == nullptr) {
-      sample_states_rows(visible.data(), v, n, nv, p.rbm.visible_bias, at(p.stream, 2 * step + 1));
-      continue;
-    }
-    sample_states_rows(visible.data(), visible.data(), n, nv, p.rbm.visible_bias, at(p.stream, 2 * step + 1));
-    // Clamped units keep their given value: v_out starts as a copy of v_in and is never
-    // overwritten there, which also makes v_out == v_in (in place) safe.
-    for (int64_t r = 0; r < n; ++r) {
-      const uint8_t* mask = p.clamp + r * p.clamp_stride;
-      T* vr = v + r * nv;
-      const T* sr = visible.data() + r * nv;
-#pragma omp simd
-      for (int64_t c = 0; c < nv; ++c) vr[c] = mask[c] ? vr[c] : sr[c];
-    }
-  }
-  if (p.hidden_probs_out != nullptr) {
-    gemm<T>(false, true, n, nh, nv, T(1), v, nv, p.rbm.weights, nv, T(0), p.hidden_probs_out, nh);
-    sigmoid_rows(p.hidden_probs_out, n, nh, p.rbm.hidden_bias);
   }
 }
 
@@ -207,7 +164,6 @@ void rbm_pseudo_likelihood(const RBMWeights<T>& rbm, const T* visible, const T* 
 }
 
 #define FASTGEN_INSTANTIATE(T)                                                                  \
-  template void rbm_gibbs<T>(const GibbsParams<T>&);                                            \
   template void rbm_train_batches<T>(const TrainParams<T>&);                                    \
   template void rbm_pseudo_likelihood<T>(const RBMWeights<T>&, const T*, const T*, T*, int64_t); \
   template void sgd_momentum_update<T>(T*, T*, const T*, int64_t, T, T, T);

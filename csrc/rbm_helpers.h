@@ -1,5 +1,5 @@
-// Small pieces shared by the RBM loops of rbm.cpp (BLAS products), rbm_binary.cpp (binary
-// products) and ais.cpp. Internal to csrc/.
+// Small pieces shared by the RBM loops of gibbs.cpp (the Gibbs chain), rbm.cpp (BLAS products),
+// rbm_binary.cpp (binary products) and ais.cpp. Internal to csrc/.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -21,6 +21,19 @@ namespace cpu {
 namespace rbm_detail {
 
 inline RandomStream at(RandomStream s, uint64_t extra) { return RandomStream{s.seed, s.offset + extra}; }
+
+// In place: x[r, :] = sigmoid(x[r, :] + bias) (probabilities only, no draw).
+template <typename T> void sigmoid_rows(T* x, int64_t rows, int64_t cols, const T* bias) {
+  BernoulliParams<T> p{x, bias, x, nullptr, rows, cols, cols, cols, 0, true, RandomStream{0, 0}};
+  sample_bernoulli(p);
+}
+
+// states ~ Bernoulli(sigmoid(pre + bias)) without keeping the probabilities.
+template <typename T>
+void sample_states_rows(const T* pre, T* states, int64_t rows, int64_t cols, const T* bias, RandomStream s) {
+  BernoulliParams<T> p{pre, bias, nullptr, states, rows, cols, cols, cols, cols, true, s};
+  sample_bernoulli(p);
+}
 
 // What the CD/PCD loops (rbm.cpp, rbm_binary.cpp, rbm_sliced.cpp) size their buffers and the
 // stream by, defined once so that every loop draws the same numbers: data rows per batch at

@@ -86,9 +86,7 @@ void rows_times_matrix(const int32_t* indices, const T* values, const int32_t* c
 // The barrier between a Gibbs step's h @ W parts and their sum. It spins (pause, then yield)
 // and never sleeps: an OpenMP barrier spins for GOMP_SPINCOUNT (5,000 as fastgen sets it) and then
 // sleeps in the kernel, and a wait that outlasts it (the other thread briefly preempted on these
-// shared machines) then costs a wake-up as well. Scenario B, 11 runs each: medians 0.058-0.110 s
-// with OpenMP's barrier at the default spin count, 0.058 s with OMP_WAIT_POLICY=active, 0.122 s
-// with passive.
+// shared machines) then costs a wake-up as well (docs/performance.md, "spin barrier").
 class SpinBarrier {
  public:
   void reset(int threads) { threads_ = threads; }
@@ -177,7 +175,7 @@ template <typename T> void rbm_train_batches_sliced(const TrainParams<T>& p) {
     // This thread's panel: hidden units [j0, j1) and everything indexed by them, at local column
     // j - j0, in memory of its own. Had the threads kept their columns of shared [nv, nh] arrays,
     // the hardware prefetchers would pull the neighbour's half of every row into the wrong core,
-    // where the neighbour's next write has to take it back (two threads ran at 1.25x one).
+    // where the neighbour's next write has to take it back.
     const int64_t ldp = padded_stride<T>(width);
     AlignedVector<T> Wp, WTp, VTp, hidden, chains, hidden_bias, hidden_velocity, chain_values;
     AlignedVector<int32_t> chain_indices, chain_counts;

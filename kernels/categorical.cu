@@ -22,7 +22,7 @@
 // Each piece of per-thread work is a host+device function so that tests/cuda/harness_categorical.cu
 // replays the kernel's loops on the CPU and compares the draws with fastgen._C bitwise.
 #include "fastgen/categorical.h"
-#include "fastgen/gpu_params_categorical.h"
+#include "fastgen/params/categorical.h"
 #include "fastgen/philox.h"
 #include "fastgen/sampling.h"
 

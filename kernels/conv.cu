@@ -2,7 +2,7 @@
 // the bias and the activation fused), the backward's im2col (gradient -> cols) and the
 // activation's backward. The GEMMs around them (cols = W^T X forward; W cols and X cols^T
 // backward) are cuBLAS calls made by the caller. Formulas of the activations:
-// fastgen/activation.h; parameter struct: fastgen/gpu_params_vae.h. Each thread's work is a
+// fastgen/activation.h; parameter structs: fastgen/params/conv.h. Each thread's work is a
 // host+device `*_unit` function, replayed on the CPU by tests/cuda/harness_vae.cu.
 //
 // Layouts: x [batch, in_c, in_h, in_w]; cols [out_c kh kw, batch in_h in_w] (row
@@ -14,7 +14,8 @@
 // pixel -- so with the same cols the outputs are bitwise equal (cols themselves come from
 // different GEMMs); im2col moves values; the activation backward is element-wise.
 #include "fastgen/activation.h"
-#include "fastgen/gpu_params_vae.h"
+#include "fastgen/grid.h"
+#include "fastgen/params/conv.h"
 
 namespace fastgen {
 namespace gpu {
@@ -74,24 +75,19 @@ template <typename T> FG_HD void activation_backward_unit(const ActivationBackwa
 }  // namespace fastgen
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-#define FG_FLAT_LOOP(i, count)                                                                \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (count);  \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-
 #define FG_CONV_KERNELS(T, SUFFIX)                                                                          \
   extern "C" __global__ void fg_conv_transpose2d_output_##SUFFIX(const fastgen::gpu::ConvTransposeGpuParams p) { \
-    FG_FLAT_LOOP(o, p.batch * p.out_c * p.out_h * p.out_w) fastgen::gpu::conv_transpose_output_unit<T>(p, o); \
+    FG_GRID_STRIDE_LOOP(o, p.batch * p.out_c * p.out_h * p.out_w) fastgen::gpu::conv_transpose_output_unit<T>(p, o); \
   }                                                                                                         \
   extern "C" __global__ void fg_conv_transpose2d_im2col_##SUFFIX(const fastgen::gpu::ConvTransposeGpuParams p) { \
-    FG_FLAT_LOOP(e, p.out_c * p.kernel_h * p.kernel_w * p.batch * p.in_h * p.in_w)                         \
+    FG_GRID_STRIDE_LOOP(e, p.out_c * p.kernel_h * p.kernel_w * p.batch * p.in_h * p.in_w)                         \
       fastgen::gpu::conv_transpose_im2col_unit<T>(p, e);                                                    \
   }                                                                                                         \
   extern "C" __global__ void fg_activation_backward_##SUFFIX(const fastgen::gpu::ActivationBackwardGpuParams p) { \
-    FG_FLAT_LOOP(i, p.n) fastgen::gpu::activation_backward_unit<T>(p, i);                                   \
+    FG_GRID_STRIDE_LOOP(i, p.n) fastgen::gpu::activation_backward_unit<T>(p, i);                                   \
   }
 
 FG_CONV_KERNELS(float, f32)
 FG_CONV_KERNELS(double, f64)
 #undef FG_CONV_KERNELS
-#undef FG_FLAT_LOOP
 #endif

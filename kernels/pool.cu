@@ -2,45 +2,31 @@
 // scatter (max unpooling; max pooling's backward) and gather (max unpooling's backward), average
 // unpooling and its adjoint. Images are [planes, H, W], planes = batch * channels, each plane
 // contiguous; indices are int64 flat positions h * W + w in the input plane of the pooling.
-// Parameter structs: fastgen/gpu_params_vae.h. Each thread's work is a host+device `*_unit`
-// function, replayed on the CPU by tests/cuda/harness_vae.cu.
+// Parameter structs: fastgen/params/pool.h; the window scan: fastgen/pool.h (shared with the
+// CPU). Each thread's work is a host+device `*_unit` function, replayed on the CPU by
+// tests/cuda/harness_vae.cu.
 //
 // Bitwise agreement with the CPU: max pooling compares only (same window order: the first
 // maximum wins, padding never does), gather and the unpooling copies move values, the average
 // unpooling adjoint sums its block in the CPU's (row, column) order, and the accumulating
 // scatter runs each plane serially in the CPU's order (see pool_scatter_add_plane).
-#include "fastgen/gpu_params_vae.h"
+#include "fastgen/grid.h"
+#include "fastgen/params/pool.h"
+#include "fastgen/pool.h"
 
 namespace fastgen {
 namespace gpu {
-
-// -infinity from its bits (NVRTC has no <limits>).
-FG_HD float neg_infinity(float) { return bits_as_float(0xff800000u); }
-FG_HD double neg_infinity(double) { return bits_as_double(0xfff0000000000000ull); }
 
 // Output element o = (plane, oh, ow) of max pooling.
 template <typename T> FG_HD void max_pool_unit(const MaxPoolGpuParams& p, int64_t o) {
   const int64_t out_plane = p.out_h * p.out_w;
   const int64_t plane = o / out_plane, rest = o - plane * out_plane;
   const int64_t oh = rest / p.out_w, ow = rest - oh * p.out_w;
-  const T* x = static_cast<const T*>(p.in) + plane * p.in_h * p.in_w;
-  const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
-  const int64_t h_begin = h0 > 0 ? h0 : 0, w_begin = w0 > 0 ? w0 : 0;
-  const int64_t h_end = h0 + p.kernel_h < p.in_h ? h0 + p.kernel_h : p.in_h;
-  const int64_t w_end = w0 + p.kernel_w < p.in_w ? w0 + p.kernel_w : p.in_w;
-  // -inf as the CPU's -numeric_limits<T>::infinity(); a window of NaNs keeps it, as there
-  T best = neg_infinity(T());
-  int64_t where = h_begin * p.in_w + w_begin;
-  for (int64_t h = h_begin; h < h_end; ++h)
-    for (int64_t w = w_begin; w < w_end; ++w) {
-      const T v = x[h * p.in_w + w];
-      if (v > best) {
-        best = v;
-        where = h * p.in_w + w;
-      }
-    }
-  static_cast<T*>(p.out)[o] = best;
-  p.indices[o] = where;
+  const PoolMax<T> best = max_pool_window(static_cast<const T*>(p.in) + plane * p.in_h * p.in_w, p.in_h, p.in_w,
+                                          oh * p.stride_h - p.pad_h, ow * p.stride_w - p.pad_w, p.kernel_h,
+                                          p.kernel_w);
+  static_cast<T*>(p.out)[o] = best.value;
+  p.indices[o] = best.index;
 }
 
 // Assigning scatter (max unpooling), element i of src: dst must be zeroed first. Indices that
@@ -92,32 +78,27 @@ template <typename T> FG_HD void avg_unpool_backward_unit(const AvgUnpoolGpuPara
 }  // namespace fastgen
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-#define FG_FLAT_LOOP(i, count)                                                                \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (count);  \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-
 #define FG_POOL_KERNELS(T, SUFFIX)                                                                        \
   extern "C" __global__ void fg_max_pool2d_##SUFFIX(const fastgen::gpu::MaxPoolGpuParams p) {             \
-    FG_FLAT_LOOP(o, p.planes * p.out_h * p.out_w) fastgen::gpu::max_pool_unit<T>(p, o);                   \
+    FG_GRID_STRIDE_LOOP(o, p.planes * p.out_h * p.out_w) fastgen::gpu::max_pool_unit<T>(p, o);                   \
   }                                                                                                       \
   extern "C" __global__ void fg_scatter_assign_##SUFFIX(const fastgen::gpu::PlanesGpuParams p) {          \
-    FG_FLAT_LOOP(i, p.planes * p.src_plane) fastgen::gpu::scatter_assign_unit<T>(p, i);                   \
+    FG_GRID_STRIDE_LOOP(i, p.planes * p.src_plane) fastgen::gpu::scatter_assign_unit<T>(p, i);                   \
   }                                                                                                       \
   extern "C" __global__ void fg_scatter_add_##SUFFIX(const fastgen::gpu::PlanesGpuParams p) {             \
-    FG_FLAT_LOOP(plane, p.planes) fastgen::gpu::scatter_add_plane<T>(p, plane);                           \
+    FG_GRID_STRIDE_LOOP(plane, p.planes) fastgen::gpu::scatter_add_plane<T>(p, plane);                           \
   }                                                                                                       \
   extern "C" __global__ void fg_gather_planes_##SUFFIX(const fastgen::gpu::PlanesGpuParams p) {           \
-    FG_FLAT_LOOP(i, p.planes * p.dst_plane) fastgen::gpu::gather_unit<T>(p, i);                           \
+    FG_GRID_STRIDE_LOOP(i, p.planes * p.dst_plane) fastgen::gpu::gather_unit<T>(p, i);                           \
   }                                                                                                       \
   extern "C" __global__ void fg_avg_unpool2d_##SUFFIX(const fastgen::gpu::AvgUnpoolGpuParams p) {         \
-    FG_FLAT_LOOP(o, p.planes * p.h * p.kernel_h * p.w * p.kernel_w) fastgen::gpu::avg_unpool_unit<T>(p, o); \
+    FG_GRID_STRIDE_LOOP(o, p.planes * p.h * p.kernel_h * p.w * p.kernel_w) fastgen::gpu::avg_unpool_unit<T>(p, o); \
   }                                                                                                       \
   extern "C" __global__ void fg_avg_unpool2d_backward_##SUFFIX(const fastgen::gpu::AvgUnpoolGpuParams p) { \
-    FG_FLAT_LOOP(o, p.planes * p.h * p.w) fastgen::gpu::avg_unpool_backward_unit<T>(p, o);                \
+    FG_GRID_STRIDE_LOOP(o, p.planes * p.h * p.w) fastgen::gpu::avg_unpool_backward_unit<T>(p, o);                \
   }
 
 FG_POOL_KERNELS(float, f32)
 FG_POOL_KERNELS(double, f64)
 #undef FG_POOL_KERNELS
-#undef FG_FLAT_LOOP
 #endif

@@ -1,14 +1,17 @@
 // CUDA sampling kernels: raw Philox words, uniforms, normals, the fused bias + sigmoid +
-// Bernoulli draw and the Gaussian draw. Compiled at run time by NVRTC through CuPy
-// (fastgen/_cuda.py) with -I kernels/include and --fmad=false, and checked with nvcc in the
+// Bernoulli draw and the Gaussian draw, and the write of a stream buffer that replayed CUDA
+// graphs read their offset from. Compiled at run time by NVRTC through CuPy
+// (fastgen/_native/cuda_sampling.py) with -I kernels/include and --fmad=false, and checked with nvcc in the
 // test suite.
 //
 // Work split: thread t owns Philox block t, i.e. flat elements 4t .. 4t+3 of the call, so one
 // Philox4x32-10 evaluation feeds four elements, as in csrc/ (element i reads lane i % 4 of block
 // i / 4). Each block's work is a host+device function (`*_block`) so that a host program can run
 // the very same code on the CPU (tests/cuda/harness.cu) and check it bitwise against fastgen._C.
-#include "fastgen/gpu_params.h"
+#include "fastgen/grid.h"
 #include "fastgen/math.h"
+#include "fastgen/params/sampling.h"
+#include "fastgen/params/stream.h"
 #include "fastgen/philox.h"
 #include "fastgen/sampling.h"
 
@@ -101,28 +104,35 @@ FG_HD int64_t blocks_for(int64_t n) { return (n + 3) / 4; }
 }  // namespace fastgen
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-// Grid-stride loops over Philox blocks: any grid size is correct, the host picks one that fills
-// the device.
-#define FG_BLOCK_LOOP(count)                                                                  \
-  for (int64_t block = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;           \
-       block < (count); block += static_cast<int64_t>(gridDim.x) * blockDim.x)
-
-extern "C" __global__ void fg_fill_bits(const fastgen::gpu::FillParams p) {
-  FG_BLOCK_LOOP(fastgen::gpu::blocks_for(p.n)) fastgen::gpu::fill_bits_block(p, block);
+// {seed, offset} into a graph's stream buffer, ordered on the stream like the launches that read it.
+extern "C" __global__ void fg_set_stream(const fastgen::gpu::SetStreamParams p) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    p.rng[0] = p.seed;
+    p.rng[1] = p.offset;
+  }
 }
 
-#define FG_SAMPLING_KERNELS(T, SUFFIX)                                                        \
-  extern "C" __global__ void fg_fill_uniform_##SUFFIX(const fastgen::gpu::FillParams p) {     \
-    FG_BLOCK_LOOP(fastgen::gpu::blocks_for(p.n)) fastgen::gpu::fill_uniform_block<T>(p, block); \
-  }                                                                                           \
-  extern "C" __global__ void fg_fill_normal_##SUFFIX(const fastgen::gpu::FillParams p) {      \
-    FG_BLOCK_LOOP(fastgen::gpu::blocks_for(p.n)) fastgen::gpu::fill_normal_block<T>(p, block); \
-  }                                                                                           \
-  extern "C" __global__ void fg_bernoulli_##SUFFIX(const fastgen::gpu::BernoulliGpuParams p) { \
-    FG_BLOCK_LOOP(fastgen::gpu::blocks_for(p.rows * p.cols)) fastgen::gpu::bernoulli_block<T>(p, block); \
-  }                                                                                           \
-  extern "C" __global__ void fg_gaussian_##SUFFIX(const fastgen::gpu::GaussianGpuParams p) {  \
-    FG_BLOCK_LOOP(fastgen::gpu::blocks_for(p.rows * p.cols)) fastgen::gpu::gaussian_block<T>(p, block); \
+// Grid-stride loops over Philox blocks (thread t owns block t, t + grid size, ...).
+extern "C" __global__ void fg_fill_bits(const fastgen::gpu::FillParams p) {
+  FG_GRID_STRIDE_LOOP(block, fastgen::gpu::blocks_for(p.n)) fastgen::gpu::fill_bits_block(p, block);
+}
+
+#define FG_SAMPLING_KERNELS(T, SUFFIX)                                                            \
+  extern "C" __global__ void fg_fill_uniform_##SUFFIX(const fastgen::gpu::FillParams p) {         \
+    FG_GRID_STRIDE_LOOP(block, fastgen::gpu::blocks_for(p.n))                                     \
+    fastgen::gpu::fill_uniform_block<T>(p, block);                                                \
+  }                                                                                               \
+  extern "C" __global__ void fg_fill_normal_##SUFFIX(const fastgen::gpu::FillParams p) {          \
+    FG_GRID_STRIDE_LOOP(block, fastgen::gpu::blocks_for(p.n))                                     \
+    fastgen::gpu::fill_normal_block<T>(p, block);                                                 \
+  }                                                                                               \
+  extern "C" __global__ void fg_bernoulli_##SUFFIX(const fastgen::gpu::BernoulliGpuParams p) {    \
+    FG_GRID_STRIDE_LOOP(block, fastgen::gpu::blocks_for(p.rows * p.cols))                         \
+    fastgen::gpu::bernoulli_block<T>(p, block);                                                   \
+  }                                                                                               \
+  extern "C" __global__ void fg_gaussian_##SUFFIX(const fastgen::gpu::GaussianGpuParams p) {      \
+    FG_GRID_STRIDE_LOOP(block, fastgen::gpu::blocks_for(p.rows * p.cols))                         \
+    fastgen::gpu::gaussian_block<T>(p, block);                                                    \
   }
 
 FG_SAMPLING_KERNELS(float, f32)

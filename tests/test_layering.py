@@ -9,7 +9,6 @@ source texts so that the tests below can also show that each rule fires.
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
@@ -165,22 +164,8 @@ def package_sources() -> dict[str, tuple[bool, str]]:
             for path in sorted(PACKAGE_ROOT.rglob("*.py"))}
 
 
-# Violations being removed by issue 25's restructuring, each without its line number; this set
-# only shrinks, and the test fails on any violation not in it.
-KNOWN_VIOLATIONS: set[str] = {
-    'fastgen._native.cuda_categorical uses fastgen._native.cuda._CODES, private to fastgen._native.cuda',
-    'fastgen._native.cuda_categorical uses fastgen._native.cuda._STREAM, private to fastgen._native.cuda',
-    'fastgen._native.cuda_categorical uses fastgen._native.cuda._device, private to fastgen._native.cuda',
-    'fastgen._native.cuda_categorical uses fastgen._native.cuda._sm_count, private to fastgen._native.cuda',
-    'fastgen._native.cuda_vae uses fastgen._native.cuda._CODES, private to fastgen._native.cuda',
-    'fastgen._native.cuda_vae uses fastgen._native.cuda._STREAM, private to fastgen._native.cuda',
-    'fastgen._native.cuda_vae uses fastgen._native.cuda._device, private to fastgen._native.cuda',
-    'fastgen._native.cuda_vae uses fastgen._native.cuda._sm_count, private to fastgen._native.cuda',
-}
-
-
 def test_the_package_respects_its_layering():
-    problems = [p for p in layering_violations(package_sources()) if re.sub(r":\d+ ", " ", p) not in KNOWN_VIOLATIONS]
+    problems = layering_violations(package_sources())
     assert not problems, "layering violations:\n" + "\n".join(problems)
 
 

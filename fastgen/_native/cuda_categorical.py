@@ -1,10 +1,10 @@
-"""CUDA launch wrapper of the fused categorical sampler, kernels/categorical.cu (the CPU's
+"""CUDA launcher of the fused categorical sampler, kernels/categorical.cu (the CPU's
 csrc/categorical.cpp on the device, bitwise the same draws for the same seed and offset).
 
-Like :mod:`fastgen._cuda_vae`, this reuses :mod:`fastgen._cuda`'s module cache, launch and
-availability checks, is never imported by ``import fastgen``, takes CuPy arrays the ops have
-validated, and launches on CuPy's current stream (the caller's: torch's current stream for
-torch tensors).
+Like the other launcher modules, this uses :mod:`fastgen._native.cuda_runtime`'s module cache,
+launch and availability checks, is never imported by ``import fastgen``, takes CuPy arrays the
+ops have validated, and launches on CuPy's current stream (the caller's: torch's current stream
+for torch tensors).
 
 Launch shape: one warp per row, four warps per block, grid-stride over the rows. Rows are
 usually short (a token vocabulary of a few dozen) and many; a long row is still one warp,
@@ -12,24 +12,17 @@ whose lanes stride over its Philox blocks.
 """
 from __future__ import annotations
 
-import numpy as np
+from .cuda_runtime import (STREAM_FIELDS, current_device, launch, pack_record, row_stride, sm_count, stream_fields,
+                           struct_dtypes, suffix)
 
-from . import cuda as _cuda
-from .cuda import launch, suffix
-
-# ---- parameter struct (kernels/include/fastgen/gpu_params_categorical.h) ----------------------
-# "p" pointer, "i" int64, "d" double; StreamParams spelled out as its three fields.
+# kernels/include/fastgen/params/categorical.h
 STRUCTS = {
     "CategoricalGpuParams": (("logits", "p"), ("out", "p"), ("rows", "i"), ("cols", "i"), ("logits_stride", "i"),
-                             ("temperature", "d"), ("top_k", "i")) + _cuda._STREAM,
+                             ("temperature", "d"), ("top_k", "i")) + STREAM_FIELDS,
 }
-DTYPES = {name: np.dtype([(f, _cuda._CODES[c]) for f, c in fields]) for name, fields in STRUCTS.items()}
+DTYPES = struct_dtypes(STRUCTS)
 
-_ROWS_PER_BLOCK = 4
-
-
-def _pack(**values) -> np.ndarray:
-    return _cuda.pack_record(DTYPES["CategoricalGpuParams"], **values)
+ROWS_PER_BLOCK = 4
 
 
 def sample_categorical(logits, out, *, temperature: float, top_k: int, seed: int, offset: int) -> None:
@@ -39,9 +32,9 @@ def sample_categorical(logits, out, *, temperature: float, top_k: int, seed: int
     rows, cols = logits.shape
     if rows == 0:
         return
-    params = _pack(logits=logits, out=out, rows=rows, cols=cols,
-                   logits_stride=int(logits.strides[0] // logits.itemsize), temperature=float(temperature),
-                   top_k=int(top_k), **_cuda.stream_fields(seed, offset))
-    grid = max(1, min(-(-rows // _ROWS_PER_BLOCK), _cuda._sm_count(_cuda._device()) * 16))
+    params = pack_record(DTYPES["CategoricalGpuParams"], logits=logits, out=out, rows=rows, cols=cols,
+                         logits_stride=row_stride(logits), temperature=float(temperature), top_k=int(top_k),
+                         **stream_fields(seed, offset))
+    grid = max(1, min(-(-rows // ROWS_PER_BLOCK), sm_count(current_device()) * 16))
     launch("categorical", f"fg_sample_categorical_{suffix(logits.dtype)}", rows, params,
-           block=32 * _ROWS_PER_BLOCK, grid=grid)
+           block=32 * ROWS_PER_BLOCK, grid=grid)

@@ -19,7 +19,8 @@
 #include <vector>
 
 #include "../../kernels/sampling.cu"
-#include "../../kernels/rbm.cu"
+#include "../../kernels/gibbs.cu"
+#include "../../kernels/cd.cu"
 
 #include "harness_io.h"
 

@@ -1,5 +1,5 @@
 // Host replay of the VAE / pooling / transposed-convolution kernels' per-thread code
-// (kernels/vae.cu, pool.cu, conv.cu), the companion of harness.cu: it includes the .cu files,
+// (kernels/reparam.cu, elbo.cu, pool.cu, conv.cu), the companion of harness.cu: it includes the .cu files,
 // compiled by nvcc, and calls the host+device `*_block` / `*_unit` / `*_partial` functions the
 // kernels' threads call, in plain loops on the CPU. No GPU is touched. Where a kernel reduces
 // across threads (the likelihood rows, the KL of a row) the replay emulates the kernel's shuffle
@@ -19,7 +19,8 @@
 
 #include "../../kernels/conv.cu"
 #include "../../kernels/pool.cu"
-#include "../../kernels/vae.cu"
+#include "../../kernels/reparam.cu"
+#include "../../kernels/elbo.cu"
 
 #include "harness_io.h"
 

@@ -8,7 +8,7 @@ batches, the work on the caller's stream, and the CPU's errors (device mix namin
 arguments, NaN / infinity naming the argument, CuPy missing).
 
 The rest runs anywhere: the CUDA kernels' Python (validation, the one-transfer NaN check,
-:func:`fastgen.ops.conv.forward_cupy` / ``backward_cupy`` and the _cuda_vae glue under them, the
+:func:`fastgen.ops.conv.forward_cupy` / ``backward_cupy`` and the cuda_conv glue under them, the
 ``need_x`` / ``need_bias`` slots, DLPack out) on a NumPy stand-in for CuPy, with the kernel
 launchers replaced by the CPU kernels and cuBLAS by NumPy's matmul, against the CPU op.
 """
@@ -54,9 +54,9 @@ def make(xs, ws, dtype, device="cpu", seed=0, grad=False):
 # ==== anywhere: the CUDA kernels' Python on a NumPy stand-in for CuPy ============================
 @pytest.fixture
 def numpy_backend(monkeypatch):
-    """``import cupy`` gives NumPy, the _cuda_vae launchers run the CPU kernels (same signatures),
+    """``import cupy`` gives NumPy, the cuda_conv launchers run the CPU kernels (same signatures),
     cuBLAS's gemm runs in NumPy, and torch's stream context is a no-op that records its tensor."""
-    from fastgen._native import cuda as _cuda, cuda_vae as _cuda_vae
+    from fastgen._native import cuda as _cuda, cuda_conv as _cuda_conv
 
     shim = types.ModuleType("cupy")
     for name in ("asarray", "empty", "empty_like", "zeros", "zeros_like", "isfinite", "ascontiguousarray",
@@ -80,11 +80,11 @@ def numpy_backend(monkeypatch):
         out[...] = alpha * (op_a @ op_b) + (beta * out if beta else 0)  # cuBLAS ignores out when beta is 0
 
     for fn in (conv_transpose2d_output, conv_transpose2d_im2col, activation_backward):
-        real = getattr(_cuda_vae, fn.__name__)
+        real = getattr(_cuda_conv, fn.__name__)
         assert [p.name for p in inspect.signature(fn).parameters.values()] == \
             [p.name for p in inspect.signature(real).parameters.values()], fn.__name__
-        monkeypatch.setattr(_cuda_vae, fn.__name__, fn)
-    monkeypatch.setattr(_cuda, "gemm", gemm)
+        monkeypatch.setattr(_cuda_conv, fn.__name__, fn)
+    monkeypatch.setattr(_cuda_conv, "gemm", gemm)
     streams = []
 
     @contextlib.contextmanager

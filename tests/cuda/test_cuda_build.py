@@ -27,7 +27,8 @@ CUOBJDUMP = shutil.which("cuobjdump") or next(
 
 
 def test_there_are_kernels_to_check():
-    assert {p.name for p in KERNELS} >= {"sampling.cu", "rbm.cu", "vae.cu", "pool.cu", "conv.cu", "categorical.cu"}
+    assert {p.name for p in KERNELS} >= {"sampling.cu", "gibbs.cu", "cd.cu", "reparam.cu", "elbo.cu", "pool.cu",
+                                         "conv.cu", "categorical.cu"}
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH (CI installs the CUDA toolkit's compiler)")
@@ -73,13 +74,14 @@ def test_kernel_compiles_with_nvrtc(source):
     except Exception as exc:
         pytest.fail(f"NVRTC rejected {source.name}: {exc}\n{nvrtc.getProgramLog(program)}")
     ptx = nvrtc.getPTX(program)
-    names = {"sampling.cu": ["fg_bernoulli_f32", "fg_bernoulli_f64", "fg_gaussian_f32", "fg_fill_bits",
-                             "fg_fill_uniform_f64", "fg_fill_normal_f32"],
-             "rbm.cu": ["fg_apply_velocity_f32", "fg_sgd_update_f64", "fg_set_stream", "fg_gibbs_fused_f32",
-                        "fg_gibbs_fused_f64"],
-             "vae.cu": [f"fg_{k}_{s}" for k in ("reparam_forward", "reparam_backward", "bernoulli_ll",
-                                                "gaussian_ll", "bernoulli_ll_backward", "gaussian_ll_backward",
-                                                "gaussian_ll_backward_logvar") for s in ("f32", "f64")],
+    names = {"sampling.cu": ["fg_set_stream", "fg_bernoulli_f32", "fg_bernoulli_f64", "fg_gaussian_f32",
+                             "fg_fill_bits", "fg_fill_uniform_f64", "fg_fill_normal_f32"],
+             "gibbs.cu": ["fg_gibbs_fused_f32", "fg_gibbs_fused_f64"],
+             "cd.cu": ["fg_apply_velocity_f32", "fg_sgd_update_f64"],
+             "reparam.cu": [f"fg_{k}_{s}" for k in ("reparam_forward", "reparam_backward") for s in ("f32", "f64")],
+             "elbo.cu": [f"fg_{k}_{s}" for k in ("bernoulli_ll", "gaussian_ll", "bernoulli_ll_backward",
+                                                 "gaussian_ll_backward", "gaussian_ll_backward_logvar")
+                         for s in ("f32", "f64")],
              "pool.cu": [f"fg_{k}_{s}" for k in ("max_pool2d", "scatter_assign", "scatter_add", "gather_planes",
                                                  "avg_unpool2d", "avg_unpool2d_backward") for s in ("f32", "f64")],
              "conv.cu": [f"fg_{k}_{s}" for k in ("conv_transpose2d_output", "conv_transpose2d_im2col",
@@ -94,7 +96,7 @@ def test_kernel_dir_is_found_and_has_headers():
     from fastgen._native import cuda as _cuda
 
     assert (_cuda.kernel_dir() / "include" / "fastgen" / "philox.h").is_file()
-    assert {p.name for p in _cuda.kernel_sources()} >= {"sampling.cu", "rbm.cu"}
+    assert {p.name for p in _cuda.kernel_sources()} >= {"sampling.cu", "gibbs.cu"}
     assert any(o.startswith("-I") and o.endswith("include") for o in _cuda.nvrtc_options())
 
 

@@ -1,5 +1,5 @@
 """The VAE / pooling / transposed-convolution kernels' per-thread code run on the CPU (no GPU):
-tests/cuda/harness_vae.cu includes kernels/vae.cu, pool.cu and conv.cu and calls the
+tests/cuda/harness_vae.cu includes kernels/reparam.cu, elbo.cu, pool.cu and conv.cu and calls the
 host+device functions each kernel thread calls, emulating the kernels' shuffle trees where
 threads reduce together. Compared with fastgen._C bitwise wherever the CPU result is
 bitwise-defined: reparameterised z and its backward (same Philox counters), max pooling values

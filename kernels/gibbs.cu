@@ -1,38 +1,14 @@
-// CUDA kernels of the RBM loops that are not GEMMs (those go to cuBLAS from fastgen/_cuda.py):
-// the momentum/weight-decay parameter updates, the stream-offset write that lets a captured CUDA
-// graph replay with a new offset, and a fused multi-step block-Gibbs kernel for RBMs whose
-// weights fit in shared memory. Same headers and the same counter layout as csrc/.
-#include "fastgen/gpu_params.h"
+// CUDA kernel of k-step block-Gibbs sampling for RBMs whose weights fit in shared memory: all k
+// steps of a chain in one thread block (fastgen/_native/cuda_gibbs.py; larger RBMs run the
+// per-step cuBLAS GEMMs and the sampling kernel instead). Same headers and the same counter
+// layout as the CPU's Gibbs chain (csrc/gibbs.cpp). Parameter struct: fastgen/params/gibbs.h.
 #include "fastgen/math.h"
+#include "fastgen/params/gibbs.h"
 #include "fastgen/philox.h"
 #include "fastgen/sampling.h"
 
 namespace fastgen {
 namespace gpu {
-
-// csrc/rbm.cpp apply_velocity: velocity -= decay * param; param += velocity.
-template <typename T> FG_HD void apply_velocity_element(const VelocityParams& p, int64_t i) {
-  T* param = static_cast<T*>(p.param);
-  T* velocity = static_cast<T*>(p.velocity);
-  const T v = velocity[i] - static_cast<T>(p.decay) * param[i];
-  velocity[i] = v;
-  param[i] += v;
-}
-
-// csrc/rbm.cpp sgd_momentum_update, element i.
-template <typename T> FG_HD void sgd_element(const SgdParams& p, int64_t i) {
-  T* param = static_cast<T*>(p.param);
-  const T* grad = static_cast<const T*>(p.grad);
-  const T lr = static_cast<T>(p.lr), wd = static_cast<T>(p.weight_decay);
-  if (p.velocity == nullptr) {
-    param[i] += lr * (grad[i] - wd * param[i]);
-    return;
-  }
-  T* velocity = static_cast<T*>(p.velocity);
-  const T v = static_cast<T>(p.momentum) * velocity[i] + lr * (grad[i] - wd * param[i]);
-  velocity[i] = v;
-  param[i] += v;
-}
 
 // The Bernoulli draw of element `index` of a stream: the uniform is lane index % 4 of Philox
 // block index / 4 (one Philox evaluation per element here: in the fused kernel each thread owns
@@ -76,21 +52,10 @@ FG_HD int64_t fused_shared_elements(int64_t n_visible, int64_t n_hidden) {
 }  // namespace fastgen
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-#define FG_ELEMENT_LOOP(count)                                                                \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (count);   \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-
-extern "C" __global__ void fg_set_stream(const fastgen::gpu::SetStreamParams p) {
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    p.rng[0] = p.seed;
-    p.rng[1] = p.offset;
-  }
-}
-
 // One thread block per chain. Step s: h_j ~ Bernoulli(sigmoid(c_j + W_j . v)) with stream offset
 // + 2 s and element index row * n_hidden + j; then v_i ~ Bernoulli(sigmoid(b_i + h . W_:i)) with
 // offset + 2 s + 1 and index row * n_visible + i (clamped units keep their value): the counters
-// of csrc/rbm.cpp's rbm_gibbs, so only the dot products' rounding differs from the CPU.
+// of csrc/gibbs.cpp, so only the dot products' rounding differs from the CPU.
 template <typename T> __device__ void gibbs_fused(const fastgen::gpu::GibbsFusedParams& p) {
   extern __shared__ __align__(16) unsigned char fg_shared_raw[];
   T* shared = reinterpret_cast<T*>(fg_shared_raw);
@@ -122,18 +87,12 @@ template <typename T> __device__ void gibbs_fused(const fastgen::gpu::GibbsFused
   }
 }
 
-#define FG_RBM_KERNELS(T, SUFFIX)                                                             \
-  extern "C" __global__ void fg_apply_velocity_##SUFFIX(const fastgen::gpu::VelocityParams p) { \
-    FG_ELEMENT_LOOP(p.n) fastgen::gpu::apply_velocity_element<T>(p, i);                       \
-  }                                                                                           \
-  extern "C" __global__ void fg_sgd_update_##SUFFIX(const fastgen::gpu::SgdParams p) {        \
-    FG_ELEMENT_LOOP(p.n) fastgen::gpu::sgd_element<T>(p, i);                                  \
-  }                                                                                           \
+#define FG_GIBBS_KERNELS(T, SUFFIX)                                                           \
   extern "C" __global__ void fg_gibbs_fused_##SUFFIX(const fastgen::gpu::GibbsFusedParams p) { \
     gibbs_fused<T>(p);                                                                        \
   }
 
-FG_RBM_KERNELS(float, f32)
-FG_RBM_KERNELS(double, f64)
-#undef FG_RBM_KERNELS
+FG_GIBBS_KERNELS(float, f32)
+FG_GIBBS_KERNELS(double, f64)
+#undef FG_GIBBS_KERNELS
 #endif

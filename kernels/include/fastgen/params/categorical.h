@@ -1,9 +1,7 @@
-// Parameter struct of the categorical sampler's CUDA kernel (kernels/categorical.cu), passed by
-// value. Same rules as gpu_params.h: every field is 8 bytes wide, so there is no padding and
-// fastgen/_cuda_categorical.py mirrors it with a NumPy structured dtype (checked against this
-// layout by tests/cuda/test_cuda_categorical_host.py through tests/cuda/harness_categorical.cu).
+// Params of the categorical sampler (kernels/categorical.cu, csrc/categorical.cpp); Python
+// mirror: fastgen/_native/cuda_categorical.py. Rules: params/stream.h.
 #pragma once
-#include "gpu_params.h"
+#include "stream.h"
 
 namespace fastgen {
 namespace gpu {

@@ -1,0 +1,210 @@
+"""The CUDA runtime every launcher module shares: availability, NVRTC compilation and its cache,
+device attributes, params packing, launch and cuBLAS GEMMs.
+
+Nothing here is imported by ``import fastgen``; CuPy is imported on first use, from
+:func:`unavailable_reason` (which every CUDA path asks first).
+
+Compilation and caching: each kernels/NAME.cu becomes one ``cupy.RawModule`` per process and
+device, built on first use with :func:`fastgen._build.nvrtc_options` (``-I kernels/include``,
+``--fmad=false`` so that the shared formulas round as on the CPU). CuPy caches the compiled
+binary on disk (``~/.cupy/kernel_cache``, or ``$CUPY_CACHE_DIR``) keyed by the source text and
+options; because NVRTC resolves ``#include`` itself, the source is prefixed with a hash of every
+header so that editing a header invalidates that cache too.
+
+Params: each kernel takes one struct by value, declared once in
+kernels/include/fastgen/params/<op>.h; the launcher module of that op holds the struct's field
+table (its one Python mirror), from which :func:`struct_dtypes` builds the NumPy dtype that
+:func:`pack_record` fills. tests/cuda/*_host.py check those dtypes against the C++ offsets.
+
+Streams: every launch and GEMM goes to CuPy's current stream, which the ops set to the caller's
+(torch's current stream for torch tensors, see :meth:`fastgen._backend.Placement.activate`).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .. import _build
+
+THREADS_PER_BLOCK = 256
+
+
+# ---- availability ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def unavailable_reason() -> str | None:
+    """None when CuPy imports and sees a CUDA device, else why not (for error messages)."""
+    if _build.flag("FASTGEN_NO_CUDA"):
+        return "FASTGEN_NO_CUDA is set"
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA install raising at import
+        return f"CuPy is not importable ({exc.__class__.__name__}: {exc}); install it with pip install 'fastgen[cuda]'"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return f"CuPy found no usable CUDA device ({exc})"
+    if count < 1:
+        return "CuPy found no CUDA device"
+    return None
+
+
+def available() -> bool:
+    return unavailable_reason() is None
+
+
+def require(what: str = "this operation"):
+    """CuPy, or a RuntimeError naming ``what`` and why the backend is unavailable."""
+    reason = unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"{what} needs a CUDA device: {reason}")
+    import cupy
+
+    return cupy
+
+
+# ---- sources and modules --------------------------------------------------------------------
+def kernel_dir() -> Path:
+    """kernels/ of a source checkout (editable install), or the copy a wheel carries inside the
+    package (fastgen/kernels, see setup.py)."""
+    packaged = Path(__file__).resolve().parent.parent / "kernels"
+    if (packaged / "include" / "fastgen").is_dir():
+        return packaged
+    return _build.ROOT / "kernels"
+
+
+def kernel_sources() -> list[Path]:
+    return sorted(kernel_dir().glob("*.cu"))
+
+
+def headers_digest(include: Path) -> str:
+    """A hash of every header under ``include`` (names and contents), recursively."""
+    h = hashlib.sha256()
+    for path in sorted(include.rglob("*.h")):
+        h.update(str(path.relative_to(include)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def nvrtc_options() -> tuple:
+    """NVRTC options: _build's, with the include path of the kernels actually used."""
+    include = kernel_dir() / "include"
+    return tuple(f"-I{include}" if o.startswith("-I") else o for o in _build.nvrtc_options())
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_module(name: str, device: int):
+    """kernels/``name``.cu as a ``cupy.RawModule`` on ``device``, compiled once per process."""
+    cp = require(f"kernels/{name}.cu")
+    path = kernel_dir() / f"{name}.cu"
+    source = f"// headers {headers_digest(kernel_dir() / 'include')}\n" + path.read_text()
+    with cp.cuda.Device(device):
+        return cp.RawModule(code=source, options=nvrtc_options())
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_function(module: str, name: str, device: int):
+    return compiled_module(module, device).get_function(name)
+
+
+# ---- devices --------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def sm_count(device: int) -> int:
+    """The number of streaming multiprocessors of ``device``."""
+    import cupy
+
+    return int(cupy.cuda.Device(device).attributes["MultiProcessorCount"])
+
+
+@functools.lru_cache(maxsize=None)
+def shared_memory_optin(device: int) -> int:
+    """The most dynamic shared memory one thread block of ``device`` may ask for, in bytes."""
+    import cupy
+
+    attrs = cupy.cuda.Device(device).attributes
+    return int(attrs.get("MaxSharedMemoryPerBlockOptin", attrs.get("MaxSharedMemoryPerBlock", 48 * 1024)))
+
+
+def current_device() -> int:
+    import cupy
+
+    return int(cupy.cuda.Device().id)
+
+
+def suffix(dtype) -> str:
+    """The kernel-name suffix of a float dtype: "f32" or "f64"."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        return "f32"
+    if dtype == np.float64:
+        return "f64"
+    raise TypeError(f"CUDA kernels take float32 or float64, got {dtype}")
+
+
+def row_stride(a) -> int:
+    """The row stride of a [rows, cols] array in elements (a 1-D array is one row)."""
+    return int(a.strides[0] // a.itemsize) if a.ndim == 2 else int(a.shape[-1])
+
+
+# ---- parameter structs ----------------------------------------------------------------------
+# Every field is 8 bytes: "p" pointer, "i" int64, "u" uint64, "d" double. A nested StreamParams
+# (params/stream.h) is spelled out as its three fields, STREAM_FIELDS.
+FIELD_CODES = {"p": "<u8", "i": "<i8", "u": "<u8", "d": "<f8"}
+STREAM_FIELDS = (("stream_rng", "p"), ("stream_seed", "u"), ("stream_offset", "u"))
+
+
+def struct_dtypes(structs: dict) -> dict:
+    """{struct name: NumPy structured dtype} from {struct name: ((field, code), ...)}."""
+    return {name: np.dtype([(f, FIELD_CODES[c]) for f, c in fields]) for name, fields in structs.items()}
+
+
+def pack_record(dtype: np.dtype, **values) -> np.ndarray:
+    """A one-element structured array of ``dtype`` holding a params struct's bytes: CuPy passes a
+    size-one NumPy array to a kernel by value. Arrays are given as CuPy arrays (or None) and
+    become pointers; fields left out are zero."""
+    rec = np.zeros(1, dtype)
+    for key, value in values.items():
+        if key not in rec.dtype.names:
+            raise KeyError(f"the params struct has no field {key}")
+        if value is None:
+            continue
+        rec[key] = int(value.data.ptr) if type(value).__module__.startswith("cupy") else value
+    return rec
+
+
+def stream_fields(seed: int, offset: int, rng=None) -> dict:
+    """StreamParams fields: absolute (seed, offset), or ``offset`` relative to the device buffer
+    ``rng`` = {seed, offset} (graph replays)."""
+    if rng is None:
+        return {"stream_seed": int(seed), "stream_offset": int(offset)}
+    return {"stream_rng": rng, "stream_offset": int(offset)}
+
+
+# ---- launch ---------------------------------------------------------------------------------
+def default_grid(work: int) -> int:
+    """Enough blocks to fill the device several times; the kernels grid-stride over the rest."""
+    return max(1, min(-(-work // THREADS_PER_BLOCK), sm_count(current_device()) * 16))
+
+
+def launch(module: str, name: str, work: int, params: np.ndarray, *, block: int = THREADS_PER_BLOCK,
+           shared: int = 0, grid: int | None = None) -> None:
+    """Launch ``name`` from kernels/``module``.cu on the current stream over ``work`` items;
+    nothing is launched when there is no work."""
+    if work <= 0:
+        return
+    fn = kernel_function(module, name, current_device())
+    if shared > 48 * 1024 and fn.max_dynamic_shared_size_bytes < shared:
+        fn.max_dynamic_shared_size_bytes = shared
+    fn((grid or default_grid(work),), (block,), (params,), shared_mem=shared)
+
+
+def gemm(transa: str, transb: str, a, b, out, alpha: float = 1.0, beta: float = 0.0) -> None:
+    """out = alpha op(a) @ op(b) + beta out on cuBLAS (C-contiguous operands, no copies, no
+    allocation: safe inside a graph capture). alpha and beta are rounded to out's dtype, as the
+    CPU loops compute them in T."""
+    import cupy.cublas
+
+    t = out.dtype.type
+    cupy.cublas.gemm(transa, transb, a, b, out=out, alpha=t(alpha), beta=t(beta))
