@@ -23,7 +23,7 @@ ext_modules = [
 
 class build_py(_build_py):
     """Also copies kernels/*.cu and kernels/include/ into the built package (fastgen/kernels), so
-    that an installed wheel can compile its CUDA kernels at run time (fastgen/_native/cuda.py looks
+    that an installed wheel can compile its CUDA kernels at run time (fastgen/_native/cuda_runtime.py looks
     there first, then in the source checkout)."""
 
     def run(self):

@@ -10,34 +10,13 @@ import pytest
 from scipy import stats
 
 import fastgen
-import reference as ref
+from reference.categorical import sample_categorical as reference_categorical
 from fastgen.ops import sample_categorical
 
 DTYPES = [np.float32, np.float64]
 # Rows whose two best reference keys are closer than this (relative to the keys' size) may
 # legitimately differ between the kernel (float32 / its own log) and the float64 reference.
 KEY_MARGIN = {np.float32: 1e-4, np.float64: 1e-10}
-
-
-def reference_categorical(logits, temperature, top_k, seed, offset):
-    """(draws, margin): the documented draw in float64 from the same uniforms, and the gap
-    between the best and second-best key of each row (relative)."""
-    dtype = logits.dtype
-    x = np.atleast_2d(logits).astype(np.float64)
-    rows, cols = x.shape
-    t = float(np.asarray(temperature, dtype=dtype))  # the kernel computes in the logits' dtype
-    u = ref.uniform_open(seed, offset, (rows, cols), dtype).astype(np.float64)
-    keys = x - t * np.log(-np.log1p(-u))
-    if top_k is not None and top_k < cols:
-        admitted = np.zeros_like(x, dtype=bool)
-        for r in range(rows):
-            order = np.lexsort((np.arange(cols), -x[r]))  # largest first, ties: lower column
-            admitted[r, order[:top_k]] = True
-        keys = np.where(admitted, keys, -np.inf)
-    draws = np.argmax(keys, axis=1)
-    top2 = np.sort(keys, axis=1)[:, -2:] if cols > 1 else np.concatenate([keys - np.inf, keys], axis=1)
-    margin = (top2[:, 1] - top2[:, 0]) / (1.0 + np.abs(top2[:, 1]))
-    return draws.reshape(logits.shape[:-1]), margin.reshape(logits.shape[:-1])
 
 
 def random_logits(shape, dtype, seed=0, scale=2.0):

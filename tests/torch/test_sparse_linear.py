@@ -18,20 +18,9 @@ import fastgen.ops.sparse_linear as ops_sparse_linear  # noqa: E402
 from fastgen.ops import sparse_input_linear as sparse_input_linear_numpy  # noqa: E402
 from fastgen.torch.layers import SparseInputLinear  # noqa: E402
 from fastgen.torch.sparse_linear import sparse_input_linear  # noqa: E402
+from reference.sparse_linear import sparse_input_linear as reference, sparse_input_linear_grads as reference_grads  # noqa: E402
 
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
-
-
-def reference(x, weight_t, bias=None):
-    """y = x @ weight_t + bias in float64, with the same signature as the op."""
-    y = np.asarray(x, np.float64) @ np.asarray(weight_t, np.float64)
-    return y if bias is None else y + np.asarray(bias, np.float64)
-
-
-def reference_grads(x, weight_t, grad_y):
-    """(grad_x, grad_weight_t, grad_bias) of sum(grad_y * y), float64."""
-    x, weight_t, g = (np.asarray(a, np.float64) for a in (x, weight_t, grad_y))
-    return g @ weight_t.T, x.T @ g, g.sum(0)
 
 
 def sparse_x(rows, cols, density, dtype, seed=0):
