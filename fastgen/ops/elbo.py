@@ -11,7 +11,7 @@ absent (unit variance). ``fastgen.torch.bernoulli_log_likelihood`` / ``gaussian_
 are the torch ops with autograd.
 
 CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs
-kernels/vae.cu on the caller's current stream (:mod:`fastgen._native.cuda_vae`): the same per-element
+kernels/elbo.cu on the caller's current stream (:mod:`fastgen._native.cuda_elbo`): the same per-element
 formulas (shared headers), each row summed in double in a fixed order, so results repeat bit
 for bit and agree with the CPU's to double rounding (bitwise for float32 rows whose double sums
 are exact); the backward passes are bitwise the CPU's.

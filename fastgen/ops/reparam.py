@@ -7,7 +7,7 @@
 with autograd. The backward draws eps again from (seed, offset) instead of storing it.
 
 CUDA input (CuPy, torch CUDA tensors, DLPack / ``__cuda_array_interface__`` producers) runs
-kernels/vae.cu on the caller's current stream (:mod:`fastgen._native.cuda_vae`). eps of element (r, c)
+kernels/reparam.cu on the caller's current stream (:mod:`fastgen._native.cuda_reparam`). eps of element (r, c)
 is the same Philox normal as on the CPU, so z and both gradients are the CPU's bit for bit; the
 KL row sums add the same terms in another order (a warp's shuffle tree), so they agree with the
 CPU's to rounding. A NaN or infinity in mu or logvar raises the CPU's ValueError, found the same

@@ -10,7 +10,7 @@ reconstruction terms as fused per-sample reductions, with autograd.
 Both backward passes are custom ops too (one pass each, from the saved inputs); gradients
 reach x as well when it requires them. First derivatives only.
 
-CUDA tensors run kernels/vae.cu on torch's current stream (CuPy views through DLPack, see
+CUDA tensors run kernels/elbo.cu on torch's current stream (CuPy views through DLPack, see
 :mod:`fastgen.ops.elbo`); without CuPy or a usable device they raise a TypeError naming the
 tensor. All tensors of one call must share a device.
 """

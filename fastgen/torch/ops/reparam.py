@@ -10,7 +10,7 @@
 The backward (``torch.ops.fastgen.reparameterize_backward``) regenerates eps from the counters:
 nothing but mu and logvar is saved. First derivatives only (a double backward raises).
 
-CUDA tensors run kernels/vae.cu on torch's current stream (CuPy views through DLPack, no
+CUDA tensors run kernels/reparam.cu on torch's current stream (CuPy views through DLPack, no
 copies of contiguous tensors; see :mod:`fastgen.ops.reparam`): the same eps as on the CPU, so z
 and the gradients are the CPU's bit for bit and kl agrees to rounding. Without CuPy or a usable
 device they raise a TypeError naming the tensor; tensors on two devices, a ValueError naming
