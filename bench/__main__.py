@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="timed repeats per implementation (default: the suite's; fewer with --quick)")
         p.add_argument("--cooldown", type=_nonnegative_float, default=None, metavar="S",
                        help="seconds of idle before each timed call, so BLAS threads left spinning by the "
-                            "previous implementation stop first (default: 0.2)")
+                            "previous implementation stop first: a quiet-machine figure (default: 0 for rbm, which "
+                            "measures what users get; 0.2 for the other suites)")
         if suite.add_arguments is not None:
             suite.add_arguments(p)
     return parser

@@ -73,7 +73,7 @@ def test_pcd_epoch_table_and_result(dtype, capsys):
         assert name in out
     assert ("MET" in out) or ("MISSED" in out)
     _check_timed(result, 1, dtype)
-    assert len(result["targets"]) == (4 if dtype == "float32" else 1)   # float32: issue 2 and issue 7 targets
+    assert len(result["targets"]) == (2 if dtype == "float32" else 1)   # float32: issue 26's floor and speed-up
 
 
 def test_digits_defaults_and_quality_on_tiny_data(capsys):
@@ -97,7 +97,7 @@ def test_cli_quick_json_on_tiny_fake_mnist(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FASTGEN_DATA_DIR", str(tmp_path))
     out_file = tmp_path / "out" / "cpu.json"
     code = bench_main(["rbm", "--quick", "--json", "--out", str(out_file), "--repeats", "1", "--cooldown", "0",
-                       "--dtype", "both", "--only", "A"])
+                       "--dtype", "both", "--only", "A", "--situations", "plain"])
     assert code == 0
     out = capsys.readouterr().out
     assert "QUICK mode" in out and "(file has only 200 rows)" in out and f"wrote {out_file}" in out
