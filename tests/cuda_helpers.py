@@ -99,3 +99,12 @@ def conv_case_inputs(xs, ws, dtype, device="cpu", seed=0, grad=False):
     w = torch.randn(ws, generator=g, dtype=dtype) * 0.5
     b = torch.randn(ws[1], generator=g, dtype=dtype)
     return tuple(t.to(device).requires_grad_(grad) for t in (x, w, b))
+
+
+def torch_on(device: str):
+    """torch for a test on ``device``: "cpu" needs torch only, "cuda" also a torch CUDA device and
+    fastgen's CUDA backend (the test is skipped otherwise)."""
+    if device == "cpu":
+        return pytest.importorskip("torch")
+    cuda_module_or_skip("cuda")
+    return torch_cuda_or_skip()
