@@ -17,7 +17,6 @@ from fastgen.ops import gibbs, sample_bernoulli
 pytestmark = pytest.mark.gpu
 
 
-
 # ---- one stream everywhere ------------------------------------------------------------------
 @pytest.mark.parametrize("n,seed,offset", [(1, 0, 0), (4099, 7, 3), (100_003, 2**63 + 5, 2**40 + 1)])
 def test_gpu_philox_words_uniforms_and_normals_are_bitwise_the_cpus(cp, n, seed, offset):

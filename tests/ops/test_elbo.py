@@ -14,6 +14,8 @@ from fastgen.ops.elbo import bernoulli_log_likelihood, gaussian_log_likelihood
 from reference.elbo import bernoulli_log_likelihood as bernoulli_reference, gaussian_log_likelihood as gaussian_reference
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-4), np.float64: dict(rtol=1e-12, atol=1e-10)}
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1), (3, 129), (2, 4096 + 32), (5, 1, 7, 9), (0, 12)])
 def test_bernoulli_matches_the_formula(dtype, shape):

@@ -259,7 +259,6 @@ def test_forward_does_not_depend_on_the_thread_count(tmp_path):
     np.testing.assert_array_equal(results[0], results[1])
 
 
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("activation", ["none", "relu", "tanh"])
 @pytest.mark.parametrize("batch,c_in,c_out,k", [(37, 9, 5, 4), (1, 3, 2, 7), (16, 100, 6, 4), (17, 1, 1, 1)])

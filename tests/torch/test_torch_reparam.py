@@ -120,7 +120,6 @@ def test_nan_in_any_row_is_refused_naming_the_argument():
             torch.ops.fastgen.reparameterize(bad, logvar, 0, 0)
 
 
-
 # ---- the CUDA kernels' registration and checks (their results: the gpu cases below) ----
 def test_both_ops_have_cpu_and_cuda_kernels():
     for op in ("fastgen::reparameterize", "fastgen::reparameterize_backward"):
