@@ -21,8 +21,8 @@ nvidia-smi -L || true
 echo "== build (fastgen._C for this Python)"
 "$py" -m pip install -q --no-build-isolation --no-deps -e . > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 
-echo "== gpu tests (RBM: test_cuda_gpu.py; VAE/pool/conv kernels and torch CUDA ops: test_cuda_vae_gpu.py)"
-"$py" -m pytest -m gpu tests/cuda -q -p no:cacheprovider -rs 2>&1 | tee "$out/pytest_gpu.log"
+echo "== gpu tests (each op's in tests/ops/test_<op>.py or tests/torch/test_torch_<op>.py, the backend's in tests/cuda/)"
+"$py" -m pytest -m gpu tests -q -p no:cacheprovider -rs 2>&1 | tee "$out/pytest_gpu.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 echo "== CUDA build and host tests (no GPU needed, but nvcc is here)"

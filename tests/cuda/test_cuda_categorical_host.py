@@ -11,7 +11,7 @@ strided rows. Also: the struct's byte layout equals fastgen/_native/cuda_categor
 op refuses CUDA input clearly when the backend is unavailable, CPU calls never import the CUDA
 modules, and the torch op has a CUDA kernel registered.
 
-Not covered (tests/cuda/test_cuda_categorical_gpu.py is): the shuffles, the launch, the op's
+Not covered (the gpu cases of tests/ops/test_categorical.py are): the shuffles, the launch, the op's
 CuPy / torch plumbing on a device.
 """
 from __future__ import annotations

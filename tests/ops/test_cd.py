@@ -1,6 +1,8 @@
 """fastgen.ops.cd_gradients against the NumPy reference, the exact gradient of a tiny RBM,
 the compiled trainer (fastgen.models.rbm.ContrastiveDivergence) against the op, and the epoch op
-(fastgen.ops.cd_epoch) against the trainer and the reference pass."""
+(fastgen.ops.cd_epoch) against the trainer and the reference pass.
+
+On a GPU (``gpu`` marker): CD gradients and training epochs match the CPU's."""
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ import fastgen
 import reference as ref
 from fastgen.models.rbm import RBM, ContrastiveDivergence
 from fastgen.ops import cd_epoch, cd_gradients
+from cuda_helpers import dyadic_rbm
 
 DTYPES = [np.float32, np.float64]
 GRAD_TOL = {np.float32: 2e-5, np.float64: 1e-12}      # op vs float64 reference
@@ -379,3 +382,49 @@ def test_cd_epoch_trains_cpu_torch_tensors_in_place():
     cd_epoch(*tensors, torch.from_numpy(data), batch_size=5, learning_rate=0.1, generator=fastgen.Generator(2))
     for t, w in zip(tensors, want):
         assert t.numpy().tobytes() == w.tobytes()
+
+
+# ==== on a GPU (CuPy arrays: the CPU's results where the arithmetic is exact) =====================
+
+
+@pytest.mark.gpu
+def test_cd_gradients_on_gpu_match_the_cpu(cp):
+    W, b_vis, b_hid = dyadic_rbm(30, 16, np.float64)
+    v = (np.random.default_rng(5).random((32, 30)) < 0.4).astype(np.float64)
+    chains = (np.random.default_rng(6).random((32, 16)) < 0.5).astype(np.float64)
+    for persistent in (None, chains):
+        want = cd_gradients(v, W, b_vis, b_hid, k=3, generator=4, persistent_chains=persistent)
+        got = cd_gradients(cp.asarray(v), *(cp.asarray(a) for a in (W, b_vis, b_hid)), k=3, generator=4,
+                           persistent_chains=None if persistent is None else cp.asarray(persistent))
+        np.testing.assert_array_equal(got.chains.get(), want.chains)
+        for g, w in zip(got[:3], want[:3]):
+            np.testing.assert_allclose(g.get(), w, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("momentum,persistent", [(0.0, True), (0.5, True), (0.0, False)])
+def test_gpu_training_epochs_match_the_cpu_loop(cp, momentum, persistent):
+    # float64 and dyadic data/parameters: the first batches agree to rounding; over epochs the
+    # trajectories may part at near-ties, so later epochs are compared loosely.
+    W, b_vis, b_hid = dyadic_rbm(24, 12, np.float64, seed=7)
+    data = (np.random.default_rng(8).random((64, 24)) < 0.4).astype(np.float64)
+
+    def train(xp, epochs):
+        rbm = RBM(*(xp.asarray(a).copy() for a in (W, b_vis, b_hid)))
+        trainer = ContrastiveDivergence(learning_rate=0.125, persistent=persistent, n_chains=16, momentum=momentum,
+                                        weight_decay=0.001)
+        gen = fastgen.Generator(12)
+        X = xp.asarray(data)
+        for _ in range(epochs):
+            trainer.run(rbm, X, 16, gen)
+        return rbm, gen
+
+    cpu, gen_cpu = train(np, 1)
+    gpu, gen_gpu = train(cp, 1)
+    assert gen_cpu.offset == gen_gpu.offset
+    np.testing.assert_allclose(gpu.weights.get(), cpu.weights, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gpu.visible_bias.get(), cpu.visible_bias, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gpu.hidden_bias.get(), cpu.hidden_bias, rtol=1e-9, atol=1e-12)
+    cpu5, _ = train(np, 5)   # epochs 2-5 replay the captured epoch graph on the GPU
+    gpu5, _ = train(cp, 5)
+    assert np.abs(gpu5.weights.get() - cpu5.weights).mean() < 0.05 * np.abs(cpu5.weights).mean()

@@ -1,13 +1,21 @@
-"""fastgen.ops.bernoulli_log_likelihood / gaussian_log_likelihood against the NumPy formulas."""
+"""fastgen.ops.bernoulli_log_likelihood / gaussian_log_likelihood against the NumPy formulas.
+
+On a GPU (``gpu`` marker): the likelihoods on CuPy arrays match the CPU's and name the argument in
+their errors."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from cuda_helpers import array_module
+from fastgen.ops import elbo
+
 from fastgen.ops.elbo import bernoulli_log_likelihood, gaussian_log_likelihood
 from reference.elbo import bernoulli_log_likelihood as bernoulli_reference, gaussian_log_likelihood as gaussian_reference
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-4), np.float64: dict(rtol=1e-12, atol=1e-10)}
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1), (3, 129), (2, 4096 + 32), (5, 1, 7, 9), (0, 12)])
 def test_bernoulli_matches_the_formula(dtype, shape):
@@ -71,3 +79,37 @@ def test_bad_input_names_the_argument():
         gaussian_log_likelihood(x, x, np.zeros(2))
     with pytest.raises(ValueError, match="mean contains NaN"):
         gaussian_log_likelihood(x, np.full((2, 3), np.inf))
+
+
+# ==== on a GPU (CuPy arrays and torch CUDA tensors against the CPU) =============================
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cols", [1, 20, 784, 3000])
+def test_likelihoods_on_cupy_match_the_cpu(cp, dtype, cols):
+    rng = np.random.default_rng(cols)
+    x = (rng.random((67, cols)) < 0.4).astype(dtype)
+    logits = rng.uniform(-4, 4, x.shape).astype(dtype)
+    got = elbo.bernoulli_log_likelihood(cp.asarray(x), cp.asarray(logits))
+    assert isinstance(got, cp.ndarray) and got.dtype == dtype
+    want = elbo.bernoulli_log_likelihood(x, logits)
+    if dtype == np.float32:  # float32 terms in [0.018, 4.1]: exact double sums, any order
+        np.testing.assert_array_equal(got.get(), want)
+    else:
+        np.testing.assert_allclose(got.get(), want, rtol=1e-13)
+    for lv in (None, rng.uniform(-1, 1, cols).astype(dtype), rng.uniform(-1, 1, x.shape).astype(dtype)):
+        got = elbo.gaussian_log_likelihood(cp.asarray(logits), cp.asarray(x), None if lv is None else cp.asarray(lv))
+        np.testing.assert_allclose(got.get(), elbo.gaussian_log_likelihood(logits, x, lv),
+                                   rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+def test_likelihood_errors_name_the_argument_on_each_device(device):
+    xp = array_module(device)
+    x = xp.zeros((2, 3))
+    with pytest.raises(ValueError, match="x must lie in"):
+        elbo.bernoulli_log_likelihood(x + 2, x)
+    with pytest.raises(ValueError, match="logits contains NaN"):
+        elbo.bernoulli_log_likelihood(x, x + xp.nan)
+    with pytest.raises(ValueError, match="logvar must have x's shape"):
+        elbo.gaussian_log_likelihood(x, x, xp.zeros(2))

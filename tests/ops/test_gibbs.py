@@ -1,11 +1,15 @@
 """fastgen.ops.gibbs: block Gibbs sampling against the NumPy reference built from the same
-counters (step s: h with offset first + 2 s, v with first + 2 s + 1)."""
+counters (step s: h with offset first + 2 s, v with first + 2 s + 1).
+
+On a GPU (``gpu`` marker): every method's chain equals the CPU's when the products are exact,
+and the graph method replays after its first call."""
 import numpy as np
 import pytest
 
 import fastgen
 import reference as ref
 from fastgen.ops import gibbs
+from cuda_helpers import dyadic_rbm
 
 DTYPES = [np.float32, np.float64]
 
@@ -237,3 +241,36 @@ def test_bad_input_raises_naming_the_argument(kwargs, error, match):
     rest = {k: args.pop(k) for k in list(args) if k not in ("v", "W", "b_vis", "b_hid")}
     with pytest.raises(error, match=match):
         gibbs(args["v"], args["W"], args["b_vis"], args["b_hid"], **rest)
+
+
+# ==== on a GPU (CuPy arrays: the CPU's results where the arithmetic is exact) =====================
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["fused", "graph", "eager"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gibbs_on_gpu_equals_the_cpu_chain_when_products_are_exact(cp, method, dtype):
+    W, b_vis, b_hid = dyadic_rbm(40, 24, dtype)
+    v0 = (np.random.default_rng(3).random((50, 40)) < 0.5).astype(dtype)
+    mask = np.zeros(40, bool)
+    mask[::5] = True
+    dev = [cp.asarray(a) for a in (W, b_vis, b_hid)]
+    for call in range(3):  # graph: eager, then capture + replay, then replay with a new offset
+        gen_cpu, gen_gpu = fastgen.Generator(21, 100 * call), fastgen.Generator(21, 100 * call)
+        want, want_h = gibbs(v0, W, b_vis, b_hid, 15, generator=gen_cpu, clamp=mask, return_hidden=True)
+        got, got_h = gibbs(cp.asarray(v0), *dev, 15, generator=gen_gpu, clamp=cp.asarray(mask), return_hidden=True,
+                           method=method)
+        np.testing.assert_array_equal(got.get(), want)
+        np.testing.assert_allclose(got_h.get(), want_h, rtol=1e-6 if dtype == np.float32 else 1e-12)
+        assert gen_cpu.offset == gen_gpu.offset
+    assert np.array_equal(want[:, mask], v0[:, mask]) and 0.1 < want.mean() < 0.9
+
+
+@pytest.mark.gpu
+def test_gibbs_graph_replays_after_the_first_call(cp):
+    from fastgen._native import cuda as _cuda
+
+    W, b_vis, b_hid = (cp.asarray(a) for a in dyadic_rbm(30, 20, np.float32))
+    v = cp.asarray((np.random.default_rng(4).random((64, 30)) < 0.5).astype(np.float32))
+    used = [_cuda.gibbs(v.copy(), W, b_vis, b_hid, 5, seed=1, first=2 * i, method="graph") for i in range(3)]
+    assert used == ["eager", "graph", "graph"]

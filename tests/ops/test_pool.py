@@ -1,9 +1,14 @@
 """Pooling kernels (fastgen.ops.pool) against torch.nn.functional as the reference, and their
-errors; the torch ops' autograd/opcheck/compile are in tests/torch/test_torch_pool.py."""
+errors; the torch ops' autograd/opcheck/compile are in tests/torch/test_torch_pool.py.
+
+On a GPU (``gpu`` marker): pooling, scatter, gather and unpooling on CuPy arrays are the CPU's
+bitwise."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from fastgen.ops import pool
 
 from fastgen.ops.pool import avg_unpool2d, max_pool2d, max_unpool2d
 
@@ -96,3 +101,30 @@ def test_bad_input_is_refused_with_the_argument_named():
         max_unpool2d(out, idx.astype(float), (4, 4))
     with pytest.raises(ValueError, match="output_size must be >= 1"):
         max_unpool2d(out, idx, (0, 4))
+
+
+# ==== on a GPU (CuPy arrays and torch CUDA tensors against the CPU) =============================
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("window", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_pooling_on_cupy_is_the_cpu_bitwise(cp, dtype, window):
+    k, s, p = window
+    rng = np.random.default_rng(k + s)
+    x = rng.integers(-3, 4, (8, 5, 13, 11)).astype(dtype)  # ties everywhere
+    out, idx = pool.max_pool2d(cp.asarray(x), k, s, p)
+    want_out, want_idx = pool.max_pool2d(x, k, s, p)
+    np.testing.assert_array_equal(out.get(), want_out)
+    np.testing.assert_array_equal(idx.get(), want_idx)
+    grad = rng.standard_normal(want_out.shape).astype(dtype)
+    np.testing.assert_array_equal(pool.scatter_cupy(cp.asarray(grad), idx, x.shape[2:], True).get(),
+                                  pool.scatter_numpy(grad, want_idx, x.shape[2:], True))
+    if s >= k:  # distinct indices: unpooling is exact
+        np.testing.assert_array_equal(pool.max_unpool2d(out, idx, x.shape[2:]).get(),
+                                      pool.max_unpool2d(want_out, want_idx, x.shape[2:]))
+    big = rng.standard_normal(x.shape).astype(dtype)
+    np.testing.assert_array_equal(pool.gather_cupy(cp.asarray(big), idx).get(), pool.gather_numpy(big, want_idx))
+    np.testing.assert_array_equal(pool.avg_unpool2d(cp.asarray(x), (2, 3)).get(), pool.avg_unpool2d(x, (2, 3)))
+    np.testing.assert_array_equal(pool.avg_unpool2d_cupy(cp.asarray(big), (1, 1), backward=True).get(),
+                                  pool.avg_unpool2d_numpy(big, (1, 1), backward=True))

@@ -1,5 +1,8 @@
 """fastgen.ops.reparameterize (fused z = mu + exp(logvar/2) eps and KL) and its backward kernel,
-against NumPy references on the same Philox normals."""
+against NumPy references on the same Philox normals.
+
+On a GPU (``gpu`` marker): the op on CuPy arrays and torch CUDA tensors is the CPU's (z and the
+backward bitwise, KL to a per-dtype tolerance), refuses what the CPU refuses, runs on CuPy's stream."""
 from __future__ import annotations
 
 import os
@@ -11,8 +14,9 @@ import pytest
 
 import fastgen
 import reference as ref
+from cuda_helpers import KL_GPU_RTOL, cuda_module_or_skip, kl_scale
 from fastgen._native import cpu as _cpu
-from fastgen.ops import reparameterize
+from fastgen.ops import reparam as ops_reparam, reparameterize
 from reference.reparam import reparameterize as reference_forward
 
 DTYPES = [np.float32, np.float64]
@@ -221,3 +225,167 @@ def test_cuda_input_without_the_backend_is_refused_naming_the_argument(monkeypat
         reparameterize(_FakeCudaArray(), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="logvar is on cuda:0 but mu is on the CPU"):
         reparameterize(np.zeros((2, 3)), _FakeCudaArray())
+
+
+# ==== on a GPU (CuPy arrays and torch CUDA tensors against the CPU) =============================
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (129, 20), (64, 783), (3, 5000)])
+def test_reparam_forward_and_backward_match_the_cpu(cp, dtype, shape):
+    v = cuda_module_or_skip("cuda_vae")
+    rows, cols = shape
+    rng = np.random.default_rng(cols)
+    mu = rng.standard_normal(shape).astype(dtype)
+    lv = rng.standard_normal(shape).astype(dtype)
+    seed, offset = 2**63 + 3, 2**35 + 7
+    z, kl = cp.empty(shape, dtype), cp.empty(rows, dtype)
+    v.reparameterize(cp.asarray(mu), cp.asarray(lv), z, kl, seed=seed, offset=offset)
+    want_z, want_kl = np.empty_like(mu), np.empty(rows, dtype)
+    _cpu.C.reparameterize_forward(mu, lv, want_z, want_kl, seed, offset)
+    np.testing.assert_array_equal(z.get(), want_z)
+    np.testing.assert_allclose(kl.get(), want_kl, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    gz, gk = rng.standard_normal(shape).astype(dtype), rng.standard_normal(rows).astype(dtype)
+    for a, b in ((gz, gk), (gz, None), (None, gk)):
+        dmu, dlv = cp.empty(shape, dtype), cp.empty(shape, dtype)
+        v.reparameterize_backward(None if a is None else cp.asarray(a), None if b is None else cp.asarray(b),
+                                  cp.asarray(mu), cp.asarray(lv), dmu, dlv, seed=seed, offset=offset)
+        want_mu, want_lv = np.empty_like(mu), np.empty_like(mu)
+        _cpu.C.reparameterize_backward(a, b, mu, lv, want_mu, want_lv, seed, offset)
+        np.testing.assert_array_equal(dmu.get(), want_mu)
+        np.testing.assert_array_equal(dlv.get(), want_lv)
+
+
+@pytest.mark.gpu
+def test_reparam_with_row_strides_and_repeatable_kl(cp):
+    v = cuda_module_or_skip("cuda_vae")
+    rng = np.random.default_rng(0)
+    both = cp.asarray(rng.standard_normal((50, 40)))
+    mu, lv = both[:, :20], both[:, 20:]  # the encoder's split output: strided rows
+    z1, kl1, z2, kl2 = cp.empty((50, 20)), cp.empty(50), cp.empty((50, 20)), cp.empty(50)
+    v.reparameterize(mu, lv, z1, kl1, seed=1, offset=2)
+    v.reparameterize(mu, lv, z2, kl2, seed=1, offset=2)
+    np.testing.assert_array_equal(kl1.get(), kl2.get())
+    want_z, want_kl = np.empty((50, 20)), np.empty(50)
+    _cpu.C.reparameterize_forward(np.ascontiguousarray(mu.get()), np.ascontiguousarray(lv.get()), want_z, want_kl, 1, 2)
+    np.testing.assert_array_equal(z1.get(), want_z)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (129, 7), (200, 33), (64, 64), (9, 1021), (3, 4128)])
+def test_reparameterize_on_cupy_is_the_cpu_op(cp, dtype, shape):
+    mu, lv = inputs(shape, dtype, seed=shape[1])
+    mu_d, lv_d = cp.asarray(mu), cp.asarray(lv)
+    gen = fastgen.Generator(2**63 + 9, 2**34 + 1)
+    z, kl = ops_reparam.reparameterize(mu_d, lv_d, generator=gen)
+    assert gen.offset == 2**34 + 2
+    assert isinstance(z, cp.ndarray) and isinstance(kl, cp.ndarray)
+    assert z.dtype == dtype and kl.dtype == dtype and z.shape == shape and kl.shape == (shape[0],)
+    want_z, want_kl = ops_reparam.reparameterize(mu, lv, generator=fastgen.Generator(2**63 + 9, 2**34 + 1))
+    np.testing.assert_array_equal(z.get(), want_z)
+    assert np.all(np.abs(kl.get() - want_kl) <= KL_GPU_RTOL[dtype] * kl_scale(mu, lv))
+    np.testing.assert_array_equal(mu_d.get(), mu)  # inputs untouched
+    np.testing.assert_array_equal(lv_d.get(), lv)
+    # the backward (the torch op's CUDA kernel runs it): bitwise, with either gradient alone
+    rng = np.random.default_rng(7)
+    gz, gk = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape[0]).astype(dtype)
+    for a, b in ((gz, gk), (gz, None), (None, gk)):
+        got = ops_reparam.reparameterize_backward_cupy(None if a is None else cp.asarray(a),
+                                                       None if b is None else cp.asarray(b), mu_d, lv_d,
+                                                       2**63 + 9, 2**34 + 1)
+        want = ops_reparam.reparameterize_backward_numpy(a, b, mu, lv, 2**63 + 9, 2**34 + 1)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g.get(), w)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_reparameterize_on_cupy_kl_is_exact_when_the_sums_are(cp, dtype):
+    # logvar 0 (sigma exactly 1) and mu in quarters: every term and partial sum is exact, so any
+    # summation order gives the same bits; a lost lane or a wrong row split would not.
+    rng = np.random.default_rng(4)
+    mu = (rng.integers(-8, 9, (70, 77)) / 4).astype(dtype)
+    lv = np.zeros_like(mu)
+    _, kl = ops_reparam.reparameterize(cp.asarray(mu), cp.asarray(lv), generator=5)
+    np.testing.assert_array_equal(kl.get(), (mu.astype(np.float64) ** 2 / 2).sum(axis=1).astype(dtype))
+    _, want = ops_reparam.reparameterize(mu, lv, generator=5)
+    np.testing.assert_array_equal(kl.get(), want)
+
+
+@pytest.mark.gpu
+def test_reparameterize_on_cupy_one_row_views_conversions_and_empties(cp):
+    mu, lv = inputs((6, 10), np.float64)
+    z1, kl1 = ops_reparam.reparameterize(cp.asarray(mu[0]), cp.asarray(lv[0]), generator=fastgen.Generator(1))
+    assert z1.shape == (10,) and kl1.shape == ()
+    want_z, want_kl = ops_reparam.reparameterize(mu[0], lv[0], generator=fastgen.Generator(1))
+    np.testing.assert_array_equal(z1.get(), want_z)
+    # the encoder's split output: strided rows, copied once to C order as on the CPU
+    both = cp.asarray(np.concatenate([mu, lv], axis=1))
+    zv, klv = ops_reparam.reparameterize(both[:, :10], both[:, 10:], generator=fastgen.Generator(2))
+    want_z, want_kl = ops_reparam.reparameterize(mu, lv, generator=fastgen.Generator(2))
+    np.testing.assert_array_equal(zv.get(), want_z)
+    np.testing.assert_allclose(klv.get(), want_kl, rtol=1e-13)
+    # float16 -> float32, integers -> float64, as on the CPU; logvar takes mu's dtype
+    z16, _ = ops_reparam.reparameterize(cp.asarray(mu, cp.float16), cp.asarray(lv), generator=3)
+    assert z16.dtype == np.float32
+    zi, _ = ops_reparam.reparameterize(cp.zeros((2, 3), cp.int32), cp.zeros((2, 3), cp.int32), generator=3)
+    assert zi.dtype == np.float64
+    for shape in ((0, 5), (4, 0)):
+        z, kl = ops_reparam.reparameterize(cp.zeros(shape), cp.zeros(shape), generator=1)
+        assert z.shape == shape and kl.shape == (shape[0],) and not kl.get().any()
+
+
+@pytest.mark.gpu
+def test_reparameterize_on_cupy_refuses_what_the_cpu_refuses(cp):
+    mu, lv = inputs((300, 64), np.float32)
+    for row, col in ((0, 0), (151, 17), (299, 63)):
+        for bad in (np.nan, np.inf, -np.inf):
+            for name in ("mu", "logvar"):
+                m, v = mu.copy(), lv.copy()
+                (m if name == "mu" else v)[row, col] = bad
+                with pytest.raises(ValueError, match=f"^{name} contains NaN or infinity$"):
+                    ops_reparam.reparameterize(cp.asarray(m), cp.asarray(v), generator=1)
+        m, v = mu.copy(), lv.copy()
+        m[row, col] = v[row, (col + 1) % 64] = np.nan
+        with pytest.raises(ValueError, match="^mu contains NaN or infinity$"):
+            ops_reparam.reparameterize(cp.asarray(m), cp.asarray(v), generator=1)
+    m = np.zeros((3, 5), np.float32)
+    m[1, 2] = 1e30  # mu^2 overflows: an infinite KL of finite input is no error, as on the CPU
+    z, kl = ops_reparam.reparameterize(cp.asarray(m), cp.zeros((3, 5), cp.float32), generator=2)
+    assert np.isinf(kl.get()[1]) and np.isfinite(z.get()).all()
+    good = cp.zeros((2, 3))
+    with pytest.raises(ValueError, match="mu and logvar must have the same shape"):
+        ops_reparam.reparameterize(good, cp.zeros((2, 4)))
+    with pytest.raises(ValueError, match="mu must be 1-D or 2-D"):
+        ops_reparam.reparameterize(cp.zeros((2, 3, 4)), cp.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="logvar is on the CPU but mu is on cuda:0"):
+        ops_reparam.reparameterize(good, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="grad_z must have 6 elements"):
+        ops_reparam.reparameterize_backward_cupy(cp.zeros(5), None, good, good, 0, 0)
+
+
+@pytest.mark.gpu
+def test_reparameterize_on_cupy_runs_on_cupys_current_stream(cp):
+    mu, lv = inputs((512, 64), np.float32)
+    want_z, _ = ops_reparam.reparameterize(mu, lv, generator=1)
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        # a long write queued first on this stream: a launch elsewhere would race with it
+        m = cp.asarray(mu)
+        for _ in range(50):
+            m = m * 1
+        z, _ = ops_reparam.reparameterize(m, cp.asarray(lv), generator=1)
+    stream.synchronize()
+    np.testing.assert_array_equal(z.get(), want_z)
+
+
+@pytest.mark.gpu
+def test_ops_reparameterize_takes_torch_cuda_tensors_and_gives_them_back(torch_cuda):
+    torch = torch_cuda
+    mu, lv = (torch.randn(8, 5, device="cuda", dtype=torch.float64) for _ in range(2))
+    z, kl = ops_reparam.reparameterize(mu, lv, generator=4)
+    assert isinstance(z, torch.Tensor) and z.device.type == "cuda" and kl.device.type == "cuda"
+    want_z, _ = ops_reparam.reparameterize(mu.cpu().numpy(), lv.cpu().numpy(), generator=4)
+    np.testing.assert_array_equal(z.cpu().numpy(), want_z)

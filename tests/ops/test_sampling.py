@@ -1,5 +1,8 @@
 """fastgen.ops.sampling: sample_bernoulli and sample_gaussian against the NumPy reference
-built from the same Philox words."""
+built from the same Philox words.
+
+On a GPU (``gpu`` marker): CuPy input gives the CPU's probabilities and states bitwise, and
+states from logits computed differently differ only at near-ties."""
 import numpy as np
 import pytest
 
@@ -387,3 +390,48 @@ X = np.zeros((2, 3))
 def test_bad_input_raises_naming_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# ==== on a GPU (CuPy arrays: the CPU's results where the arithmetic is exact) =====================
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bernoulli_and_gaussian_on_gpu_equal_the_cpu(cp, dtype):
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((257, 131)) * 4).astype(dtype)
+    bias = rng.standard_normal(131).astype(dtype)
+    want_p, want_s = sample_bernoulli(x, bias, output="both", generator=fastgen.Generator(3, 7))
+    got_p, got_s = sample_bernoulli(cp.asarray(x), cp.asarray(bias), output="both", generator=fastgen.Generator(3, 7))
+    assert isinstance(got_p, cp.ndarray) and got_p.dtype == dtype
+    # same formula (shared header, --fmad=false, IEEE division) and same uniforms: the
+    # probabilities are bitwise equal, hence the states too
+    np.testing.assert_array_equal(got_p.get(), want_p)
+    np.testing.assert_array_equal(got_s.get(), want_s)
+    p = rng.random((33, 65)).astype(dtype)
+    np.testing.assert_array_equal(
+        sample_bernoulli(cp.asarray(p), from_logits=False, generator=5).get(),
+        sample_bernoulli(p, from_logits=False, generator=5))
+    std = (rng.random(131) * 2).astype(dtype)
+    np.testing.assert_array_equal(
+        sample_gaussian(cp.asarray(x), cp.asarray(std), bias=cp.asarray(bias), generator=9).get(),
+        sample_gaussian(x, std, bias=bias, generator=9))
+    np.testing.assert_array_equal(sample_gaussian(cp.asarray(x), 0.5, generator=9).get(),
+                                  sample_gaussian(x, 0.5, generator=9))
+
+
+@pytest.mark.gpu
+def test_samples_agree_except_near_ties_when_logits_are_computed_differently(cp):
+    # Logits from a GEMM (cuBLAS vs OpenBLAS round differently): the states may differ only
+    # where the probability lies within a few ulp of the element's uniform.
+    rng = np.random.default_rng(2)
+    v = (rng.random((512, 784)) < 0.3).astype(np.float32)
+    W = (rng.standard_normal((500, 784)) * 0.05).astype(np.float32)
+    cpu_logits = v @ W.T
+    gpu_logits = cp.asarray(v) @ cp.asarray(W).T
+    cpu_p, cpu_s = sample_bernoulli(cpu_logits, output="both", generator=11)
+    gpu_p, gpu_s = sample_bernoulli(gpu_logits, output="both", generator=11)
+    u = fastgen.Generator(11).uniform(cpu_logits.size, np.float32).reshape(cpu_logits.shape)
+    differ = cpu_s != gpu_s.get()
+    assert np.all(np.abs(cpu_p[differ] - u[differ]) <= 1e-5), "a state differs away from a near-tie"
+    assert differ.mean() < 1e-3

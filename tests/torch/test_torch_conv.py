@@ -1,7 +1,15 @@
 """fastgen's transposed convolution (+ bias + activation) against F.conv_transpose2d followed by
 the activation: values (float32/float64, odd sizes, strides, paddings), gradients (gradcheck),
-opcheck, torch.compile, and bad input."""
+opcheck, torch.compile, and bad input.
+
+On a GPU (``gpu`` marker): the CUDA kernels (output pass, im2col, backward) and the op on CuPy
+arrays and CUDA tensors against the CPU op, opcheck, gradcheck, compile, the caller's stream and
+the CPU's errors."""
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +18,10 @@ torch = pytest.importorskip("torch")
 
 from fastgen.ops.conv import conv_transpose2d as conv_transpose2d_numpy  # noqa: E402
 from fastgen.torch.conv import conv_transpose2d  # noqa: E402
+from cuda_helpers import CONV_CASES, REPO_ROOT, conv_case_inputs, cuda_module_or_skip, torch_cuda_or_skip  # noqa: E402
+from fastgen.torch import conv as tconv  # noqa: E402
+from fastgen._native import cpu as _cpu  # noqa: E402
+from fastgen.ops import conv as ops_conv  # noqa: E402
 
 F = torch.nn.functional
 ACTIVATIONS = {"none": lambda t: t, "relu": F.relu, "leaky_relu": lambda t: F.leaky_relu(t, 0.2),
@@ -24,6 +36,8 @@ CASES = [  # x shape, (C_out, kH, kW), stride, padding, output_padding
     ((1, 3, 2, 3), (2, 5, 3), (2, 3), (2, 1), (1, 2)),
 ]
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
+# GPU against CPU: cuBLAS and the CPU's BLAS sum the taps in other orders
+CONV_GPU_RTOL = {np.float32: 2e-5, np.float64: 1e-12}
 
 
 def inputs(shape, wshape, dtype, seed=0, grad=False):
@@ -245,7 +259,6 @@ def test_forward_does_not_depend_on_the_thread_count(tmp_path):
     np.testing.assert_array_equal(results[0], results[1])
 
 
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("activation", ["none", "relu", "tanh"])
 @pytest.mark.parametrize("batch,c_in,c_out,k", [(37, 9, 5, 4), (1, 3, 2, 7), (16, 100, 6, 4), (17, 1, 1, 1)])
@@ -371,7 +384,7 @@ def test_backward_does_not_depend_on_the_thread_count(tmp_path):
     np.testing.assert_array_equal(results[0], results[1])
 
 
-# ---- the CUDA kernels' registration and checks (their results: tests/cuda/test_conv_torch_gpu.py) ----
+# ---- the CUDA kernels' registration and checks (their results: the gpu cases below) ----
 def test_both_ops_have_cpu_and_cuda_kernels():
     for op in ("fastgen::conv_transpose2d", "fastgen::conv_transpose2d_backward"):
         for key in ("CPU", "CUDA", "Meta", "Autograd"):
@@ -431,3 +444,320 @@ def test_cuda_kernels_without_the_backend_raise_naming_the_tensor(monkeypatch):
         conv._conv_transpose2d_backward_cuda(y, y.double(), x, w, *args)
     with pytest.raises(TypeError, match="weight must have x's dtype"):
         conv._conv_transpose2d_backward_cuda(y, y, x, w.double(), *args)
+
+
+# ==== on a GPU (CuPy arrays and torch CUDA tensors against the CPU) =============================
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", [0, 1, 2, 3, 4])
+def test_conv_transpose_pieces_match_the_cpu(cp, dtype, activation):
+    v = cuda_module_or_skip("cuda_vae")
+    rng = np.random.default_rng(activation)
+    x = rng.standard_normal((4, 6, 7, 7)).astype(dtype)
+    w = rng.standard_normal((6, 3, 4, 4)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    geom = ops_conv.conv_transpose_geometry(x.shape, w.shape, b.shape, 2, 1, 1)
+    cols = (w.reshape(6, -1).T @ x.transpose(1, 0, 2, 3).reshape(6, -1)).astype(dtype)
+    out = cp.empty((4, 3) + geom[5:7], dtype)
+    v.conv_transpose2d_output(cp.asarray(cols), cp.asarray(b), out, geom, activation, 0.2)
+    want = ops_conv.output_pass(np.ascontiguousarray(cols), b, geom, activation, 0.2, np.dtype(dtype))
+    np.testing.assert_array_equal(out.get(), want)  # same cols: bitwise
+    full = v.conv_transpose2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), geom, activation, 0.2)
+    np.testing.assert_allclose(full.get(), want, rtol=1e-4 if dtype == np.float32 else 1e-11, atol=1e-5)
+    grad = rng.standard_normal(want.shape).astype(dtype)
+    c_gpu = cp.empty(cols.shape, dtype)
+    v.conv_transpose2d_im2col(cp.asarray(grad), c_gpu, geom)
+    c_cpu = np.empty_like(cols)
+    _cpu.C.conv_transpose2d_im2col(grad, c_cpu, geom)
+    np.testing.assert_array_equal(c_gpu.get(), c_cpu)
+    g_in = cp.empty_like(out)
+    v.activation_backward(cp.asarray(grad), out, g_in, activation, 0.2)
+    want_g = np.empty_like(grad)
+    _cpu.C.activation_backward(grad, want, want_g, activation, dtype(0.2))
+    np.testing.assert_array_equal(g_in.get(), want_g)
+
+
+@pytest.mark.gpu
+def test_conv_transpose_backward_matches_torch_autograd(cp):
+    torch = torch_cuda_or_skip()
+    v = cuda_module_or_skip("cuda_vae")
+    rng = np.random.default_rng(2)
+    x = torch.tensor(rng.standard_normal((3, 4, 5, 5)), device="cuda", requires_grad=True)
+    w = torch.tensor(rng.standard_normal((4, 2, 4, 4)), device="cuda", requires_grad=True)
+    b = torch.tensor(rng.standard_normal(2), device="cuda", requires_grad=True)
+    y = torch.tanh(torch.nn.functional.conv_transpose2d(x, w, b, stride=2, padding=1))
+    g = torch.randn_like(y)
+    y.backward(g)
+    geom = ops_conv.conv_transpose_geometry(tuple(x.shape), tuple(w.shape), (2,), 2, 1, 0)
+    gx, gw, gb = v.conv_transpose2d_backward(cp.from_dlpack(g), cp.from_dlpack(y.detach()),
+                                             cp.from_dlpack(x.detach()), cp.from_dlpack(w.detach()), geom, 3, 0.0)
+    for got, want in ((gx, x.grad), (gw, w.grad), (gb, b.grad)):
+        np.testing.assert_allclose(got.get(), want.cpu().numpy(), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", [None, "relu", "leaky_relu", "tanh", "sigmoid"])
+def test_conv_transpose2d_on_cupy_matches_the_cpu(cp, dtype, activation):
+    rng = np.random.default_rng(len(activation or ""))
+    x = rng.standard_normal((4, 6, 7, 7)).astype(dtype)
+    w = rng.standard_normal((6, 3, 4, 4)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    for bias in (b, None):
+        got = ops_conv.conv_transpose2d(cp.asarray(x), cp.asarray(w), None if bias is None else cp.asarray(bias),
+                                        2, 1, 1, activation, 0.2)
+        want = ops_conv.conv_transpose2d(x, w, bias, 2, 1, 1, activation, 0.2)
+        assert isinstance(got, cp.ndarray) and got.dtype == dtype and got.shape == want.shape
+        np.testing.assert_allclose(got.get(), want, rtol=CONV_GPU_RTOL[dtype], atol=CONV_GPU_RTOL[dtype] * 10)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("activation", ["none", "leaky_relu", "tanh", "sigmoid"])
+def test_conv_transpose2d_backward_on_cupy_matches_the_cpu_torch_op(torch_cuda, cp, activation):
+    torch = torch_cuda
+    from fastgen.torch.conv import conv_transpose2d as tconv
+
+    rng = np.random.default_rng(2)
+    x = torch.tensor(rng.standard_normal((3, 4, 5, 5)), requires_grad=True)
+    w = torch.tensor(rng.standard_normal((4, 2, 4, 4)), requires_grad=True)
+    b = torch.tensor(rng.standard_normal(2), requires_grad=True)
+    y = tconv(x, w, b, 2, 1, 1, activation, 0.2)
+    g = torch.randn_like(y)
+    y.backward(g)
+    geom = ops_conv.conv_transpose_geometry(tuple(x.shape), tuple(w.shape), (2,), 2, 1, 1)
+    code = ops_conv.activation_code(activation)
+    y_d = ops_conv.forward_cupy(cp.asarray(x.detach().numpy()), cp.asarray(w.detach().numpy()),
+                                cp.asarray(b.detach().numpy()), geom, code, 0.2)
+    np.testing.assert_allclose(y_d.get(), y.detach().numpy(), rtol=1e-12, atol=1e-12)
+    gx, gw, gb = ops_conv.backward_cupy(cp.asarray(g.numpy()), y_d, cp.asarray(x.detach().numpy()),
+                                        cp.asarray(w.detach().numpy()), geom, code, 0.2)
+    for got, want in ((gx, x.grad), (gw, w.grad), (gb, b.grad)):
+        np.testing.assert_allclose(got.get(), want.numpy(), rtol=1e-10, atol=1e-11)
+    assert ops_conv.backward_cupy(cp.asarray(g.numpy()), y_d, cp.asarray(x.detach().numpy()),
+                                  cp.asarray(w.detach().numpy()), geom, code, 0.2, need_bias=False)[2] is None
+
+
+@pytest.mark.gpu
+def test_conv_transpose2d_on_cuda_refuses_what_the_cpu_refuses_and_handles_empties(torch_cuda, cp):
+    torch = torch_cuda
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    w = np.ones((3, 2, 3, 3))
+    bad = x.copy()
+    bad[1, 2, 3, 3] = np.nan
+    for lib in ("cupy", "torch"):
+        put = cp.asarray if lib == "cupy" else (lambda a: torch.tensor(a, device="cuda"))
+        with pytest.raises(ValueError, match="x contains NaN or infinity"):
+            ops_conv.conv_transpose2d(put(bad), put(w), None, 2, 1, 0, "relu")
+        with pytest.raises(ValueError, match="weight must have C_in = 3"):
+            ops_conv.conv_transpose2d(put(x), put(w[:2]))
+        with pytest.raises(ValueError, match="weight is on the CPU but x is on cuda:0"):
+            ops_conv.conv_transpose2d(put(x), w)
+    with pytest.raises(ValueError, match="x contains NaN or infinity"):
+        ops_conv.conv_transpose2d(bad, w, None, 2, 1, 0, "relu")
+    got = ops_conv.conv_transpose2d(torch.tensor(x, device="cuda"), torch.tensor(w, device="cuda"), None, 2, 1, 0)
+    assert isinstance(got, torch.Tensor) and got.device.type == "cuda"
+    np.testing.assert_allclose(got.cpu().numpy(), ops_conv.conv_transpose2d(x, w, None, 2, 1, 0), rtol=1e-12)
+    b = np.arange(2.0)
+    for xs, ws in (((0, 3, 4, 4), (3, 2, 3, 3)), ((2, 0, 4, 4), (0, 2, 3, 3))):
+        got = ops_conv.conv_transpose2d(cp.zeros(xs), cp.ones(ws), cp.asarray(b), 2, 1, 0, "tanh")
+        np.testing.assert_array_equal(got.get(), ops_conv.conv_transpose2d(np.zeros(xs), np.ones(ws), b, 2, 1, 0,
+                                                                           "tanh"))
+
+
+# ==== torch CUDA tensors against the CPU op (conv_transpose2d and its backward) =================
+GPU_DTYPES = [torch.float32, torch.float64]
+# cuBLAS and the CPU's BLAS / oneDNN sum the taps in other orders
+GPU_TOL = {torch.float32: dict(rtol=5e-5, atol=5e-5), torch.float64: dict(rtol=1e-11, atol=1e-11)}
+
+
+@pytest.fixture
+def cuda():
+    pytest.importorskip("cupy")
+    from fastgen._native import cuda as _cuda
+
+    if not _cuda.available():
+        pytest.skip(_cuda.unavailable_reason())
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    return torch.device("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", GPU_DTYPES)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_forward_and_backward_on_cuda_match_the_cpu_op(cuda, dtype, activation, case):
+    xs, ws, stride, padding, output_padding = case
+    for with_bias in (True, False):
+        results = {}
+        for device in ("cpu", "cuda"):
+            x, w, b = conv_case_inputs(xs, ws, dtype, device, seed=3, grad=True)
+            bias = b if with_bias else None
+            y = tconv.conv_transpose2d(x, w, bias, stride, padding, output_padding, activation, 0.2)
+            assert y.device.type == device and y.dtype == dtype and y.is_contiguous()
+            g = torch.randn(y.shape, dtype=dtype, generator=torch.Generator().manual_seed(5)).to(device)
+            y.backward(g)
+            results[device] = [t.detach().cpu() for t in (y, x.grad, w.grad) + ((b.grad,) if with_bias else ())]
+            if not with_bias:
+                assert b.grad is None
+        for got, want in zip(results["cuda"], results["cpu"]):
+            torch.testing.assert_close(got, want, **GPU_TOL[dtype])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", GPU_DTYPES)
+def test_backward_op_need_flags_on_cuda(cuda, dtype):
+    x, w, b = conv_case_inputs((3, 4, 5, 5), (4, 3, 4, 4), dtype, "cuda")
+    args = ([2, 2], [1, 1], [0, 0], "leaky_relu", 0.2)
+    y = torch.ops.fastgen.conv_transpose2d(x, w, b, *args)
+    g = torch.randn_like(y)
+    full = torch.ops.fastgen.conv_transpose2d_backward(g, y, x, w, *args)
+    cpu = torch.ops.fastgen.conv_transpose2d_backward(g.cpu(), y.cpu(), x.cpu(), w.cpu(), *args)
+    for a, c in zip(full, cpu):
+        torch.testing.assert_close(a.cpu(), c, **GPU_TOL[dtype])
+    for need_x in (True, False):
+        for need_bias in (True, False):
+            gx, gw, gb = torch.ops.fastgen.conv_transpose2d_backward(g, y, x, w, *args, need_x, need_bias)
+            assert all(t.device.type == "cuda" and t.dtype == dtype for t in (gx, gw, gb))
+            assert gx.shape == (x.shape if need_x else (0,)) and gb.shape == ((3,) if need_bias else (0,))
+            torch.testing.assert_close(gw, full[1], rtol=0, atol=0)
+            if need_x:
+                torch.testing.assert_close(gx, full[0], rtol=0, atol=0)
+            if need_bias:
+                torch.testing.assert_close(gb, full[2], rtol=0, atol=0)
+    # autograd asks only for what is needed: x without grad (the projection of z), no bias
+    xw = w.clone().requires_grad_()
+    tconv.conv_transpose2d(x, xw, None, 2, 1, 0, "tanh").sum().backward()
+    want_w = w.cpu().requires_grad_()
+    tconv.conv_transpose2d(x.cpu(), want_w, None, 2, 1, 0, "tanh").sum().backward()
+    torch.testing.assert_close(xw.grad.cpu(), want_w.grad, **GPU_TOL[dtype])
+
+
+@pytest.mark.gpu
+def test_opcheck_gradcheck_and_compile_on_cuda(cuda):
+    for dtype in GPU_DTYPES:
+        for xs, ws, stride, padding, output_padding in CONV_CASES[:2]:
+            x, w, b = conv_case_inputs(xs, ws, dtype, "cuda", grad=True)
+            for bias in (b, None):
+                torch.library.opcheck(torch.ops.fastgen.conv_transpose2d.default,
+                                      (x, w, bias, stride, padding, output_padding, "tanh", 0.0))
+            y = torch.ops.fastgen.conv_transpose2d(x.detach(), w.detach(), b.detach(), stride, padding,
+                                                   output_padding, "sigmoid", 0.0)
+            g = torch.randn_like(y)
+            for need_x, need_bias in ((True, True), (False, True), (True, False), (False, False)):
+                torch.library.opcheck(torch.ops.fastgen.conv_transpose2d_backward.default,
+                                      (g, y, x.detach(), w.detach(), stride, padding, output_padding, "sigmoid",
+                                       0.0, need_x, need_bias))
+    for activation in ("none", "leaky_relu", "tanh", "sigmoid"):
+        x, w, b = conv_case_inputs((2, 2, 3, 3), (2, 3, 3, 3), torch.float64, "cuda", seed=2, grad=True)
+        assert torch.autograd.gradcheck(
+            lambda a, c, d: tconv.conv_transpose2d(a, c, d, 2, 1, 1, activation, 0.2), (x, w, b))
+
+    def generator_block(z, weight, bias):
+        return torch.ops.fastgen.conv_transpose2d(z, weight, bias, [2, 2], [1, 1], [0, 0], "tanh", 0.0).square().sum()
+
+    compiled = torch.compile(generator_block, fullgraph=True)
+    x, w, b = conv_case_inputs((2, 3, 4, 4), (3, 2, 4, 4), torch.float32, "cuda", grad=True)
+    out = compiled(x, w, b)
+    grads = torch.autograd.grad(out, (x, w, b))
+    x2, w2, b2 = (t.detach().cpu().requires_grad_() for t in (x, w, b))
+    want = generator_block(x2, w2, b2)
+    want_grads = torch.autograd.grad(want, (x2, w2, b2))
+    torch.testing.assert_close(out.cpu(), want, rtol=1e-4, atol=1e-4)
+    for got, exp in zip(grads, want_grads):
+        assert got.device.type == "cuda"
+        torch.testing.assert_close(got.cpu(), exp, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_non_contiguous_input_and_empties_on_cuda(cuda):
+    x, w, b = conv_case_inputs((4, 6, 7, 7), (6, 3, 4, 4), torch.float64, "cuda")
+    x_cl = x.to(memory_format=torch.channels_last).requires_grad_()
+    w_t = w.transpose(2, 3).contiguous().transpose(2, 3).requires_grad_()  # same values, other strides
+    y = tconv.conv_transpose2d(x_cl, w_t, b, 2, 1, 1, "relu")
+    y.backward(torch.ones_like(y))
+    x2, w2 = x.cpu().requires_grad_(), w.cpu().requires_grad_()
+    want = tconv.conv_transpose2d(x2, w2, b.cpu(), 2, 1, 1, "relu")
+    want.backward(torch.ones_like(want))
+    torch.testing.assert_close(y.cpu(), want, **GPU_TOL[torch.float64])
+    torch.testing.assert_close(x_cl.grad.cpu(), x2.grad, **GPU_TOL[torch.float64])
+    torch.testing.assert_close(w_t.grad.cpu(), w2.grad, **GPU_TOL[torch.float64])
+    for xs, ws in (((0, 3, 4, 4), (3, 2, 3, 3)), ((2, 0, 4, 4), (0, 2, 3, 3))):
+        ex, ew, eb = conv_case_inputs(xs, ws, torch.float64, "cuda", grad=True)
+        y = tconv.conv_transpose2d(ex, ew, eb, 2, 1, 0, "tanh")
+        y.sum().backward()
+        cx, cw, cb = (t.detach().cpu().requires_grad_() for t in (ex, ew, eb))
+        want = tconv.conv_transpose2d(cx, cw, cb, 2, 1, 0, "tanh")
+        want.sum().backward()
+        torch.testing.assert_close(y.detach().cpu(), want.detach(), rtol=0, atol=0)
+        for got, exp in ((ex.grad, cx.grad), (ew.grad, cw.grad), (eb.grad, cb.grad)):
+            torch.testing.assert_close(got.cpu(), exp, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.gpu
+def test_cuda_refuses_what_the_cpu_refuses(cuda):
+    x, w, b = conv_case_inputs((2, 3, 4, 4), (3, 2, 3, 3), torch.float32, "cuda")
+    args = ([2, 2], [1, 1], [0, 0], "relu", 0.0)
+    with pytest.raises(ValueError, match="weight is on cpu but x is on cuda:0"):
+        torch.ops.fastgen.conv_transpose2d(x, w.cpu(), b, *args)
+    with pytest.raises(ValueError, match="weight is on cuda:0 but x is on cpu"):
+        torch.ops.fastgen.conv_transpose2d(x.cpu(), w, b.cpu(), *args)
+    with pytest.raises(ValueError, match="bias is on cpu but x is on cuda:0"):
+        torch.ops.fastgen.conv_transpose2d(x, w, b.cpu(), *args)
+    y = torch.ops.fastgen.conv_transpose2d(x, w, b, *args)
+    with pytest.raises(ValueError, match="grad_out is on cpu but x is on cuda:0"):
+        torch.ops.fastgen.conv_transpose2d_backward(y.cpu(), y, x, w, *args)
+    for name in ("x", "weight", "bias"):
+        t = {"x": x.clone(), "weight": w.clone(), "bias": b.clone()}
+        t[name].view(-1)[-1] = float("nan")
+        with pytest.raises(ValueError, match=f"^{name} contains NaN or infinity$"):
+            torch.ops.fastgen.conv_transpose2d(t["x"], t["weight"], t["bias"], *args)
+    with pytest.raises(ValueError, match="weight must have C_in = 3"):
+        torch.ops.fastgen.conv_transpose2d(x, w[:2], b, *args)
+    with pytest.raises(TypeError, match="weight must have x's dtype"):
+        torch.ops.fastgen.conv_transpose2d(x, w.double(), None, *args)
+    with pytest.raises(TypeError, match="x must be float32 or float64"):
+        torch.ops.fastgen.conv_transpose2d(x.half(), w.half(), None, *args)
+    with pytest.raises(ValueError, match="grad_out must have the output's shape"):
+        torch.ops.fastgen.conv_transpose2d_backward(y[:1], y, x, w, *args)
+
+
+@pytest.mark.gpu
+def test_runs_on_the_callers_stream(cuda):
+    x, w, b = conv_case_inputs((64, 32, 16, 16), (32, 16, 4, 4), torch.float32, "cuda")
+    want = torch.ops.fastgen.conv_transpose2d(x, w, b, [2, 2], [1, 1], [0, 0], "tanh", 0.0)
+    g = torch.randn_like(want)
+    want_grads = torch.ops.fastgen.conv_transpose2d_backward(g, want, x, w, [2, 2], [1, 1], [0, 0], "tanh", 0.0)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        xs = x
+        for _ in range(50):  # written on the side stream: the op must wait for it there
+            xs = xs * 1
+        got = torch.ops.fastgen.conv_transpose2d(xs, w, b, [2, 2], [1, 1], [0, 0], "tanh", 0.0)
+        gs = g
+        for _ in range(50):
+            gs = gs * 1
+        got_grads = torch.ops.fastgen.conv_transpose2d_backward(gs, got, xs, w, [2, 2], [1, 1], [0, 0], "tanh", 0.0)
+    torch.cuda.current_stream().wait_stream(side)
+    # an op launched off the side stream would read xs / gs before they were written: far off, not rounding
+    torch.testing.assert_close(got, want, **GPU_TOL[torch.float32])
+    for a, c in zip(got_grads, want_grads):
+        torch.testing.assert_close(a, c, **GPU_TOL[torch.float32])
+
+
+@pytest.mark.gpu
+def test_cuda_tensors_without_cupy_raise_the_documented_error(cuda):
+    code = ("import sys; sys.modules['cupy'] = None\n"
+            "import torch, pytest\n"
+            "import fastgen.torch.conv\n"
+            "x = torch.zeros(1, 2, 3, 3, device='cuda'); w = torch.zeros(2, 1, 2, 2, device='cuda')\n"
+            "with pytest.raises(TypeError, match=\"x lives on a CUDA device, but fastgen's CUDA backend is "
+            "unavailable: CuPy is not importable\"):\n"
+            "    torch.ops.fastgen.conv_transpose2d(x, w, None, [1, 1], [0, 0], [0, 0], 'none', 0.0)\n"
+            "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
+                            env=dict(os.environ), timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr

@@ -1,12 +1,17 @@
 """torch.ops.fastgen pooling ops: gradients (gradcheck, float64) against torch's own pooling,
-opcheck, and torch.compile without graph breaks."""
+opcheck, and torch.compile without graph breaks.
+
+On a GPU (``gpu`` marker): the pool ops on CUDA tensors pass opcheck, gradcheck and compile."""
 from __future__ import annotations
+
+import numpy as np
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from fastgen.torch.pool import avg_unpool2d, max_pool2d, max_unpool2d  # noqa: E402
+from cuda_helpers import torch_cuda_or_skip  # noqa: E402
 
 F = torch.nn.functional
 
@@ -78,3 +83,33 @@ def test_bad_input_is_refused():
         max_unpool2d(out, idx + 50, (4, 4))
     with pytest.raises(TypeError, match="indices must be an int64"):
         max_unpool2d(out, idx.to(torch.int32), (4, 4))
+
+
+# ==== on a GPU (CuPy arrays and torch CUDA tensors against the CPU) =============================
+
+
+@pytest.mark.gpu
+def test_torch_pool_ops_on_cuda_opcheck_gradcheck_compile():
+    torch = torch_cuda_or_skip()
+    from fastgen.torch import pool as tpool
+
+    rng = np.random.default_rng(1)
+    x = torch.tensor(rng.standard_normal((2, 3, 6, 6)), device="cuda", requires_grad=True)
+    out, idx = tpool.max_pool2d(x, 2)
+    want_out, want_idx = tpool.max_pool2d(x.detach().cpu(), 2)
+    assert torch.equal(out.detach().cpu(), want_out) and torch.equal(idx.cpu(), want_idx)
+    torch.library.opcheck(torch.ops.fastgen.max_pool2d.default, (x, [3, 3], [2, 2], [1, 1]))
+    torch.library.opcheck(torch.ops.fastgen.max_unpool2d.default, (out.detach().requires_grad_(), idx, [6, 6]))
+    torch.library.opcheck(torch.ops.fastgen.avg_unpool2d.default, (out.detach().requires_grad_(), [2, 2]))
+    assert torch.autograd.gradcheck(lambda a: tpool.max_pool2d(a, 3, 2, 1)[0], (x,))
+    small = out.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda a: tpool.max_unpool2d(a, idx, (6, 6)), (small,))
+    assert torch.autograd.gradcheck(lambda a: tpool.avg_unpool2d(a, (2, 3)), (small,))
+
+    def f(a):
+        o, i = tpool.max_pool2d(a, 2)
+        return tpool.avg_unpool2d(tpool.max_unpool2d(o, i, (6, 6)), 1).sum()
+
+    compiled = torch.compile(f, fullgraph=True)
+    compiled(x).backward()
+    assert x.grad is not None and x.grad.device.type == "cuda"

@@ -1,5 +1,8 @@
 """torch.ops.fastgen.reparameterize: opcheck, gradcheck, torch.compile, and the values of the
-NumPy kernel."""
+NumPy kernel.
+
+On a GPU (``gpu`` marker): the op on CUDA tensors matches the CPU op (values, gradients, opcheck,
+gradcheck, compile), refuses what the CPU refuses and runs on the caller's stream."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +13,7 @@ torch = pytest.importorskip("torch")
 import fastgen  # noqa: E402
 from fastgen.ops import reparameterize as reparameterize_numpy  # noqa: E402
 from fastgen.torch.reparam import reparameterize  # noqa: E402
+from cuda_helpers import KL_GPU_RTOL, NO_CUPY, kl_scale, reparam_inputs, run_python  # noqa: E402
 
 
 def tensors(shape, dtype=torch.float64, seed=0, grad=True):
@@ -116,8 +120,7 @@ def test_nan_in_any_row_is_refused_naming_the_argument():
             torch.ops.fastgen.reparameterize(bad, logvar, 0, 0)
 
 
-
-# ---- the CUDA kernels' registration and checks (their results: tests/cuda/test_vae_ops_gpu.py) ----
+# ---- the CUDA kernels' registration and checks (their results: the gpu cases below) ----
 def test_both_ops_have_cpu_and_cuda_kernels():
     for op in ("fastgen::reparameterize", "fastgen::reparameterize_backward"):
         for key in ("CPU", "CUDA", "Meta", "Autograd"):
@@ -151,3 +154,140 @@ def test_cuda_kernels_without_the_backend_raise_naming_the_tensor(monkeypatch):
         reparam._reparameterize_cuda(mu, logvar.to("meta"), 0, 0)
     with pytest.raises(ValueError, match="seed must fit an int64"):
         reparam._reparameterize_cuda(mu, logvar, 2**64, 0)
+
+
+# ==== on a GPU (CuPy arrays and torch CUDA tensors against the CPU) =============================
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1, 1), (200, 33), (4096, 64)])
+def test_torch_reparameterize_on_cuda_matches_the_cpu_op(torch_cuda, dtype, shape):
+    torch = torch_cuda
+    from fastgen.torch.reparam import reparameterize
+
+    dt = getattr(torch, dtype)
+    mu, lv = (torch.tensor(a) for a in reparam_inputs(shape, getattr(np, dtype), seed=shape[1]))
+    grads = (torch.randn(shape, dtype=dt), torch.randn(shape[0], dtype=dt))
+    results = {}
+    for device in ("cpu", "cuda"):
+        m = mu.to(device).requires_grad_()
+        v = lv.to(device).requires_grad_()
+        gen = fastgen.Generator(11, 2**40)
+        z, kl = reparameterize(m, v, gen)
+        assert gen.offset == 2**40 + 1 and z.device.type == device and kl.device.type == device
+        assert z.dtype == dt and kl.dtype == dt and z.is_contiguous()
+        torch.autograd.backward((z, kl), tuple(g.to(device) for g in grads))
+        results[device] = [t.detach().cpu() for t in (z, kl, m.grad, v.grad)]
+    (zc, klc, gmc, gvc), (zg, klg, gmg, gvg) = results["cpu"], results["cuda"]
+    assert torch.equal(zg, zc) and torch.equal(gmg, gmc) and torch.equal(gvg, gvc)
+    tol = KL_GPU_RTOL[getattr(np, dtype)] * kl_scale(mu.numpy(), lv.numpy())
+    assert np.all(np.abs(klg.numpy() - klc.numpy()) <= tol)
+
+
+@pytest.mark.gpu
+def test_torch_reparameterize_on_cuda_each_output_alone_and_first_derivatives_only(torch_cuda):
+    torch = torch_cuda
+    mu, lv = (torch.tensor(a, device="cuda", requires_grad=True) for a in reparam_inputs((5, 6), np.float64, 4))
+    z, kl = torch.ops.fastgen.reparameterize(mu, lv, 3, 1)
+    (kl * torch.arange(5.0, device="cuda", dtype=torch.float64)).sum().backward()  # z unused
+    g = torch.arange(5.0, device="cuda", dtype=torch.float64)[:, None]
+    torch.testing.assert_close(mu.grad, g * mu.detach())
+    torch.testing.assert_close(lv.grad, 0.5 * g * (torch.exp(lv.detach()) - 1))
+    mu.grad = lv.grad = None
+    z, kl = torch.ops.fastgen.reparameterize(mu, lv, 3, 1)
+    z.sum().backward()  # kl unused
+    m_cpu, v_cpu = mu.detach().cpu().requires_grad_(), lv.detach().cpu().requires_grad_()
+    torch.ops.fastgen.reparameterize(m_cpu, v_cpu, 3, 1)[0].sum().backward()
+    assert torch.equal(lv.grad.cpu(), v_cpu.grad) and torch.equal(mu.grad.cpu(), m_cpu.grad)
+    z, kl = torch.ops.fastgen.reparameterize(mu, lv, 3, 1)
+    (grad_mu,) = torch.autograd.grad(z.sum() + kl.sum(), mu, create_graph=True)
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        grad_mu.sum().backward()
+
+
+@pytest.mark.gpu
+def test_torch_reparameterize_on_cuda_opcheck_gradcheck_compile(torch_cuda):
+    torch = torch_cuda
+    for shape in ((3, 5), (1, 1), (0, 4), (4, 0)):
+        mu, lv = (torch.randn(shape, dtype=torch.float64, device="cuda", requires_grad=True) for _ in range(2))
+        torch.library.opcheck(torch.ops.fastgen.reparameterize.default, (mu, lv, 11, 2))
+    mu, lv = (torch.randn(4, 6, dtype=torch.float64, device="cuda") for _ in range(2))
+    g = torch.randn(4, 6, dtype=torch.float64, device="cuda")
+    gk = torch.randn(4, dtype=torch.float64, device="cuda")
+    for args in ((g, gk), (g, None), (None, gk)):
+        torch.library.opcheck(torch.ops.fastgen.reparameterize_backward.default, (*args, mu, lv, 1, 2))
+    mu, lv = (torch.randn(5, 4, dtype=torch.float64, device="cuda", requires_grad=True) for _ in range(2))
+    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, 3, 7), (mu, lv))
+
+    def elbo_terms(m, v):
+        z, kl = torch.ops.fastgen.reparameterize(m, v, 5, 1)
+        return (z ** 2).sum() + kl.sum()
+
+    compiled = torch.compile(elbo_terms, fullgraph=True)
+    m1, v1 = (torch.randn(3, 4, device="cuda", requires_grad=True) for _ in range(2))
+    out = compiled(m1, v1)
+    out.backward()
+    m2, v2 = m1.detach().clone().requires_grad_(), v1.detach().clone().requires_grad_()
+    expected = elbo_terms(m2, v2)
+    expected.backward()
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(m1.grad, m2.grad)
+    torch.testing.assert_close(v1.grad, v2.grad)
+
+
+@pytest.mark.gpu
+def test_torch_reparameterize_on_cuda_refuses_what_the_cpu_refuses(torch_cuda):
+    torch = torch_cuda
+    mu, lv = (torch.randn(300, 64, device="cuda") for _ in range(2))
+    for row in (0, 150, 299):
+        for name in ("mu", "logvar"):
+            bad_mu, bad_lv = mu.clone(), lv.clone()
+            (bad_mu if name == "mu" else bad_lv)[row, 3] = float("nan")
+            with pytest.raises(ValueError, match=f"^{name} contains NaN or infinity$"):
+                torch.ops.fastgen.reparameterize(bad_mu, bad_lv, 0, 0)
+            with pytest.raises(ValueError, match=f"^{name} contains NaN or infinity$"):  # and the CPU's
+                torch.ops.fastgen.reparameterize(bad_mu.cpu(), bad_lv.cpu(), 0, 0)
+    with pytest.raises(ValueError, match="logvar is on cpu but mu is on cuda:0"):
+        torch.ops.fastgen.reparameterize(mu, lv.cpu(), 0, 0)
+    with pytest.raises(ValueError, match="logvar is on cuda:0 but mu is on cpu"):
+        torch.ops.fastgen.reparameterize(mu.cpu(), lv, 0, 0)
+    with pytest.raises(ValueError, match="grad_z is on cpu but mu is on cuda:0"):
+        torch.ops.fastgen.reparameterize_backward(torch.zeros(300, 64), None, mu, lv, 0, 0)
+    with pytest.raises(ValueError, match="same shape"):
+        torch.ops.fastgen.reparameterize(mu, lv[:, :2], 0, 0)
+    with pytest.raises(ValueError, match="mu must be 2-D"):
+        torch.ops.fastgen.reparameterize(mu[0], lv[0], 0, 0)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        torch.ops.fastgen.reparameterize(mu.half(), lv.half(), 0, 0)
+    with pytest.raises(ValueError, match="grad_kl must have 300 elements"):
+        torch.ops.fastgen.reparameterize_backward(None, torch.zeros(3, device="cuda"), mu, lv, 0, 0)
+
+
+@pytest.mark.gpu
+def test_torch_reparameterize_runs_on_the_callers_stream(torch_cuda):
+    torch = torch_cuda
+    mu, lv = (torch.randn(1024, 64, device="cuda") for _ in range(2))
+    want = torch.ops.fastgen.reparameterize(mu, lv, 1, 2)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        m = mu
+        for _ in range(50):  # written on the side stream: the op must wait for it there
+            m = m * 1
+        got = torch.ops.fastgen.reparameterize(m, lv, 1, 2)
+    torch.cuda.current_stream().wait_stream(side)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
+@pytest.mark.gpu
+def test_torch_cuda_tensors_without_cupy_raise_the_documented_error(torch_cuda):
+    code = NO_CUPY + (
+        "import torch, pytest\n"
+        "import fastgen.torch.reparam\n"
+        "mu = torch.zeros(2, 3, device='cuda')\n"
+        "with pytest.raises(TypeError, match=\"mu lives on a CUDA device, but fastgen's CUDA backend is "
+        "unavailable: CuPy is not importable\"):\n"
+        "    torch.ops.fastgen.reparameterize(mu, mu, 0, 0)\n"
+        "print('ok')\n")
+    assert run_python(code).strip() == "ok"
