@@ -652,6 +652,25 @@ PYBIND11_MODULE(_C, m) {
   m.def("buffer_cache_enabled", &buffer_cache_enabled);
   m.def("release_cached_buffers", &release_cached_buffers);
   m.attr("sliced_max_rows") = kSlicedMaxRows;
+  m.def("sliced_team_for_region", &sliced_team_for_region, py::arg("full_team"), py::arg("shape"));
+  m.def("sliced_team_record", &sliced_team_record, py::arg("team"), py::arg("full_team"), py::arg("wait_fraction"),
+        py::arg("ns_per_batch"));
+  m.def("sliced_team_stats", []() {
+    const SlicedTeamStats s = sliced_team_stats();
+    py::dict d;
+    d["regions"] = s.regions;
+    d["reduced_regions"] = s.reduced_regions;
+    d["refusals"] = s.refusals;
+    d["reduced_left"] = s.reduced_left;
+    d["backoff"] = s.backoff;
+    d["last_wait_fraction"] = s.last_wait_fraction;
+    d["max_wait_fraction"] = s.max_wait_fraction;
+    d["one_thread_ns_per_batch"] = s.one_thread_ns_per_batch;
+    return d;
+  });
+  m.def("sliced_team_reset", &sliced_team_reset);
+  m.def("set_sliced_adaptive", &set_sliced_adaptive, py::arg("enabled"));
+  m.def("sliced_adaptive", &sliced_adaptive);
   m.def("fill_bits", &py_fill_bits, py::arg("out").noconvert(), py::arg("seed"), py::arg("offset"));
   bind_dtype<float>(m);
   bind_dtype<double>(m);

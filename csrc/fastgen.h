@@ -241,6 +241,28 @@ template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p);
 constexpr int64_t kSlicedMaxRows = 64;
 template <typename T> void rbm_train_batches_sliced(const TrainParams<T>& p);
 
+// The sliced loop's team governor: a pass runs as regions of a few dozen batches, each on the full
+// team unless a recent full-team region's threads waited too long at the step barrier (a busy
+// machine) and one thread has not been measured slower, in which case it runs on one thread. The
+// choice never changes the result.
+struct SlicedTeamStats {
+  int64_t regions;          // parallel regions run since the last reset
+  int64_t reduced_regions;  // of which on one thread instead of the full team
+  int64_t refusals;         // full-team regions that sent the next ones to one thread
+  int reduced_left;         // one-thread regions still to run before the full team is tried again
+  int backoff;              // one-thread regions after the next refusal
+  double last_wait_fraction;  // of the last full-team region: barrier wait / (threads * wall time)
+  double max_wait_fraction;   // the limit
+  double one_thread_ns_per_batch;  // running mean of one-thread regions for the current shape, or 0
+};
+int sliced_team_for_region(int full_team, uint64_t shape);  // threads for the next region
+// What a region measured: its team, the team it could have had, barrier wait, wall time per batch.
+void sliced_team_record(int team, int full_team, double wait_fraction, double ns_per_batch);
+SlicedTeamStats sliced_team_stats();
+void sliced_team_reset();
+void set_sliced_adaptive(bool enabled);  // false: always the full team (the bench's "before" rows)
+bool sliced_adaptive();
+
 // The exact pseudo-likelihood sum_i log P(v_i | v_-i) of each row.
 template <typename T> void rbm_pseudo_likelihood(
     const RBMWeights<T>& rbm,
