@@ -67,6 +67,7 @@ TRAINER = "fastgen trainer only"
 SKLEARN = "scikit-learn fit"
 FLOOR = "floor: 5 GEMMs/batch"
 DENSE_LOOP = "fastgen, BLAS products (before)"
+FIXED_TEAM = "fastgen fit, fixed team (before)"
 GIBBS = "fastgen gibbs"
 GIBBS_DENSE = "fastgen gibbs, BLAS products (before)"
 GIBBS_FLOOR = "floor: 2 GEMMs/step"
@@ -227,6 +228,30 @@ def dense_products(fn):
     return run
 
 
+def fixed_team(fn):
+    """fn with the small-batch loop's team governor off (every region on the full team, as before
+    issue 26), restored after."""
+    from fastgen._native.cpu import C
+
+    def run():
+        previous = C.sliced_adaptive()
+        C.set_sliced_adaptive(False)
+        try:
+            return fn()
+        finally:
+            C.set_sliced_adaptive(previous)
+
+    return run
+
+
+def uses_sliced_loop(params) -> bool:
+    """Whether fastgen trains these parameters on the small-batch loop (data and chains together
+    within C.sliced_max_rows rows), the one the team governor schedules."""
+    from fastgen._native.cpu import C
+
+    return 2 * params["batch_size"] <= C.sliced_max_rows
+
+
 def sklearn_fit(X, params):
     from sklearn.neural_network import BernoulliRBM
 
@@ -306,8 +331,10 @@ def _timed_comparison(title, X, params, repeats, *, data_note, cooldown=RBM_DEFA
         FLOOR: gemm_floor(X, params["n_components"], params["batch_size"], epochs=params["n_iter"]),
         DENSE_LOOP: dense_products(fastgen_fit(X, params)),
     }
+    if uses_sliced_loop(params):
+        fns[FIXED_TEAM] = fixed_team(fastgen_fit(X, params))
     if situation != PLAIN:
-        fns = {name: fns[name] for name in SITUATION_IMPLEMENTATIONS}
+        fns = {name: fn for name, fn in fns.items() if name in SITUATION_IMPLEMENTATIONS}
     times, load, record, lines = timed_in_situation(fns, repeats, cooldown=cooldown, situation=situation,
                                                     load_deadline_s=load_deadline_s)
     summary = summarize(times, floor=FLOOR, reference=SKLEARN)
@@ -485,7 +512,7 @@ def gibbs_chains(X, repeats, *, n_hidden=500, chains=GIBBS_CHAINS, steps=GIBBS_S
 SCENARIO_LETTERS = ("A", "B", "C", "D")
 # The implementations timed after NumPy and under load (the trainer-only and BLAS-products rows
 # are comparisons of fastgen with itself, measured in the plain situation only).
-SITUATION_IMPLEMENTATIONS = (FASTGEN, SKLEARN, FLOOR)
+SITUATION_IMPLEMENTATIONS = (FASTGEN, SKLEARN, FLOOR, FIXED_TEAM)
 # Which scenarios run in which situations (A's extra situations in float32 only).
 SCENARIO_SITUATIONS = {"A": SITUATIONS, "B": SITUATIONS, "D": (PLAIN, UNDER_LOAD)}
 

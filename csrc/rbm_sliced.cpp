@@ -171,7 +171,8 @@ int sliced_team_for_region(int full_team, uint64_t shape) {
 
 void sliced_team_record(int team, int full_team, double wait_fraction, double ns_per_batch) {
   g_regions.fetch_add(1, std::memory_order_relaxed);
-  if (full_team <= 1) return;
+  // The fixed schedule's regions teach nothing to the adaptive one, which may run beside it.
+  if (full_team <= 1 || !g_adaptive.load(std::memory_order_relaxed)) return;
   const double one_thread = g_one_thread_ns_per_batch.load(std::memory_order_relaxed);
   if (team == 1) {
     g_one_thread_ns_per_batch.store(one_thread > 0 ? 0.5 * (one_thread + ns_per_batch) : ns_per_batch,

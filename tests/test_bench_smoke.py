@@ -30,7 +30,8 @@ def _binary(rows, cols, dtype=np.float32, seed=0):
 
 def _check_timed(result, repeats, dtype):
     assert result["dtype"] == dtype
-    assert set(result["implementations"]) == IMPLEMENTATIONS
+    sliced = rbm.uses_sliced_loop(result["params"])
+    assert set(result["implementations"]) == IMPLEMENTATIONS | ({rbm.FIXED_TEAM} if sliced else set())
     for row in result["implementations"].values():
         assert ROW_KEYS <= set(row)
         assert len(row["repeats_s"]) == repeats
@@ -85,6 +86,7 @@ def test_digits_defaults_and_quality_on_tiny_data(capsys):
     assert "B. scikit-learn defaults, tiny random 50x10" in out and "C. held-out exact pseudo-likelihood" in out
     _check_timed(timed, 1, "float64")
     assert timed["params"]["batch_size"] == 10 and timed["params"]["n_iter"] == 2
+    assert rbm.FIXED_TEAM in timed["implementations"]  # scikit-learn's batch of 10 runs on the sliced loop
     assert set(quality["pseudo_likelihood"]) == {"fastgen", "scikit-learn"}
     assert all(np.isfinite(v) and v <= 0 for v in quality["pseudo_likelihood"].values())
     _check_targets(quality["targets"])

@@ -93,6 +93,8 @@ def test_a_one_thread_team_and_the_fixed_schedule_are_left_alone():
     assert teams(3, full_team=1) == [1, 1, 1]
     C.set_sliced_adaptive(False)
     assert teams(3) == [2, 2, 2]
+    C.sliced_team_record(2, 2, 0.9, 1000.0)  # the fixed schedule's regions change no policy state
+    assert (C.sliced_team_stats()["refusals"], C.sliced_team_stats()["backoff"]) == (1, 8)
     C.set_sliced_adaptive(True)
     assert teams(1) == [1]
 
