@@ -15,7 +15,8 @@ import importlib
 from .common import SUITES, Suite, register
 
 # Modules that register suites, imported on demand (importing bench stays cheap).
-SUITE_MODULES = ("bench.rbm", "bench.binary", "bench.quality", "bench.vae", "bench.gan", "bench.smiles")
+SUITE_MODULES = ("bench.rbm", "bench.binary", "bench.quality", "bench.vae", "bench.gan", "bench.smiles",
+                 "bench.kernels_under_load")
 
 
 def load_suites() -> dict[str, Suite]:

@@ -639,6 +639,18 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_blas", [](const py::capsule& s, const py::capsule& d) { set_blas(capsule_pointer(s), capsule_pointer(d)); },
         py::arg("sgemm"), py::arg("dgemm"));
   m.def("blas_ready", &blas_ready);
+  m.def("blas_jobs_callback_address", &blas_jobs_callback_address);
+  m.def("blas_jobs_stats", []() {
+    const BlasJobStats s = blas_jobs_stats();
+    py::dict d;
+    d["calls"] = s.calls;
+    d["calls_on_own_threads"] = s.calls_on_own_threads;
+    return d;
+  });
+  m.def("blas_jobs_meet", [](int jobs, bool inside_parallel_region) {
+    py::gil_scoped_release release;
+    return blas_jobs_meet(jobs, inside_parallel_region);
+  }, py::arg("jobs"), py::arg("inside_parallel_region"));
   m.def("philox4x32_10", [](std::array<uint32_t, 4> ctr, std::array<uint32_t, 2> key) {
     fastgen::Philox4 c{{ctr[0], ctr[1], ctr[2], ctr[3]}};
     const fastgen::Philox4 r = fastgen::philox4x32_10(c, key[0], key[1]);

@@ -460,6 +460,20 @@ template <typename T> void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N
                                 int64_t ldc);
 // Install the Fortran-ABI ?gemm entry points (taken from SciPy's cython_blas at import).
 void set_blas(void* sgemm, void* dgemm);
+
+// blas_threads.cpp: OpenBLAS's caller-managed threading hook, run on fastgen's OpenMP team. Its
+// address is what openblas_set_threads_callback_function takes.
+void run_blas_jobs(int sync, void (*job)(int thread_number, void* job, int job_data), int jobs, size_t job_size,
+                   void* job_array, int job_data) noexcept;
+uintptr_t blas_jobs_callback_address();
+struct BlasJobStats {
+  int64_t calls;                // threaded BLAS calls run through the hook
+  int64_t calls_on_own_threads;  // of which on threads started for the call (no OpenMP team possible)
+};
+BlasJobStats blas_jobs_stats();
+// Test hook: `jobs` jobs that each wait for all the others, run through the hook (from inside an
+// OpenMP region if asked); true if they all met.
+bool blas_jobs_meet(int jobs, bool inside_parallel_region);
 bool blas_ready();
 
 }  // namespace cpu

@@ -29,6 +29,24 @@ from scipy.linalg import cython_blas as _cython_blas
 if not C.blas_ready():
     C.set_blas(_cython_blas.__pyx_capi__["sgemm"], _cython_blas.__pyx_capi__["dgemm"])
 
+from . import blas_threads as _blas_threads  # noqa: E402
+
+
+def share_blas_threads(enabled: bool = True) -> list[str]:
+    """NumPy's and SciPy's OpenBLAS run their threaded work on fastgen's OpenMP team (True) or on
+    their own pools (False); returns the libraries now sharing (see blas_threads.py)."""
+    return _blas_threads.install(C.blas_jobs_callback_address() if enabled else None)
+
+
+def blas_threads_stats() -> dict:
+    """Threaded BLAS calls run on fastgen's team, and how many of them on threads started for the
+    call (inside an OpenMP region, in a forked child, or where OpenMP would give fewer)."""
+    return C.blas_jobs_stats()
+
+
+if _blas_threads.sharing_requested():
+    share_blas_threads(True)
+
 
 def _density_from_env() -> None:
     value = os.environ.get("FASTGEN_BINARY_MAX_DENSITY", "").strip()
@@ -66,4 +84,4 @@ def cached_bytes() -> int:
     return C.cached_buffer_bytes()
 
 
-__all__ = ["C", "binary_products_default", "cached_bytes", "empty_cache"]
+__all__ = ["C", "binary_products_default", "blas_threads_stats", "cached_bytes", "empty_cache", "share_blas_threads"]
