@@ -137,33 +137,37 @@ def sparse_linear_pair(rng, quick):
 PAIRS = {"gibbs": gibbs_pair, "ais": ais_pair, "conv": conv_pair, "sparse_linear": sparse_linear_pair}
 
 
-def run_kernel(name, repeats, quick, cooldown=0.0, load_deadline_s=None) -> dict | None:
+def run_kernel(name, repeats, quick, cooldown=0.0, load_deadline_s=None) -> dict[str, dict] | None:
+    """The kernel and its anchor quiet, then under load: one scenario per situation, keyed
+    ``<kernel>`` and ``<kernel>_under_load``; None when the anchor is missing."""
     made = PAIRS[name](np.random.default_rng(0), quick)
     if made is None:
         print(f"\n{name}: skipped (needs PyTorch for its anchor)")
         return None
     title, ours, anchor = made
     fns = {FASTGEN: ours, ANCHOR: anchor}
-    situations = {}
+    scenarios = {}
     for situation in (PLAIN, UNDER_LOAD):
         times, load, record, lines = timed_in_situation(fns, repeats, cooldown=cooldown, situation=situation,
                                                         load_deadline_s=load_deadline_s)
         summary = summarize(times, floor=None, reference=ANCHOR)
+        full_title = f"{title}, {situation_label(situation, cooldown)}"
         print()
-        print(format_table(f"{title}, {situation_label(situation, cooldown)} (median of {repeats})", summary,
-                           floor=None, reference=ANCHOR, reference_label="its anchor"))
+        print(format_table(f"{full_title} (median of {repeats})", summary, floor=None, reference=ANCHOR,
+                           reference_label="its anchor"))
         for line in lines:
             print("  " + line)
-        situations[situation] = {"situation": record, "implementations": summary, "background_load": load}
-    quiet = situations[PLAIN]["implementations"][FASTGEN]["speedup_vs_reference"]
-    loaded = situations[UNDER_LOAD]["implementations"][FASTGEN]["speedup_vs_reference"]
-    targets = []
+        key = name if situation == PLAIN else f"{name}_{situation}"
+        scenarios[key] = {"title": full_title, "situation": record, "reference": ANCHOR, "implementations": summary,
+                          "background_load": load, "targets": []}
+    quiet = scenarios[name]["implementations"][FASTGEN]["speedup_vs_reference"]
+    loaded = scenarios[f"{name}_{UNDER_LOAD}"]["implementations"][FASTGEN]["speedup_vs_reference"]
     if quiet >= 1.0:
-        targets.append(target(f"{name}, under load: fastgen at least as fast as its anchor", loaded, ">=", 1.0, "x"))
+        scenarios[f"{name}_{UNDER_LOAD}"]["targets"].append(
+            target(f"{name}, under load: fastgen at least as fast as its anchor", loaded, ">=", 1.0, "x"))
     print(f"  speed-up over its anchor: {quiet:.2f}x quiet, {loaded:.2f}x under load "
           f"({loaded / quiet:.0%} of the quiet figure kept)")
-    return {"title": title, "situations": situations, "speedup_quiet": quiet, "speedup_under_load": loaded,
-            "targets": targets}
+    return scenarios
 
 
 def run_suite(args) -> dict:
@@ -176,7 +180,7 @@ def run_suite(args) -> dict:
     for name in names:
         result = run_kernel(name, repeats, quick, cooldown, getattr(args, "load_deadline", None))
         if result is not None:
-            scenarios[name] = result
+            scenarios.update(result)
     print_target_summary(scenarios)
     return results_document("load", env, {"repeats": repeats, "quick": quick, "cooldown_s": cooldown}, scenarios)
 

@@ -222,3 +222,20 @@ def test_cli_default_has_no_cooldown_and_writes_each_situation_it_is_asked_for(t
     assert [t["threshold"] for t in doc["scenarios"]["A_pcd1_mnist_float32_under_load"]["targets"]] == \
         [rbm.A32_UNDER_LOAD_MIN_SPEEDUP]
     assert not process_running(doc["scenarios"]["A_pcd1_mnist_float32_under_load"]["situation"]["pid"])
+
+
+@pytest.mark.parametrize("kernel", ["gibbs", "ais", "sparse_linear"])
+def test_kernels_under_load_time_each_kernel_beside_its_anchor_quiet_and_under_load(kernel, capsys):
+    from bench import kernels_under_load as kul
+
+    scenarios = kul.run_kernel(kernel, 1, quick=True, load_deadline_s=60)
+    out = capsys.readouterr().out
+    assert "no cool-down" in out and "under load (one core busy)" in out and "speed-up over its anchor" in out
+    assert set(scenarios) == {kernel, f"{kernel}_under_load"}
+    for key, scenario in scenarios.items():
+        assert scenario["situation"]["name"] == ("plain" if key == kernel else "under_load")
+        assert set(scenario["implementations"]) == {kul.FASTGEN, kul.ANCHOR}
+        assert scenario["implementations"][kul.ANCHOR]["speedup_vs_reference"] == pytest.approx(1.0)
+    quiet = scenarios[kernel]["implementations"][kul.FASTGEN]["speedup_vs_reference"]
+    assert scenarios[kernel]["targets"] == []
+    assert len(scenarios[f"{kernel}_under_load"]["targets"]) == (1 if quiet >= 1.0 else 0)
