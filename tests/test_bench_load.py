@@ -233,7 +233,7 @@ def test_kernels_under_load_time_each_kernel_beside_its_anchor_quiet_and_under_l
     assert "no cool-down" in out and "under load (one core busy)" in out and "speed-up over its anchor" in out
     assert set(scenarios) == {kernel, f"{kernel}_under_load"}
     for key, scenario in scenarios.items():
-        assert scenario["situation"]["name"] == ("plain" if key == kernel else "under_load")
+        assert ("load" in scenario["situation"]["name"]) == (key != kernel)
         assert set(scenario["implementations"]) == {kul.FASTGEN, kul.ANCHOR}
         assert scenario["implementations"][kul.ANCHOR]["speedup_vs_reference"] == pytest.approx(1.0)
     quiet = scenarios[kernel]["implementations"][kul.FASTGEN]["speedup_vs_reference"]
