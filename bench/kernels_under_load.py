@@ -14,8 +14,8 @@ Kernels and anchors (float32, the same work in both):
   batch (128 x 784, about 13% nonzero) into 400 units, against NumPy's ``x @ W_t + b``.
 
 Each runs plain (no cool-down) and under load (bench.load.BackgroundLoad), interleaved with its
-anchor, medians of ``--repeats``. The target per kernel: fastgen at least as fast as its anchor
-under the same load, wherever it is faster on the quiet machine.
+anchor, medians of ``--repeats``. The target per kernel and situation: fastgen at least as fast
+as its anchor.
 """
 from __future__ import annotations
 
