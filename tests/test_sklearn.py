@@ -50,7 +50,8 @@ def test_same_parameters_and_defaults_as_scikit_learn():
     extras = {k: v for k, v in ours.items() if k not in theirs}
     assert extras == {"cd_k": 1, "persistent": True, "n_chains": None, "momentum": 0.0, "weight_decay": 0.0,
                       "dtype": None, "device": "auto", "progress": False, "n_temperatures": 1,
-                      "min_beta": 0.0}
+                      "min_beta": 0.0, "learning_rate_schedule": "constant", "final_learning_rate": 0.0,
+                      "visible_bias_init": "zeros"}
 
 
 def test_fitted_attributes_and_methods_match_scikit_learn():

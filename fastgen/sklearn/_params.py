@@ -139,6 +139,7 @@ _REAL_LIMITS = {
     "momentum": (0.0, False, 1.0),
     "weight_decay": (0.0, False, None),
     "min_beta": (0.0, False, 1.0),
+    "final_learning_rate": (0.0, False, None),
 }
 # ... and flags.
 _FLAGS = ("persistent", "learn_sigma")

@@ -7,12 +7,12 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils._param_validation import Interval, InvalidParameterError
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _backend
-from .._checks import real
 from ..models.rbm import RBM, ContrastiveDivergence
+from ..models.schedules import SCHEDULES, learning_rate_for_pass, log_odds_visible_bias
 from ..ops import sample_bernoulli
 from . import _base
 from ._base import RBM_PARAMETERS, check_fitted_finite, training_passes, writeable_training_state
@@ -20,9 +20,11 @@ from ._data import validate_rows, validate_rows_on_device
 from ._params import (RBM_PARAMETER_CONSTRAINTS, DeviceOption, generator_from, parameter_errors, parse_device,
                       validate_params)
 from ._rbm_compat import ScikitLearnHelpersMixin
+from ._rbm_likelihood import LikelihoodMixin
 
 
-class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BernoulliRBM(LikelihoodMixin, ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                   BaseEstimator):
     """Bernoulli restricted Boltzmann machine trained by persistent contrastive divergence.
 
     A drop-in for :class:`sklearn.neural_network.BernoulliRBM`: the same parameters, defaults,
@@ -85,6 +87,17 @@ class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, Tra
         compiled PCD loop.
     min_beta : float in [0, 1), default=0.0
         The hottest replica's inverse temperature (parallel tempering only).
+    learning_rate_schedule : {"constant", "linear"} or callable, default="constant"
+        The learning rate of each of :meth:`fit`'s passes: ``learning_rate`` throughout
+        (scikit-learn's), decaying linearly from ``learning_rate`` toward
+        ``final_learning_rate`` (pass i of n_iter, from 0: ``learning_rate + (final_learning_rate
+        - learning_rate) * i / n_iter``), or ``schedule(i, n_iter)``, a finite number > 0.
+        :meth:`partial_fit` always uses ``learning_rate``.
+    final_learning_rate : float >= 0, default=0.0
+        Where the linear schedule is headed.
+    visible_bias_init : {"zeros", "log_odds"}, default="zeros"
+        The visible biases :meth:`fit` starts from: zeros (scikit-learn's), or the log-odds of
+        each feature's mean in the training data, clipped to [0.001, 0.999] (Hinton's guide).
 
     Attributes
     ----------
@@ -121,6 +134,9 @@ class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, Tra
         progress=False,
         n_temperatures=1,
         min_beta=0.0,
+        learning_rate_schedule="constant",
+        final_learning_rate=0.0,
+        visible_bias_init="zeros",
     ):
         self.n_components = n_components
         self.learning_rate = learning_rate
@@ -138,12 +154,18 @@ class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, Tra
         self.progress = progress
         self.n_temperatures = n_temperatures
         self.min_beta = min_beta
+        self.learning_rate_schedule = learning_rate_schedule
+        self.final_learning_rate = final_learning_rate
+        self.visible_bias_init = visible_bias_init
 
     _parameter_constraints: dict = {
         **RBM_PARAMETER_CONSTRAINTS,
         "device": [DeviceOption()],
         "n_temperatures": [Interval(Integral, 1, None, closed="left")],
         "min_beta": [Interval(Real, 0, 1, closed="left")],
+        "learning_rate_schedule": [StrOptions(set(SCHEDULES)), callable],
+        "final_learning_rate": [Interval(Real, 0, None, closed="left")],
+        "visible_bias_init": [StrOptions({"zeros", "log_odds"})],
     }
 
     # ---- validation ----------------------------------------------------------------------------
@@ -241,12 +263,13 @@ class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, Tra
         if getattr(trainer, "sampler", None) is not None:
             self.tempering_ = trainer.sampler
 
-    def _train(self, X, n_passes, batch_size, generator, *, report=True):
+    def _train(self, X, n_passes, batch_size, generator, *, report=True, schedule=None):
         """``n_passes`` passes over X in mini-batches of ``batch_size`` rows, from the fitted
         parameters and training state. Host X trains the estimator's arrays in place; a CuPy X
         trains device copies of them on its device (ContrastiveDivergence runs the GPU epoch for
         CuPy arrays), copied back after every reported pass and at the end. ``report``: the
-        verbose lines and the progress bar (fit only, as scikit-learn)."""
+        verbose lines and the progress bar (fit only, as scikit-learn). ``schedule(i)``: the
+        learning rate of pass i (from 0), else the trainer's throughout."""
         on_device = _backend.is_cuda_array(X)
         rbm, trainer = self._model(), self._trainer()
         if on_device:
@@ -257,6 +280,8 @@ class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, Tra
         try:
             with training_passes(self, n_passes, show=report) as iterations:
                 for iteration in iterations:
+                    if schedule is not None:
+                        trainer.learning_rate = schedule(iteration - 1)
                     for chunk in self._dense_chunks(X, rows_per_chunk):
                         trainer.run(rbm, chunk, batch_size, generator)
                     if report and self.verbose and not self.progress:
@@ -270,6 +295,11 @@ class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, Tra
             if on_device:
                 self._move_trainer_state(trainer, lambda a: _backend.to_host(a, "X"))
             self._store_trainer_state(trainer)
+
+    def _learning_rate_for_pass(self, pass_index):
+        with parameter_errors():
+            return learning_rate_for_pass(self.learning_rate_schedule, self.learning_rate, self.final_learning_rate,
+                                          pass_index, self.n_iter)
 
     @staticmethod
     def _move_trainer_state(trainer, move):
@@ -312,14 +342,17 @@ class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, Tra
             X, column_sums = self._training_data(X, device, reset=True)
             generator = generator_from(self.random_state)
             self._initialize(X.shape[1], X.dtype, generator)
+            if column_sums is None:  # sparse X
+                column_sums = np.asarray(X.sum(axis=0), np.float64).ravel()
+            if self.visible_bias_init == "log_odds":
+                self.intercept_visible_[...] = log_odds_visible_bias(column_sums, X.shape[0], X.dtype)
             if init is not None:
                 self.components_[...], self.intercept_visible_[...], self.intercept_hidden_[...] = init
+            schedule = None if self.learning_rate_schedule == "constant" else self._learning_rate_for_pass
             try:
-                self._train(X, self.n_iter, self.batch_size, generator)
+                self._train(X, self.n_iter, self.batch_size, generator, schedule=schedule)
             finally:  # the stream's position, after a failed pass too
                 self._generator = generator
-        if column_sums is None:  # sparse X
-            column_sums = np.asarray(X.sum(axis=0), np.float64).ravel()
         self._visible_sums = (column_sums, X.shape[0])
         return self
 
@@ -395,88 +428,6 @@ class BernoulliRBM(ScikitLearnHelpersMixin, ClassNamePrefixFeaturesOutMixin, Tra
         rbm = self._model()
         parts = [rbm.pseudo_likelihood(c) for c in self._dense_chunks(X, _base.SPARSE_CHUNK_ROWS)]
         return np.concatenate(parts) if parts else np.empty(0, rbm.dtype)
-
-    def log_partition(self, *, method="auto", n_chains=100, n_betas=None, betas=None, data=None,
-                      random_state=None, return_result=False):
-        """log Z of the fitted RBM: exact, or estimated by annealed importance sampling.
-
-        Parameters
-        ----------
-        method : {"auto", "exact", "ais"}, default="auto"
-            "exact" enumerates the smaller layer (at most 20 units); "auto" does so when it
-            can and uses AIS otherwise.
-        n_chains : int, default=100
-            AIS chains (Salakhutdinov & Murray 2008 use 100).
-        n_betas : int, optional
-            Length of the default AIS schedule (default 14,500, as in the paper).
-        betas : array of shape (n_betas,), optional
-            An explicit schedule from 0 to 1 (instead of ``n_betas``).
-        data : array of shape (n_samples, n_features), optional
-            Data whose marginals define the AIS base-rate model; default: the marginals of the
-            data seen by ``fit`` / ``partial_fit``.
-        random_state : int, RandomState instance or None
-            Seeds the AIS chains; None derives the seed from the estimator's ``random_state``.
-        return_result : bool, default=False
-            Return the :class:`fastgen.models.ais.AISResult` (error bar, weights) instead of
-            the float (AIS only).
-
-        Returns
-        -------
-        log_z : float, or AISResult with ``return_result=True``
-        """
-        from ..models.ais import DEFAULT_N_BETAS, ais_log_partition, base_rate_bias, default_schedule
-
-        check_is_fitted(self)
-        if method not in ("auto", "exact", "ais"):
-            raise InvalidParameterError(f"method must be 'auto', 'exact' or 'ais', got {method!r}")
-        rbm = self._model()
-        small = min(rbm.n_visible, rbm.n_hidden) <= 20
-        if method == "exact" or (method == "auto" and small and not return_result):
-            return rbm.log_partition()
-        if betas is not None and n_betas is not None:
-            raise InvalidParameterError("give n_betas or betas, not both")
-        if betas is None:
-            betas = default_schedule(DEFAULT_N_BETAS if n_betas is None else n_betas)
-        if data is not None:
-            data = self._validate_X(data, reset=False)
-            base = base_rate_bias(data.toarray() if sp.issparse(data) else data, rbm.n_visible, rbm.dtype)
-        elif hasattr(self, "_visible_sums") and self._visible_sums[1] > 0:
-            sums, count = self._visible_sums
-            p = (sums + 1.0) / (count + 2.0)  # the pseudocount of base_rate_bias
-            base = np.log(p / (1 - p)).astype(rbm.dtype)
-        else:
-            base = np.zeros(rbm.n_visible, rbm.dtype)
-        seed_from = self.random_state if random_state is None else random_state
-        generator = generator_from(seed_from)
-        result = ais_log_partition(rbm, n_chains=n_chains, betas=betas, base_visible_bias=base, generator=generator)
-        return result if return_result else result.log_z
-
-    def log_likelihood(self, X, *, log_z=None, **log_partition_options):
-        """log P(x) = -F(x) - log Z of each row.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        log_z : float, optional
-            A log partition function computed before (by :meth:`log_partition`); otherwise it
-            is computed with ``log_partition_options`` (see :meth:`log_partition`).
-
-        Returns
-        -------
-        log_likelihood : ndarray of shape (n_samples,), float64
-        """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        if log_z is None:
-            log_z = self.log_partition(**log_partition_options)
-        else:
-            with parameter_errors():
-                log_z = real(log_z, "log_z")
-        check_fitted_finite(self, RBM_PARAMETERS)
-        rbm = RBM(*(np.asarray(a, np.float64) for a in (self.components_, self.intercept_visible_,
-                                                         self.intercept_hidden_)))
-        free = [rbm.free_energy(c) for c in self._dense_chunks(X, _base.SPARSE_CHUNK_ROWS)]
-        return -(np.concatenate(free) if free else np.empty(0)) - float(log_z)
 
     def gibbs(self, v):
         """One block-Gibbs step v -> h -> v.
