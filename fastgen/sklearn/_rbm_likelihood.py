@@ -1,4 +1,5 @@
-"""BernoulliRBM's likelihoods: log Z (exact, or by annealed importance sampling) and log P(x)."""
+"""BernoulliRBM's likelihoods: log Z (exact, or by annealed importance sampling) and log P(x),
+through that log Z or by reverse AIS."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,8 @@ from ._params import generator_from, parameter_errors
 
 
 class LikelihoodMixin:
-    """:meth:`log_partition` and :meth:`log_likelihood` of a fitted BernoulliRBM (which provides
-    ``_model``, ``_validate_X`` and ``_dense_chunks``)."""
+    """:meth:`log_partition`, :meth:`log_likelihood` and :meth:`log_likelihood_raise` of a fitted
+    BernoulliRBM (which provides ``_model``, ``_validate_X`` and ``_dense_chunks``)."""
 
     def log_partition(self, *, method="auto", n_chains=100, n_betas=None, betas=None, data=None,
                       random_state=None, return_result=False):
@@ -45,7 +46,7 @@ class LikelihoodMixin:
         -------
         log_z : float, or AISResult with ``return_result=True``
         """
-        from ..models.ais import DEFAULT_N_BETAS, ais_log_partition, base_rate_bias, default_schedule
+        from ..models.ais import DEFAULT_N_BETAS, ais_log_partition, default_schedule
 
         check_is_fitted(self)
         if method not in ("auto", "exact", "ais"):
@@ -58,19 +59,63 @@ class LikelihoodMixin:
             raise InvalidParameterError("give n_betas or betas, not both")
         if betas is None:
             betas = default_schedule(DEFAULT_N_BETAS if n_betas is None else n_betas)
-        if data is not None:
-            data = self._validate_X(data, reset=False)
-            base = base_rate_bias(data.toarray() if sp.issparse(data) else data, rbm.n_visible, rbm.dtype)
-        elif hasattr(self, "_visible_sums") and self._visible_sums[1] > 0:
-            sums, count = self._visible_sums
-            p = (sums + 1.0) / (count + 2.0)  # the pseudocount of base_rate_bias
-            base = np.log(p / (1 - p)).astype(rbm.dtype)
-        else:
-            base = np.zeros(rbm.n_visible, rbm.dtype)
+        base = self._base_visible_bias(rbm, data)
         seed_from = self.random_state if random_state is None else random_state
         generator = generator_from(seed_from)
         result = ais_log_partition(rbm, n_chains=n_chains, betas=betas, base_visible_bias=base, generator=generator)
         return result if return_result else result.log_z
+
+    def _base_visible_bias(self, rbm, data):
+        """The AIS base-rate model's visible biases: from ``data``'s marginals, else from the
+        training data's (with base_rate_bias's pseudocount), else zeros."""
+        from ..models.ais import base_rate_bias
+
+        if data is not None:
+            data = self._validate_X(data, reset=False)
+            return base_rate_bias(data.toarray() if sp.issparse(data) else data, rbm.n_visible, rbm.dtype)
+        if hasattr(self, "_visible_sums") and self._visible_sums[1] > 0:
+            sums, count = self._visible_sums
+            p = (sums + 1.0) / (count + 2.0)
+            return np.log(p / (1 - p)).astype(rbm.dtype)
+        return np.zeros(rbm.n_visible, rbm.dtype)
+
+    def log_likelihood_raise(self, X, *, n_chains=10, n_betas=None, betas=None, data=None, random_state=None,
+                             return_result=False):
+        """log P(x) of each row by reverse annealed importance sampling (RAISE), which needs no
+        log Z and errs low where :meth:`log_likelihood` with an AIS log Z errs high: the two
+        bracket the true value (:func:`fastgen.models.ais.raise_log_likelihood`).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        n_chains : int, default=10
+            Reverse chains per row.
+        n_betas, betas, data, random_state
+            As for :meth:`log_partition` (the same base-rate model and schedule).
+        return_result : bool, default=False
+            Return the :class:`fastgen.models.ais.RAISEResult` (per-chain weights, mean,
+            standard error) instead of the per-row estimates.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,), float64, or RAISEResult
+        """
+        from ..models.ais import DEFAULT_N_BETAS, default_schedule, raise_log_likelihood
+
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        rbm = self._model()
+        if betas is not None and n_betas is not None:
+            raise InvalidParameterError("give n_betas or betas, not both")
+        if betas is None:
+            betas = default_schedule(DEFAULT_N_BETAS if n_betas is None else n_betas)
+        base = self._base_visible_bias(rbm, data)
+        rows = np.concatenate(list(self._dense_chunks(X, _base.SPARSE_CHUNK_ROWS)))
+        generator = generator_from(self.random_state if random_state is None else random_state)
+        with parameter_errors():
+            result = raise_log_likelihood(rbm, rows, n_chains=n_chains, betas=betas, base_visible_bias=base,
+                                          generator=generator)
+        return result if return_result else result.log_likelihood
 
     def log_likelihood(self, X, *, log_z=None, **log_partition_options):
         """log P(x) = -F(x) - log Z of each row.
