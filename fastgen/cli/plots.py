@@ -25,11 +25,25 @@ def _samples_for_display(model, n: int, steps: int, seed: int) -> np.ndarray:
     return model.visible_probs(model.sample_hidden(states, generator=gen))
 
 
+def tempering_samples_for_display(model, n: int, steps: int, n_temperatures: int, seed: int) -> np.ndarray:
+    """``n`` chains of parallel tempering (``n_temperatures`` replicas from beta = 1 down to 0,
+    ``steps`` steps, Generator(seed)); the beta = 1 replica shown as P(v | h) of its last step.
+    Tempering mixes between modes where plain Gibbs from noise settles in one or two."""
+    from ..models.tempering import ParallelTempering, temperature_ladder
+    from ..random import Generator
+
+    gen = Generator(seed)
+    sampler = ParallelTempering.start(model.n_visible, n, temperature_ladder(n_temperatures), dtype=model.dtype)
+    states = sampler.step(model, generator=gen, n_steps=steps)
+    return model.visible_probs(model.sample_hidden(states, generator=gen))
+
+
 def write_rbm_pngs(model, out_dir: Path, image_shape, seed: int, *, steps: int = SAMPLE_STEPS,
-                   n_samples: int = N_IMAGES) -> list[Path]:
-    """samples.png (model samples) and filters.png (rows of W, each normalised to [0, 1]) in
-    ``out_dir``; returns their paths."""
-    samples = _samples_for_display(model, n_samples, steps, seed)
+                   n_samples: int = N_IMAGES, samples: np.ndarray | None = None) -> list[Path]:
+    """samples.png (model samples: ``samples`` if given, else Gibbs chains from noise) and
+    filters.png (rows of W, each normalised to [0, 1]) in ``out_dir``; returns their paths."""
+    if samples is None:
+        samples = _samples_for_display(model, n_samples, steps, seed)
     filters = model.weights[:MAX_FILTERS]
     return [
         save_image_grid(samples, out_dir / "samples.png", image_shape, ncols=10),
