@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from .._checks import positive_int
+from .._checks import as_generator, positive_int
 from ..ops.ais import ais_log_weights
 from ..ops.validation import float_array
 
@@ -131,6 +131,19 @@ def _error_bar(log_weights: np.ndarray, base_log_z: float):
     return base_log_z + log_mean, base_log_z + lower, base_log_z + upper
 
 
+def _checked_base_bias(rbm, base_visible_bias, dtype) -> np.ndarray:
+    base = float_array(base_visible_bias, "base_visible_bias", ndim=1, dtype=dtype)
+    if base.shape[0] != rbm.n_visible:
+        raise ValueError(f"base_visible_bias must have shape ({rbm.n_visible},), got {base.shape}")
+    return base
+
+
+def _check_finite(rbm) -> None:
+    for name, a in (("weights", rbm.weights), ("visible_bias", rbm.visible_bias), ("hidden_bias", rbm.hidden_bias)):
+        if not np.isfinite(a).all():
+            raise ValueError(f"rbm.{name} contains NaN or infinity")
+
+
 def ais_log_partition(rbm, *, n_chains: int = 100, betas=None, data=None, base_visible_bias=None,
                       generator=None, return_states: bool = False, binary_products: bool | None = None):
     """Estimate log Z of a Bernoulli-Bernoulli RBM by annealed importance sampling.
@@ -168,15 +181,11 @@ def ais_log_partition(rbm, *, n_chains: int = 100, betas=None, data=None, base_v
     if data is not None and base_visible_bias is not None:
         raise ValueError("give data or base_visible_bias, not both")
     if base_visible_bias is not None:
-        base = float_array(base_visible_bias, "base_visible_bias", ndim=1, dtype=W.dtype)
-        if base.shape[0] != rbm.n_visible:
-            raise ValueError(f"base_visible_bias must have shape ({rbm.n_visible},), got {base.shape}")
+        base = _checked_base_bias(rbm, base_visible_bias, W.dtype)
     else:
         base = base_rate_bias(data, rbm.n_visible, W.dtype)
     base = np.ascontiguousarray(base, dtype=W.dtype)
-    for name, a in (("weights", W), ("visible_bias", b), ("hidden_bias", c)):
-        if not np.isfinite(a).all():
-            raise ValueError(f"rbm.{name} contains NaN or infinity")
+    _check_finite(rbm)
     weights = ais_log_weights(W, b, c, base, betas, n_chains=n_chains, generator=generator,
                               return_states=return_states, binary_products=binary_products)
     log_weights, states = weights if return_states else (weights, None)
@@ -249,24 +258,17 @@ def raise_log_likelihood(rbm, data, *, n_chains: int = 10, betas=None, base_visi
     RAISEResult
     """
     from ..ops.sampling import sample_bernoulli
-    from ..random import Generator
 
     n_chains = positive_int(n_chains, "n_chains")
     betas = default_schedule() if betas is None else check_schedule(betas)
     x = float_array(data, "data", ndim=2, dtype=np.float64)
     if x.shape[1] != rbm.n_visible:
         raise ValueError(f"data must have {rbm.n_visible} columns (n_visible), got shape {x.shape}")
+    _check_finite(rbm)
     W, b, c = (np.asarray(a, np.float64) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias))
-    for name, a in (("weights", W), ("visible_bias", b), ("hidden_bias", c)):
-        if not np.isfinite(a).all():
-            raise ValueError(f"rbm.{name} contains NaN or infinity")
-    if base_visible_bias is None:
-        base = np.zeros(rbm.n_visible)
-    else:
-        base = float_array(base_visible_bias, "base_visible_bias", ndim=1, dtype=np.float64)
-        if base.shape[0] != rbm.n_visible:
-            raise ValueError(f"base_visible_bias must have shape ({rbm.n_visible},), got {base.shape}")
-    generator = generator if isinstance(generator, Generator) else Generator(generator)
+    base = (np.zeros(rbm.n_visible) if base_visible_bias is None
+            else _checked_base_bias(rbm, base_visible_bias, np.float64))
+    generator = as_generator(generator)
 
     rows = x.shape[0]
     v = np.repeat(x, n_chains, axis=0)

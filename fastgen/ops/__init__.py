@@ -19,7 +19,6 @@ from .sgd import sgd_momentum_update
 from .sparse_linear import sparse_input_linear
 
 
-
 def share_blas_threads(enabled: bool = True) -> list[str]:
     """Run NumPy's and SciPy's OpenBLAS threaded work on fastgen's OpenMP team (the default since
     the first kernel call, unless ``FASTGEN_SHARE_BLAS_THREADS=0``), or give each its own thread

@@ -46,7 +46,7 @@ class LikelihoodMixin:
         -------
         log_z : float, or AISResult with ``return_result=True``
         """
-        from ..models.ais import DEFAULT_N_BETAS, ais_log_partition, default_schedule
+        from ..models.ais import ais_log_partition
 
         check_is_fitted(self)
         if method not in ("auto", "exact", "ais"):
@@ -55,15 +55,21 @@ class LikelihoodMixin:
         small = min(rbm.n_visible, rbm.n_hidden) <= 20
         if method == "exact" or (method == "auto" and small and not return_result):
             return rbm.log_partition()
-        if betas is not None and n_betas is not None:
-            raise InvalidParameterError("give n_betas or betas, not both")
-        if betas is None:
-            betas = default_schedule(DEFAULT_N_BETAS if n_betas is None else n_betas)
+        betas = self._annealing_schedule(n_betas, betas)
         base = self._base_visible_bias(rbm, data)
         seed_from = self.random_state if random_state is None else random_state
         generator = generator_from(seed_from)
         result = ais_log_partition(rbm, n_chains=n_chains, betas=betas, base_visible_bias=base, generator=generator)
         return result if return_result else result.log_z
+
+    @staticmethod
+    def _annealing_schedule(n_betas, betas):
+        """``betas`` as given, or the paper's schedule of ``n_betas`` (default 14,500)."""
+        from ..models.ais import DEFAULT_N_BETAS, default_schedule
+
+        if betas is not None and n_betas is not None:
+            raise InvalidParameterError("give n_betas or betas, not both")
+        return default_schedule(DEFAULT_N_BETAS if n_betas is None else n_betas) if betas is None else betas
 
     def _base_visible_bias(self, rbm, data):
         """The AIS base-rate model's visible biases: from ``data``'s marginals, else from the
@@ -100,15 +106,12 @@ class LikelihoodMixin:
         -------
         log_likelihood : ndarray of shape (n_samples,), float64, or RAISEResult
         """
-        from ..models.ais import DEFAULT_N_BETAS, default_schedule, raise_log_likelihood
+        from ..models.ais import raise_log_likelihood
 
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         rbm = self._model()
-        if betas is not None and n_betas is not None:
-            raise InvalidParameterError("give n_betas or betas, not both")
-        if betas is None:
-            betas = default_schedule(DEFAULT_N_BETAS if n_betas is None else n_betas)
+        betas = self._annealing_schedule(n_betas, betas)
         base = self._base_visible_bias(rbm, data)
         rows = np.concatenate(list(self._dense_chunks(X, _base.SPARSE_CHUNK_ROWS)))
         generator = generator_from(self.random_state if random_state is None else random_state)
