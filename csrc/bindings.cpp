@@ -171,6 +171,23 @@ void py_rbm_ais(const Array<T>& weights, const Array<T>& visible_bias, const Arr
 }
 
 template <typename T>
+void py_rbm_raise(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias,
+                  const Array<T>& base_visible_bias, const Array<double>& betas, const Array<T>& data,
+                  Array<double>& log_weights, uint64_t seed, uint64_t offset, bool binary_products) {
+  RBMWeights<T> rbm = rbm_read_only(weights, visible_bias, hidden_bias);
+  need(base_visible_bias.size() == rbm.n_visible, "base_visible_bias must have n_visible entries");
+  need(betas.ndim() == 1 && betas.size() >= 2, "betas must be 1-D with >= 2 entries");
+  need(data.ndim() == 2 && data.shape(1) == rbm.n_visible, "data must be [n_rows, n_visible]");
+  need(log_weights.ndim() == 2 && log_weights.shape(0) == data.shape(0) && log_weights.shape(1) >= 1,
+       "log_weights must be [n_rows, chains_per_row]");
+  RAISEParams<T> p{rbm, base_visible_bias.data(), betas.data(), betas.size(), data.data(), data.shape(0),
+                   log_weights.shape(1), log_weights.mutable_data(), {seed, offset}, binary_products};
+  run_released([&] {
+    rbm_raise<T>(p);
+  });
+}
+
+template <typename T>
 void py_rbm_train_batches(Array<T>& weights, Array<T>& visible_bias, Array<T>& hidden_bias,
                           OptArray<T>& weights_velocity, OptArray<T>& visible_bias_velocity,
                           OptArray<T>& hidden_bias_velocity, OptArray<T>& persistent_chains, const Array<T>& data,
@@ -589,6 +606,8 @@ template <typename T> void bind_dtype(py::module_& m) {
   m.def("rbm_ais", &py_rbm_ais<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("base_visible_bias"),
         nc("betas"), nc("log_weights"), opt("visible_out"), py::arg("seed"), py::arg("offset"),
         py::arg("binary_products"));
+  m.def("rbm_raise", &py_rbm_raise<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("base_visible_bias"),
+        nc("betas"), nc("data"), nc("log_weights"), py::arg("seed"), py::arg("offset"), py::arg("binary_products"));
   m.def("rbm_pseudo_likelihood", &py_rbm_pseudo_likelihood<T>, nc("weights"), nc("visible_bias"),
         nc("hidden_bias"), nc("visible"), nc("hidden_preact"), nc("out"));
   m.def("sgd_momentum_update", &py_sgd_momentum_update<T>, nc("param"), opt("velocity"), nc("grad"),

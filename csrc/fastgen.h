@@ -296,6 +296,22 @@ template <typename T> struct AISParams {
 // log Z_B ~ log Z_A + log mean exp(log_weights), accumulated in double.
 template <typename T> void rbm_ais(const AISParams<T>& p);
 
+template <typename T> struct RAISEParams {
+  RBMWeights<T> rbm;            // the target RBM B (read only)
+  const T* base_visible_bias;   // [n_visible] visible bias b_A of the base-rate RBM
+  const double* betas;          // [n_betas] inverse temperatures, 0 = betas[0] <= ... <= betas[n_betas-1] = 1
+  int64_t n_betas;              // >= 2
+  const T* data;                // [n_rows, n_visible] 0/1 rows the chains start from
+  int64_t n_rows;
+  int64_t chains_per_row;       // >= 1
+  double* log_weights;          // [n_rows, chains_per_row] out: sum_k log p*_beta_k-1(x_k-1) - log p*_beta_k(x_k-1)
+  RandomStream stream;          // consumes 2 * (n_betas - 1) offsets: h and v at each beta from 1 down
+  bool binary_products = true;
+};
+// Reverse AIS (RAISE) from each data row down to the base-rate RBM, chains_per_row chains per
+// row: log P(x) ~ -F(x) - log Z_A + log mean exp(log_weights[row]), accumulated in double.
+template <typename T> void rbm_raise(const RAISEParams<T>& p);
+
 // ---- categorical.cpp -----------------------------------------------------------------------
 
 template <typename T> struct CategoricalParams {

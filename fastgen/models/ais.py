@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._checks import as_generator, positive_int
-from ..ops.ais import ais_log_weights
+from ..ops.ais import ais_log_weights, raise_log_weights
 from ..ops.validation import float_array
 
 # Salakhutdinov & Murray's schedule: 500 temperatures in [0, 0.5), 4,000 in [0.5, 0.9) and
@@ -225,7 +225,7 @@ class RAISEResult:
 
 
 def raise_log_likelihood(rbm, data, *, n_chains: int = 10, betas=None, base_visible_bias=None,
-                         generator=None) -> RAISEResult:
+                         generator=None, binary_products: bool | None = None) -> RAISEResult:
     """Estimate log P(x) of each row of ``data`` by reverse annealed importance sampling (RAISE:
     Burda, Grosse & Salakhutdinov, AISTATS 2015).
 
@@ -238,10 +238,13 @@ def raise_log_likelihood(rbm, data, *, n_chains: int = 10, betas=None, base_visi
     has E[w] = the probability of x under the forward annealing's output, and needs no log Z.
     The estimate is conservative: short schedules or few chains give values that are too low,
     where AIS's (through a log Z biased low) are too high; the two bracket the true value.
+    All rows' chains advance together in compiled code (:func:`fastgen.ops.ais.raise_log_weights`),
+    the log-weights accumulated in float64.
 
     Parameters
     ----------
     rbm : fastgen.models.rbm.RBM
+        The chains run in its dtype (float32 or float64).
     data : array of shape (n_samples, n_visible)
         Binary rows (the test data).
     n_chains : int >= 1
@@ -252,39 +255,28 @@ def raise_log_likelihood(rbm, data, *, n_chains: int = 10, betas=None, base_visi
         The base-rate model's visible biases (as for :func:`ais_log_partition`); default zeros.
     generator : fastgen.Generator, int or None
         Takes ``2 * (n_betas - 1)`` offsets.
+    binary_products : bool, optional
+        As for :func:`ais_log_partition`.
 
     Returns
     -------
     RAISEResult
     """
-    from ..ops.sampling import sample_bernoulli
-
     n_chains = positive_int(n_chains, "n_chains")
     betas = default_schedule() if betas is None else check_schedule(betas)
-    x = float_array(data, "data", ndim=2, dtype=np.float64)
+    W = rbm.weights
+    x = float_array(data, "data", ndim=2, dtype=W.dtype)
     if x.shape[1] != rbm.n_visible:
         raise ValueError(f"data must have {rbm.n_visible} columns (n_visible), got shape {x.shape}")
     _check_finite(rbm)
-    W, b, c = (np.asarray(a, np.float64) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias))
-    base = (np.zeros(rbm.n_visible) if base_visible_bias is None
-            else _checked_base_bias(rbm, base_visible_bias, np.float64))
-    generator = as_generator(generator)
-
-    rows = x.shape[0]
-    v = np.repeat(x, n_chains, axis=0)
-    pre = v @ W.T + c                       # hidden pre-activations of the current states
-
-    def log_p_star(v, pre, beta):           # log p*_beta(v), the annealed unnormalised marginal
-        return (1.0 - beta) * (v @ base) + beta * (v @ b) + np.logaddexp(0.0, beta * pre).sum(axis=1)
-
-    log_w = np.zeros(v.shape[0])
-    for beta in betas[:0:-1]:               # beta_K = 1 down to beta_1
-        log_w += log_p_star(v, pre, beta)
-        h = sample_bernoulli(beta * pre, generator=generator)
-        v = sample_bernoulli((1.0 - beta) * base + beta * (h @ W + b), generator=generator)
-        pre = v @ W.T + c
-        log_w -= log_p_star(v, pre, beta)
-    log_w += v @ base - np.logaddexp(0.0, base).sum()      # log p_A(x_0), the base model normalised
-    log_weights = log_w.reshape(rows, n_chains)
-    log_likelihood = logsumexp(log_weights, axis=1) - np.log(n_chains) if rows else np.empty(0)
+    base = (np.zeros(rbm.n_visible, W.dtype) if base_visible_bias is None
+            else _checked_base_bias(rbm, base_visible_bias, W.dtype))
+    reverse = raise_log_weights(W, rbm.visible_bias, rbm.hidden_bias, base, betas, x, chains_per_row=n_chains,
+                                generator=as_generator(generator), binary_products=binary_products)
+    # log w = log p*_1(x) - log Z_A + the reverse sum (fastgen.ops.ais.raise_log_weights)
+    rbm64 = type(rbm)(*(np.asarray(a, np.float64) for a in (W, rbm.visible_bias, rbm.hidden_bias)))
+    log_p_star = -rbm64.free_energy(x.astype(np.float64)) if x.shape[0] else np.empty(0)
+    base_log_z = float(np.logaddexp(0.0, base.astype(np.float64)).sum() + rbm.n_hidden * np.log(2.0))
+    log_weights = log_p_star[:, None] - base_log_z + reverse
+    log_likelihood = logsumexp(log_weights, axis=1) - np.log(n_chains) if x.shape[0] else np.empty(0)
     return RAISEResult(np.asarray(log_likelihood, np.float64), log_weights, betas)

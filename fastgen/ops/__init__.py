@@ -5,7 +5,7 @@ float64 are computed as given; other real dtypes are converted once (see ``valid
 Inputs are never modified, except by the ops that update a model in place (``cd_epoch``,
 ``sgd_momentum_update``), which say so.
 """
-from .ais import ais_log_weights
+from .ais import ais_log_weights, raise_log_weights
 from .binary import binary_matmul
 from .categorical import sample_categorical
 from .cd import CDGradients, cd_epoch, cd_gradients
@@ -47,5 +47,5 @@ def share_blas_threads(enabled: bool = True) -> list[str]:
 
 __all__ = ["sample_bernoulli", "sample_gaussian", "gibbs", "cd_gradients", "CDGradients", "cd_epoch", "binary_matmul",
            "sample_categorical", "reparameterize", "bernoulli_log_likelihood", "gaussian_log_likelihood",
-           "sparse_input_linear", "ais_log_weights", "pseudo_likelihood", "sgd_momentum_update", "data_summary",
-           "DataSummary", "share_blas_threads"]
+           "sparse_input_linear", "ais_log_weights", "raise_log_weights", "pseudo_likelihood", "sgd_momentum_update",
+           "data_summary", "DataSummary", "share_blas_threads"]
