@@ -150,31 +150,45 @@ def test_binary_crossover_measures_both_kernels():
 
 
 def test_quality_suite_on_tiny_fake_mnist(tmp_path, monkeypatch, capsys):
-    """``python -m bench quality --quick``: every trainer gets an AIS likelihood, the AIS timing
-    table has its floor, the JSON document holds both."""
+    """``python -m bench quality --quick``: every trainer gets a [RAISE, AIS] sandwich, the width
+    and time-to-likelihood scenarios run and draw their plot, the AIS timing table has its floor,
+    and the JSON document holds them all."""
+    pytest.importorskip("torch")
     images = (np.random.default_rng(3).random((150, 28, 28)) < 0.2).astype(np.uint8) * 255
     np.savez(tmp_path / rbm.MNIST_FILE, data=images)
     monkeypatch.setenv("FASTGEN_DATA_DIR", str(tmp_path))
     from bench import quality
 
     monkeypatch.setattr(quality, "QUICK_AIS_BETAS", 20)
+    monkeypatch.setattr(quality, "QUICK_BUDGET", quality.Budget(ais_chains=20, raise_chains=2, n_betas=20))
     out_file = tmp_path / "quality.json"
     assert bench_main(["quality", "--quick", "--json", "--out", str(out_file), "--repeats", "1",
                        "--cooldown", "0"]) == 0
     out = capsys.readouterr().out
-    assert "L. AIS log-likelihood" in out and "T. AIS" in out and "Targets:" in out
+    for title in ("L. [RAISE, AIS]", "S. Sandwich width", "C. Time to likelihood", "T. AIS", "Targets:"):
+        assert title in out
     doc = json.loads(out_file.read_text())
     assert doc["suite"] == "quality"
-    models = doc["scenarios"]["L_ais_log_likelihood_mnist"]["models"]
-    assert set(models) == set(quality._trainers(quality.QUICK_SETTINGS))
-    for row in models.values():
-        assert np.isfinite(row["log_z"]) and row["test_log_likelihood"] < 0
-        low, high = row["test_log_likelihood_range"]
-        assert low <= row["test_log_likelihood"] <= high
+    bounds = doc["scenarios"]["L_log_likelihood_bounds_mnist"]
+    assert set(bounds["runs"]) == set(quality.trainers(2, 6))
+    for runs in bounds["runs"].values():
+        for run in runs:
+            assert np.isfinite(run["raise"]) and np.isfinite(run["ais"]) and run["ais_all_test_rows"] < 0
+            assert run["width"] == pytest.approx(run["ais"] - run["raise"])
+            assert run["fit_s"] > 0 and run["rows"] == 3      # every 10th of the 30 test rows
+    _check_targets(bounds["targets"])
+    widths = doc["scenarios"]["S_sandwich_width"]["points"]
+    assert [p["budget"]["n_betas"] for p in widths] == list(quality.QUICK_WIDTH_BETAS)
+    curve = doc["scenarios"]["C_time_to_likelihood"]
+    assert set(curve["curves"]) == {quality.RECIPE, quality.SCIKIT_LEARN, quality.PYTORCH}
+    assert [p["epochs"] for p in curve["curves"][quality.RECIPE]] == list(quality.QUICK_CURVE_EPOCHS)
+    assert curve["goal"]["ais"] == max(p["ais"] for p in curve["curves"][quality.SCIKIT_LEARN])
+    _check_targets(curve["targets"])
+    if curve["plot"] is not None:
+        assert (tmp_path / quality.PLOT_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     timing = doc["scenarios"]["T_ais_time_784x500_float32"]
     assert timing["summary"]["GEMM floor (2 dense products / temperature)"]["x_floor"] == pytest.approx(1.0)
     _check_targets(timing["targets"])
-    _check_targets(doc["scenarios"]["L_ais_log_likelihood_mnist"]["targets"])
 
 
 def test_vae_suite_quick(tmp_path, monkeypatch, capsys):

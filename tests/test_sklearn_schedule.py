@@ -121,3 +121,27 @@ def test_parallel_tempering_follows_the_schedule_too():
     constant = fitted(n_temperatures=2)
     assert same_fit(constant, fitted(n_temperatures=2, learning_rate_schedule=lambda i, n: 0.1))
     assert not same_fit(constant, fitted(n_temperatures=2, learning_rate_schedule="linear"))
+
+
+def test_annealed_pcd_is_an_ordinary_estimator_with_the_recipe_and_overrides():
+    from sklearn.base import clone
+
+    from fastgen.models.schedules import ANNEALED_PCD
+
+    model = BernoulliRBM.annealed_pcd()
+    params = model.get_params()
+    assert params["n_components"] == 500
+    assert {k: params[k] for k in ANNEALED_PCD} == ANNEALED_PCD
+    assert (params["learning_rate_schedule"], params["final_learning_rate"], params["visible_bias_init"],
+            params["persistent"]) == ("linear", 0.0, "log_odds", True)
+    # the chains do not follow the batch size
+    assert params["n_chains"] == 100 and params["batch_size"] == 100
+    small = BernoulliRBM.annealed_pcd(n_components=7, n_iter=3, batch_size=10, random_state=0)
+    assert (small.n_components, small.n_iter, small.batch_size, small.n_chains) == (7, 3, 10, 100)
+    assert clone(small).get_params() == small.get_params()
+    # and it trains as the same parameters given one by one
+    X = binary((60, 9))
+    by_hand = BernoulliRBM(n_components=7, n_iter=3, batch_size=10, random_state=0, **{
+        k: v for k, v in ANNEALED_PCD.items() if k not in ("n_iter", "batch_size")})
+    assert same_fit(small.fit(X), by_hand.fit(X))
+    assert small.h_samples_.shape == (100, 7)

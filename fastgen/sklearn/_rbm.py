@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import _backend
 from ..models.rbm import RBM, ContrastiveDivergence
-from ..models.schedules import SCHEDULES, learning_rate_for_pass, log_odds_visible_bias
+from ..models.schedules import ANNEALED_PCD, SCHEDULES, learning_rate_for_pass, log_odds_visible_bias
 from ..ops import sample_bernoulli
 from . import _base
 from ._base import RBM_PARAMETERS, check_fitted_finite, training_passes, writeable_training_state
@@ -157,6 +157,30 @@ class BernoulliRBM(LikelihoodMixin, ScikitLearnHelpersMixin, ClassNamePrefixFeat
         self.learning_rate_schedule = learning_rate_schedule
         self.final_learning_rate = final_learning_rate
         self.visible_bias_init = visible_bias_init
+
+    @classmethod
+    def annealed_pcd(cls, n_components=500, **params):
+        """A BernoulliRBM with the annealed PCD recipe, the others of ``params`` set as given.
+
+        The recipe (:data:`fastgen.models.schedules.ANNEALED_PCD`): PCD-1 with 100 persistent
+        chains, batches of 100, the learning rate 0.05 decayed linearly to 0 over 100 passes, the
+        visible biases started at the data's log-odds. scikit-learn's defaults (a constant rate)
+        leave the chains and weights "hot"; on binarized MNIST with 500 hidden units this recipe
+        reaches about -87 nats of held-out log-likelihood (AIS; -91 by RAISE) in about 10 s on 2
+        cores, where the defaults' settings reach about -190.
+
+        Parameters
+        ----------
+        n_components : int, default=500
+        **params
+            Any other parameter of :class:`BernoulliRBM`; these override the recipe's.
+
+        Returns
+        -------
+        BernoulliRBM
+            An ordinary (unfitted) estimator: ``get_params`` shows every setting.
+        """
+        return cls(n_components=n_components, **{**ANNEALED_PCD, **params})
 
     _parameter_constraints: dict = {
         **RBM_PARAMETER_CONSTRAINTS,
