@@ -90,12 +90,13 @@ def test_demo_samples_cover_most_digit_classes():
     from sklearn.datasets import load_digits
 
     from fastgen import BernoulliRBM
-    from fastgen.cli.demo_digits import DEMO_N_TRAIN, DEMO_SETTINGS, RECIPE
+    from fastgen.cli.demo_digits import DEMO_N_TRAIN, DEMO_SETTINGS, RECIPE_CHAINS
     from fastgen.cli.plots import tempering_samples_for_display
     from fastgen.datasets import load_digits_binary
 
     X, labels = load_digits_binary(), load_digits().target
-    model = BernoulliRBM(**DEMO_SETTINGS, **RECIPE, n_iter=20, random_state=0).fit(X[:DEMO_N_TRAIN])
+    model = BernoulliRBM.annealed_pcd(**DEMO_SETTINGS, n_chains=RECIPE_CHAINS, n_iter=20,
+                                     random_state=0).fit(X[:DEMO_N_TRAIN])
     samples = tempering_samples_for_display(model._model(), 100, 1000, 10, seed=0)
     nearest = ((samples[:, None, :] - X[None, :DEMO_N_TRAIN]) ** 2).sum(axis=2).argmin(axis=1)
     counts = np.bincount(labels[:DEMO_N_TRAIN][nearest], minlength=10)
@@ -124,7 +125,8 @@ def test_train_npy_save_load_continue(tmp_path, capsys):
     data = tmp_path / "bars.npy"
     np.save(data, binary_images(60, 4))
     model, out = tmp_path / "models" / "rbm.pkl", tmp_path / "png"
-    assert main(["train", "rbm", str(data), *TRAIN_SMALL, "--save", str(model), "--out", str(out)]) == 0
+    assert main(["train", "rbm", str(data), *TRAIN_SMALL, "--recipe", "scikit-learn", "--save", str(model),
+                 "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "60 samples x 16 features" in stdout and "trained 2 epochs" in stdout
     pl = pseudo_likelihood_printed(stdout)
@@ -149,12 +151,47 @@ def test_train_npy_save_load_continue(tmp_path, capsys):
     assert "continued training for 2 epochs" in capsys.readouterr().out
     whole = tmp_path / "whole.pkl"
     assert main(["train", "rbm", str(data), "--n-components", "8", "--epochs", "4", "--batch-size", "5",
-                 "--save", str(whole), "--out", str(out)]) == 0
+                 "--recipe", "scikit-learn", "--save", str(whole), "--out", str(out)]) == 0
     capsys.readouterr()
     continued, direct = load_rbm(again), load_rbm(whole)
     np.testing.assert_array_equal(continued.components_, direct.components_)
     np.testing.assert_array_equal(continued.intercept_hidden_, direct.intercept_hidden_)
     np.testing.assert_array_equal(continued.h_samples_, direct.h_samples_)
+
+
+def test_train_defaults_to_the_annealed_recipe_and_resume_stretches_its_schedule(tmp_path, capsys):
+    """A new model gets BernoulliRBM.annealed_pcd's settings (and says so); resuming it to more
+    epochs runs the linear schedule over the new total: the continued model is the one a single
+    run with those per-pass rates gives, bit for bit."""
+    from fastgen.models.schedules import ANNEALED_PCD
+
+    data = tmp_path / "bars.npy"
+    X = binary_images(60, 4)
+    np.save(data, X)
+    model, out = tmp_path / "rbm.npz", tmp_path / "png"
+    assert main(["train", "rbm", str(data), *TRAIN_SMALL, "--save", str(model), "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "recipe: annealed PCD (learning rate 0.05 decayed linearly to 0 over 2 epochs" in stdout
+    saved = load_rbm(model)
+    expected = {k: v for k, v in ANNEALED_PCD.items() if k not in ("n_iter", "batch_size")}
+    assert {k: saved.get_params()[k] for k in expected} == expected
+    assert saved.h_samples_.shape == (100, 8)
+
+    assert main(["train", "rbm", str(data), "--resume", str(model), "--epochs", "4", "--save", str(model),
+                 "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "the linear learning-rate schedule now runs over 4 epochs: epochs 3 to 4 get rates 0.025 down to 0.0125" \
+        in stdout
+    rates = [0.05, 0.025, 0.025, 0.0125]   # 2 epochs over 2, then epochs 3 and 4 over 4
+    one_run = BernoulliRBM(n_components=8, n_iter=4, batch_size=5, random_state=0, dtype="float32",
+                           **{**expected, "learning_rate_schedule": lambda i, n: rates[i]}).fit(
+        (X.reshape(len(X), -1) / 255).astype(np.float32))   # the command scales uint8 by 255
+    continued = load_rbm(model)
+    for name in ("components_", "intercept_visible_", "intercept_hidden_", "h_samples_"):
+        np.testing.assert_array_equal(getattr(continued, name), getattr(one_run, name))
+    # a resumed model keeps its recipe
+    assert main(["train", "rbm", str(data), "--resume", str(model), "--recipe", "annealed", "--out", str(out)]) == 2
+    assert "--recipe sets up a new model" in capsys.readouterr().err
 
 
 def test_train_npz_options_and_float64(tmp_path, capsys):

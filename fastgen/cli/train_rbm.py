@@ -12,14 +12,22 @@ from pathlib import Path
 import numpy as np
 
 from .. import _argtypes
+from ..models.schedules import ANNEALED_PCD, learning_rate_for_pass
 from .common import CommandError, fit_timed, load_kernels, out_dir
 from .options import add_old_spelling, add_threads_option
 from .plots import write_rbm_pngs
 
 # Training options of `train rbm`: argparse default None means "not given"; these are the
-# values a new model gets.
-TRAIN_DEFAULTS = dict(n_components=256, learning_rate=0.1, batch_size=10, n_iter=10, cd_k=1,
-                       momentum=0.0, weight_decay=0.0, n_chains=None, dtype="float32")
+# values a new model gets, by --recipe. "annealed" (the default) is BernoulliRBM.annealed_pcd's
+# (its rate decays linearly to 0 and the visible biases start at the data's log-odds);
+# "scikit-learn" is scikit-learn's BernoulliRBM's defaults (a constant rate).
+SCIKIT_LEARN_DEFAULTS = dict(n_components=256, learning_rate=0.1, batch_size=10, n_iter=10, cd_k=1,
+                             momentum=0.0, weight_decay=0.0, n_chains=None, dtype="float32")
+TRAIN_DEFAULTS = dict(SCIKIT_LEARN_DEFAULTS, n_components=500,
+                      **{k: ANNEALED_PCD[k] for k in ("learning_rate", "batch_size", "n_iter", "n_chains", "cd_k")})
+RECIPE_DEFAULTS = {"annealed": TRAIN_DEFAULTS, "scikit-learn": SCIKIT_LEARN_DEFAULTS}
+# What the annealed recipe sets beyond the options above.
+ANNEALED_EXTRA = {k: ANNEALED_PCD[k] for k in ("learning_rate_schedule", "final_learning_rate", "visible_bias_init")}
 # Options that may change when continuing a saved model.
 CONTINUE_OVERRIDABLE = ("learning_rate", "batch_size", "cd_k", "momentum", "weight_decay")
 
@@ -59,9 +67,11 @@ def _check_rbm_size(n_visible: int, n_hidden: int, n_chains: int, dtype) -> None
                        f"than this machine's memory ({memory:,} bytes)")
 
 
-def _continue_training(estimator, X, n_epochs: int) -> None:
+def _continue_training(estimator, X, done: int, n_epochs: int) -> None:
     """``n_epochs`` more passes of estimator's own CD/PCD procedure, from its saved parameters,
-    chains, momentum buffers and random stream (``fit`` would start over)."""
+    chains, momentum buffers and random stream (``fit`` would start over). A learning-rate
+    schedule runs over all ``done + n_epochs`` passes: pass ``done + i`` gets the rate the
+    schedule gives it for that total."""
     from tqdm.auto import tqdm
 
     estimator._check_params()
@@ -69,9 +79,32 @@ def _continue_training(estimator, X, n_epochs: int) -> None:
     if not hasattr(estimator, "_generator"):
         estimator._generator = estimator._generator_from(estimator.random_state)
     rbm, trainer = estimator._model(), estimator._trainer()
-    for _ in tqdm(range(n_epochs), desc="BernoulliRBM", unit="epoch"):
+    for i in tqdm(range(n_epochs), desc="BernoulliRBM", unit="epoch"):
+        trainer.learning_rate = learning_rate_for_pass(estimator.learning_rate_schedule, estimator.learning_rate,
+                                                       estimator.final_learning_rate, done + i, done + n_epochs)
         trainer.run(rbm, X, estimator.batch_size, estimator._generator)
     estimator._store_trainer_state(trainer)
+
+
+def _schedule_line(estimator, done: int, n_epochs: int) -> str | None:
+    """What a resumed run does to a learning-rate schedule (None for a constant rate)."""
+    if estimator.learning_rate_schedule == "constant":
+        return None
+    total = done + n_epochs
+    first, last = (learning_rate_for_pass(estimator.learning_rate_schedule, estimator.learning_rate,
+                                          estimator.final_learning_rate, i, total) for i in (done, total - 1))
+    return (f"the {estimator.learning_rate_schedule} learning-rate schedule now runs over {total} epochs: epochs "
+            f"{done + 1} to {total} get rates {first:.4g} down to {last:.4g}")
+
+
+def _recipe_line(recipe: str, e) -> str:
+    """One line saying how the new model ``e`` will be trained."""
+    negative = f"{e.n_chains or e.batch_size} persistent chains" if e.persistent else f"CD-{e.cd_k}"
+    if recipe == "annealed":
+        return (f"recipe: annealed PCD (learning rate {e.learning_rate:g} decayed linearly to "
+                f"{e.final_learning_rate:g} over {e.n_iter} epochs, visible biases at the data's log-odds, "
+                f"{negative}, batch {e.batch_size}); --recipe scikit-learn for scikit-learn's constant rate")
+    return f"recipe: scikit-learn's (constant learning rate {e.learning_rate:g}, {negative}, batch {e.batch_size})"
 
 
 def run(args) -> int:
@@ -103,6 +136,8 @@ def run(args) -> int:
         for name, value in (("n_components", estimator.n_components), ("dtype", model_dtype)):
             if name in given and given[name] != value:
                 raise CommandError(f"--{name.replace('_', '-')} {given[name]} differs from the loaded model's {value}")
+        if args.recipe is not None:
+            raise CommandError("--recipe sets up a new model; a resumed model keeps the settings it was saved with")
         if "n_chains" in given and estimator.persistent and given["n_chains"] != estimator.h_samples_.shape[0]:
             raise CommandError(f"--n-chains {given['n_chains']} differs from the loaded model's "
                                f"{estimator.h_samples_.shape[0]} persistent chains")
@@ -130,7 +165,10 @@ def run(args) -> int:
         print(f"loaded {resume}: {estimator.n_features_in_} visible x {estimator.n_components} hidden, {model_dtype}, "
               f"{done} epochs done")
     else:
-        settings = {**TRAIN_DEFAULTS, **given}
+        recipe = args.recipe or "annealed"
+        settings = {**RECIPE_DEFAULTS[recipe], **given}
+        if args.no_persistent and "n_chains" not in given:
+            settings["n_chains"] = None  # CD-k has no chains to keep
         n_iter = settings["n_iter"]
         X = load_array(args.data, binarize=args.binarize, key=args.key, dtype=settings["dtype"])
         _check_rbm_size(X.shape[1], settings["n_components"], settings["n_chains"] or settings["batch_size"],
@@ -140,6 +178,7 @@ def run(args) -> int:
             batch_size=settings["batch_size"], n_iter=n_iter, random_state=args.seed, cd_k=settings["cd_k"],
             persistent=not args.no_persistent, n_chains=settings["n_chains"], momentum=settings["momentum"],
             weight_decay=settings["weight_decay"], dtype=settings["dtype"], progress=True,
+            **(ANNEALED_EXTRA if recipe == "annealed" else {}),
         )
         estimator._check_params()
     if X.min() < 0 or X.max() > 1:
@@ -150,8 +189,11 @@ def run(args) -> int:
     load_kernels()
     if resume:
         if n_iter > 0:
+            schedule = _schedule_line(estimator, done, n_iter)
+            if schedule:
+                print(schedule)
             start = time.perf_counter()
-            _continue_training(estimator, X, n_iter)
+            _continue_training(estimator, X, done, n_iter)
             print(f"continued training for {n_iter} epochs in {time.perf_counter() - start:.2f} s "
                   f"(epochs {done + 1} to {done + n_iter})")
         elif args.epochs is not None:
@@ -159,6 +201,7 @@ def run(args) -> int:
                   "in all")
         estimator.set_params(n_iter=done + n_iter)  # the epoch count a later --resume starts from
     else:
+        print(_recipe_line(recipe, estimator))
         seconds = fit_timed(estimator, X)
         print(f"trained {n_iter} epochs in {seconds:.2f} s")
     start = time.perf_counter()
@@ -197,13 +240,22 @@ def add_parser(train_sub) -> None:
     rbm.add_argument("--key", help="array to read from a .npz archive")
     rbm.add_argument("--binarize", type=_argtypes.finite_float, metavar="T",
                      help="set scaled values > T to 1, the rest to 0 (0.5 on MNIST: pixel > 127)")
+    k = SCIKIT_LEARN_DEFAULTS
+    rbm.add_argument("--recipe", choices=sorted(RECIPE_DEFAULTS),
+                     help="training recipe of a new model: 'annealed' (the default: BernoulliRBM.annealed_pcd, the "
+                          "learning rate decayed linearly to 0, visible biases at the data's log-odds, "
+                          f"{d['n_chains']} persistent chains) or 'scikit-learn' (scikit-learn's BernoulliRBM "
+                          "defaults, a constant rate); the options below override either")
     rbm.add_argument("--n-components", type=_argtypes.positive_int,
-                     help=f"hidden units (default: {d['n_components']})")
-    rbm.add_argument("--learning-rate", type=_argtypes.finite_float, help=f"(default: {d['learning_rate']})")
-    rbm.add_argument("--batch-size", type=_argtypes.positive_int, help=f"(default: {d['batch_size']})")
+                     help=f"hidden units (default: {d['n_components']}; scikit-learn recipe: {k['n_components']})")
+    rbm.add_argument("--learning-rate", type=_argtypes.finite_float,
+                     help=f"(default: {d['learning_rate']}; scikit-learn recipe: {k['learning_rate']})")
+    rbm.add_argument("--batch-size", type=_argtypes.positive_int,
+                     help=f"(default: {d['batch_size']}; scikit-learn recipe: {k['batch_size']})")
     rbm.add_argument("--epochs", type=_argtypes.nonnegative_int,
-                     help=f"total epochs (default: {d['n_iter']}; with --resume: the total to reach, counting the "
-                          "saved model's; none: evaluate the model only)")
+                     help=f"total epochs (default: {d['n_iter']}; scikit-learn recipe: {k['n_iter']}; with --resume: "
+                          "the total to reach, counting the saved model's, a learning-rate schedule stretched to "
+                          "it; none: evaluate the model only)")
     rbm.add_argument("--n-iter", type=_argtypes.nonnegative_int, metavar="N", action=_argtypes.DeprecatedAlias,
                      replacement="use --epochs, the total epoch count (with --resume: the total to reach; "
                                  "--n-iter N still trains N more)",
@@ -212,7 +264,8 @@ def add_parser(train_sub) -> None:
     rbm.add_argument("--momentum", type=_argtypes.finite_float, help=f"(default: {d['momentum']})")
     rbm.add_argument("--weight-decay", type=_argtypes.finite_float,
                      help=f"L2 penalty on the weights (default: {d['weight_decay']})")
-    rbm.add_argument("--n-chains", type=_argtypes.positive_int, help="persistent chains (default: the batch size)")
+    rbm.add_argument("--n-chains", type=_argtypes.positive_int,
+                     help=f"persistent chains (default: {d['n_chains']}; scikit-learn recipe: the batch size)")
     rbm.add_argument("--no-persistent", action="store_true", help="CD-k (chains restart at the data) instead of PCD")
     rbm.add_argument("--dtype", choices=["float32", "float64"], help=f"compute dtype (default: {d['dtype']})")
     rbm.add_argument("--seed", type=_argtypes.seed, default=0,

@@ -15,8 +15,9 @@ from ._params import generator_from, parameter_errors
 
 
 class LikelihoodMixin:
-    """:meth:`log_partition`, :meth:`log_likelihood` and :meth:`log_likelihood_raise` of a fitted
-    BernoulliRBM (which provides ``_model``, ``_validate_X`` and ``_dense_chunks``)."""
+    """:meth:`log_partition`, :meth:`log_likelihood`, :meth:`log_likelihood_raise` and
+    :meth:`log_likelihood_bounds` of a fitted BernoulliRBM (which provides ``_model``,
+    ``_validate_X`` and ``_dense_chunks``)."""
 
     def log_partition(self, *, method="auto", n_chains=100, n_betas=None, betas=None, data=None,
                       random_state=None, return_result=False):
@@ -119,6 +120,42 @@ class LikelihoodMixin:
             result = raise_log_likelihood(rbm, rows, n_chains=n_chains, betas=betas, base_visible_bias=base,
                                           generator=generator)
         return result if return_result else result.log_likelihood
+
+    def log_likelihood_bounds(self, X, *, ais_chains=500, raise_chains=5, n_betas=None, betas=None, data=None,
+                              random_state=None):
+        """The mean log-likelihood of the rows of X bracketed from both sides: ``[RAISE, AIS]``
+        (:func:`fastgen.models.ais.likelihood_bounds`).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Held-out rows, at least one (a hundred is typical: RAISE costs ``raise_chains``
+            chains per row).
+        ais_chains : int, default=500
+            AIS chains for log Z.
+        raise_chains : int, default=5
+            Reverse chains per row.
+        n_betas, betas, data, random_state
+            As for :meth:`log_partition` (the same base-rate model and schedule for both).
+
+        Returns
+        -------
+        fastgen.models.ais.LikelihoodBounds
+            ``lower`` (RAISE) and ``upper`` (AIS) with their standard errors over the rows,
+            ``width``, and both estimators' full results.
+        """
+        from ..models.ais import likelihood_bounds
+
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        rbm = self._model()
+        betas = self._annealing_schedule(n_betas, betas)
+        base = self._base_visible_bias(rbm, data)
+        rows = np.concatenate(list(self._dense_chunks(X, _base.SPARSE_CHUNK_ROWS)))
+        generator = generator_from(self.random_state if random_state is None else random_state)
+        with parameter_errors():
+            return likelihood_bounds(rbm, rows, ais_chains=ais_chains, raise_chains=raise_chains, betas=betas,
+                                     base_visible_bias=base, generator=generator)
 
     def log_likelihood(self, X, *, log_z=None, **log_partition_options):
         """log P(x) = -F(x) - log Z of each row.

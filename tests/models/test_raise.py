@@ -87,3 +87,57 @@ def test_the_estimator_brackets_its_exact_log_likelihood():
     result = model.log_likelihood_raise(X[:100], n_chains=10, n_betas=1000, random_state=1, return_result=True)
     assert result.log_likelihood.tobytes() == long.tobytes() and result.mean == pytest.approx(long.mean())
 
+
+
+# ---- both bounds at once ------------------------------------------------------------------------
+def test_bounds_bracket_the_exact_value_on_a_short_schedule_and_meet_on_a_long_one(model_and_data):
+    """On 3 temperatures RAISE is below the exact value for every seed, and AIS (unbiased for Z,
+    so only biased in log Z) above it on average over seeds; on 1,000 both meet it."""
+    from fastgen.models.ais import likelihood_bounds
+
+    rbm, data, exact = model_and_data
+    short = [likelihood_bounds(rbm, data, ais_chains=100, raise_chains=20, betas=np.linspace(0, 1, 3), generator=seed)
+             for seed in range(10)]
+    assert all(b.lower < exact for b in short)
+    assert np.mean([b.upper for b in short]) > exact + 0.05
+    assert np.mean([b.width for b in short]) > 0.1
+    b = short[0]
+    assert b.width == pytest.approx(b.upper - b.lower)
+    assert b.lower_standard_error > 0 and b.upper_standard_error > 0
+    assert b.reverse.log_likelihood.shape == (200,) and b.ais.n_chains == 100
+    long = likelihood_bounds(rbm, data, ais_chains=100, raise_chains=20, betas=np.linspace(0, 1, 1000), generator=3)
+    assert long.lower == pytest.approx(exact, abs=0.03) and long.upper == pytest.approx(exact, abs=0.03)
+    assert abs(long.width) < np.mean([b.width for b in short])
+    assert "width" in str(long) and "200 rows" in str(long)
+
+
+def test_bounds_share_one_generator_ais_first():
+    import fastgen
+    from fastgen.models.ais import ais_log_partition, likelihood_bounds
+
+    rng = np.random.default_rng(7)
+    rbm = RBM(rng.normal(0, 0.5, (5, 8)), rng.normal(0, 0.5, 8), rng.normal(0, 0.5, 5))
+    data = (rng.random((4, 8)) < 0.5).astype(np.float64)
+    betas = np.linspace(0, 1, 30)
+    gen = fastgen.Generator(9)
+    bounds = likelihood_bounds(rbm, data, ais_chains=10, raise_chains=3, betas=betas, generator=gen)
+    assert gen.offset == (2 * 30 - 3) + 2 * 29
+    alone = ais_log_partition(rbm, n_chains=10, betas=betas, base_visible_bias=np.zeros(8), generator=9)
+    assert bounds.ais.log_weights.tobytes() == alone.log_weights.tobytes()
+    with pytest.raises(ValueError, match="data"):
+        likelihood_bounds(rbm, np.zeros((0, 8)), betas=betas)
+
+
+def test_the_estimators_bounds_are_the_functions_with_its_base_rate():
+    from fastgen.models.ais import base_rate_bias, likelihood_bounds
+    from fastgen.sklearn._params import generator_from
+
+    rng = np.random.default_rng(3)
+    X = (rng.random((300, 10)) < rng.random(10)).astype(np.float64)
+    model = BernoulliRBM.annealed_pcd(n_components=6, n_iter=20, batch_size=20, random_state=0).fit(X)
+    exact = model.log_likelihood(X[:100], log_z=model.log_partition(method="exact")).mean()
+    bounds = model.log_likelihood_bounds(X[:100], ais_chains=50, raise_chains=5, n_betas=200, random_state=1)
+    assert bounds.lower - 3 * bounds.lower_standard_error < exact < bounds.upper + 3 * bounds.upper_standard_error
+    direct = likelihood_bounds(model._model(), X[:100], ais_chains=50, raise_chains=5, betas=bounds.ais.betas,
+                               base_visible_bias=base_rate_bias(X, 10), generator=generator_from(1))
+    assert (bounds.lower, bounds.upper) == (direct.lower, direct.upper)
