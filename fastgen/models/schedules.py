@@ -14,9 +14,8 @@ import numpy as np
 from .._checks import is_finite_real
 
 SCHEDULES = ("constant", "linear")
-# The annealed PCD recipe (BernoulliRBM.annealed_pcd): on binarized MNIST with 500 hidden units it
-# trains in about 10 s on 2 cores; docs/performance.md ("Training recipes") has its likelihoods and
-# what the other settings tried gave.
+# The annealed PCD recipe (BernoulliRBM.annealed_pcd): docs/performance.md ("Training recipes")
+# has its likelihoods on MNIST and what the other settings tried gave.
 ANNEALED_PCD = dict(learning_rate=0.05, learning_rate_schedule="linear", final_learning_rate=0.0, batch_size=100,
                     n_chains=100, n_iter=100, visible_bias_init="log_odds", persistent=True, cd_k=1)
 # Units never or always on in the data get the log-odds of this probability (or its complement),
