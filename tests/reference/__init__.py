@@ -12,7 +12,7 @@ Every name is re-exported here, so ``import reference as ref; ref.gibbs(...)`` w
 ``from reference.gibbs import gibbs``.
 """
 from .activations import log_sigmoid, sigmoid, softplus
-from .ais import ais_log_weights
+from .ais import ais_log_weights, raise_log_weights
 from .binary import binary_matmul
 from .categorical import sample_categorical
 from .cd import CDRef, TrainRef, cd_gradients, train_pass
@@ -36,7 +36,7 @@ __all__ = [
     # activations
     "sigmoid", "softplus", "log_sigmoid",
     # ais
-    "ais_log_weights",
+    "ais_log_weights", "raise_log_weights",
     # philox: the random stream
     "MASK32", "PHILOX_M0", "PHILOX_M1", "PHILOX_W0", "PHILOX_W1", "philox4x32_10", "stream_counter", "stream_key",
     "stream_word_py", "philox_words_numpy", "words", "seed_and_offset", "uniform_from_words",
