@@ -166,9 +166,9 @@ class BernoulliRBM(LikelihoodMixin, ScikitLearnHelpersMixin, ClassNamePrefixFeat
         chains, batches of 100, the learning rate 0.05 decayed linearly to 0 over 100 passes, the
         visible biases started at the data's log-odds. A constant rate (scikit-learn's) leaves
         the chains and weights "hot": on binarized MNIST with 500 hidden units (``python -m bench
-        quality``, 3 seeds) this recipe's held-out log-likelihood lies in [-89.8, -88.6] nats
-        (RAISE, AIS) after 8 to 17 s on 2 cores, scikit-learn's BernoulliRBM with the same rate,
-        batch and epochs in [-167.3, -162.4] after about 54 s.
+        quality``, means over 3 seeds) this recipe's held-out log-likelihood is bracketed by
+        [-89.8, -88.6] nats (RAISE, AIS) after 8 to 17 s on 2 cores, scikit-learn's
+        BernoulliRBM's with the same rate, batch and epochs by [-167.3, -162.4] after about 54 s.
 
         Parameters
         ----------

@@ -75,11 +75,17 @@ def test_no_rows_gives_no_weights_and_takes_the_offsets():
 
 def test_two_temperatures_is_one_step_at_beta_1():
     """With betas = [0, 1] each chain takes one Gibbs step from its row at beta = 1 and adds
-    log p*_0(x_0) - log p*_1(x_0): the exact formula on the reference's draws."""
-    W, b, c, base, data = rbm_and_rows(9, 6, 3, seed=8)
-    got = raise_log_weights(W, b, c, base, [0.0, 1.0], data, chains_per_row=5, generator=4)
-    np.testing.assert_allclose(got, raise_log_weights_reference(W, b, c, base, [0.0, 1.0], data, 4, 0, 5),
-                               rtol=1e-12, atol=1e-12)
+    log p*_0(x_0) - log p*_1(x_0) = -(b - b_A).x_0 + sum_j [log 2 - softplus(W_j x_0 + c_j)]:
+    every weight is that formula at some binary x_0, and with one visible unit (two states) both
+    values occur."""
+    rng = np.random.default_rng(8)
+    W, b, c, base = rng.normal(size=(3, 1)), rng.normal(size=1), rng.normal(size=3), rng.normal(size=1)
+    got = raise_log_weights(W, b, c, base, [0.0, 1.0], np.array([[0.0], [1.0]]), chains_per_row=40, generator=4)
+    formula = {x0: float(-(b - base)[0] * x0 + (np.log(2.0) - np.logaddexp(0.0, W[:, 0] * x0 + c)).sum())
+               for x0 in (0.0, 1.0)}
+    matched = [min(formula, key=lambda x0: abs(formula[x0] - w)) for w in got.ravel()]
+    np.testing.assert_allclose(got.ravel(), [formula[x0] for x0 in matched], rtol=0, atol=1e-12)
+    assert set(matched) == {0.0, 1.0}
 
 
 def test_weights_do_not_depend_on_thread_count(tmp_path):
