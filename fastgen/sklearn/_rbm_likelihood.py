@@ -86,6 +86,18 @@ class LikelihoodMixin:
             return np.log(p / (1 - p)).astype(rbm.dtype)
         return np.zeros(rbm.n_visible, rbm.dtype)
 
+    def _reverse_annealing_inputs(self, X, n_betas, betas, data, random_state):
+        """What reverse AIS from the rows of X needs: (model, dense rows, schedule, base-rate
+        visible biases, generator)."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        rbm = self._model()
+        betas = self._annealing_schedule(n_betas, betas)
+        base = self._base_visible_bias(rbm, data)
+        rows = np.concatenate(list(self._dense_chunks(X, _base.SPARSE_CHUNK_ROWS)))
+        generator = generator_from(self.random_state if random_state is None else random_state)
+        return rbm, rows, betas, base, generator
+
     def log_likelihood_raise(self, X, *, n_chains=10, n_betas=None, betas=None, data=None, random_state=None,
                              return_result=False):
         """log P(x) of each row by reverse annealed importance sampling (RAISE), which needs no
@@ -109,13 +121,7 @@ class LikelihoodMixin:
         """
         from ..models.ais import raise_log_likelihood
 
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        rbm = self._model()
-        betas = self._annealing_schedule(n_betas, betas)
-        base = self._base_visible_bias(rbm, data)
-        rows = np.concatenate(list(self._dense_chunks(X, _base.SPARSE_CHUNK_ROWS)))
-        generator = generator_from(self.random_state if random_state is None else random_state)
+        rbm, rows, betas, base, generator = self._reverse_annealing_inputs(X, n_betas, betas, data, random_state)
         with parameter_errors():
             result = raise_log_likelihood(rbm, rows, n_chains=n_chains, betas=betas, base_visible_bias=base,
                                           generator=generator)
@@ -146,13 +152,7 @@ class LikelihoodMixin:
         """
         from ..models.ais import likelihood_bounds
 
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        rbm = self._model()
-        betas = self._annealing_schedule(n_betas, betas)
-        base = self._base_visible_bias(rbm, data)
-        rows = np.concatenate(list(self._dense_chunks(X, _base.SPARSE_CHUNK_ROWS)))
-        generator = generator_from(self.random_state if random_state is None else random_state)
+        rbm, rows, betas, base, generator = self._reverse_annealing_inputs(X, n_betas, betas, data, random_state)
         with parameter_errors():
             return likelihood_bounds(rbm, rows, ais_chains=ais_chains, raise_chains=raise_chains, betas=betas,
                                      base_visible_bias=base, generator=generator)
