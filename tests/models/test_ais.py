@@ -119,7 +119,11 @@ def test_weights_do_not_depend_on_thread_count(tmp_path):
         "rbm = RBM((rng.normal(size=(300, 200)) * 0.05).astype(np.float32), np.zeros(200, np.float32) - 1,"
         " np.zeros(300, np.float32))\n"
         "r = ais_log_partition(rbm, n_chains=64, betas=default_schedule(30), generator=4)\n"
-        "np.save(sys.argv[1], r.log_weights)\n"
+        "from fastgen.ops import raise_log_weights\n"   # and the kernel run backwards (RAISE)
+        "x = (rng.random((16, 200)) < 0.2).astype(np.float32)\n"
+        "w = raise_log_weights(rbm.weights, rbm.visible_bias, rbm.hidden_bias, np.zeros(200, np.float32),"
+        " default_schedule(30), x, chains_per_row=4, generator=4)\n"
+        "np.save(sys.argv[1], np.concatenate([r.log_weights, w.ravel()]))\n"
     )
     results = []
     for threads in ("1", "2"):
