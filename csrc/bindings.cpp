@@ -651,7 +651,8 @@ template <typename T> void bind_dtype(py::module_& m) {
 
 }  // namespace
 
-void bind_elbo(py::module_& m);  // csrc/elbo.cpp
+void bind_elbo(py::module_& m);   // csrc/elbo.cpp
+void bind_numba(py::module_& m);  // csrc/numba.cpp
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastgen CPU kernels (private: call fastgen.ops, which validates its input)";
@@ -706,6 +707,7 @@ PYBIND11_MODULE(_C, m) {
   bind_dtype<float>(m);
   bind_dtype<double>(m);
   bind_elbo(m);
+  bind_numba(m);
   m.def("max_threads", []() {
 #ifdef _OPENMP
     return omp_get_max_threads();

@@ -39,6 +39,7 @@ NATIVE_IMPORTERS = {
     "fastgen._native": "the backends themselves",
     "fastgen.random": "the stream's own fill kernels (random sits below ops, which use it)",
     "fastgen._backend": "placement asks the CUDA backend whether a device is usable",
+    "fastgen.numba": "numba code calls the compiled formulas' C entry points, whose addresses _C hands out",
 }
 
 

@@ -86,10 +86,16 @@ def test_kernel_compiles_with_nvrtc(source):
                                                  "avg_unpool2d", "avg_unpool2d_backward") for s in ("f32", "f64")],
              "conv.cu": [f"fg_{k}_{s}" for k in ("conv_transpose2d_output", "conv_transpose2d_im2col",
                                                  "activation_backward") for s in ("f32", "f64")],
-             "categorical.cu": ["fg_sample_categorical_f32", "fg_sample_categorical_f64"]}[source.name]
+             "categorical.cu": ["fg_sample_categorical_f32", "fg_sample_categorical_f64"],
+             "numba.cu": []}[source.name]
     text = ptx.decode() if isinstance(ptx, bytes) else ptx
     for name in names:  # extern "C": the entry points keep their names, as _cuda.launch expects
         assert f".entry {name}(" in text, name
+    if source.name == "numba.cu":  # device functions for numba.cuda, not kernels (fastgen.numba.cuda)
+        from fastgen.numba.cuda import DEVICE_SIGNATURES
+
+        for name in DEVICE_SIGNATURES:
+            assert f".func  (.param .b32 func_retval0) {name}(" in text, name
 
 
 def test_kernel_dir_is_found_and_has_headers():

@@ -140,4 +140,5 @@ def test_each_launcher_launches_a_kernel_of_its_own_file(launches, call, dtype):
 def test_every_kernel_file_is_launched_by_some_launcher(launches):
     for call in CALLS.values():
         call(np.float32)
-    assert {module for module, _ in launches} == {p.stem for p in KERNELS.glob("*.cu")}
+    # numba.cu holds device functions that numba.cuda kernels link (fastgen.numba.cuda), not kernels
+    assert {module for module, _ in launches} == {p.stem for p in KERNELS.glob("*.cu")} - {"numba"}
