@@ -274,3 +274,17 @@ def test_load_warning_names_hypervisor_steal_as_well_as_other_processes():
     assert steal is not None and "hypervisor took 30%" in steal and "other processes" not in steal
     foreign = load_warning({"foreign_cpu_fraction": 0.2, "steal_fraction": None})
     assert foreign is not None and "other processes used 20%" in foreign
+
+
+def test_numba_suite_quick(tmp_path, capsys):
+    pytest.importorskip("numba")
+    out_file = tmp_path / "numba.json"
+    assert bench_main(["numba", "--quick", "--json", "--out", str(out_file), "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "uniform draws in an njit loop" in out and "Potts q=3" in out
+    scenarios = json.loads(out_file.read_text())["scenarios"]
+    assert set(scenarios) == {"per_call_uniform", "per_call_normal", "potts"}
+    potts = scenarios["potts"]["summary"]
+    assert potts["fastgen.numba (stream)"]["same_on_1_thread"] and potts["fastgen.numba (stream)"]["same_when_run_twice"]
+    assert all(row["ns_per_draw"] > 0 for row in scenarios["per_call_uniform"]["summary"].values())
+    _check_targets(scenarios["potts"]["targets"])

@@ -14,13 +14,15 @@ which numba calls by symbol name. A call costs a function call plus the formula 
 10 rounds, for each draw); nothing is inlined into the caller. Functions compiled with
 ``@njit(cache=True)`` keep working in a new process once ``fastgen.numba`` has been imported.
 
-How to number draws: take one offset per pass (``offset = generator.take()``, or a counter of
-your own) and give every element drawn in that pass its own index, e.g. the flat index of the
-site it updates. Two draws with the same (seed, offset, index) are the same number.
+How to number draws: take one offset per pass (``seed, offset = fastgen.numba.take(generator)``,
+or a counter of your own) and give every element drawn in that pass its own index, e.g. the flat
+index of the site it updates. Two draws with the same (seed, offset, index) are the same number.
 
 Arguments are not checked inside compiled code (a loop's indices are the caller's to keep in
-range); from Python, seeds, offsets and indices must be integers in [0, 2**64). Inside njit code a
-Python int above 2**63 - 1 does not fit numba's int64: pass ``np.uint64(seed)``.
+range); from Python, seeds, offsets and indices must be integers in [0, 2**64). A Python int of
+2**63 or more does not fit numba's int64: pass seeds as ``np.uint64`` (``take`` does). Numba turns
+``uint64 + int64`` into float64, which these functions refuse when compiling: do offset arithmetic
+in one integer type (``offset + np.uint64(1)``).
 
 ``fastgen.numba.cuda`` holds the same functions for ``@numba.cuda.jit`` kernels.
 """
@@ -177,6 +179,16 @@ def _require_counters(**counters) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # The stream
+
+
+def take(generator, n: int = 1) -> tuple[np.uint64, np.uint64]:
+    """``(seed, offset)`` for numba code: reserves ``n`` offsets of ``generator`` (a
+    fastgen.Generator, or an int seed) and returns its seed and the first of them as np.uint64,
+    which numba accepts whole (a Python int of 2**63 or more does not fit its int64)."""
+    from .._checks import as_generator
+
+    gen = as_generator(generator)
+    return np.uint64(gen.seed), np.uint64(gen.take(n))
 
 
 def bits(seed, offset, index):
@@ -348,5 +360,5 @@ def _categorical_numba(logits, temperature, seed, offset, row):
     return impl
 
 
-__all__ = ["bits", "uniform", "normal", "sigmoid", "softplus", "log_sigmoid", "log_add_exp", "bernoulli",
+__all__ = ["take", "bits", "uniform", "normal", "sigmoid", "softplus", "log_sigmoid", "log_add_exp", "bernoulli",
            "bernoulli_logit", "gaussian", "categorical", "SIGNATURES", "ENTRY_POINTS"]

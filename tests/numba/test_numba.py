@@ -228,6 +228,20 @@ def test_compiled_calls_refuse_bad_types_when_compiled():
         matrix_logits(np.zeros((2, 2)))
 
 
+def test_take_hands_numba_a_seed_of_any_size():
+    gen = fastgen.Generator(2**64 - 1, 5)
+    seed, offset = fn.take(gen, 2)
+    assert (seed, offset) == (2**64 - 1, 5) and type(seed) is np.uint64 and type(offset) is np.uint64
+    assert gen.offset == 7
+    u64, *_ = stream_arrays(seed, offset, 9)  # a Python int of this size would not fit numba's int64
+    np.testing.assert_array_equal(u64, fastgen.Generator(2**64 - 1, 5).uniform(9))
+    assert fn.take(3) == (3, 0)
+    with pytest.raises(ValueError, match="generator"):
+        fn.take(-1)
+    with pytest.raises(ValueError, match="n must be a non-negative integer"):
+        fn.take(gen, -1)
+
+
 def test_entry_points_and_signatures_name_the_same_functions():
     assert set(fn.ENTRY_POINTS) == set(fn.SIGNATURES)
     assert all(isinstance(a, int) and a > 0 for a in fn.ENTRY_POINTS.values())
