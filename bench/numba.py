@@ -93,9 +93,13 @@ def main(args) -> int:
                                   reference=f"numba np.random ({kind})", reference_label="np.random",
                                   notes={k: f"{v['ns_per_draw']:.1f} ns/draw" for k, v in summary.items()}))
         number = 1 if kind == "uniform" else 2
+        # a call from numba must cost a native call, never a trip through Python (ctypes, objmode)
+        targets = [target(f"N{number} fastgen.numba.{kind}: at least half the speed of numba's inlined np.random",
+                          summary[f"fastgen.numba.{kind}"]["speedup_vs_reference"], ">=", 0.5, "x")]
+        print(format_targets(targets))
         scenarios[f"per_call_{kind}"] = {
             "title": f"N{number}. one {kind} draw per call in an njit loop, {n:,} draws, float64", "draws": n,
-            "summary": summary}
+            "summary": summary, "targets": targets}
 
     potts = _potts()
     size, n_states, n_sweeps = (64, 3, 5) if quick else (512, 3, 20)
