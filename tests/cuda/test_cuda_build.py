@@ -92,6 +92,7 @@ def test_kernel_compiles_with_nvrtc(source):
     for name in names:  # extern "C": the entry points keep their names, as _cuda.launch expects
         assert f".entry {name}(" in text, name
     if source.name == "numba.cu":  # device functions for numba.cuda, not kernels (fastgen.numba.cuda)
+        pytest.importorskip("numba")
         from fastgen.numba.cuda import DEVICE_SIGNATURES
 
         for name in DEVICE_SIGNATURES:
