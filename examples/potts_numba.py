@@ -126,7 +126,11 @@ def main(argv=None) -> int:
     print(f"energy per site {energy_per_site(spins):.4f}, order parameter {order_parameter(spins, args.states):.4f}")
     print(f"same lattice on {threads} threads and on 1 thread: {np.array_equal(spins, one_thread)}")
     if args.png:
-        import matplotlib
+        try:
+            import matplotlib
+        except ImportError:
+            print("--png needs matplotlib: pip install matplotlib")
+            return 1
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt

@@ -18,11 +18,11 @@ How to number draws: take one offset per pass (``seed, offset = fastgen.numba.ta
 or a counter of your own) and give every element drawn in that pass its own index, e.g. the flat
 index of the site it updates. Two draws with the same (seed, offset, index) are the same number.
 
-Arguments are not checked inside compiled code (a loop's indices are the caller's to keep in
-range); from Python, seeds, offsets and indices must be integers in [0, 2**64). A Python int of
-2**63 or more does not fit numba's int64: pass seeds as ``np.uint64`` (``take`` does). Numba turns
-``uint64 + int64`` into float64, which these functions refuse when compiling: do offset arithmetic
-in one integer type (``offset + np.uint64(1)``).
+Values are not checked inside compiled code (a probability above 1, a negative std or a
+temperature of 0 give a number there, where ``fastgen.ops`` and the Python calls raise); types
+are, when the function is compiled (a float seed, offset or index is refused). From Python,
+seeds, offsets and indices must be integers in [0, 2**64). A Python int of 2**63 or more does not
+fit numba's int64: pass seeds as ``np.uint64`` (``take`` does).
 
 ``fastgen.numba.cuda`` holds the same functions for ``@numba.cuda.jit`` kernels.
 """
@@ -121,6 +121,8 @@ def _stream(seed, offset, index) -> tuple[int, int, int]:
 
 
 def _dtype_name(dtype, name: str = "dtype") -> str:
+    if isinstance(dtype, str):  # numba refuses strings too: code that runs here must compile there
+        raise TypeError(f"{name} must be np.float32 or np.float64 (not a string), got {dtype!r}")
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -245,13 +247,13 @@ def sigmoid(x):
 
 
 def softplus(x):
-    """log(1 + exp(x)) without overflow."""
+    """log(1 + exp(x)) without overflow (for very negative x, about the smallest normal number, not 0)."""
     name = _value_name(x)
     return _typed(_PYTHON[f"fastgen_softplus_{name}"](_as_real(x, "x", name)), name)
 
 
 def log_sigmoid(x):
-    """log(sigmoid(x)) = -softplus(-x)."""
+    """log(sigmoid(x)) = -softplus(-x) (for large x, minus about the smallest normal number, not 0)."""
     name = _value_name(x)
     return _typed(_PYTHON[f"fastgen_log_sigmoid_{name}"](_as_real(x, "x", name)), name)
 
@@ -289,7 +291,10 @@ def bernoulli(p, seed, offset, index):
     """State (0.0 or 1.0) of element ``index`` drawn with probability ``p``: what
     ``sample_bernoulli(probs, from_logits=False, generator=Generator(seed, offset))`` gives there."""
     name = _value_name(p)
-    return _typed(_PYTHON[f"fastgen_bernoulli_{name}"](_as_real(p, "p", name), *_stream(seed, offset, index)), name)
+    p = _as_real(p, "p", name)
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    return _typed(_PYTHON[f"fastgen_bernoulli_{name}"](p, *_stream(seed, offset, index)), name)
 
 
 def bernoulli_logit(x, seed, offset, index):
@@ -304,7 +309,10 @@ def gaussian(mean, std, seed, offset, index):
     """``mean + std * normal`` of element ``index``: what ``sample_gaussian(mean, std,
     generator=Generator(seed, offset))`` gives there (float32 when ``mean`` is float32)."""
     name = _value_name(mean)
-    return _typed(_PYTHON[f"fastgen_gaussian_{name}"](_as_real(mean, "mean", name), _as_real(std, "std", name),
+    std = _as_real(std, "std", name)
+    if not (np.isfinite(std) and std >= 0):
+        raise ValueError(f"std must be a finite number >= 0, got {std!r}")
+    return _typed(_PYTHON[f"fastgen_gaussian_{name}"](_as_real(mean, "mean", name), std,
                                                        *_stream(seed, offset, index)), name)
 
 

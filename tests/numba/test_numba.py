@@ -199,6 +199,12 @@ def test_python_calls_refuse_bad_arguments():
         fn.sigmoid(np.zeros(3))
     with pytest.raises(TypeError, match="p must be a real number"):
         fn.bernoulli("0.5", 0, 0, 0)
+    with pytest.raises(ValueError, match=r"p must be a probability in \[0, 1\]"):
+        fn.bernoulli(2.0, 0, 0, 0)
+    with pytest.raises(ValueError, match="std must be a finite number >= 0"):
+        fn.gaussian(0.0, -1.0, 0, 0, 0)
+    with pytest.raises(TypeError, match="not a string"):
+        fn.uniform(0, 0, 0, "float32")
     with pytest.raises(TypeError, match="logits must be a 1-D"):
         fn.categorical(np.zeros((2, 2)), 1.0, 0, 0, 0)
     with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
