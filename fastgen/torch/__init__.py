@@ -6,7 +6,9 @@ nn.Modules built on them. Importing this subpackage imports torch (fastgen itsel
   :func:`bernoulli_log_likelihood` and :func:`gaussian_log_likelihood` (the ELBO's reconstruction
   terms as fused per-sample reductions), :func:`conv_transpose2d` (transposed convolution + bias
   + activation), :func:`max_pool2d`, :func:`max_unpool2d`, :func:`avg_unpool2d`,
-  :func:`sparse_input_linear` (a linear layer computed on its input's nonzeros);
+  :func:`sparse_input_linear` (a linear layer computed on its input's nonzeros),
+  :func:`stream_snapshot` (a Philox stream tensor's state before its owner advances it);
+* :mod:`.random`: how the Philox stream meets torch's seeding, state_dict and torch.compile;
 * :mod:`.nn`: layers (:class:`~fastgen.torch.nn.SparseInputLinear`, the fused ConvTranspose2d),
   autoencoders and VAEs;
 * :mod:`.train`: the training loop and checkpoints of the autoencoder family, and the
@@ -21,7 +23,7 @@ The modules' older names (``fastgen.torch.conv``, ``fastgen.torch.vae``, ``fastg
 ...) still import: each is the module of its new place.
 """
 from .ops import (avg_unpool2d, bernoulli_log_likelihood, conv_transpose2d, gaussian_log_likelihood, max_pool2d,
-                  max_unpool2d, reparameterize, sample_categorical, sparse_input_linear)
+                  max_unpool2d, reparameterize, sample_categorical, sparse_input_linear, stream_snapshot)
 
 __all__ = ["sample_categorical", "reparameterize", "conv_transpose2d", "max_pool2d", "max_unpool2d", "avg_unpool2d",
-           "bernoulli_log_likelihood", "gaussian_log_likelihood", "sparse_input_linear"]
+           "bernoulli_log_likelihood", "gaussian_log_likelihood", "sparse_input_linear", "stream_snapshot"]

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 import fastgen  # noqa: E402
 from fastgen.ops import reparameterize as reparameterize_numpy  # noqa: E402
 from fastgen.torch.reparam import reparameterize  # noqa: E402
+from fastgen.torch.random import stream_tensor as S  # noqa: E402
 from cuda_helpers import KL_GPU_RTOL, NO_CUPY, kl_scale, reparam_inputs, run_python  # noqa: E402
 
 
@@ -35,18 +36,18 @@ def test_same_values_as_the_numpy_kernel(dtype):
 def test_opcheck():
     for shape in ((3, 5), (1, 1), (0, 4)):
         mu, logvar = tensors(shape)
-        torch.library.opcheck(torch.ops.fastgen.reparameterize.default, (mu, logvar, 11, 2))
+        torch.library.opcheck(torch.ops.fastgen.reparameterize.default, (mu, logvar, S(11, 2)))
     mu, logvar = tensors((4, 6))
     g = torch.randn(4, 6, dtype=torch.float64)
     torch.library.opcheck(torch.ops.fastgen.reparameterize_backward.default,
-                          (g, torch.randn(4, dtype=torch.float64), mu.detach(), logvar.detach(), 1, 2))
+                          (g, torch.randn(4, dtype=torch.float64), mu.detach(), logvar.detach(), S(1, 2)))
 
 
 def test_gradcheck_float64_z_kl_and_each_alone():
     mu, logvar = tensors((5, 4), seed=1)
-    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, 3, 7), (mu, logvar))
-    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, 3, 7)[0], (mu, logvar))
-    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, 3, 7)[1], (mu, logvar))
+    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, S(3, 7)), (mu, logvar))
+    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, S(3, 7))[0], (mu, logvar))
+    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, S(3, 7))[1], (mu, logvar))
 
 
 def test_gradients_equal_the_eager_expression_with_the_same_eps():
@@ -66,7 +67,7 @@ def test_gradients_equal_the_eager_expression_with_the_same_eps():
 
 def test_runs_under_torch_compile_without_graph_breaks():
     def elbo_terms(mu, logvar):
-        z, kl = torch.ops.fastgen.reparameterize(mu, logvar, 5, 1)
+        z, kl = torch.ops.fastgen.reparameterize(mu, logvar, S(5, 1))
         return (z ** 2).sum() + kl.sum()
 
     compiled = torch.compile(elbo_terms, fullgraph=True, backend="aot_eager")
@@ -84,15 +85,15 @@ def test_runs_under_torch_compile_without_graph_breaks():
 def test_bad_input_is_refused():
     mu, logvar = tensors((2, 3), grad=False)
     with pytest.raises(ValueError, match="same shape"):
-        torch.ops.fastgen.reparameterize(mu, logvar[:, :2], 0, 0)
+        torch.ops.fastgen.reparameterize(mu, logvar[:, :2], S(0, 0))
     with pytest.raises(ValueError, match="mu must be 2-D"):
-        torch.ops.fastgen.reparameterize(mu[0], logvar[0], 0, 0)
+        torch.ops.fastgen.reparameterize(mu[0], logvar[0], S(0, 0))
     with pytest.raises(TypeError, match="float32 or float64"):
-        torch.ops.fastgen.reparameterize(mu.to(torch.int64), logvar.to(torch.int64), 0, 0)
+        torch.ops.fastgen.reparameterize(mu.to(torch.int64), logvar.to(torch.int64), S(0, 0))
     bad = logvar.clone()
     bad[0, 0] = float("nan")
     with pytest.raises(ValueError, match="logvar contains NaN or infinity"):
-        torch.ops.fastgen.reparameterize(mu, bad, 0, 0)
+        torch.ops.fastgen.reparameterize(mu, bad, S(0, 0))
     gen = fastgen.Generator(1)
     reparameterize(mu, logvar, gen)
     assert gen.offset == 1
@@ -100,12 +101,12 @@ def test_bad_input_is_refused():
 
 def test_kl_only_backward_and_double_backward():
     mu, logvar = tensors((5, 6), seed=4)
-    z, kl = torch.ops.fastgen.reparameterize(mu, logvar, 3, 1)
+    z, kl = torch.ops.fastgen.reparameterize(mu, logvar, S(3, 1))
     (kl * torch.arange(5, dtype=torch.float64)).sum().backward()  # z unused: its gradient is None
     g = torch.arange(5, dtype=torch.float64)[:, None]
     torch.testing.assert_close(mu.grad, g * mu.detach())
     torch.testing.assert_close(logvar.grad, 0.5 * g * (torch.exp(logvar.detach()) - 1))
-    z, kl = torch.ops.fastgen.reparameterize(mu, logvar, 3, 1)
+    z, kl = torch.ops.fastgen.reparameterize(mu, logvar, S(3, 1))
     (grad_mu,) = torch.autograd.grad(z.sum() + kl.sum(), mu, create_graph=True)
     with pytest.raises(RuntimeError, match="first derivatives only"):
         grad_mu.sum().backward()
@@ -117,7 +118,7 @@ def test_nan_in_any_row_is_refused_naming_the_argument():
         bad = mu.clone()
         bad[row, 3] = float("inf")
         with pytest.raises(ValueError, match="^mu contains NaN or infinity"):
-            torch.ops.fastgen.reparameterize(bad, logvar, 0, 0)
+            torch.ops.fastgen.reparameterize(bad, logvar, S(0, 0))
 
 
 # ---- the CUDA kernels' registration and checks (their results: the gpu cases below) ----
@@ -131,7 +132,7 @@ def test_fake_kernel_takes_any_device_and_refuses_a_mix():
     from fastgen.torch import reparam
 
     meta = torch.empty(3, 4, device="meta")
-    z, kl = torch.ops.fastgen.reparameterize(meta, meta, 0, 0)
+    z, kl = torch.ops.fastgen.reparameterize(meta, meta, S(0, 0))
     assert z.shape == (3, 4) and kl.shape == (3,) and z.device.type == "meta"
     with pytest.raises(ValueError, match="logvar is on meta but mu is on cpu"):
         reparam._check_any(torch.zeros(3, 4), meta)
@@ -147,13 +148,15 @@ def test_cuda_kernels_without_the_backend_raise_naming_the_tensor(monkeypatch):
     mu, logvar = tensors((2, 3), grad=False)
     message = "^mu lives on a CUDA device, but fastgen's CUDA backend is unavailable: CuPy is not importable"
     with pytest.raises(TypeError, match=message):
-        reparam._reparameterize_cuda(mu, logvar, 0, 0)
+        reparam._reparameterize_cuda(mu, logvar, S(0, 0))
     with pytest.raises(TypeError, match=message):
-        reparam._reparameterize_backward_cuda(torch.ones_like(mu), None, mu, logvar, 0, 0)
+        reparam._reparameterize_backward_cuda(torch.ones_like(mu), None, mu, logvar, S(0, 0))
     with pytest.raises(ValueError, match="logvar is on meta but mu is on cpu"):
-        reparam._reparameterize_cuda(mu, logvar.to("meta"), 0, 0)
-    with pytest.raises(ValueError, match="seed must fit an int64"):
-        reparam._reparameterize_cuda(mu, logvar, 2**64, 0)
+        reparam._reparameterize_cuda(mu, logvar.to("meta"), S(0, 0))
+    with pytest.raises(TypeError, match=r"stream must be an int64 tensor of shape \(2,\)"):
+        reparam._reparameterize_cuda(mu, logvar, 2**64)
+    with pytest.raises(TypeError, match=r"stream must be an int64 tensor of shape \(2,\)"):
+        torch.ops.fastgen.reparameterize(mu, logvar, torch.zeros(3, dtype=torch.int64))
 
 
 # ==== on a GPU (CuPy arrays and torch CUDA tensors against the CPU) =============================
@@ -189,18 +192,18 @@ def test_torch_reparameterize_on_cuda_matches_the_cpu_op(torch_cuda, dtype, shap
 def test_torch_reparameterize_on_cuda_each_output_alone_and_first_derivatives_only(torch_cuda):
     torch = torch_cuda
     mu, lv = (torch.tensor(a, device="cuda", requires_grad=True) for a in reparam_inputs((5, 6), np.float64, 4))
-    z, kl = torch.ops.fastgen.reparameterize(mu, lv, 3, 1)
+    z, kl = torch.ops.fastgen.reparameterize(mu, lv, S(3, 1))
     (kl * torch.arange(5.0, device="cuda", dtype=torch.float64)).sum().backward()  # z unused
     g = torch.arange(5.0, device="cuda", dtype=torch.float64)[:, None]
     torch.testing.assert_close(mu.grad, g * mu.detach())
     torch.testing.assert_close(lv.grad, 0.5 * g * (torch.exp(lv.detach()) - 1))
     mu.grad = lv.grad = None
-    z, kl = torch.ops.fastgen.reparameterize(mu, lv, 3, 1)
+    z, kl = torch.ops.fastgen.reparameterize(mu, lv, S(3, 1))
     z.sum().backward()  # kl unused
     m_cpu, v_cpu = mu.detach().cpu().requires_grad_(), lv.detach().cpu().requires_grad_()
-    torch.ops.fastgen.reparameterize(m_cpu, v_cpu, 3, 1)[0].sum().backward()
+    torch.ops.fastgen.reparameterize(m_cpu, v_cpu, S(3, 1))[0].sum().backward()
     assert torch.equal(lv.grad.cpu(), v_cpu.grad) and torch.equal(mu.grad.cpu(), m_cpu.grad)
-    z, kl = torch.ops.fastgen.reparameterize(mu, lv, 3, 1)
+    z, kl = torch.ops.fastgen.reparameterize(mu, lv, S(3, 1))
     (grad_mu,) = torch.autograd.grad(z.sum() + kl.sum(), mu, create_graph=True)
     with pytest.raises(RuntimeError, match="first derivatives only"):
         grad_mu.sum().backward()
@@ -211,17 +214,17 @@ def test_torch_reparameterize_on_cuda_opcheck_gradcheck_compile(torch_cuda):
     torch = torch_cuda
     for shape in ((3, 5), (1, 1), (0, 4), (4, 0)):
         mu, lv = (torch.randn(shape, dtype=torch.float64, device="cuda", requires_grad=True) for _ in range(2))
-        torch.library.opcheck(torch.ops.fastgen.reparameterize.default, (mu, lv, 11, 2))
+        torch.library.opcheck(torch.ops.fastgen.reparameterize.default, (mu, lv, S(11, 2)))
     mu, lv = (torch.randn(4, 6, dtype=torch.float64, device="cuda") for _ in range(2))
     g = torch.randn(4, 6, dtype=torch.float64, device="cuda")
     gk = torch.randn(4, dtype=torch.float64, device="cuda")
     for args in ((g, gk), (g, None), (None, gk)):
-        torch.library.opcheck(torch.ops.fastgen.reparameterize_backward.default, (*args, mu, lv, 1, 2))
+        torch.library.opcheck(torch.ops.fastgen.reparameterize_backward.default, (*args, mu, lv, S(1, 2)))
     mu, lv = (torch.randn(5, 4, dtype=torch.float64, device="cuda", requires_grad=True) for _ in range(2))
-    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, 3, 7), (mu, lv))
+    assert torch.autograd.gradcheck(lambda a, b: torch.ops.fastgen.reparameterize(a, b, S(3, 7)), (mu, lv))
 
     def elbo_terms(m, v):
-        z, kl = torch.ops.fastgen.reparameterize(m, v, 5, 1)
+        z, kl = torch.ops.fastgen.reparameterize(m, v, S(5, 1))
         return (z ** 2).sum() + kl.sum()
 
     compiled = torch.compile(elbo_terms, fullgraph=True)
@@ -245,37 +248,37 @@ def test_torch_reparameterize_on_cuda_refuses_what_the_cpu_refuses(torch_cuda):
             bad_mu, bad_lv = mu.clone(), lv.clone()
             (bad_mu if name == "mu" else bad_lv)[row, 3] = float("nan")
             with pytest.raises(ValueError, match=f"^{name} contains NaN or infinity$"):
-                torch.ops.fastgen.reparameterize(bad_mu, bad_lv, 0, 0)
+                torch.ops.fastgen.reparameterize(bad_mu, bad_lv, S(0, 0))
             with pytest.raises(ValueError, match=f"^{name} contains NaN or infinity$"):  # and the CPU's
-                torch.ops.fastgen.reparameterize(bad_mu.cpu(), bad_lv.cpu(), 0, 0)
+                torch.ops.fastgen.reparameterize(bad_mu.cpu(), bad_lv.cpu(), S(0, 0))
     with pytest.raises(ValueError, match="logvar is on cpu but mu is on cuda:0"):
-        torch.ops.fastgen.reparameterize(mu, lv.cpu(), 0, 0)
+        torch.ops.fastgen.reparameterize(mu, lv.cpu(), S(0, 0))
     with pytest.raises(ValueError, match="logvar is on cuda:0 but mu is on cpu"):
-        torch.ops.fastgen.reparameterize(mu.cpu(), lv, 0, 0)
+        torch.ops.fastgen.reparameterize(mu.cpu(), lv, S(0, 0))
     with pytest.raises(ValueError, match="grad_z is on cpu but mu is on cuda:0"):
-        torch.ops.fastgen.reparameterize_backward(torch.zeros(300, 64), None, mu, lv, 0, 0)
+        torch.ops.fastgen.reparameterize_backward(torch.zeros(300, 64), None, mu, lv, S(0, 0))
     with pytest.raises(ValueError, match="same shape"):
-        torch.ops.fastgen.reparameterize(mu, lv[:, :2], 0, 0)
+        torch.ops.fastgen.reparameterize(mu, lv[:, :2], S(0, 0))
     with pytest.raises(ValueError, match="mu must be 2-D"):
-        torch.ops.fastgen.reparameterize(mu[0], lv[0], 0, 0)
+        torch.ops.fastgen.reparameterize(mu[0], lv[0], S(0, 0))
     with pytest.raises(TypeError, match="float32 or float64"):
-        torch.ops.fastgen.reparameterize(mu.half(), lv.half(), 0, 0)
+        torch.ops.fastgen.reparameterize(mu.half(), lv.half(), S(0, 0))
     with pytest.raises(ValueError, match="grad_kl must have 300 elements"):
-        torch.ops.fastgen.reparameterize_backward(None, torch.zeros(3, device="cuda"), mu, lv, 0, 0)
+        torch.ops.fastgen.reparameterize_backward(None, torch.zeros(3, device="cuda"), mu, lv, S(0, 0))
 
 
 @pytest.mark.gpu
 def test_torch_reparameterize_runs_on_the_callers_stream(torch_cuda):
     torch = torch_cuda
     mu, lv = (torch.randn(1024, 64, device="cuda") for _ in range(2))
-    want = torch.ops.fastgen.reparameterize(mu, lv, 1, 2)
+    want = torch.ops.fastgen.reparameterize(mu, lv, S(1, 2))
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         m = mu
         for _ in range(50):  # written on the side stream: the op must wait for it there
             m = m * 1
-        got = torch.ops.fastgen.reparameterize(m, lv, 1, 2)
+        got = torch.ops.fastgen.reparameterize(m, lv, S(1, 2))
     torch.cuda.current_stream().wait_stream(side)
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
@@ -288,6 +291,6 @@ def test_torch_cuda_tensors_without_cupy_raise_the_documented_error(torch_cuda):
         "mu = torch.zeros(2, 3, device='cuda')\n"
         "with pytest.raises(TypeError, match=\"mu lives on a CUDA device, but fastgen's CUDA backend is "
         "unavailable: CuPy is not importable\"):\n"
-        "    torch.ops.fastgen.reparameterize(mu, mu, 0, 0)\n"
+        "    torch.ops.fastgen.reparameterize(mu, mu, S(0, 0))\n"
         "print('ok')\n")
     assert run_python(code).strip() == "ok"

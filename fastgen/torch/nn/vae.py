@@ -12,9 +12,14 @@ and :meth:`VAE.loss` is the mean negative ELBO over the batch.
 
 :class:`VAE` has MLP encoder and decoder; :class:`ConvVAE` strided convolutions down and
 fastgen's fused transposed convolutions up. Decoders are Bernoulli (logits; data in [0, 1]) or
-Gaussian (a mean, with a learned per-feature log-variance). Sampling draws from a
-``fastgen.Generator`` held by the model (``model.generator``, checkpointed with it), so a
-seeded model reproduces its draws exactly.
+Gaussian (a mean, with a learned per-feature log-variance).
+
+The draws of z come from the model's Philox stream, a buffer (``stream``: seed, offset) that
+``state_dict()`` carries and that a compiled forward reads and advances in the graph, so
+``torch.compile`` compiles the model once. Its seed is the ``seed`` argument, else a draw from
+torch's default generator (``torch.manual_seed(s)`` before building the model makes training
+reproducible). ``model.generator`` is a ``fastgen.Generator`` over that buffer
+(:mod:`fastgen.torch.random`).
 """
 from __future__ import annotations
 
@@ -25,13 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...random import Generator, as_generator
-from ..._checks import positive_int
+from ..._checks import as_generator, positive_int
+from ...random import Generator
 from .autoencoders import (ACTIVATIONS, LIKELIHOODS, check_batch, check_choice, check_image_geometry, check_images,
                            check_sizes, mlp)
 from ..ops.elbo import bernoulli_log_likelihood, gaussian_log_likelihood
 from .layers import ConvTranspose2d
 from ..ops.reparam import reparameterize
+from ..ops.stream import stream_snapshot
+from ..random import BufferGenerator, initial_seed, stream_tensor
 
 
 class VAEOutput(NamedTuple):
@@ -53,10 +60,30 @@ class VAEOutput(NamedTuple):
 class _VAEBase(nn.Module):
     """The parts of a VAE that do not depend on the encoder's and decoder's architecture."""
 
-    def _init_common(self, n_latent: int, likelihood: str, seed):
+    def _init_common(self, n_latent: int, likelihood: str):
         self.n_latent = positive_int(n_latent, "n_latent")
         self.likelihood = check_choice(likelihood, "likelihood", LIKELIHOODS)
-        self.generator = as_generator(seed if seed is not None else Generator())
+
+    def _init_stream(self, seed) -> None:
+        """The stream buffer, after the layers (a seed drawn from torch's generator must not shift
+        their initialisation); a fastgen.Generator passed as ``seed`` gives its seed and offset."""
+        offset = seed.offset if isinstance(seed, Generator) else 0
+        self.register_buffer("stream", stream_tensor(initial_seed(seed), offset))
+
+    @property
+    def generator(self) -> Generator:
+        """The model's stream as a fastgen.Generator (its state is the ``stream`` buffer)."""
+        return BufferGenerator(self, "stream")
+
+    @generator.setter
+    def generator(self, value) -> None:
+        gen = as_generator(value)
+        self.generator.set_state(gen.get_state())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # state dicts saved before the stream was a buffer lack it: keep the model's own stream
+        state_dict.setdefault(prefix + "stream", self.stream.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # Subclasses define: check_input, encode (-> mu, logvar), decode_output (z -> logits/means),
     # decoder_logvar (tensor or None), data_shape (tuple without the batch axis).
@@ -72,7 +99,13 @@ class _VAEBase(nn.Module):
         model's), decode, and both terms per sample."""
         self.check_input(x)
         mu, logvar = self.encode(x)
-        z, kl = reparameterize(mu, logvar, self.generator if generator is None else generator)
+        if generator is None:  # the model's stream: read and advanced as a tensor (one graph under torch.compile)
+            stream = stream_snapshot(self.stream)  # this call's (seed, offset), kept for the backward
+            with torch.no_grad():
+                self.stream[1] += 1
+            z, kl = torch.ops.fastgen.reparameterize(mu, logvar, stream)
+        else:
+            z, kl = reparameterize(mu, logvar, generator)
         output = self.decode_output(z)
         return VAEOutput(output, mu, logvar, z, self.log_likelihood(x, output), kl)
 
@@ -150,7 +183,8 @@ class VAE(_VAEBase):
         mean, with a learned per-feature log-variance (``decoder_logvar``, initialised to 0).
     activation : {"relu", "sigmoid", "tanh", "leaky_relu"}, default="relu"
     seed : int or fastgen.Generator, optional
-        The Philox stream of z (training draws and :meth:`sample`); default a fresh seed.
+        The Philox stream of z (training draws and :meth:`sample`), copied into the ``stream``
+        buffer; default a seed drawn from torch's default generator.
 
     Shapes: x (n, n_features); mu, logvar, z (n, n_latent).
     """
@@ -161,7 +195,7 @@ class VAE(_VAEBase):
         self.n_features = positive_int(n_features, "n_features")
         self.hidden = check_sizes(hidden, "hidden") if len(tuple(hidden)) else ()
         self.activation = check_choice(activation, "activation", tuple(ACTIVATIONS))
-        self._init_common(n_latent, likelihood, seed)
+        self._init_common(n_latent, likelihood)
         # The first layer reads the data, which for images (MNIST: 81 % of pixels exactly 0) is
         # mostly zeros: SparseInputLinear skips them, and runs a dense GEMM for dense data.
         self.encoder = mlp((self.n_features, *self.hidden), self.activation, True, sparse_input=True) \
@@ -170,6 +204,7 @@ class VAE(_VAEBase):
         self.mu_head, self.logvar_head = nn.Linear(last, self.n_latent), nn.Linear(last, self.n_latent)
         self.decoder = mlp((self.n_latent, *self.hidden[::-1], self.n_features), self.activation, False)
         self.decoder_logvar = nn.Parameter(torch.zeros(self.n_features)) if self.likelihood == "gaussian" else None
+        self._init_stream(seed)
 
     @property
     def data_shape(self) -> tuple:
@@ -207,6 +242,7 @@ class ConvVAE(_VAEBase):
     n_latent : int, default=16
     likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
     seed : int or fastgen.Generator, optional
+        As for :class:`VAE`.
     """
 
     def __init__(self, in_channels: int = 1, image_size=28, channels: Sequence[int] = (32, 64), n_latent: int = 16,
@@ -214,7 +250,7 @@ class ConvVAE(_VAEBase):
         super().__init__()
         self.in_channels, self.image_size, self.channels = check_image_geometry(in_channels, image_size, channels)
         factor = 2 ** len(self.channels)
-        self._init_common(n_latent, likelihood, seed)
+        self._init_common(n_latent, likelihood)
         widths = (self.in_channels, *self.channels)
         self.down = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in zip(widths[:-1], widths[1:]))
         self.code_shape = (self.channels[-1], self.image_size[0] // factor, self.image_size[1] // factor)
@@ -226,6 +262,7 @@ class ConvVAE(_VAEBase):
                                 for i, (a, b) in enumerate(pairs))
         self.decoder_logvar = (nn.Parameter(torch.zeros(self.in_channels, *self.image_size))
                                if self.likelihood == "gaussian" else None)
+        self._init_stream(seed)
 
     @property
     def data_shape(self) -> tuple:

@@ -7,7 +7,8 @@ kernel, autograd) and checked by :mod:`._validate`:
 * :mod:`.elbo`: ``bernoulli_log_likelihood``, ``gaussian_log_likelihood``;
 * :mod:`.conv`: ``conv_transpose2d`` (transposed convolution + bias + activation);
 * :mod:`.pool`: ``max_pool2d``, ``max_unpool2d``, ``avg_unpool2d``;
-* :mod:`.sparse_linear`: ``sparse_input_linear``.
+* :mod:`.sparse_linear`: ``sparse_input_linear``;
+* :mod:`.stream`: ``stream_snapshot`` (a stream tensor's (seed, offset) before its owner advances it).
 """
 from .categorical import sample_categorical
 from .conv import conv_transpose2d
@@ -15,6 +16,7 @@ from .elbo import bernoulli_log_likelihood, gaussian_log_likelihood
 from .pool import avg_unpool2d, max_pool2d, max_unpool2d
 from .reparam import reparameterize
 from .sparse_linear import sparse_input_linear
+from .stream import stream_snapshot
 
 __all__ = ["sample_categorical", "reparameterize", "conv_transpose2d", "max_pool2d", "max_unpool2d", "avg_unpool2d",
-           "bernoulli_log_likelihood", "gaussian_log_likelihood", "sparse_input_linear"]
+           "bernoulli_log_likelihood", "gaussian_log_likelihood", "sparse_input_linear", "stream_snapshot"]

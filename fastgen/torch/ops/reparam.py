@@ -1,9 +1,11 @@
 """``torch.ops.fastgen.reparameterize``: fused reparameterised sampling + KL, with autograd.
 
-``torch.ops.fastgen.reparameterize(mu, logvar, seed, offset) -> (z, kl)``
+``torch.ops.fastgen.reparameterize(mu, logvar, stream) -> (z, kl)``
     mu, logvar  float32/float64 tensors of one shape (n, d) on one device (CPU or CUDA), finite
-    seed, offset  the Philox key and the call's offset as int64 (two's complement above 2**63);
-                  eps of element (r, c) is normal number r * d + c; one offset per call
+    stream      int64 tensor [2]: the Philox seed and the call's offset (two's complement above
+                2**63; :func:`fastgen.torch.random.stream_tensor`); eps of element (r, c) is
+                normal number r * d + c; one offset per call. A tensor, not two ints, so that a
+                compiled model reads its stream buffer instead of guarding on the offset's value
     z           mu + exp(logvar / 2) * eps, shape (n, d)
     kl          sum_d KL(N(mu, exp(logvar)) || N(0, 1)), shape (n,)
 
@@ -24,7 +26,8 @@ import numpy as np
 import torch
 
 from ..._checks import as_generator
-from ._library import custom_op, int64_from_uint64, uint64_from_int64
+from ._library import custom_op, uint64_from_int64
+from .stream import _check as _check_stream
 from ._validate import cpu_float_tensor, cuda_arrays, float_tensor, on_torch_stream, same_device, tensor_like
 from ...ops.reparam import (reparameterize_backward_cupy, reparameterize_backward_numpy, reparameterize_cupy,
                             reparameterize_numpy)
@@ -62,35 +65,42 @@ def _check_backward(grad_z, grad_kl, mu, logvar) -> None:
         tensor_like(grad_kl, "grad_kl", mu.shape[:1], mu.dtype, "(one value per row of mu)")
 
 
+def _stream_values(stream: torch.Tensor) -> tuple[int, int]:
+    """(seed, offset) as Python ints in [0, 2**64) (a CUDA stream tensor costs a synchronisation)."""
+    seed, offset = stream.tolist()
+    return uint64_from_int64(seed, "seed"), uint64_from_int64(offset, "offset")
+
+
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
 @custom_op("reparameterize")
-def _reparameterize_cpu(mu: torch.Tensor, logvar: torch.Tensor, seed: int,
-                        offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _reparameterize_cpu(mu: torch.Tensor, logvar: torch.Tensor,
+                        stream: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     _check(mu, logvar)
+    _check_stream(stream)
     # NaN / infinity in mu or logvar: the kernel reports them and reparameterize_numpy raises.
-    z, kl = reparameterize_numpy(_numpy(mu), _numpy(logvar), uint64_from_int64(seed, "seed"),
-                                 uint64_from_int64(offset, "offset"))
+    z, kl = reparameterize_numpy(_numpy(mu), _numpy(logvar), *_stream_values(stream))
     return torch.from_numpy(z), torch.from_numpy(kl)
 
 
 @custom_op("reparameterize_backward")
 def _reparameterize_backward_cpu(grad_z: Optional[torch.Tensor], grad_kl: Optional[torch.Tensor], mu: torch.Tensor,
-                                 logvar: torch.Tensor, seed: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+                                 logvar: torch.Tensor, stream: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     _check_backward(grad_z, grad_kl, mu, logvar)
+    _check_stream(stream)
     gz = None if grad_z is None else _numpy(grad_z)
     gk = None if grad_kl is None else _numpy(grad_kl)
-    dmu, dlogvar = reparameterize_backward_numpy(gz, gk, _numpy(mu), _numpy(logvar), uint64_from_int64(seed, "seed"),
-                                                 uint64_from_int64(offset, "offset"))
+    dmu, dlogvar = reparameterize_backward_numpy(gz, gk, _numpy(mu), _numpy(logvar), *_stream_values(stream))
     return torch.from_numpy(dmu), torch.from_numpy(dlogvar)
 
 
 @_reparameterize_cpu.register_kernel("cuda")
-def _reparameterize_cuda(mu, logvar, seed, offset):
+def _reparameterize_cuda(mu, logvar, stream):
     _check_any(mu, logvar)
-    seed_u, offset_u = uint64_from_int64(seed, "seed"), uint64_from_int64(offset, "offset")
+    _check_stream(stream)
+    seed_u, offset_u = _stream_values(stream)
     with on_torch_stream(mu, "mu"):
         m, lv = cuda_arrays(("mu", mu), ("logvar", logvar))
         z, kl = reparameterize_cupy(m, lv, seed_u, offset_u)
@@ -98,9 +108,10 @@ def _reparameterize_cuda(mu, logvar, seed, offset):
 
 
 @_reparameterize_backward_cpu.register_kernel("cuda")
-def _reparameterize_backward_cuda(grad_z, grad_kl, mu, logvar, seed, offset):
+def _reparameterize_backward_cuda(grad_z, grad_kl, mu, logvar, stream):
     _check_backward(grad_z, grad_kl, mu, logvar)
-    seed_u, offset_u = uint64_from_int64(seed, "seed"), uint64_from_int64(offset, "offset")
+    _check_stream(stream)
+    seed_u, offset_u = _stream_values(stream)
     with on_torch_stream(mu, "mu"):
         gz, gk, m, lv = cuda_arrays(("grad_z", grad_z), ("grad_kl", grad_kl), ("mu", mu), ("logvar", logvar))
         dmu, dlogvar = reparameterize_backward_cupy(gz, gk, m, lv, seed_u, offset_u)
@@ -108,28 +119,30 @@ def _reparameterize_backward_cuda(grad_z, grad_kl, mu, logvar, seed, offset):
 
 
 @_reparameterize_cpu.register_fake
-def _(mu, logvar, seed, offset):
+def _(mu, logvar, stream):
     _check_any(mu, logvar)
+    _check_stream(stream)
     return torch.empty_like(mu), mu.new_empty(mu.shape[:1])
 
 
 @_reparameterize_backward_cpu.register_fake
-def _(grad_z, grad_kl, mu, logvar, seed, offset):
+def _(grad_z, grad_kl, mu, logvar, stream):
     _check_backward(grad_z, grad_kl, mu, logvar)
+    _check_stream(stream)
     return torch.empty_like(mu), torch.empty_like(logvar)
 
 
 def _setup(ctx, inputs, output):
-    """Saves mu and logvar (not eps); the backward op draws eps again from (seed, offset)."""
-    mu, logvar, seed, offset = inputs
-    ctx.save_for_backward(mu, logvar)
-    ctx.seed, ctx.offset = seed, offset
+    """Saves mu and logvar (not eps) and the stream; the backward op draws eps again from it.
+    Callers that advance their stream tensor pass a :func:`~.stream.stream_snapshot` of it."""
+    mu, logvar, stream = inputs
+    ctx.save_for_backward(mu, logvar, stream)
 
 
 def _backward(ctx, grad_z, grad_kl):
-    mu, logvar = ctx.saved_tensors
-    grad_mu, grad_logvar = torch.ops.fastgen.reparameterize_backward(grad_z, grad_kl, mu, logvar, ctx.seed, ctx.offset)
-    return grad_mu, grad_logvar, None, None
+    mu, logvar, stream = ctx.saved_tensors
+    grad_mu, grad_logvar = torch.ops.fastgen.reparameterize_backward(grad_z, grad_kl, mu, logvar, stream)
+    return grad_mu, grad_logvar, None
 
 
 # An output nobody used gets None, not zeros: the backward kernel then skips its term (with only
@@ -139,7 +152,11 @@ _reparameterize_cpu.register_autograd(_backward, setup_context=_setup, materiali
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator=None):
     """``(z, kl)`` through ``torch.ops.fastgen.reparameterize``; ``generator`` (a fastgen.Generator,
-    int seed or None) gives one offset. Differentiable in mu and logvar."""
+    int seed or None) gives one offset. Differentiable in mu and logvar. In compiled code pass a
+    stream tensor to the op instead (as the VAEs do): a Generator's offset is a Python int, which
+    torch.compile guards on."""
+    from ..random import stream_tensor
+
     gen = as_generator(generator)
     seed, offset = gen.seed, gen.take()
-    return torch.ops.fastgen.reparameterize(mu, logvar, int64_from_uint64(seed), int64_from_uint64(offset))
+    return torch.ops.fastgen.reparameterize(mu, logvar, stream_tensor(seed, offset))
