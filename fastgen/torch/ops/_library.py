@@ -17,9 +17,16 @@ backward ops) refuses to be differentiated: fastgen's torch ops have first deriv
 
 Kernels may be called with trailing arguments left out when they equal the schema's defaults
 (the dispatcher drops them), so give kernels with defaults the same Python defaults.
+
+Reduced precision: the kernels compute in float32 or float64. A call whose floating tensors are
+all bfloat16 (or all float16) runs in float32 and its floating outputs are cast back, so a bf16 or
+fp16 model works, accumulating in float32. Under ``torch.autocast`` (CPU and CUDA) every op runs
+in float32, as torch's own reductions and losses do: bfloat16/float16 inputs are cast up (and,
+as ``torch.library.register_autocast`` does, float64 ones down), the outputs are float32.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -28,6 +35,31 @@ NAMESPACE = "fastgen"
 LIBRARY = torch.library.Library(NAMESPACE, "FRAGMENT")
 
 _DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA"}
+REDUCED_FLOATS = (torch.bfloat16, torch.float16)
+
+
+def in_float32(kernel: Callable) -> Callable:
+    """``kernel`` for bfloat16/float16 calls too: when every floating tensor argument has one
+    reduced dtype, they are computed in float32 and floating outputs cast back to that dtype."""
+
+    @functools.wraps(kernel)
+    def run(*args):
+        dtypes = {a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()}
+        if len(dtypes) != 1 or next(iter(dtypes)) not in REDUCED_FLOATS:
+            return kernel(*args)
+        reduced = dtypes.pop()
+        out = kernel(*(a.float() if isinstance(a, torch.Tensor) and a.dtype == reduced else a for a in args))
+        return _cast_floats(out, reduced)
+
+    return run
+
+
+def _cast_floats(out, dtype):
+    if isinstance(out, torch.Tensor):
+        return out.to(dtype) if out.dtype == torch.float32 else out
+    if isinstance(out, (tuple, list)):
+        return type(out)(_cast_floats(o, dtype) for o in out)
+    return out
 
 
 class CustomOp:
@@ -39,8 +71,10 @@ class CustomOp:
         # pt2_compliant as custom_op tags its ops: every op has a fake kernel and passes opcheck
         LIBRARY.define(name + torch.library.infer_schema(cpu_kernel, mutates_args=()),
                        tags=(torch.Tag.pt2_compliant_tag,))
-        LIBRARY.impl(name, cpu_kernel, "CPU")
+        LIBRARY.impl(name, in_float32(cpu_kernel), "CPU")
         LIBRARY.impl(name, self._autograd_kernel, "Autograd")
+        for device_type in _DISPATCH_KEYS:
+            torch.library.register_autocast(f"{NAMESPACE}::{name}", device_type, torch.float32, lib=LIBRARY)
         self.op = getattr(getattr(torch.ops, NAMESPACE), name).default
         self._setup_context = None
         self._backward = None
@@ -52,7 +86,7 @@ class CustomOp:
         the CUDA kernel whenever any tensor argument is on CUDA, so a CUDA/CPU mix arrives there."""
 
         def register(fn):
-            LIBRARY.impl(self.name, fn, _DISPATCH_KEYS[device_type])
+            LIBRARY.impl(self.name, in_float32(fn), _DISPATCH_KEYS[device_type])
             return fn
 
         return register

@@ -7,6 +7,9 @@ import torch
 from ...ops.validation import check_finite
 
 FLOATS = (torch.float32, torch.float64)
+# bfloat16 / float16 reach the kernels as float32 (_library.in_float32); the fake kernels see them
+ANY_FLOATS = FLOATS + (torch.bfloat16, torch.float16)
+DTYPE_HINT = "float32 or float64 (bfloat16 and float16 run in float32 when all of a call's floats have that dtype)"
 
 
 def cpu_float_tensor(t, name: str, ndim: int | None = None, layout: str = "") -> None:
@@ -17,7 +20,7 @@ def cpu_float_tensor(t, name: str, ndim: int | None = None, layout: str = "") ->
     if ndim is not None and t.dim() != ndim:
         raise ValueError(f"{name} must be {ndim}-D{' ' + layout if layout else ''}, got shape {tuple(t.shape)}")
     if t.dtype not in FLOATS:
-        raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
+        raise TypeError(f"{name} must be {DTYPE_HINT}, got {t.dtype}")
     if t.device.type != "cpu":
         raise ValueError(f"{name} is on {t.device}; this build of fastgen's torch ops runs on the CPU only")
 
@@ -37,8 +40,8 @@ def float_tensor(t, name: str, ndim: int | None = None, layout: str = "") -> Non
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if ndim is not None and t.dim() != ndim:
         raise ValueError(f"{name} must be {ndim}-D{' ' + layout if layout else ''}, got shape {tuple(t.shape)}")
-    if t.dtype not in FLOATS:
-        raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
+    if t.dtype not in ANY_FLOATS:
+        raise TypeError(f"{name} must be {DTYPE_HINT}, got {t.dtype}")
     if t.device.type not in ("cpu", "cuda", "meta"):
         raise ValueError(f"{name} is on {t.device}; fastgen's torch ops run on the CPU and on CUDA devices")
 

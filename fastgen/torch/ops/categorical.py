@@ -32,9 +32,9 @@ from ..._checks import as_generator
 from ...ops.categorical import check_temperature, check_top_k, sample_categorical_cupy, sample_categorical_numpy
 from ...ops.validation import check_finite, float_array_cuda
 from ._library import custom_op, int64_from_uint64, uint64_from_int64
-from ._validate import cuda_arrays, on_torch_stream
+from ._validate import ANY_FLOATS, DTYPE_HINT, cuda_arrays, on_torch_stream
 
-_FLOATS = (torch.float32, torch.float64)
+_FLOATS = ANY_FLOATS  # bfloat16 / float16 arrive as float32 in the kernels, as themselves in the fake one
 
 
 def _check_logits(logits: torch.Tensor) -> None:
@@ -45,7 +45,7 @@ def _check_logits(logits: torch.Tensor) -> None:
     if logits.shape[-1] == 0:
         raise ValueError(f"logits must have at least one category (last axis), got shape {tuple(logits.shape)}")
     if logits.dtype not in _FLOATS:
-        raise TypeError(f"logits must be float32 or float64, got {logits.dtype}")
+        raise TypeError(f"logits must be {DTYPE_HINT}, got {logits.dtype}")
 
 
 @custom_op("sample_categorical")
