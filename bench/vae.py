@@ -17,7 +17,7 @@ E. One VAE training epoch on MNIST (pytorch/examples' 784-400-20 VAE, batch 128,
 """
 from __future__ import annotations
 
-from .vae_epoch import EPOCH_BATCH, vae_epoch_scenario
+from .vae_epoch import EPOCH_BATCH, compiled_loop_scenario, vae_epoch_scenario
 from .common import (data_dir, DEFAULT_COOLDOWN_S, format_table, format_targets, load_warning, LoadMonitor,
                      print_target_summary, register, RESULTS_DIR, results_document, start_torch_suite,
                      summarize, target, time_interleaved, write_json)
@@ -148,6 +148,8 @@ def run_suite(args) -> dict:
     scenarios[f"C_conv_transpose_dcgan_batch{conv_batch}_float32"] = conv_scenario(conv_batch, max(1, repeats // 3),
                                                                                    cooldown)
     scenarios[f"E_vae_epoch_mnist_batch{EPOCH_BATCH}_float32"] = vae_epoch_scenario(
+        data_dir(), quick, max(1, repeats // 2), cooldown)
+    scenarios[f"L_compiled_vae_loop_batch{EPOCH_BATCH}_float32"] = compiled_loop_scenario(
         data_dir(), quick, max(1, repeats // 2), cooldown)
     document = results_document("vae", env, {"quick": quick, "repeats": repeats, "calls_per_timing": CALLS_PER_TIMING},
                                 scenarios)

@@ -140,3 +140,68 @@ def vae_epoch_scenario(data_dir, quick: bool, repeats: int, cooldown: float) -> 
           f"{summary[FUSED_ADAM_ANCHOR]['median_s'] / ours_s:.2f}x")
     return {"samples": int(X.shape[0]), "batch": EPOCH_BATCH, "shape": [N_FEATURES, HIDDEN, LATENT],
             "summary": summary, "targets": targets, "load": mon.as_dict(), "torch_threads": torch.get_num_threads()}
+
+
+COMPILED_SAMPLES = 128 * 20
+
+
+def compiled_loop_scenario(data_dir, quick: bool, repeats: int, cooldown: float) -> dict:
+    """Scenario L: the training loop as a torch.compile user runs it (the loss compiled with
+    fullgraph=True, backward through it, eager Adam), fastgen's VAE against the eager examples
+    model and torch.compile of that model, on the first COMPILED_SAMPLES images. Compilation
+    happens in the warm-up call; the graphs compiled after it are counted (recompiles)."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from fastgen.datasets import load_mnist_shared
+    from fastgen.torch.nn.vae import VAE
+
+    path = data_dir / "mnist_test_10k.npz"
+    if not path.is_file():
+        return {"skipped": skip_line("L. compiled VAE loop", f"{path} is absent (the shared data folder)"),
+                "targets": []}
+    X = torch.from_numpy(load_mnist_shared(path, binary=False))[:QUICK_SAMPLES if quick else COMPILED_SAMPLES]
+    batches = [X[i:i + EPOCH_BATCH] for i in range(0, X.shape[0], EPOCH_BATCH)]
+    torch.manual_seed(0)
+    ours = VAE(N_FEATURES, (HIDDEN,), LATENT, seed=0)
+    eager, to_compile = _eager_vae(torch, False), _eager_vae(torch, False)
+    _copy_weights(eager, ours)
+    _copy_weights(to_compile, ours)
+    torch._dynamo.reset()
+    losses = {"torch eager (examples)": eager.loss, "torch.compile(eager model)": torch.compile(to_compile.loss),
+              "fastgen VAE, torch.compile": torch.compile(ours.loss, fullgraph=True)}
+    params = {"torch eager (examples)": eager, "torch.compile(eager model)": to_compile, "fastgen VAE, torch.compile": ours}
+    optimizers = {name: torch.optim.Adam(params[name].parameters(), lr=1e-3) for name in losses}
+
+    def loop(name):
+        loss_fn, opt = losses[name], optimizers[name]
+
+        def run():
+            for batch in batches:
+                loss = loss_fn(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        return run
+
+    fns = {name: loop(name) for name in losses}
+    for fn in fns.values():  # compile (and warm up) outside the timings
+        fn()
+    graphs = counters["stats"]["unique_graphs"]
+    with LoadMonitor() as mon:
+        times = time_interleaved(fns, repeats, cooldown=cooldown, warmup=0)
+    recompiles = counters["stats"]["unique_graphs"] - graphs
+    reference = "torch eager (examples)"
+    summary = summarize(times, floor=None, reference=reference)
+    title = (f"\nL. compiled training loop, MNIST {X.shape[0]} images, 784-400-20, batch {EPOCH_BATCH}, Adam, "
+             f"float32 (median of {repeats})")
+    print(format_table(title, summary, floor=None, reference=reference))
+    print(f"  graphs compiled after the warm-up: {recompiles}")
+    warning = load_warning(mon.as_dict())
+    if warning:
+        print("  " + warning)
+    targets = [target("L compiled fastgen VAE loop: graphs compiled after the first epoch", recompiles, "<=", 0)]
+    print(format_targets(targets))
+    return {"title": title.strip(), "samples": int(X.shape[0]), "batch": EPOCH_BATCH, "summary": summary,
+            "recompiles_after_warmup": recompiles, "targets": targets, "load": mon.as_dict(),
+            "torch_threads": torch.get_num_threads()}
