@@ -392,13 +392,15 @@ void py_sample_categorical(const Array<T>& logits, Array<int64_t>& out, double t
 // z [rows, cols] = mu + exp(logvar / 2) * eps and kl [rows], for mu and logvar [rows, cols].
 template <typename T>
 int py_reparameterize_forward(const Array<T>& mu, const Array<T>& logvar, Array<T>& z, OptArray<T>& kl,
-                              uint64_t seed, uint64_t offset) {
+                              uint64_t seed, uint64_t offset, int64_t first_row) {
   need(mu.ndim() == 2 && logvar.ndim() == 2 && z.ndim() == 2, "mu, logvar, z must be 2-D");
   const int64_t rows = mu.shape(0), cols = mu.shape(1);
   need(logvar.shape(0) == rows && logvar.shape(1) == cols && z.shape(0) == rows && z.shape(1) == cols,
        "mu, logvar and z must have the same shape");
   need(!kl || kl->size() == rows, "kl must have one entry per row");
-  ReparamParams<T> p{mu.data(), logvar.data(), z.mutable_data(), mut(kl), rows, cols, cols, cols, {seed, offset}};
+  need(first_row >= 0, "first_row must be >= 0");
+  ReparamParams<T> p{mu.data(), logvar.data(), z.mutable_data(), mut(kl), rows, cols, cols, cols, {seed, offset},
+                     first_row};
   return run_released([&] {
     return reparameterize_forward<T>(p);  // bit 0: mu, bit 1: logvar has a NaN or infinity
   });
@@ -407,14 +409,14 @@ int py_reparameterize_forward(const Array<T>& mu, const Array<T>& logvar, Array<
 template <typename T>
 void py_reparameterize_backward(const OptArray<T>& grad_z, const OptArray<T>& grad_kl, const Array<T>& mu,
                                 const Array<T>& logvar, Array<T>& grad_mu, Array<T>& grad_logvar, uint64_t seed,
-                                uint64_t offset) {
+                                uint64_t offset, int64_t first_row) {
   need(mu.ndim() == 2, "mu must be 2-D");
   const int64_t rows = mu.shape(0), cols = mu.shape(1), n = rows * cols;
   need(logvar.size() == n && grad_mu.size() == n && grad_logvar.size() == n && (!grad_z || grad_z->size() == n),
        "mu, logvar, grad_z, grad_mu, grad_logvar must have the same shape");
   need(!grad_kl || grad_kl->size() == rows, "grad_kl must have one entry per row");
   ReparamBackwardParams<T> p{ptr(grad_z), ptr(grad_kl), mu.data(), logvar.data(), grad_mu.mutable_data(),
-                             grad_logvar.mutable_data(), rows, cols, {seed, offset}};
+                             grad_logvar.mutable_data(), rows, cols, {seed, offset}, first_row};
   run_released([&] {
     reparameterize_backward<T>(p);
   });
@@ -620,9 +622,9 @@ template <typename T> void bind_dtype(py::module_& m) {
   m.def("sample_categorical", &py_sample_categorical<T>, nc("logits"), nc("out"), py::arg("temperature"),
         py::arg("top_k"), py::arg("seed"), py::arg("offset"));
   m.def("reparameterize_forward", &py_reparameterize_forward<T>, nc("mu"), nc("logvar"), nc("z"), opt("kl"),
-        py::arg("seed"), py::arg("offset"));
+        py::arg("seed"), py::arg("offset"), py::arg("first_row") = 0);
   m.def("reparameterize_backward", &py_reparameterize_backward<T>, opt("grad_z"), opt("grad_kl"), nc("mu"),
-        nc("logvar"), nc("grad_mu"), nc("grad_logvar"), py::arg("seed"), py::arg("offset"));
+        nc("logvar"), nc("grad_mu"), nc("grad_logvar"), py::arg("seed"), py::arg("offset"), py::arg("first_row") = 0);
   m.def("max_pool2d", &py_max_pool2d<T>, nc("input"), nc("out"), nc("indices"), py::arg("window"));
   m.def("scatter_planes", &py_scatter_planes<T>, nc("src"), nc("indices"), nc("dst"), py::arg("accumulate"));
   m.def("gather_planes", &py_gather_planes<T>, nc("src"), nc("indices"), nc("dst"));

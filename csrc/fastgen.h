@@ -338,7 +338,8 @@ template <typename T> struct ReparamParams {
   T* kl;                // [rows] out: sum over cols of KL(N(mu, exp(logvar)) || N(0, 1)), or nullptr
   int64_t rows, cols;
   int64_t mu_stride, logvar_stride;  // row strides
-  RandomStream stream;  // consumes 1 offset; eps of element (r, c) is normal number r * cols + c
+  RandomStream stream;  // consumes 1 offset; eps of element (r, c) is normal number (first_row + r) * cols + c
+  int64_t first_row;    // the rows' place in a larger batch (a data-parallel rank's share), else 0
 };
 // Returns which inputs hold a NaN or infinity (bit 0: mu, bit 1: logvar), found for free: such an
 // element makes its row's KL sum non-finite, and only rows whose sum is non-finite are searched.
@@ -353,6 +354,7 @@ template <typename T> struct ReparamBackwardParams {
   T* grad_logvar;       // [rows, cols] out
   int64_t rows, cols;   // all contiguous
   RandomStream stream;  // the forward's: eps is drawn again, not stored
+  int64_t first_row;    // the forward's
 };
 template <typename T> void reparameterize_backward(const ReparamBackwardParams<T>& p);
 

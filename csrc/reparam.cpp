@@ -48,8 +48,9 @@ template <typename T> int reparameterize_forward(const ReparamParams<T>& p) {
     const int64_t r0 = b * per_block, r1 = std::min<int64_t>(p.rows, r0 + per_block);
     T kl[kChunk];  // the block's row sums (per_block <= kChunk)
     std::fill(kl, kl + (r1 - r0), T(0));
-    for_each_normal_chunk<T>(p.stream, r0 * cols, r1 * cols, [&](int64_t start, int64_t len, const T* eps) {
-      for_each_row_segment(start, len, cols, [&](int64_t r, int64_t c0, int64_t n, int64_t at) {
+    const int64_t base = p.first_row * cols;  // stream index of element (0, 0)
+    for_each_normal_chunk<T>(p.stream, base + r0 * cols, base + r1 * cols, [&](int64_t start, int64_t len, const T* eps) {
+      for_each_row_segment(start - base, len, cols, [&](int64_t r, int64_t c0, int64_t n, int64_t at) {
         const T* m = p.mu + r * p.mu_stride + c0;
         const T* lv = p.logvar + r * p.logvar_stride + c0;
         const T* e = eps + at;
@@ -106,8 +107,9 @@ template <typename T> void reparameterize_backward(const ReparamBackwardParams<T
       }
       continue;
     }
-    for_each_normal_chunk<T>(p.stream, r0 * cols, r1 * cols, [&](int64_t start, int64_t len, const T* eps) {
-      for_each_row_segment(start, len, cols, [&](int64_t r, int64_t c0, int64_t n, int64_t at) {
+    const int64_t base = p.first_row * cols;
+    for_each_normal_chunk<T>(p.stream, base + r0 * cols, base + r1 * cols, [&](int64_t start, int64_t len, const T* eps) {
+      for_each_row_segment(start - base, len, cols, [&](int64_t r, int64_t c0, int64_t n, int64_t at) {
         const int64_t i0 = r * cols + c0;
         const T g_kl = p.grad_kl ? p.grad_kl[r] : T(0);
         const T* g_z = p.grad_z + i0;

@@ -50,10 +50,12 @@ void layout() {
   SIZE(ReparamGpuParams); FIELD(ReparamGpuParams, mu); FIELD(ReparamGpuParams, logvar); FIELD(ReparamGpuParams, z);
   FIELD(ReparamGpuParams, kl); FIELD(ReparamGpuParams, rows); FIELD(ReparamGpuParams, cols);
   FIELD(ReparamGpuParams, mu_stride); FIELD(ReparamGpuParams, logvar_stride); FIELD(ReparamGpuParams, stream);
+  FIELD(ReparamGpuParams, first_row);
   SIZE(ReparamBackwardGpuParams); FIELD(ReparamBackwardGpuParams, grad_z); FIELD(ReparamBackwardGpuParams, grad_kl);
   FIELD(ReparamBackwardGpuParams, mu); FIELD(ReparamBackwardGpuParams, logvar);
   FIELD(ReparamBackwardGpuParams, grad_mu); FIELD(ReparamBackwardGpuParams, grad_logvar);
   FIELD(ReparamBackwardGpuParams, rows); FIELD(ReparamBackwardGpuParams, cols); FIELD(ReparamBackwardGpuParams, stream);
+  FIELD(ReparamBackwardGpuParams, first_row);
   SIZE(BernoulliLikelihoodGpuParams); FIELD(BernoulliLikelihoodGpuParams, x);
   FIELD(BernoulliLikelihoodGpuParams, logits); FIELD(BernoulliLikelihoodGpuParams, grad);
   FIELD(BernoulliLikelihoodGpuParams, out); FIELD(BernoulliLikelihoodGpuParams, grad_x);
@@ -116,22 +118,23 @@ template <typename T> int run(const std::string& op, const std::vector<char>& in
                               const std::vector<int64_t>& a) {
   Reader rd{in.data()};
   Out out;
-  if (op == "reparam") {  // a: rows cols seed offset | in: mu, logvar | out: z, kl
-    const int64_t rows = a[0], cols = a[1];
+  if (op == "reparam") {  // a: rows cols seed offset first_row | in: mu, logvar | out: z, kl
+    const int64_t rows = a[0], cols = a[1], first_row = a[4];
     const T* mu = rd.take<T>(rows * cols);
     const T* lv = rd.take<T>(rows * cols);
     std::vector<T> z(rows * cols, T(-7)), kl(rows, T(-7));
     ReparamGpuParams p{mu, lv, z.data(), kl.data(), rows, cols, cols, cols,
-                       StreamParams{nullptr, static_cast<uint64_t>(a[2]), static_cast<uint64_t>(a[3])}};
+                       StreamParams{nullptr, static_cast<uint64_t>(a[2]), static_cast<uint64_t>(a[3])}, first_row};
     for (int64_t r = 0; r < rows; ++r) {  // one warp per row: lane l takes blocks first + l, + 32, ...
       std::vector<T> lanes(32, T(0));
-      for (int64_t b = reparam_first_block(r, cols); b < reparam_end_block(r, cols); ++b)
-        lanes[(b - reparam_first_block(r, cols)) % 32] += reparam_forward_block<T>(p, r, b);
+      const int64_t first = reparam_first_block(first_row + r, cols);
+      for (int64_t b = first; b < reparam_end_block(first_row + r, cols); ++b)
+        lanes[(b - first) % 32] += reparam_forward_block<T>(p, r, b);
       kl[r] = warp_tree(lanes);
     }
     out.put(z);
     out.put(kl);
-  } else if (op == "reparam_backward") {  // a: rows cols seed offset use_gz use_gkl | in: gz, gkl, mu, logvar
+  } else if (op == "reparam_backward") {  // a: rows cols seed offset use_gz use_gkl first_row | in: gz, gkl, mu, logvar
     const int64_t rows = a[0], cols = a[1];
     const T* gz = rd.take<T>(rows * cols);
     const T* gk = rd.take<T>(rows);
@@ -139,8 +142,8 @@ template <typename T> int run(const std::string& op, const std::vector<char>& in
     const T* lv = rd.take<T>(rows * cols);
     std::vector<T> dmu(rows * cols), dlv(rows * cols);
     ReparamBackwardGpuParams p{a[4] ? gz : nullptr, a[5] ? gk : nullptr, mu, lv, dmu.data(), dlv.data(), rows, cols,
-                               StreamParams{nullptr, static_cast<uint64_t>(a[2]), static_cast<uint64_t>(a[3])}};
-    for (int64_t b = 0; b < (rows * cols + 3) / 4; ++b) reparam_backward_block<T>(p, b);
+                               StreamParams{nullptr, static_cast<uint64_t>(a[2]), static_cast<uint64_t>(a[3])}, a[6]};
+    for (int64_t b = 0; b < reparam_backward_blocks(p); ++b) reparam_backward_block<T>(p, b);
     out.put(dmu);
     out.put(dlv);
   } else if (op == "bernoulli_ll") {  // a: rows cols threads | in: x, logits, g | out: ll, grad_logits, grad_x

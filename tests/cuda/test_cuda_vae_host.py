@@ -80,17 +80,19 @@ def test_struct_layouts_match_the_python_dtypes(harness):
 # ---- reparameterisation ------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (7, 20), (4, 130)])
-def test_reparam_z_and_backward_are_the_cpus_bitwise(harness, tmp_path, dtype, shape):
-    # cols not a multiple of 4: rows start mid Philox block (the boundary block is shared)
+@pytest.mark.parametrize("first_row", [0, 3])
+def test_reparam_z_and_backward_are_the_cpus_bitwise(harness, tmp_path, dtype, shape, first_row):
+    # cols not a multiple of 4: rows start mid Philox block (the boundary block is shared); a
+    # first_row > 0 (a data-parallel rank's share) starts the array mid-block too
     rows, cols = shape
     rng = np.random.default_rng(rows * 1000 + cols)
     mu = rng.standard_normal(shape).astype(dtype)
     lv = (rng.standard_normal(shape) * 2).astype(dtype)
     seed, offset = 2**63 + 11, 2**33 + 5
-    z, kl = run(harness, tmp_path, "reparam", dtype, [mu, lv], [rows, cols, seed, offset],
+    z, kl = run(harness, tmp_path, "reparam", dtype, [mu, lv], [rows, cols, seed, offset, first_row],
                 [(dtype, rows * cols), (dtype, rows)])
     want_z, want_kl = np.empty_like(mu), np.empty(rows, dtype)
-    C.reparameterize_forward(mu, lv, want_z, want_kl, seed, offset)
+    C.reparameterize_forward(mu, lv, want_z, want_kl, seed, offset, first_row)
     np.testing.assert_array_equal(z.reshape(shape), want_z)
     # the KL terms are summed in another order than the CPU's vectorised loop
     np.testing.assert_allclose(kl, want_kl, rtol=1e-5 if dtype == np.float32 else 1e-12)
@@ -98,10 +100,10 @@ def test_reparam_z_and_backward_are_the_cpus_bitwise(harness, tmp_path, dtype, s
     gk = rng.standard_normal(rows).astype(dtype)
     for use_gz, use_gk in ((1, 1), (1, 0), (0, 1)):
         dmu, dlv = run(harness, tmp_path, "reparam_backward", dtype, [gz, gk, mu, lv],
-                       [rows, cols, seed, offset, use_gz, use_gk], [(dtype, rows * cols)] * 2)
+                       [rows, cols, seed, offset, use_gz, use_gk, first_row], [(dtype, rows * cols)] * 2)
         want_mu, want_lv = np.empty_like(mu), np.empty_like(mu)
         C.reparameterize_backward(gz if use_gz else None, gk if use_gk else None, mu, lv, want_mu, want_lv, seed,
-                                  offset)
+                                  offset, first_row)
         np.testing.assert_array_equal(dmu.reshape(shape), want_mu)
         np.testing.assert_array_equal(dlv.reshape(shape), want_lv)
 
@@ -114,7 +116,7 @@ def test_reparam_kl_is_the_cpus_bitwise_when_the_sums_are_exact(harness, tmp_pat
     rng = np.random.default_rng(3)
     mu = (rng.integers(-8, 9, (rows, cols)) / 4).astype(dtype)
     lv = np.zeros((rows, cols), dtype)
-    _, kl = run(harness, tmp_path, "reparam", dtype, [mu, lv], [rows, cols, 1, 2], [(dtype, rows * cols), (dtype, rows)])
+    _, kl = run(harness, tmp_path, "reparam", dtype, [mu, lv], [rows, cols, 1, 2, 0], [(dtype, rows * cols), (dtype, rows)])
     want_z, want_kl = np.empty_like(mu), np.empty(rows, dtype)
     C.reparameterize_forward(mu, lv, want_z, want_kl, 1, 2)
     np.testing.assert_array_equal(kl, want_kl)

@@ -105,6 +105,31 @@ def test_empty_one_dimensional_and_non_contiguous_inputs():
     np.testing.assert_array_equal(klv, klc)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cols", [1, 5, 64, 129])
+def test_first_row_draws_the_rows_of_the_larger_batch(dtype, cols):
+    # a data-parallel rank draws its share of a batch: rows a..b with first_row=a get the whole
+    # batch's rows a..b, forward and backward, bitwise (splits that start mid Philox block included)
+    rng = np.random.default_rng(cols)
+    mu, lv = rng.standard_normal((11, cols)).astype(dtype), rng.standard_normal((11, cols)).astype(dtype)
+    gz, gk = rng.standard_normal((11, cols)).astype(dtype), rng.standard_normal(11).astype(dtype)
+    z, kl = ops_reparam.reparameterize_numpy(mu, lv, 5, 2)
+    dmu, dlv = ops_reparam.reparameterize_backward_numpy(gz, gk, mu, lv, 5, 2)
+    for a, b in ((0, 4), (4, 7), (7, 11), (3, 4)):
+        part_z, part_kl = reparameterize(mu[a:b], lv[a:b], generator=fastgen.Generator(5, 2), first_row=a)
+        np.testing.assert_array_equal(part_z, z[a:b])
+        np.testing.assert_array_equal(part_kl, kl[a:b])
+        part_mu, part_lv = ops_reparam.reparameterize_backward_numpy(gz[a:b].copy(), gk[a:b].copy(), mu[a:b].copy(),
+                                                                     lv[a:b].copy(), 5, 2, a)
+        np.testing.assert_array_equal(part_mu, dmu[a:b])
+        np.testing.assert_array_equal(part_lv, dlv[a:b])
+    other, _ = reparameterize(mu[4:7], lv[4:7], generator=fastgen.Generator(5, 2))  # first_row 0: other eps
+    assert not np.array_equal(other, z[4:7])
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="first_row must be an integer >= 0"):
+            reparameterize(mu, lv, generator=0, first_row=bad)
+
+
 def test_result_does_not_depend_on_thread_count(tmp_path):
     script = (
         "import sys, numpy as np\n"

@@ -294,3 +294,19 @@ def test_torch_cuda_tensors_without_cupy_raise_the_documented_error(torch_cuda):
         "    torch.ops.fastgen.reparameterize(mu, mu, S(0, 0))\n"
         "print('ok')\n")
     assert run_python(code).strip() == "ok"
+
+
+def test_first_row_gives_a_share_of_a_batch_the_batchs_eps_and_gradients():
+    mu, logvar = tensors((9, 5), seed=7)
+    z, kl = torch.ops.fastgen.reparameterize(mu, logvar, S(4, 3))
+    (z.sum() + kl.sum()).backward()
+    full_mu, full_lv = mu.grad.clone(), logvar.grad.clone()
+    for a, b in ((0, 4), (4, 9)):
+        m, v = mu.detach()[a:b].clone().requires_grad_(), logvar.detach()[a:b].clone().requires_grad_()
+        pz, pkl = torch.ops.fastgen.reparameterize(m, v, S(4, 3), a)
+        assert torch.equal(pz, z.detach()[a:b]) and torch.equal(pkl, kl.detach()[a:b])
+        (pz.sum() + pkl.sum()).backward()
+        assert torch.equal(m.grad, full_mu[a:b]) and torch.equal(v.grad, full_lv[a:b])
+    torch.library.opcheck(torch.ops.fastgen.reparameterize.default, (mu, logvar, S(4, 3), 5))
+    with pytest.raises(ValueError, match="first_row must be an integer >= 0"):
+        torch.ops.fastgen.reparameterize(mu, logvar, S(4, 3), -1)

@@ -94,24 +94,25 @@ class _VAEBase(nn.Module):
             return bernoulli_log_likelihood(x, output)
         return gaussian_log_likelihood(x, output, self.decoder_logvar)
 
-    def forward(self, x: torch.Tensor, generator=None) -> VAEOutput:
+    def forward(self, x: torch.Tensor, generator=None, first_row: int = 0) -> VAEOutput:
         """One ELBO evaluation: encode, draw z (one offset of ``generator``, default the
-        model's), decode, and both terms per sample."""
+        model's), decode, and both terms per sample. ``first_row``: where x's rows sit in a
+        larger batch (a data-parallel rank's share), so that they draw that batch's eps."""
         self.check_input(x)
         mu, logvar = self.encode(x)
         if generator is None:  # the model's stream: read and advanced as a tensor (one graph under torch.compile)
             stream = stream_snapshot(self.stream)  # this call's (seed, offset), kept for the backward
             with torch.no_grad():
                 self.stream[1] += 1
-            z, kl = torch.ops.fastgen.reparameterize(mu, logvar, stream)
+            z, kl = torch.ops.fastgen.reparameterize(mu, logvar, stream, first_row)
         else:
-            z, kl = reparameterize(mu, logvar, generator)
+            z, kl = reparameterize(mu, logvar, generator, first_row)
         output = self.decode_output(z)
         return VAEOutput(output, mu, logvar, z, self.log_likelihood(x, output), kl)
 
-    def loss(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, generator=None, first_row: int = 0) -> torch.Tensor:
         """Mean negative ELBO over the batch (nats per sample)."""
-        return -self.forward(x, generator).elbo.mean()
+        return -self.forward(x, generator, first_row).elbo.mean()
 
     def to_data_space(self, output: torch.Tensor) -> torch.Tensor:
         """The decoder's mean: sigmoid of the logits (Bernoulli) or the mean itself (Gaussian)."""

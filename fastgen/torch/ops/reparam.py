@@ -1,11 +1,14 @@
 """``torch.ops.fastgen.reparameterize``: fused reparameterised sampling + KL, with autograd.
 
-``torch.ops.fastgen.reparameterize(mu, logvar, stream) -> (z, kl)``
+``torch.ops.fastgen.reparameterize(mu, logvar, stream, first_row=0) -> (z, kl)``
     mu, logvar  float32/float64 tensors of one shape (n, d) on one device (CPU or CUDA), finite
     stream      int64 tensor [2]: the Philox seed and the call's offset (two's complement above
                 2**63; :func:`fastgen.torch.random.stream_tensor`); eps of element (r, c) is
-                normal number r * d + c; one offset per call. A tensor, not two ints, so that a
-                compiled model reads its stream buffer instead of guarding on the offset's value
+                normal number (first_row + r) * d + c; one offset per call. A tensor, not two
+                ints, so that a compiled model reads its stream buffer instead of guarding on the
+                offset's value
+    first_row   where the rows sit in a larger batch (a data-parallel rank's share: its rows
+                get the eps the whole batch's rows get), default 0
     z           mu + exp(logvar / 2) * eps, shape (n, d)
     kl          sum_d KL(N(mu, exp(logvar)) || N(0, 1)), shape (n,)
 
@@ -29,7 +32,7 @@ from ..._checks import as_generator
 from ._library import custom_op, uint64_from_int64
 from .stream import _check as _check_stream
 from ._validate import cpu_float_tensor, cuda_arrays, float_tensor, on_torch_stream, same_device, tensor_like
-from ...ops.reparam import (reparameterize_backward_cupy, reparameterize_backward_numpy, reparameterize_cupy,
+from ...ops.reparam import (check_first_row, reparameterize_backward_cupy, reparameterize_backward_numpy, reparameterize_cupy,
                             reparameterize_numpy)
 
 
@@ -76,73 +79,85 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 
 @custom_op("reparameterize")
-def _reparameterize_cpu(mu: torch.Tensor, logvar: torch.Tensor,
-                        stream: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _reparameterize_cpu(mu: torch.Tensor, logvar: torch.Tensor, stream: torch.Tensor,
+                        first_row: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     _check(mu, logvar)
     _check_stream(stream)
+    first_row = check_first_row(first_row)
     # NaN / infinity in mu or logvar: the kernel reports them and reparameterize_numpy raises.
-    z, kl = reparameterize_numpy(_numpy(mu), _numpy(logvar), *_stream_values(stream))
+    z, kl = reparameterize_numpy(_numpy(mu), _numpy(logvar), *_stream_values(stream), first_row)
     return torch.from_numpy(z), torch.from_numpy(kl)
 
 
 @custom_op("reparameterize_backward")
 def _reparameterize_backward_cpu(grad_z: Optional[torch.Tensor], grad_kl: Optional[torch.Tensor], mu: torch.Tensor,
-                                 logvar: torch.Tensor, stream: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                                 logvar: torch.Tensor, stream: torch.Tensor,
+                                 first_row: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     _check_backward(grad_z, grad_kl, mu, logvar)
     _check_stream(stream)
+    first_row = check_first_row(first_row)
     gz = None if grad_z is None else _numpy(grad_z)
     gk = None if grad_kl is None else _numpy(grad_kl)
-    dmu, dlogvar = reparameterize_backward_numpy(gz, gk, _numpy(mu), _numpy(logvar), *_stream_values(stream))
+    dmu, dlogvar = reparameterize_backward_numpy(gz, gk, _numpy(mu), _numpy(logvar), *_stream_values(stream),
+                                                 first_row)
     return torch.from_numpy(dmu), torch.from_numpy(dlogvar)
 
 
 @_reparameterize_cpu.register_kernel("cuda")
-def _reparameterize_cuda(mu, logvar, stream):
+def _reparameterize_cuda(mu, logvar, stream, first_row=0):
     _check_any(mu, logvar)
     _check_stream(stream)
+    first_row = check_first_row(first_row)
     seed_u, offset_u = _stream_values(stream)
     with on_torch_stream(mu, "mu"):
         m, lv = cuda_arrays(("mu", mu), ("logvar", logvar))
-        z, kl = reparameterize_cupy(m, lv, seed_u, offset_u)
+        z, kl = reparameterize_cupy(m, lv, seed_u, offset_u, first_row)
         return torch.from_dlpack(z), torch.from_dlpack(kl)
 
 
 @_reparameterize_backward_cpu.register_kernel("cuda")
-def _reparameterize_backward_cuda(grad_z, grad_kl, mu, logvar, stream):
+def _reparameterize_backward_cuda(grad_z, grad_kl, mu, logvar, stream, first_row=0):
     _check_backward(grad_z, grad_kl, mu, logvar)
     _check_stream(stream)
+    first_row = check_first_row(first_row)
     seed_u, offset_u = _stream_values(stream)
     with on_torch_stream(mu, "mu"):
         gz, gk, m, lv = cuda_arrays(("grad_z", grad_z), ("grad_kl", grad_kl), ("mu", mu), ("logvar", logvar))
-        dmu, dlogvar = reparameterize_backward_cupy(gz, gk, m, lv, seed_u, offset_u)
+        dmu, dlogvar = reparameterize_backward_cupy(gz, gk, m, lv, seed_u, offset_u, first_row)
         return torch.from_dlpack(dmu), torch.from_dlpack(dlogvar)
 
 
 @_reparameterize_cpu.register_fake
-def _(mu, logvar, stream):
+def _(mu, logvar, stream, first_row=0):
     _check_any(mu, logvar)
     _check_stream(stream)
+    if isinstance(first_row, int):  # a SymInt under dynamic shapes has no value to check
+        check_first_row(first_row)
     return torch.empty_like(mu), mu.new_empty(mu.shape[:1])
 
 
 @_reparameterize_backward_cpu.register_fake
-def _(grad_z, grad_kl, mu, logvar, stream):
+def _(grad_z, grad_kl, mu, logvar, stream, first_row=0):
     _check_backward(grad_z, grad_kl, mu, logvar)
     _check_stream(stream)
+    if isinstance(first_row, int):
+        check_first_row(first_row)
     return torch.empty_like(mu), torch.empty_like(logvar)
 
 
 def _setup(ctx, inputs, output):
     """Saves mu and logvar (not eps) and the stream; the backward op draws eps again from it.
     Callers that advance their stream tensor pass a :func:`~.stream.stream_snapshot` of it."""
-    mu, logvar, stream = inputs
+    mu, logvar, stream, *rest = inputs
     ctx.save_for_backward(mu, logvar, stream)
+    ctx.first_row = rest[0] if rest else 0
 
 
 def _backward(ctx, grad_z, grad_kl):
     mu, logvar, stream = ctx.saved_tensors
-    grad_mu, grad_logvar = torch.ops.fastgen.reparameterize_backward(grad_z, grad_kl, mu, logvar, stream)
-    return grad_mu, grad_logvar, None
+    grad_mu, grad_logvar = torch.ops.fastgen.reparameterize_backward(grad_z, grad_kl, mu, logvar, stream,
+                                                                     ctx.first_row)
+    return grad_mu, grad_logvar, None, None
 
 
 # An output nobody used gets None, not zeros: the backward kernel then skips its term (with only
@@ -150,7 +165,7 @@ def _backward(ctx, grad_z, grad_kl):
 _reparameterize_cpu.register_autograd(_backward, setup_context=_setup, materialize_grads=False)
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator=None):
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator=None, first_row: int = 0):
     """``(z, kl)`` through ``torch.ops.fastgen.reparameterize``; ``generator`` (a fastgen.Generator,
     int seed or None) gives one offset. Differentiable in mu and logvar. In compiled code pass a
     stream tensor to the op instead (as the VAEs do): a Generator's offset is a Python int, which
@@ -159,4 +174,4 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator=None):
 
     gen = as_generator(generator)
     seed, offset = gen.seed, gen.take()
-    return torch.ops.fastgen.reparameterize(mu, logvar, stream_tensor(seed, offset))
+    return torch.ops.fastgen.reparameterize(mu, logvar, stream_tensor(seed, offset), first_row)

@@ -6,8 +6,8 @@
 namespace fastgen {
 namespace gpu {
 
-// z[r, c] = mu + exp(logvar / 2) * eps with eps = normal number r * cols + c of the stream (one
-// offset per call, exactly csrc's counter mapping); kl[r] = sum_c KL term (or kl == nullptr).
+// z[r, c] = mu + exp(logvar / 2) * eps with eps = normal number (first_row + r) * cols + c of the
+// stream (one offset per call, exactly csrc's counter mapping); kl[r] = sum_c KL term (or kl == nullptr).
 struct ReparamGpuParams {
   const void* mu;       // [rows, cols], row stride mu_stride
   const void* logvar;   // [rows, cols], row stride logvar_stride
@@ -16,6 +16,7 @@ struct ReparamGpuParams {
   int64_t rows, cols;
   int64_t mu_stride, logvar_stride;
   StreamParams stream;
+  int64_t first_row;    // the rows' place in a larger batch (a data-parallel rank's share), else 0
 };
 
 // The backward: eps drawn again from the forward's stream, never stored.
@@ -28,6 +29,7 @@ struct ReparamBackwardGpuParams {
   void* grad_logvar;    // [rows, cols]
   int64_t rows, cols;
   StreamParams stream;
+  int64_t first_row;    // the forward's
 };
 
 }  // namespace gpu
