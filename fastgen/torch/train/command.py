@@ -10,6 +10,8 @@ been importable (as ``fastgen.torch.training.fit``, ...).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import time
 from pathlib import Path
@@ -188,6 +190,21 @@ def _run_record(state, path) -> dict:
 
 
 def train_from_cli(args, family: str) -> int:
+    """:func:`_train` in this process, or as one rank of a torchrun job (:mod:`.distributed`):
+    every rank trains its share of each batch; rank 0 prints and writes."""
+    from .distributed import close, from_environment
+
+    job = from_environment()
+    try:
+        if job is None or job.is_main:
+            return _train(args, family, job)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return _train(args, family, job)
+    finally:
+        close(job)
+
+
+def _train(args, family: str, job) -> int:
     """The body of ``fastgen train vae`` (family "vae") and ``fastgen train ae`` ("ae").
 
     A new run trains ``--epochs`` epochs (default 30). With ``--resume``, ``--epochs N`` trains up
@@ -291,7 +308,13 @@ def train_from_cli(args, family: str) -> int:
     x_train, x_test = _as_model_input(model, X_train), _as_model_input(model, X_test)
     print(f"model: {type(model).__name__} {model.config()}")
 
+    main = job is None or job.is_main
+    if job is not None:
+        print(f"data parallel: {job.world_size} processes x batch {args.batch_size} (torchrun, gloo)")
+
     def on_epoch(epoch, train_loss):
+        if not main:  # rank 0 evaluates and writes; a VAE's stream reaches the others at their next step
+            return
         test_loss = evaluate(model, x_test)
         print(f"epoch {epoch}: train loss {train_loss:.3f}, test loss {test_loss:.3f}", flush=True)
         if args.save:
@@ -301,7 +324,7 @@ def train_from_cli(args, family: str) -> int:
     if epochs:
         try:
             fit(model, x_train, epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
-                seed=seed, progress=True, start_epoch=start_epoch, on_epoch=on_epoch)
+                seed=seed, progress=True, start_epoch=start_epoch, on_epoch=on_epoch, job=job)
         except NonFiniteLoss as exc:
             kept = f"; the last good checkpoint is {args.save}" if args.save and Path(args.save).is_file() else ""
             raise ValueError(f"{exc}{kept}") from None
@@ -309,6 +332,8 @@ def train_from_cli(args, family: str) -> int:
     elif resume:
         print(f"nothing to train: the checkpoint has {start_epoch} of its run's {target} epochs done "
               f"(--epochs N with N > {start_epoch} trains more)")
+    if not main:
+        return 0
     if args.save:
         print(f"checkpoint: {save_checkpoint(args.save, model, optimizer, start_epoch + epochs, extra)}")
     latent = getattr(model, "n_latent", None) or int(np.prod(model.encode(x_test[:1]).shape[1:]))

@@ -25,7 +25,7 @@ def _progress_bar(total: int, description: str, enabled):
 
 def fit(model, X: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
         optimizer: torch.optim.Optimizer | None = None, progress=None, description: str = "train",
-        start_epoch: int = 0, on_epoch=None) -> list[float]:
+        start_epoch: int = 0, on_epoch=None, job=None) -> list[float]:
     """Adam (fused, :func:`.optim.adam`; or ``optimizer``) on ``model.loss`` over shuffled minibatches of X.
 
     Parameters
@@ -44,6 +44,10 @@ def fit(model, X: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: 
         Epochs already done (resuming).
     on_epoch : callable(epoch, mean_loss) or None
         Called after each epoch (checkpoints, PNGs).
+    job : fastgen.torch.train.distributed.Distributed or None
+        Data-parallel training (torchrun): ``batch_size`` rows per rank, each step's global batch
+        shared out as :mod:`.distributed` describes; the result is the single process's run
+        with ``batch_size * world_size`` rows a batch, to rounding.
 
     Returns
     -------
@@ -66,15 +70,29 @@ def fit(model, X: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: 
     n = X.shape[0]
     history = []
     model.train()
+    world = 1 if job is None else job.world_size
+    step_rows = batch_size * world  # a step's global batch
+    runner = None
+    if job is not None:
+        from .distributed import data_parallel
+
+        runner = data_parallel(model)
     for epoch in range(start_epoch, start_epoch + epochs):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
-        bar = _progress_bar(-(-n // batch_size), f"{description} epoch {epoch + 1}", progress)
+        bar = _progress_bar(-(-n // step_rows), f"{description} epoch {epoch + 1}",
+                            progress and (job is None or job.is_main))
         total, count = 0.0, 0
-        for start in range(0, n, batch_size):
-            batch = X[order[start:start + batch_size]]
-            where = f"at epoch {epoch + 1}, batch {start // batch_size + 1}: lower the learning rate"
+        for start in range(0, n, step_rows):
+            rows = order[start:start + step_rows]
+            where = f"at epoch {epoch + 1}, batch {start // step_rows + 1}: lower the learning rate"
+            if job is None:
+                batch, weight = X[rows], 1.0
+            else:  # this rank's share; a rank without rows still joins the gradient average, with weight 0
+                first, stop = job.share(len(rows))
+                batch = X[rows[first:stop]] if stop > first else X[rows[:1]]
+                weight = (stop - first) * world / len(rows)
             try:
-                loss = model.loss(batch)
+                loss = model.loss(batch) if runner is None else runner(batch, first_row=first)
             except ValueError as exc:
                 # X is finite (checked above), so a NaN/inf that an op refuses grew inside the model
                 if "NaN or infinity" in str(exc):
@@ -83,18 +101,23 @@ def fit(model, X: torch.Tensor, *, epochs: int = 10, batch_size: int = 128, lr: 
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"the loss became {loss.item()} {where}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if weight == 1.0 else loss * weight).backward()
             opt.step()
-            total += loss.item() * batch.shape[0]
-            count += batch.shape[0]
+            kept = batch.shape[0] if weight else 0
+            total += loss.item() * kept
+            count += kept
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{total / count:.3f}")
+                bar.set_postfix(loss=f"{total / max(count, 1):.3f}")
         if bar is not None:
             bar.close()
+        if job is not None:
+            total, count = job.sum(total), job.sum(count)
         history.append(total / count)
         if on_epoch is not None:
             on_epoch(epoch + 1, history[-1])
+            if job is not None:  # on_epoch may have drawn from rank 0's stream alone (evaluation)
+                job.sync_buffers(model)
     return history
 
 
