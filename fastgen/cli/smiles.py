@@ -48,7 +48,25 @@ def _smiles_checkpoint_path(args, resumed) -> Path:
 
 
 def train(args) -> int:
-    """Run ``fastgen train smiles``; returns the exit code."""
+    """Run ``fastgen train smiles``, in this process or as one rank of a torchrun job
+    (fastgen.torch.train.distributed: rank 0 prints and writes); returns the exit code."""
+    import contextlib
+    import io
+
+    import_torch("train smiles")
+    from ..torch.train.distributed import close, from_environment
+
+    job = from_environment()
+    try:
+        if job is None or job.is_main:
+            return _train(args, job)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return _train(args, job)
+    finally:
+        close(job)
+
+
+def _train(args, job) -> int:
     torch = import_torch("train smiles")
     from ..serialization import fingerprint
     from ..smiles import Vocabulary, load_smiles_csv
@@ -124,9 +142,14 @@ def train(args) -> int:
           f"dropout {m.dropout}; Adam lr {c.learning_rate} ({c.lr_schedule}, {c.warmup_steps} warm-up batches), "
           f"batch {c.batch_size}{' by length' if c.bucket_by_length else ''}, clip {c.clip_norm}, "
           f"seed {c.seed}; {torch.get_num_threads()} threads", flush=True)
+    trainer.set_job(job)
+    if job is not None:
+        print(f"data parallel: {job.world_size} processes x batch {c.batch_size} (torchrun, gloo)")
     start = time.perf_counter()
     first_epoch = trainer.epoch
     history = trainer.train(epochs, checkpoint=out, checkpoint_every=args.checkpoint_every, extra=extra)
+    if not trainer.is_main:
+        return 0
     seconds = time.perf_counter() - start
     trained = trainer.epoch > first_epoch
     if not trained and not args.resume:

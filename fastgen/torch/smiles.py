@@ -195,8 +195,9 @@ class SmilesTrainer:
     permutation of ``np.random.default_rng([seed, e])``, so it is not stored."""
 
     def __init__(self, model: SmilesLM, vocab: Vocabulary, train_strings: Sequence[str],
-                 val_strings: Sequence[str] = (), config: TrainConfig | None = None):
+                 val_strings: Sequence[str] = (), config: TrainConfig | None = None, job=None):
         self.model, self.vocab = model, vocab
+        self.set_job(job)
         self.config = replace(config) if config is not None else TrainConfig()  # train() may set schedule_epochs
         c = self.config
         if not c.learning_rate > 0:
@@ -225,15 +226,27 @@ class SmilesTrainer:
         self._rng_state = torch.Generator().manual_seed(c.seed).get_state()
         self._rng_is_live = False
 
+    def set_job(self, job) -> None:
+        """Train as one rank of ``job`` (fastgen.torch.train.distributed; None: one process): a
+        step's global batch is ``batch_size`` strings per rank, shared out; the loss is the global
+        batch's per-token mean and the gradients its average, so the update is the single
+        process's with the global batch (dropout's draws are per rank)."""
+        self.job, self.world_size = job, 1 if job is None else job.world_size
+        self.is_main = job is None or job.is_main
+
+    @property
+    def _global_batch(self) -> int:
+        return self.config.batch_size * self.world_size
+
     @property
     def batches_per_epoch(self) -> int:
-        return math.ceil(len(self.train_lengths) / self.config.batch_size)
+        return math.ceil(len(self.train_lengths) / self._global_batch)
 
     def _batches(self, epoch: int) -> list[torch.Tensor]:
         """The row indices of each batch of ``epoch``: a function of (seed, epoch) only."""
         rng = np.random.default_rng([self.config.seed, epoch])
         order = rng.permutation(len(self.train_lengths))
-        b = self.config.batch_size
+        b = self._global_batch
         if not self.config.bucket_by_length:
             return [torch.from_numpy(order[i:i + b]) for i in range(0, len(order), b)]
         lengths = self.train_lengths.numpy()
@@ -244,6 +257,20 @@ class SmilesTrainer:
             part = part[np.argsort(lengths[part], kind="stable")]
             batches += [part[i:i + b] for i in range(0, len(part), b)]
         return [torch.from_numpy(batches[i]) for i in rng.permutation(len(batches))]
+
+    def _distributed_backward(self, index: torch.Tensor):
+        """This rank's share of the global batch ``index``: gradients of the global per-token mean
+        loss, averaged over the ranks; returns the global (summed loss, token count)."""
+        first, stop = self.job.share(len(index))
+        share = index[first:stop] if stop > first else index[:1]
+        loss, n = self.model.loss(*self._batch(self.train_tokens, self.train_lengths, share))
+        if stop == first:  # no rows for this rank: it joins the average with nothing
+            loss, n = loss * 0.0, 0
+        total_n = int(self.job.sum(n))
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss * (self.world_size / total_n)).backward()
+        self.job.average_gradients(self.model.parameters())
+        return torch.tensor(self.job.sum(float(loss.detach()))), total_n
 
     def _batch(self, tokens, lengths, index):
         lengths = lengths[index]
@@ -287,7 +314,7 @@ class SmilesTrainer:
         done_steps = 0
         while self.epoch < epochs:
             batches = self._batches(self.epoch)
-            bar = tqdm(total=self.batches_per_epoch, initial=self.step, disable=not progress, leave=True,
+            bar = tqdm(total=self.batches_per_epoch, initial=self.step, disable=not (progress and self.is_main), leave=True,
                        desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True)
             last = self.history[-1]["val_loss"] if self.history else None
             start = time.perf_counter()
@@ -296,9 +323,13 @@ class SmilesTrainer:
                                                   self.batches_per_epoch)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                loss, n = self.model.loss(*self._batch(self.train_tokens, self.train_lengths, batches[self.step]))
-                self.optimizer.zero_grad(set_to_none=True)
-                (loss / n).backward()
+                index = batches[self.step]
+                if self.job is None:
+                    loss, n = self.model.loss(*self._batch(self.train_tokens, self.train_lengths, index))
+                    self.optimizer.zero_grad(set_to_none=True)
+                    (loss / n).backward()
+                else:
+                    loss, n = self._distributed_backward(index)
                 if self.config.clip_norm:
                     nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
                 self.optimizer.step()
@@ -312,7 +343,7 @@ class SmilesTrainer:
                     postfix["val_loss"] = f"{last:.4f}"
                 bar.set_postfix(postfix, refresh=False)
                 if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 \
-                        and self.step < self.batches_per_epoch:
+                        and self.step < self.batches_per_epoch and self.is_main:
                     self.save(checkpoint, extra)
                 if stop_after_steps is not None and done_steps >= stop_after_steps:
                     bar.close()
@@ -324,7 +355,7 @@ class SmilesTrainer:
             bar.close()
             self.history.append(record)
             self.epoch, self.step, self._loss_sum, self._token_count = self.epoch + 1, 0, 0.0, 0
-            if checkpoint:
+            if checkpoint and self.is_main:
                 self.save(checkpoint, extra)
         return self.history
 

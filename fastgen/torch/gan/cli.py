@@ -17,8 +17,25 @@ DEFAULTS = dict(epochs=20, latent_dim=100, width=32, batch_size=64, loss="nonsat
 
 
 def train_from_cli(args) -> int:
-    """Run ``fastgen train gan`` with parsed ``args``; returns the exit code. Input errors raise
-    ValueError (the command prints them as one line)."""
+    """Run ``fastgen train gan`` with parsed ``args``, in this process or as one rank of a torchrun
+    job (fastgen.torch.train.distributed: rank 0 prints and writes); returns the exit code."""
+    import contextlib
+    import io
+
+    from ..train.distributed import close, from_environment
+
+    job = from_environment()
+    try:
+        if job is None or job.is_main:
+            return _train(args, job)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return _train(args, job)
+    finally:
+        close(job)
+
+
+def _train(args, job) -> int:
+    """The command's body; input errors raise ValueError (the command prints them as one line)."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k, None) is not None}
@@ -67,6 +84,7 @@ def train_from_cli(args) -> int:
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ValueError(f"{args.resume}: not a usable fastgen GAN checkpoint ({type(exc).__name__}: {first})") \
                 from None
+        trainer.set_job(job)
         if "epochs" in given:
             epochs = given["epochs"]
         elif isinstance(run.get("target_epochs"), int):
@@ -104,7 +122,7 @@ def train_from_cli(args) -> int:
         config = GANConfig(loss=settings["loss"], smoothing=settings["smoothing"], d_steps=settings["d_steps"],
                            unrolled_steps=settings["unrolled_steps"], lr_g=settings["lr"], lr_d=settings["lr"],
                            batch_size=settings["batch_size"], seed=args.seed)
-        trainer = GANTrainer(generator, discriminator, images, labels if n_classes else None, config)
+        trainer = GANTrainer(generator, discriminator, images, labels if n_classes else None, config, job=job)
         epochs = settings["epochs"]
         key = args.key
     # what a resumed run needs to continue this one: its target and its data (see --resume)
@@ -118,12 +136,16 @@ def train_from_cli(args) -> int:
     print(f"DCGAN: latent {g.latent_dim}, width {g.width}, norm {g.norm}; loss {c.loss}, smoothing {c.smoothing}, "
           f"{c.d_steps} D step(s) per G step" + (f", unrolled {c.unrolled_steps}" if c.unrolled_steps else "")
           + f"; Adam lr {c.lr_g}, batch {c.batch_size}, seed {c.seed}; {torch.get_num_threads()} threads", flush=True)
+    if job is not None:
+        print(f"data parallel: {job.world_size} processes x batch {c.batch_size} (torchrun, gloo)")
     start, first = time.perf_counter(), trainer.epoch
     history = trainer.train(epochs, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, out_dir=out,
                             progress=not args.no_progress)
     seconds = time.perf_counter() - start
     for h in history[first:] if len(history) > first else []:
         print(f"epoch {h['epoch']}: D loss {h['d_loss']:.4f}, G loss {h['g_loss']:.4f}, {h['seconds']:.1f} s")
+    if not trainer.is_main:
+        return 0
     if trainer.epoch > first:
         print(f"trained epochs {first + 1} to {trainer.epoch} in {seconds:.1f} s; checkpoint {checkpoint}")
     else:

@@ -156,8 +156,9 @@ class GANTrainer:
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, data: torch.Tensor,
-                 labels: torch.Tensor | None = None, config: GANConfig | None = None):
+                 labels: torch.Tensor | None = None, config: GANConfig | None = None, job=None):
         self.config = (config or GANConfig()).check()
+        self.set_job(job, data.shape[0] if isinstance(data, torch.Tensor) else None)
         c = self.config
         self.generator, self.discriminator = generator, discriminator
         self.n_classes = int(getattr(generator, "n_classes", 0))
@@ -179,9 +180,7 @@ class GANTrainer:
         if self.labels is not None:
             self.labels = self.labels.long()
         self.data = data
-        if data.shape[0] < c.batch_size * c.d_steps:
-            raise ValueError(f"data has {data.shape[0]} samples, fewer than one iteration needs (batch_size "
-                             f"{c.batch_size} x d_steps {c.d_steps})")
+        self._check_enough_data(data.shape[0])
         self.real_target, self.fake_target = label_targets(c.smoothing)
         betas = tuple(float(b) for b in c.betas)
         self.opt_g = adam(generator.parameters(), lr=c.lr_g, betas=betas)
@@ -210,11 +209,31 @@ class GANTrainer:
         self.history: list[dict] = []
         self.last_checkpoint: Path | None = None
 
+    def set_job(self, job, n_samples: int | None = None) -> None:
+        """Train as one rank of ``job`` (fastgen.torch.train.distributed; None: one process):
+        ``config.batch_size`` rows per rank, gradients averaged, rank 0 writes."""
+        if job is not None and self.config.unrolled_steps:
+            raise ValueError("unrolled_steps > 0 under torchrun: the unrolled discriminator copies would train on "
+                             "each rank's share alone; train an unrolled GAN in one process")
+        self.job, self.world_size = job, 1 if job is None else job.world_size
+        self.is_main = job is None or job.is_main
+        if n_samples is None and hasattr(self, "data"):
+            n_samples = self.data.shape[0]
+        if n_samples is not None:
+            self._check_enough_data(n_samples)
+
+    def _check_enough_data(self, n_samples: int) -> None:
+        c = self.config
+        if n_samples < c.batch_size * self.world_size * c.d_steps:
+            raise ValueError(f"data has {n_samples} samples, fewer than one iteration needs (batch_size "
+                             f"{c.batch_size} x d_steps {c.d_steps}"
+                             + (f" x {self.world_size} processes)" if self.world_size > 1 else ")"))
+
     # ---- data and noise ----
     @property
     def iterations_per_epoch(self) -> int:
-        """Generator steps per epoch: each takes ``d_steps`` real batches."""
-        return self.data.shape[0] // self.config.batch_size // self.config.d_steps
+        """Generator steps per epoch: each takes ``d_steps`` real batches (of every rank)."""
+        return self.data.shape[0] // (self.config.batch_size * self.world_size) // self.config.d_steps
 
     def _order(self, epoch: int) -> torch.Tensor:
         return torch.from_numpy(np.random.default_rng([self.config.seed, epoch]).permutation(self.data.shape[0]))
@@ -234,24 +253,42 @@ class GANTrainer:
                 f"this step; {kept} (try a lower learning rate, or another loss)")
 
     # ---- one generator step ----
+    def _share(self, *tensors):
+        """This rank's rows of a step's global batch (everything, in one process)."""
+        if self.job is None:
+            return tensors
+        first, stop = self.job.share(self.config.batch_size * self.world_size)
+        return tuple(None if t is None else t[first:stop] for t in tensors)
+
+    def _step(self, optimizer, params) -> None:
+        if self.job is not None:  # every rank's share is one batch_size: the mean of the means
+            self.job.average_gradients(params)
+        optimizer.step()
+
+    def _mean_over_ranks(self, value: float) -> float:
+        return value if self.job is None else self.job.sum(value) / self.world_size
+
     def train_iteration(self, order: torch.Tensor) -> tuple[float, float]:
         """``d_steps`` discriminator steps, then one generator step; returns (D loss, G loss) of
-        the last discriminator step and the generator step."""
+        the last discriminator step and the generator step. Under torchrun each step's global
+        batch (``batch_size`` rows per rank, real and noise) is shared out, gradients averaged."""
         c, G, D = self.config, self.generator, self.discriminator
         d_args = dict(loss=c.loss, real_target=self.real_target, fake_target=self.fake_target)
+        rows = c.batch_size * self.world_size
         for k in range(c.d_steps):
-            index = order[(self.iteration * c.d_steps + k) * c.batch_size:][:c.batch_size]
+            index = order[(self.iteration * c.d_steps + k) * rows:][:rows]
             real = self.data[index]
             real_labels = self.labels[index] if self.n_classes else None
-            z, fake_labels = self._noise(c.batch_size)
+            z, fake_labels = self._noise(rows)
+            real, real_labels, z, fake_labels = self._share(real, real_labels, z, fake_labels)
             with torch.no_grad():
                 fake = G(z) if fake_labels is None else G(z, fake_labels)
             d_loss = discriminator_loss(self._d(real, real_labels), self._d(fake, fake_labels), **d_args)
             self._finite(d_loss, "discriminator")
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
-            self.opt_d.step()
-        z, fake_labels = self._noise(c.batch_size)
+            self._step(self.opt_d, D.parameters())
+        z, fake_labels = self._share(*self._noise(rows))
         fake = G(z) if fake_labels is None else G(z, fake_labels)
         if c.unrolled_steps:
             g_loss = unrolled_generator_loss(D, real, fake, c.unrolled_steps, c.lr_d, real_labels=real_labels,
@@ -263,9 +300,9 @@ class GANTrainer:
         # gradients for the generator's parameters only: autograd then skips the discriminator's
         # weight gradients (its convolutions' grad_weight), which this step would only throw away
         g_loss.backward(inputs=self._g_params)
-        self.opt_g.step()
+        self._step(self.opt_g, self._g_params)
         self.iteration += 1
-        return float(d_loss.detach()), float(g_loss.detach())
+        return self._mean_over_ranks(float(d_loss.detach())), self._mean_over_ranks(float(g_loss.detach()))
 
     def _d(self, x, labels):
         return self.discriminator(x) if labels is None else self.discriminator(x, labels)
@@ -305,7 +342,7 @@ class GANTrainer:
         per_epoch = self.iterations_per_epoch
         while self.epoch < epochs:
             order = self._order(self.epoch)
-            bar = tqdm(total=per_epoch, initial=self.iteration, disable=not progress, leave=True,
+            bar = tqdm(total=per_epoch, initial=self.iteration, disable=not (progress and self.is_main), leave=True,
                        desc=f"epoch {self.epoch + 1}/{epochs}", unit="it", dynamic_ncols=True)
             start = time.perf_counter()
             try:
@@ -318,7 +355,7 @@ class GANTrainer:
                     bar.set_postfix(d_loss=f"{self._sums['d_loss'] / self.iteration:.4f}",
                                     g_loss=f"{self._sums['g_loss'] / self.iteration:.4f}", refresh=False)
                     if checkpoint and checkpoint_every and self.iteration % checkpoint_every == 0 \
-                            and self.iteration < per_epoch:
+                            and self.iteration < per_epoch and self.is_main:
                         self.save(checkpoint)
                     if stop_after is not None and done >= stop_after:
                         return self.history
@@ -328,9 +365,9 @@ class GANTrainer:
                       "g_loss": self._sums["g_loss"] / per_epoch, "seconds": time.perf_counter() - start}
             self.history.append(record)
             self.epoch, self.iteration, self._sums = self.epoch + 1, 0, {"d_loss": 0.0, "g_loss": 0.0}
-            if out_dir is not None and self.data.dim() == 4:
+            if out_dir is not None and self.data.dim() == 4 and self.is_main:
                 self.write_samples(Path(out_dir) / f"samples_epoch{self.epoch:03d}.png")
-            if checkpoint:
+            if checkpoint and self.is_main:
                 self.save(checkpoint)
         return self.history
 

@@ -58,6 +58,24 @@ class Distributed:
     def barrier(self) -> None:
         torch.distributed.barrier()
 
+    def average_gradients(self, params) -> None:
+        """Each parameter's gradient becomes the mean over the ranks (one all-reduce of all of
+        them, flattened): for trainers whose steps DistributedDataParallel cannot wrap (a GAN's
+        generator step backpropagates through the discriminator without its gradients). A
+        parameter without a gradient counts as zeros."""
+        params = [p for p in params if p.requires_grad]
+        if not params:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world_size
+        at = 0
+        for p, g in zip(params, grads):
+            n = g.numel()
+            p.grad = flat[at:at + n].view_as(p).clone()
+            at += n
+
     def sync_buffers(self, module: torch.nn.Module) -> None:
         """Every rank takes rank 0's buffers (a VAE's stream after rank 0 alone evaluated)."""
         for buffer in module.buffers():
