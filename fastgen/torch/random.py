@@ -15,14 +15,9 @@ from __future__ import annotations
 import torch
 
 from ..random import Generator
-from .ops._library import int64_from_uint64, uint64_from_int64
+from .ops.stream import stream_tensor, stream_values
 
 _U64 = 1 << 64
-
-
-def stream_tensor(seed: int, offset: int) -> torch.Tensor:
-    """The (seed, offset) pair as the int64 [2] tensor the stream-taking ops read."""
-    return torch.tensor([int64_from_uint64(seed), int64_from_uint64(offset)], dtype=torch.int64)
 
 
 def seed_from_torch() -> int:
@@ -54,8 +49,7 @@ class BufferGenerator(Generator):
         return self._module._buffers[self._name]
 
     def _read(self) -> tuple[int, int]:
-        seed, offset = self._buffer.tolist()
-        return uint64_from_int64(seed, "seed"), uint64_from_int64(offset, "offset")
+        return stream_values(self._buffer)
 
     @property
     def seed(self) -> int:
@@ -66,10 +60,10 @@ class BufferGenerator(Generator):
         return self._read()[1]
 
     def _advance(self, n: int) -> int:
-        start = self._read()[1]
+        seed, start = self._read()
         if start + n >= _U64:
             raise OverflowError("the Philox offset counter of this Generator is exhausted")
-        self._buffer[1] = int64_from_uint64(start + n)
+        self._buffer.copy_(stream_tensor(seed, start + n))
         return start
 
     def get_state(self) -> dict:

@@ -158,7 +158,7 @@ class GANTrainer:
     def __init__(self, generator: nn.Module, discriminator: nn.Module, data: torch.Tensor,
                  labels: torch.Tensor | None = None, config: GANConfig | None = None, job=None):
         self.config = (config or GANConfig()).check()
-        self.set_job(job, data.shape[0] if isinstance(data, torch.Tensor) else None)
+        self.set_job(job)  # the data's size is checked below, after its shape
         c = self.config
         self.generator, self.discriminator = generator, discriminator
         self.n_classes = int(getattr(generator, "n_classes", 0))

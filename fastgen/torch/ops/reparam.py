@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from ..._checks import as_generator
-from ._library import custom_op, uint64_from_int64
-from .stream import _check as _check_stream
+from ._library import custom_op
+from .stream import check_stream as _check_stream, stream_values as _stream_values
 from ._validate import cpu_float_tensor, cuda_arrays, float_tensor, on_torch_stream, same_device, tensor_like
 from ...ops.reparam import (check_first_row, reparameterize_backward_cupy, reparameterize_backward_numpy, reparameterize_cupy,
                             reparameterize_numpy)
@@ -66,12 +66,6 @@ def _check_backward(grad_z, grad_kl, mu, logvar) -> None:
         tensor_like(grad_z, "grad_z", mu.shape, mu.dtype, "(mu's)")
     if grad_kl is not None:
         tensor_like(grad_kl, "grad_kl", mu.shape[:1], mu.dtype, "(one value per row of mu)")
-
-
-def _stream_values(stream: torch.Tensor) -> tuple[int, int]:
-    """(seed, offset) as Python ints in [0, 2**64) (a CUDA stream tensor costs a synchronisation)."""
-    seed, offset = stream.tolist()
-    return uint64_from_int64(seed, "seed"), uint64_from_int64(offset, "offset")
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -170,7 +164,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator=None, first
     int seed or None) gives one offset. Differentiable in mu and logvar. In compiled code pass a
     stream tensor to the op instead (as the VAEs do): a Generator's offset is a Python int, which
     torch.compile guards on."""
-    from ..random import stream_tensor
+    from .stream import stream_tensor
 
     gen = as_generator(generator)
     seed, offset = gen.seed, gen.take()

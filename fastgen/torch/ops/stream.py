@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import torch
 
-from ._library import custom_op
+from ._library import custom_op, int64_from_uint64, uint64_from_int64
 
 
-def _check(stream) -> None:
+def stream_tensor(seed: int, offset: int) -> torch.Tensor:
+    """The (seed, offset) pair (each in [0, 2**64)) as the int64 [2] tensor the stream-taking ops read."""
+    return torch.tensor([int64_from_uint64(seed), int64_from_uint64(offset)], dtype=torch.int64)
+
+
+def stream_values(stream: torch.Tensor) -> tuple[int, int]:
+    """(seed, offset) of a stream tensor as ints in [0, 2**64) (a CUDA tensor costs a synchronisation)."""
+    seed, offset = stream.tolist()
+    return uint64_from_int64(seed, "seed"), uint64_from_int64(offset, "offset")
+
+
+def check_stream(stream) -> None:
     if not isinstance(stream, torch.Tensor) or stream.dtype != torch.int64 or tuple(stream.shape) != (2,):
         got = (f"{stream.dtype} tensor of shape {tuple(stream.shape)}" if isinstance(stream, torch.Tensor)
                else type(stream).__name__)
@@ -21,19 +32,19 @@ def _check(stream) -> None:
 
 @custom_op("stream_snapshot")
 def _stream_snapshot_cpu(stream: torch.Tensor) -> torch.Tensor:
-    _check(stream)
+    check_stream(stream)
     return stream.clone()
 
 
 @_stream_snapshot_cpu.register_kernel("cuda")
 def _stream_snapshot_cuda(stream):
-    _check(stream)
+    check_stream(stream)
     return stream.clone()
 
 
 @_stream_snapshot_cpu.register_fake
 def _(stream):
-    _check(stream)
+    check_stream(stream)
     return torch.empty_like(stream)
 
 
