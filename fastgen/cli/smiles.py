@@ -50,20 +50,10 @@ def _smiles_checkpoint_path(args, resumed) -> Path:
 def train(args) -> int:
     """Run ``fastgen train smiles``, in this process or as one rank of a torchrun job
     (fastgen.torch.train.distributed: rank 0 prints and writes); returns the exit code."""
-    import contextlib
-    import io
-
     import_torch("train smiles")
-    from ..torch.train.distributed import close, from_environment
+    from ..torch.train.distributed import run_command
 
-    job = from_environment()
-    try:
-        if job is None or job.is_main:
-            return _train(args, job)
-        with contextlib.redirect_stdout(io.StringIO()):
-            return _train(args, job)
-    finally:
-        close(job)
+    return run_command(_train, args)
 
 
 def _train(args, job) -> int:

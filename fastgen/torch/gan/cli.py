@@ -19,19 +19,9 @@ DEFAULTS = dict(epochs=20, latent_dim=100, width=32, batch_size=64, loss="nonsat
 def train_from_cli(args) -> int:
     """Run ``fastgen train gan`` with parsed ``args``, in this process or as one rank of a torchrun
     job (fastgen.torch.train.distributed: rank 0 prints and writes); returns the exit code."""
-    import contextlib
-    import io
+    from ..train.distributed import run_command
 
-    from ..train.distributed import close, from_environment
-
-    job = from_environment()
-    try:
-        if job is None or job.is_main:
-            return _train(args, job)
-        with contextlib.redirect_stdout(io.StringIO()):
-            return _train(args, job)
-    finally:
-        close(job)
+    return run_command(_train, args)
 
 
 def _train(args, job) -> int:

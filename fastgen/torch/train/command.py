@@ -10,8 +10,6 @@ been importable (as ``fastgen.torch.training.fit``, ...).
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import time
 from pathlib import Path
@@ -192,16 +190,9 @@ def _run_record(state, path) -> dict:
 def train_from_cli(args, family: str) -> int:
     """:func:`_train` in this process, or as one rank of a torchrun job (:mod:`.distributed`):
     every rank trains its share of each batch; rank 0 prints and writes."""
-    from .distributed import close, from_environment
+    from .distributed import run_command
 
-    job = from_environment()
-    try:
-        if job is None or job.is_main:
-            return _train(args, family, job)
-        with contextlib.redirect_stdout(io.StringIO()):
-            return _train(args, family, job)
-    finally:
-        close(job)
+    return run_command(_train, args, family)
 
 
 def _train(args, family: str, job) -> int:

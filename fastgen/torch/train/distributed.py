@@ -102,6 +102,23 @@ def close(job: Distributed | None) -> None:
         torch.distributed.destroy_process_group()
 
 
+def run_command(body, *args):
+    """``body(*args, job)``, a command's work, in this process or as one rank of the torchrun job
+    (joined here, left when it returns): the other ranks' standard output is dropped, so rank 0
+    alone prints."""
+    import contextlib
+    import io
+
+    job = from_environment()
+    try:
+        if job is None or job.is_main:
+            return body(*args, job)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return body(*args, job)
+    finally:
+        close(job)
+
+
 class LossModule(torch.nn.Module):
     """``model.loss(batch)`` as a forward pass, for DistributedDataParallel to wrap (it hooks the
     model's parameters through this module); passes ``first_row`` to the models that take it."""
@@ -126,4 +143,5 @@ def data_parallel(model: torch.nn.Module) -> torch.nn.Module:
     return DistributedDataParallel(LossModule(model))
 
 
-__all__ = ["Distributed", "from_environment", "close", "data_parallel", "LossModule", "DEFAULT_TIMEOUT_S"]
+__all__ = ["Distributed", "from_environment", "close", "run_command", "data_parallel", "LossModule",
+           "DEFAULT_TIMEOUT_S"]
