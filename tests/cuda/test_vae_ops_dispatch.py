@@ -90,11 +90,12 @@ def numpy_cupy(monkeypatch):
         setattr(shim, name, getattr(np, name))
     monkeypatch.setitem(sys.modules, "cupy", shim)
 
-    def reparameterize(mu, logvar, z, kl, *, seed, offset):
-        _cpu.C.reparameterize_forward(np.ascontiguousarray(mu), np.ascontiguousarray(logvar), z, kl, seed, offset)
+    def reparameterize(mu, logvar, z, kl, *, seed, offset, first_row=0):
+        _cpu.C.reparameterize_forward(np.ascontiguousarray(mu), np.ascontiguousarray(logvar), z, kl, seed, offset,
+                                      first_row)
 
-    def reparameterize_backward(grad_z, grad_kl, mu, logvar, grad_mu, grad_logvar, *, seed, offset):
-        _cpu.C.reparameterize_backward(grad_z, grad_kl, mu, logvar, grad_mu, grad_logvar, seed, offset)
+    def reparameterize_backward(grad_z, grad_kl, mu, logvar, grad_mu, grad_logvar, *, seed, offset, first_row=0):
+        _cpu.C.reparameterize_backward(grad_z, grad_kl, mu, logvar, grad_mu, grad_logvar, seed, offset, first_row)
 
     def conv_transpose2d_output(cols, bias, out, geometry, activation, slope):
         _cpu.C.conv_transpose2d_output(cols, bias, out, geometry, activation, out.dtype.type(slope))

@@ -201,6 +201,7 @@ def test_categorical_huge_temperature_check_emits_no_overflow_warning():
 # ---- the torch backward ops: inconsistent shapes refused, naming the argument ----------------
 def _backward_cases():
     torch = pytest.importorskip("torch")
+    stream = torch.zeros(2, dtype=torch.int64)  # (seed, offset) of reparameterize's stream
     import fastgen.torch  # noqa: F401  (registers the ops)
     import fastgen.torch.conv  # noqa: F401
     import fastgen.torch.pool  # noqa: F401
@@ -238,11 +239,11 @@ def _backward_cases():
          r"^grad must have shape \(2,\)"),
         ("gaussian backward logvar", lambda: O.gaussian_log_likelihood_backward(z(2), z(2, 3), z(2, 3), z(7)),
          r"^logvar must have x's shape"),
-        ("reparameterize backward grad_z", lambda: O.reparameterize_backward(z(3, 3), None, z(2, 3), z(2, 3), 0, 0),
+        ("reparameterize backward grad_z", lambda: O.reparameterize_backward(z(3, 3), None, z(2, 3), z(2, 3), stream),
          r"^grad_z must have shape \(2, 3\)"),
-        ("reparameterize backward grad_kl", lambda: O.reparameterize_backward(None, z(5), z(2, 3), z(2, 3), 0, 0),
+        ("reparameterize backward grad_kl", lambda: O.reparameterize_backward(None, z(5), z(2, 3), z(2, 3), stream),
          r"^grad_kl must have shape \(2,\)"),
-        ("reparameterize backward 3-D", lambda: O.reparameterize_backward(None, None, z(2, 3, 1), z(2, 3, 1), 0, 0),
+        ("reparameterize backward 3-D", lambda: O.reparameterize_backward(None, None, z(2, 3, 1), z(2, 3, 1), stream),
          r"^mu must be 2-D"),
         ("sparse_linear backward grad", lambda: O.sparse_input_linear_backward(
             z(2, 5), z(2, 3), z(3, 4), True, True, True), r"^grad must have shape \(2, 4\)"),
