@@ -160,8 +160,9 @@ FG_HD double fg_log(double u) {
   return fg_fma(e, MathConst<double>::ln2_hi, fg_fma(e, MathConst<double>::ln2_lo, lm));
 }
 
-// Numerically stable logistic function: never overflows, exact 0/1 limits; NaN stays NaN
-// (through fg_exp).
+// Numerically stable logistic function: never overflows; exactly 1 for large x, and for very
+// negative x fg_exp's floor (exp(exp_lo): about 1.6e-38 in float, 3e-308 in double), not 0;
+// NaN stays NaN (through fg_exp).
 template <typename T> FG_HD T sigmoid(T x) {
   const T e = fg_exp(-fg_abs(x));
   const T r = T(1) / (T(1) + e);
