@@ -122,3 +122,14 @@ def test_smiles_command_two_ranks_train_like_one_process_with_twice_the_batch(tm
     assert "data parallel: 2 processes x batch 32" in double and double.count("saved two.pt") == 1
     assert_same_training(weights(tmp_path / "one.pt"), weights(tmp_path / "two.pt"), rtol=1e-5, atol=1e-6)
     assert epoch_losses(double) == pytest.approx(epoch_losses(single), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_a_resumed_two_rank_run_is_bitwise_the_straight_one(tmp_path):
+    common = ["train", "vae", "--batch-size", "32", "--seed", "4"]
+    run_fastgen([*common, "--epochs", "2", "--save", "straight.pt", "--out", "s"], tmp_path, ranks=2)
+    run_fastgen([*common, "--epochs", "1", "--save", "part.pt", "--out", "p"], tmp_path, ranks=2)
+    out = run_fastgen([*common, "--resume", "part.pt", "--epochs", "2", "--save", "part.pt", "--out", "p"], tmp_path,
+                      ranks=2)
+    assert "continuing to epoch 2" in out
+    assert_same_training(weights(tmp_path / "straight.pt"), weights(tmp_path / "part.pt"), rtol=0, atol=0)
