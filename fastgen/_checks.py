@@ -19,10 +19,12 @@ INT32_MAX = 2**31 - 1
 def check_int32_extent(value: int, name: str, what: str) -> int:
     """ValueError naming ``name`` unless ``value`` (a size: ``what`` describes it) fits the
     kernels' 32-bit indices. Checked on shapes, before anything is copied or allocated."""
-    if int(value) > INT32_MAX:
+    # No int() first: under torch.compile a size is a SymInt, and int() would fix the compiled
+    # graph to that size (a recompile for every batch size); the comparison guards a range.
+    if value > INT32_MAX:
         raise ValueError(f"{name} has {int(value)} {what}; fastgen's CPU kernels index them with 32-bit "
                          f"integers, so at most 2**31 - 1 = {INT32_MAX} are supported")
-    return int(value)
+    return value if type(value).__name__ == "SymInt" else int(value)
 
 
 def check_output_size(shape, name: str, itemsize: int = 8) -> tuple:

@@ -138,7 +138,8 @@ class Generator:
 
 def as_generator(generator) -> Generator:
     """``None`` -> a fresh OS-seeded Generator; int -> Generator(int); Generator -> itself;
-    a NumPy RandomState or Generator -> a Generator seeded from it (consumes one draw)."""
+    a NumPy RandomState or Generator, or a torch.Generator -> a Generator seeded from it
+    (consumes one draw)."""
     if generator is None:
         return Generator()
     if isinstance(generator, Generator):
@@ -149,9 +150,13 @@ def as_generator(generator) -> Generator:
         return Generator(int(generator.randint(np.iinfo(np.int64).max, dtype=np.int64)))
     if isinstance(generator, np.random.Generator):
         return Generator(int(generator.integers(np.iinfo(np.int64).max, dtype=np.int64)))
+    torch = sys.modules.get("torch")  # a torch.Generator exists only once torch is imported
+    if torch is not None and isinstance(generator, torch.Generator) and generator.device.type == "cpu":
+        return Generator(int(torch.randint(0, np.iinfo(np.int64).max, (), generator=generator, dtype=torch.int64)))
+    kind = type(generator)
     raise TypeError(
-        "generator must be None, an int seed, a fastgen.Generator or a NumPy random generator, "
-        f"got {type(generator).__name__}"
+        "generator must be None, an int seed, a fastgen.Generator, a NumPy random generator or a CPU "
+        f"torch.Generator, got {kind.__module__}.{kind.__qualname__}"
     )
 
 

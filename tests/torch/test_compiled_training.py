@@ -152,3 +152,16 @@ def test_compiled_smiles_model_steps(fresh_dynamo, monkeypatch):
         return loss / count
 
     check_compiled_loop(make, loss_of)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_new_batch_size_recompiles_once_then_the_batch_is_dynamic(name, fresh_dynamo):
+    # as for torch's own layers: the first graph is specialised, the second marks the batch
+    # dimension dynamic; a check that turned a size into an int would compile one graph per size
+    torch.manual_seed(0)
+    model, batches = MODELS[name]()
+    loss = torch.compile(model.loss, fullgraph=True, backend="aot_eager")
+    for n in (8, 7, 5, 3, 2):
+        loss(torch.cat([batches[0]] * 2)[:n]).backward()
+    assert counters["stats"]["unique_graphs"] == 2

@@ -110,3 +110,16 @@ def test_sampling_and_forward_draw_the_same_numbers_as_the_generators_stream():
     explicit = again(x, generator=fastgen.Generator(21, 0))  # an explicit Generator draws the same eps
     assert torch.equal(out.z, explicit.z)
     assert model.stream[1] == 1 and again.stream[1] == 0  # an explicit generator leaves the model's stream
+
+
+def test_a_torch_generator_seeds_the_ops_stream_like_a_numpy_one():
+    import fastgen.torch as ft
+
+    mu = torch.zeros(4, 3)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    z1, _ = ft.reparameterize(mu, mu, generator=g1)  # one draw of g1 seeds a fastgen.Generator
+    z2, _ = ft.reparameterize(mu, mu, generator=g2)
+    assert torch.equal(z1, z2)
+    assert not torch.equal(z1, ft.reparameterize(mu, mu, generator=g1)[0])  # g1 moved on
+    with pytest.raises(TypeError, match=r"got builtins.str"):
+        ft.reparameterize(mu, mu, generator="3")

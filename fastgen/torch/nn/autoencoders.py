@@ -229,10 +229,13 @@ class DenoisingAutoencoder(Autoencoder):
         return {**super().config(), "noise": self.noise, "noise_level": self.noise_level}
 
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        # rand_like without a generator: the same draws, and a symbolic batch size under torch.compile
+        # (torch.rand with generator=None needs concrete sizes there)
         if self.noise == "masking":
-            keep = torch.rand(x.shape, generator=generator, dtype=x.dtype) >= self.noise_level
-            return x * keep
-        return x + self.noise_level * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            u = torch.rand_like(x) if generator is None else torch.rand(x.shape, generator=generator, dtype=x.dtype)
+            return x * (u >= self.noise_level)
+        noise = torch.randn_like(x) if generator is None else torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        return x + self.noise_level * noise
 
     def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         self.check_input(x)

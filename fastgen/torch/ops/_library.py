@@ -42,12 +42,22 @@ def in_float32(kernel: Callable) -> Callable:
     """``kernel`` for bfloat16/float16 calls too: when every floating tensor argument has one
     reduced dtype, they are computed in float32 and floating outputs cast back to that dtype."""
 
+    import inspect
+
+    names = list(inspect.signature(kernel).parameters)
+
     @functools.wraps(kernel)
     def run(*args):
         dtypes = {a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()}
-        if len(dtypes) != 1 or next(iter(dtypes)) not in REDUCED_FLOATS:
+        if len(dtypes) == 1 and next(iter(dtypes)) in REDUCED_FLOATS:
+            reduced = dtypes.pop()
+        elif len(dtypes) > 1 and any(d in REDUCED_FLOATS for d in dtypes):
+            given = ", ".join(f"{name} {a.dtype}" for name, a in zip(names, args)
+                              if isinstance(a, torch.Tensor) and a.is_floating_point())
+            raise TypeError(f"the floating tensors of one call must have one dtype (bfloat16 and float16 run in "
+                            f"float32 when all of them have it): got {given}")
+        else:
             return kernel(*args)
-        reduced = dtypes.pop()
         out = kernel(*(a.float() if isinstance(a, torch.Tensor) and a.dtype == reduced else a for a in args))
         return _cast_floats(out, reduced)
 
