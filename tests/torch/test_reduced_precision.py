@@ -116,3 +116,16 @@ def test_a_bfloat16_model_trains_like_its_float32_twin():
     full, half = torch.tensor(curves[torch.float32]), torch.tensor(curves[torch.bfloat16])
     assert half[-1] < half[0]
     torch.testing.assert_close(half, full, rtol=2e-2, atol=0.0)
+
+
+def test_a_numpy_array_is_refused_by_name_before_the_dispatcher():
+    import numpy as np
+
+    for call, name in ((lambda a: ft.bernoulli_log_likelihood(a, torch.zeros(2, 3)), "x"),
+                       (lambda a: ft.reparameterize(torch.zeros(2, 3), a), "logvar"),
+                       (lambda a: ft.conv_transpose2d(a, torch.zeros(3, 2, 2, 2)), "x"),
+                       (lambda a: ft.max_pool2d(a, 2), "x"),
+                       (lambda a: ft.sample_categorical(a), "logits"),
+                       (lambda a: ft.sparse_input_linear(torch.zeros(2, 3), a), "weight_t")):
+        with pytest.raises(TypeError, match=rf"^{name} must be a torch.Tensor, got numpy.ndarray \(fastgen.ops takes"):
+            call(np.zeros((2, 3)))

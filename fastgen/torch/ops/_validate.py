@@ -25,6 +25,17 @@ def cpu_float_tensor(t, name: str, ndim: int | None = None, layout: str = "") ->
         raise ValueError(f"{name} is on {t.device}; this build of fastgen's torch ops runs on the CPU only")
 
 
+def tensors(**named) -> None:
+    """TypeError naming the argument unless each is a torch.Tensor (None allowed for the optional
+    ones the caller passes as None): the public wrappers check this before the dispatcher, whose
+    own refusal names no argument and prints the whole array."""
+    for name, t in named.items():
+        if t is not None and not isinstance(t, torch.Tensor):
+            kind = type(t)
+            raise TypeError(f"{name} must be a torch.Tensor, got {kind.__module__}.{kind.__qualname__}"
+                            + (" (fastgen.ops takes NumPy arrays)" if kind.__module__ == "numpy" else ""))
+
+
 def finite_numpy(t: torch.Tensor, name: str = "x", finite: bool = True) -> np.ndarray:
     """A C-contiguous NumPy view (or copy) of t, checked for NaN/inf when ``finite``."""
     a = t.detach().contiguous().numpy()

@@ -32,7 +32,7 @@ from ..._checks import as_generator
 from ...ops.categorical import check_temperature, check_top_k, sample_categorical_cupy, sample_categorical_numpy
 from ...ops.validation import check_finite, float_array_cuda
 from ._library import custom_op, int64_from_uint64, uint64_from_int64
-from ._validate import ANY_FLOATS, DTYPE_HINT, cuda_arrays, on_torch_stream
+from ._validate import ANY_FLOATS, DTYPE_HINT, cuda_arrays, on_torch_stream, tensors
 
 _FLOATS = ANY_FLOATS  # bfloat16 / float16 arrive as float32 in the kernels, as themselves in the fake one
 
@@ -83,6 +83,7 @@ def sample_categorical(logits: torch.Tensor, temperature: float = 1.0, top_k: Op
     """One draw per row from ``softmax(logits / temperature)`` over the ``top_k`` largest logits
     (all when None), through ``torch.ops.fastgen.sample_categorical``. ``generator``: a
     fastgen.Generator, int seed or None; takes one offset. Returns int64 indices (no gradient)."""
+    tensors(logits=logits)
     gen = as_generator(generator)
     seed, offset = gen.seed, gen.take()
     return torch.ops.fastgen.sample_categorical(logits, temperature, top_k, int64_from_uint64(seed),

@@ -32,7 +32,7 @@ from typing import List, Optional
 import torch
 
 from ._library import custom_op
-from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device
+from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device, tensors
 from ...ops.conv import (activation_backward_numpy, activation_code, backward_cupy, backward_numpy, check_slope,
                          conv_transpose_geometry, forward_cupy, forward_numpy)
 from ...ops.pool import pair
@@ -206,6 +206,7 @@ _conv_transpose2d.register_autograd(_backward, setup_context=_setup)
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, activation="none",
                      negative_slope=0.01):
     """``act(F.conv_transpose2d(x, weight, bias, stride, padding, output_padding))`` in one op."""
+    tensors(x=x, weight=weight, bias=bias)
     return torch.ops.fastgen.conv_transpose2d(x, weight, bias, list(pair(stride, "stride", 1)),
                                               list(pair(padding, "padding", 0)),
                                               list(pair(output_padding, "output_padding", 0)),

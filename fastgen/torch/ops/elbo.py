@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 
 from ._library import custom_op
-from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device, tensor_like
+from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream, same_device, tensor_like, tensors
 from ...ops.elbo import (bernoulli_log_likelihood_backward_cupy, bernoulli_log_likelihood_backward_numpy,
                          bernoulli_log_likelihood_cupy, bernoulli_log_likelihood_numpy,
                          bernoulli_log_likelihood_with_grad_numpy, check_logvar_shape,
@@ -274,6 +274,7 @@ def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Ten
     """Per-sample ``sum(x * logits - softplus(logits))`` (shape (n,)); differentiable. When the
     logits need a gradient, their gradient factor comes out of the same pass
     (``torch.ops.fastgen.bernoulli_log_likelihood_with_grad``)."""
+    tensors(x=x, logits=logits)
     if torch.is_grad_enabled() and isinstance(logits, torch.Tensor) and logits.requires_grad:
         return torch.ops.fastgen.bernoulli_log_likelihood_with_grad(x, logits)[0]
     return torch.ops.fastgen.bernoulli_log_likelihood(x, logits)
@@ -281,4 +282,5 @@ def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Ten
 
 def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: Optional[torch.Tensor] = None):
     """Per-sample ``log N(x | mean, exp(logvar))`` summed over features (shape (n,)); differentiable."""
+    tensors(x=x, mean=mean, logvar=logvar)
     return torch.ops.fastgen.gaussian_log_likelihood(x, mean, logvar)

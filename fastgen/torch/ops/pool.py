@@ -22,7 +22,8 @@ import torch
 
 from ..._checks import check_output_size
 from ._library import custom_op
-from ._validate import cuda_arrays, finite_numpy, float_tensor, index_range, on_torch_stream, same_device, tensor_like
+from ._validate import (cuda_arrays, finite_numpy, float_tensor, index_range, on_torch_stream, same_device, tensor_like,
+                        tensors)
 from ...ops.pool import (avg_unpool2d_cupy, avg_unpool2d_numpy, gather_cupy, gather_numpy, images_cuda,
                          max_pool2d_cupy, max_pool2d_numpy, pair, pool_geometry, scatter_cupy, scatter_numpy,
                          unpool_kernel)
@@ -265,6 +266,7 @@ def _list2(value, name, minimum) -> list:
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     """``(out, indices)``: max pooling of (N, C, H, W) with the argmax of every window."""
+    tensors(x=x)
     kernel = _list2(kernel_size, "kernel_size", 1)
     return torch.ops.fastgen.max_pool2d(x, kernel, kernel if stride is None else _list2(stride, "stride", 1),
                                         _list2(padding, "padding", 0))
@@ -272,9 +274,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
 
 def max_unpool2d(x, indices, output_size):
     """Values of x put back at their indices in a zero tensor of spatial size ``output_size``."""
+    tensors(x=x, indices=indices)
     return torch.ops.fastgen.max_unpool2d(x, indices, _list2(output_size, "output_size", 1))
 
 
 def avg_unpool2d(x, kernel_size):
     """Each value of x fills its ``kernel_size`` block (the inverse of average pooling)."""
+    tensors(x=x)
     return torch.ops.fastgen.avg_unpool2d(x, _list2(kernel_size, "kernel_size", 1))

@@ -31,7 +31,7 @@ import torch
 from ..._checks import as_generator
 from ._library import custom_op
 from .stream import check_stream as _check_stream, stream_values as _stream_values
-from ._validate import cpu_float_tensor, cuda_arrays, float_tensor, on_torch_stream, same_device, tensor_like
+from ._validate import cpu_float_tensor, cuda_arrays, float_tensor, on_torch_stream, same_device, tensor_like, tensors
 from ...ops.reparam import (check_first_row, reparameterize_backward_cupy, reparameterize_backward_numpy, reparameterize_cupy,
                             reparameterize_numpy)
 
@@ -166,6 +166,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator=None, first
     torch.compile guards on."""
     from .stream import stream_tensor
 
+    tensors(mu=mu, logvar=logvar)
     gen = as_generator(generator)
     seed, offset = gen.seed, gen.take()
     return torch.ops.fastgen.reparameterize(mu, logvar, stream_tensor(seed, offset), first_row)

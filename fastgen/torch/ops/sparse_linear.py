@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 
 from ._library import custom_op
-from ._validate import cpu_float_tensor, finite_numpy, tensor_like
+from ._validate import cpu_float_tensor, finite_numpy, tensor_like, tensors
 from ...ops.sparse_linear import backward_numpy, check_shapes, forward_numpy
 
 
@@ -109,8 +109,5 @@ _sparse_input_linear.register_autograd(_backward, setup_context=_setup)
 def sparse_input_linear(x: torch.Tensor, weight_t: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``x @ weight_t + bias`` on x's nonzeros (``torch.ops.fastgen.sparse_input_linear``);
     differentiable in all three. weight_t is (in_features, out_features)."""
-    # the dispatcher would refuse a non-tensor with a RuntimeError that names no argument
-    for name, t in (("x", x), ("weight_t", weight_t), ("bias", bias)):
-        if not isinstance(t, torch.Tensor) and not (name == "bias" and t is None):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    tensors(x=x, weight_t=weight_t, bias=bias)
     return torch.ops.fastgen.sparse_input_linear(x, weight_t, bias)
