@@ -20,19 +20,13 @@ from .ops.stream import stream_tensor, stream_values
 _U64 = 1 << 64
 
 
-def seed_from_torch() -> int:
-    """A 63-bit seed drawn from torch's default CPU generator (one draw)."""
-    return int(torch.randint(0, (1 << 63) - 1, (), dtype=torch.int64))
-
-
 def initial_seed(seed) -> int:
     """The seed of a new model's stream: ``seed`` (an int, or a fastgen.Generator whose seed
-    and position are taken), else one drawn from torch's default generator."""
-    if seed is None:
-        return seed_from_torch()
+    and position are taken), else one drawn from torch's default generator (as any
+    torch.Generator seeds a fastgen.Generator: one draw)."""
     from .._checks import as_generator
 
-    return as_generator(seed).seed
+    return as_generator(torch.default_generator if seed is None else seed).seed
 
 
 class BufferGenerator(Generator):
@@ -82,4 +76,4 @@ class BufferGenerator(Generator):
         return (Generator, self._read())
 
 
-__all__ = ["BufferGenerator", "stream_tensor", "seed_from_torch", "initial_seed"]
+__all__ = ["BufferGenerator", "stream_tensor", "initial_seed"]
