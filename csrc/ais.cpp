@@ -28,8 +28,10 @@ namespace {
 // The chains' states and the two steps both directions are made of.
 template <typename T> class Annealer {
  public:
-  Annealer(const RBMWeights<T>& rbm, const T* base_visible_bias, int64_t n_chains, bool binary_products)
-      : rbm_(rbm), base_(base_visible_bias), n_(n_chains), nv_(rbm.n_visible), nh_(rbm.n_hidden),
+  Annealer(const RBMWeights<T>& rbm, const T* base_visible_bias, int64_t n_chains, bool binary_products,
+           int64_t first_chain)
+      : rbm_(rbm), base_(base_visible_bias), n_(n_chains), first_chain_(first_chain), nv_(rbm.n_visible),
+        nh_(rbm.n_hidden),
         binary_products_(binary_products), layouts_(rbm.weights, nh_, nv_), ldw_(layouts_.ldw), ldt_(layouts_.ldt),
         hidden_(n_ * ldt_, T(0)), visible_(n_ * ldw_, T(0)), v_(n_ * nv_, T(0)), v_indices_(n_ * nv_), v_counts_(n_),
         h_indices_(n_ * nh_), h_counts_(n_), h_masks_(n_ * mask_words_for(nh_)), bias_gap_(nv_), mixed_bias_(nv_),
@@ -41,7 +43,7 @@ template <typename T> class Annealer {
   // v ~ the base-rate model: independent units with logits b_A.
   void draw_from_base(RandomStream s) {
     bernoulli<T>(visible_.data(), ldw_, false, v_.data(), nv_, n_, nv_, base_, s, v_indices_.data(), v_counts_.data(),
-                 nv_);
+                 nv_, nullptr, first_chain_);
   }
 
   // v = row r / chains_per_row of x (given 0/1 rows, [n_chains / chains_per_row, n_visible]).
@@ -106,6 +108,7 @@ template <typename T> class Annealer {
     draw_h.counts = h_counts_.data();
     draw_h.indices_stride = nh_;
     draw_h.masks = h_masks_.data();
+    draw_h.first_row = first_chain_;
     sample_bernoulli(draw_h);
     const BinaryOperand<T> hs{hidden_.data(), ldt_, h_indices_.data(), h_counts_.data(), nh_, nnz(h_counts_.data()),
                               n_, nh_, h_masks_.data()};
@@ -119,7 +122,7 @@ template <typename T> class Annealer {
       for (int64_t i = 0; i < nv_; ++i) x[i] *= beta_t;
     }
     bernoulli<T>(visible_.data(), ldw_, false, v_.data(), nv_, n_, nv_, mixed_bias_.data(), at(s, 1),
-                 v_indices_.data(), v_counts_.data(), nv_);
+                 v_indices_.data(), v_counts_.data(), nv_, nullptr, first_chain_);
   }
 
   void copy_states(T* out) const { std::copy(v_.begin(), v_.end(), out); }
@@ -130,7 +133,7 @@ template <typename T> class Annealer {
 
   const RBMWeights<T>& rbm_;
   const T* base_;
-  const int64_t n_, nv_, nh_;
+  const int64_t n_, first_chain_, nv_, nh_;
   const bool binary_products_;
   const rbm_detail::WeightLayouts<T> layouts_;
   const int64_t ldw_, ldt_;
@@ -149,7 +152,7 @@ template <typename T> class Annealer {
 template <typename T> void rbm_ais(const AISParams<T>& p) {
   if (p.n_chains == 0) return;
   std::fill(p.log_weights, p.log_weights + p.n_chains, 0.0);
-  Annealer<T> chains(p.rbm, p.base_visible_bias, p.n_chains, p.binary_products);
+  Annealer<T> chains(p.rbm, p.base_visible_bias, p.n_chains, p.binary_products, p.first_chain);
   chains.draw_from_base(at(p.stream, 0));
   const int64_t last = p.n_betas - 1;  // index of beta = 1
   for (int64_t k = 1; k <= last; ++k) {
@@ -165,7 +168,7 @@ template <typename T> void rbm_raise(const RAISEParams<T>& p) {
   const int64_t n = p.n_rows * p.chains_per_row;
   if (n == 0) return;
   std::fill(p.log_weights, p.log_weights + n, 0.0);
-  Annealer<T> chains(p.rbm, p.base_visible_bias, n, p.binary_products);
+  Annealer<T> chains(p.rbm, p.base_visible_bias, n, p.binary_products, p.first_chain);
   chains.start_from_rows(p.data, p.chains_per_row);
   const int64_t last = p.n_betas - 1;
   chains.hidden_pass(p.betas[last], p.betas[last], nullptr);

@@ -60,14 +60,16 @@ void py_fill_bits(Array<uint32_t>& out, uint64_t seed, uint64_t offset) {
 
 template <typename T>
 void py_sample_bernoulli(const Array<T>& input, const OptArray<T>& bias, OptArray<T>& probs, OptArray<T>& states,
-                         bool from_logits, uint64_t seed, uint64_t offset) {
+                         bool from_logits, uint64_t seed, uint64_t offset, int64_t first_row) {
   const int64_t rows = rows_of(input), cols = cols_of(input);
   need(!bias || bias->size() == cols, "bias must have one entry per column");
   need(!probs || probs->size() == input.size(), "probs must match input");
   need(!states || states->size() == input.size(), "states must match input");
   need(from_logits || (states && !probs && !bias), "probabilities in, states out");
+  need(first_row >= 0, "first_row must be >= 0");
   BernoulliParams<T> p{input.data(), ptr(bias), mut(probs), mut(states), rows, cols, cols, cols, cols, from_logits,
                        {seed, offset}};
+  p.first_row = first_row;
   run_released([&] {
     sample_bernoulli<T>(p);
   });
@@ -102,13 +104,15 @@ py::tuple py_sample_bernoulli_rows(const Array<T>& input, const OptArray<T>& bia
 
 template <typename T>
 void py_sample_gaussian(const Array<T>& mean, const OptArray<T>& bias, const OptArray<T>& stddev, T stddev_scalar,
-                        Array<T>& out, uint64_t seed, uint64_t offset) {
+                        Array<T>& out, uint64_t seed, uint64_t offset, int64_t first_row) {
   const int64_t rows = rows_of(mean), cols = cols_of(mean);
   need(!bias || bias->size() == cols, "bias must have one entry per column");
   need(!stddev || stddev->size() == cols, "stddev must have one entry per column");
   need(out.size() == mean.size(), "out must match mean");
+  need(first_row >= 0, "first_row must be >= 0");
   GaussianParams<T> p{mean.data(), ptr(bias), ptr(stddev), stddev_scalar, out.mutable_data(), rows, cols, cols, cols,
                       {seed, offset}};
+  p.first_row = first_row;
   run_released([&] {
     sample_gaussian<T>(p);
   });
@@ -157,14 +161,15 @@ void py_gibbs(const Array<T>& weights, const Array<T>& visible_bias, const Array
 template <typename T>
 void py_rbm_ais(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias, const Array<T>& base_visible_bias,
                 const Array<double>& betas, Array<double>& log_weights, OptArray<T>& visible_out, uint64_t seed,
-                uint64_t offset, bool binary_products) {
+                uint64_t offset, bool binary_products, int64_t first_chain) {
+  need(first_chain >= 0, "first_chain must be >= 0");
   RBMWeights<T> rbm = rbm_read_only(weights, visible_bias, hidden_bias);
   need(base_visible_bias.size() == rbm.n_visible, "base_visible_bias must have n_visible entries");
   need(betas.ndim() == 1 && betas.size() >= 2, "betas must be 1-D with >= 2 entries");
   const int64_t n = log_weights.size();
   need(!visible_out || visible_out->size() == n * rbm.n_visible, "visible_out must be [n_chains, n_visible]");
   AISParams<T> p{rbm, base_visible_bias.data(), betas.data(), betas.size(), n, log_weights.mutable_data(),
-                 mut(visible_out), {seed, offset}, binary_products};
+                 mut(visible_out), {seed, offset}, binary_products, first_chain};
   run_released([&] {
     rbm_ais<T>(p);
   });
@@ -173,7 +178,9 @@ void py_rbm_ais(const Array<T>& weights, const Array<T>& visible_bias, const Arr
 template <typename T>
 void py_rbm_raise(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias,
                   const Array<T>& base_visible_bias, const Array<double>& betas, const Array<T>& data,
-                  Array<double>& log_weights, uint64_t seed, uint64_t offset, bool binary_products) {
+                  Array<double>& log_weights, uint64_t seed, uint64_t offset, bool binary_products,
+                  int64_t first_chain) {
+  need(first_chain >= 0, "first_chain must be >= 0");
   RBMWeights<T> rbm = rbm_read_only(weights, visible_bias, hidden_bias);
   need(base_visible_bias.size() == rbm.n_visible, "base_visible_bias must have n_visible entries");
   need(betas.ndim() == 1 && betas.size() >= 2, "betas must be 1-D with >= 2 entries");
@@ -181,7 +188,8 @@ void py_rbm_raise(const Array<T>& weights, const Array<T>& visible_bias, const A
   need(log_weights.ndim() == 2 && log_weights.shape(0) == data.shape(0) && log_weights.shape(1) >= 1,
        "log_weights must be [n_rows, chains_per_row]");
   RAISEParams<T> p{rbm, base_visible_bias.data(), betas.data(), betas.size(), data.data(), data.shape(0),
-                   log_weights.shape(1), log_weights.mutable_data(), {seed, offset}, binary_products};
+                   log_weights.shape(1), log_weights.mutable_data(), {seed, offset}, binary_products,
+                   first_chain};
   run_released([&] {
     rbm_raise<T>(p);
   });
@@ -594,9 +602,9 @@ template <typename T> void bind_dtype(py::module_& m) {
   m.def("fill_uniform", &py_fill_uniform<T>, nc("out"), py::arg("seed"), py::arg("offset"));
   m.def("fill_normal", &py_fill_normal<T>, nc("out"), py::arg("seed"), py::arg("offset"));
   m.def("sample_bernoulli", &py_sample_bernoulli<T>, nc("input"), opt("bias"), opt("probs"), opt("states"),
-        py::arg("from_logits"), py::arg("seed"), py::arg("offset"));
+        py::arg("from_logits"), py::arg("seed"), py::arg("offset"), py::arg("first_row") = 0);
   m.def("sample_gaussian", &py_sample_gaussian<T>, nc("mean"), opt("bias"), opt("stddev"), py::arg("stddev_scalar"),
-        nc("out"), py::arg("seed"), py::arg("offset"));
+        nc("out"), py::arg("seed"), py::arg("offset"), py::arg("first_row") = 0);
   m.def("rbm_gibbs", &py_gibbs<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("visible_in"),
         nc("visible_out"), opt("hidden_probs_out"), opt("clamp"), py::arg("steps"), py::arg("seed"),
         py::arg("offset"), py::arg("binary_products") = true);
@@ -607,9 +615,10 @@ template <typename T> void bind_dtype(py::module_& m) {
         py::arg("binary_products") = true, py::arg("hidden_slices") = true);
   m.def("rbm_ais", &py_rbm_ais<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("base_visible_bias"),
         nc("betas"), nc("log_weights"), opt("visible_out"), py::arg("seed"), py::arg("offset"),
-        py::arg("binary_products"));
+        py::arg("binary_products"), py::arg("first_chain") = 0);
   m.def("rbm_raise", &py_rbm_raise<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("base_visible_bias"),
-        nc("betas"), nc("data"), nc("log_weights"), py::arg("seed"), py::arg("offset"), py::arg("binary_products"));
+        nc("betas"), nc("data"), nc("log_weights"), py::arg("seed"), py::arg("offset"), py::arg("binary_products"),
+        py::arg("first_chain") = 0);
   m.def("rbm_pseudo_likelihood", &py_rbm_pseudo_likelihood<T>, nc("weights"), nc("visible_bias"),
         nc("hidden_bias"), nc("visible"), nc("hidden_preact"), nc("out"));
   m.def("sgd_momentum_update", &py_sgd_momentum_update<T>, nc("param"), opt("velocity"), nc("grad"),

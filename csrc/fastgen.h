@@ -32,7 +32,7 @@ template <typename T> struct BernoulliParams {
   int64_t rows, cols;
   int64_t input_stride, probs_stride, states_stride;  // row strides
   bool from_logits;
-  RandomStream stream;  // consumes 1 offset; element (r, c) uses index r * cols + c
+  RandomStream stream;  // consumes 1 offset; element (r, c) uses index (first_row + r) * cols + c
   // Optional, with states: the ones of each row as index lists, written during the draw (so the
   // next product can use binary_matmul): indices [rows, indices_stride >= cols], counts [rows].
   int32_t* indices = nullptr;
@@ -41,6 +41,8 @@ template <typename T> struct BernoulliParams {
   // Optional, with the lists: the states of each row as a bit mask, bit c of words
   // [r * w, (r + 1) * w) set when state (r, c) is 1, w = mask_words_for(cols).
   uint64_t* masks = nullptr;
+  // Row r draws as row first_row + r of a larger matrix would (a shard of a data-parallel batch).
+  int64_t first_row = 0;
 };
 // Fused bias add + sigmoid + Bernoulli draw. input may alias probs (in-place).
 template <typename T> void sample_bernoulli(const BernoulliParams<T>& p);
@@ -53,7 +55,8 @@ template <typename T> struct GaussianParams {
   T* out;            // [rows, cols]  may alias mean
   int64_t rows, cols;
   int64_t mean_stride, out_stride;
-  RandomStream stream;  // consumes 1 offset; element (r, c) uses index r * cols + c
+  RandomStream stream;  // consumes 1 offset; element (r, c) uses index (first_row + r) * cols + c
+  int64_t first_row = 0;  // as BernoulliParams::first_row
 };
 // out = mean + bias + stddev * eps, eps ~ N(0, 1).
 template <typename T> void sample_gaussian(const GaussianParams<T>& p);
@@ -291,6 +294,7 @@ template <typename T> struct AISParams {
   T* visible_out;               // [n_chains, n_visible] the chains' last states, or nullptr
   RandomStream stream;          // consumes 2 * n_betas - 3 offsets: v_0, then h and v at each inner beta
   bool binary_products = true;  // products with the sampled (0/1) states go to binary_matmul when it pays
+  int64_t first_chain = 0;      // chain m draws as chain first_chain + m of a larger run (one rank's share)
 };
 // AIS from the base-rate RBM to the target (formulas in kernels/include/fastgen/ais.h):
 // log Z_B ~ log Z_A + log mean exp(log_weights), accumulated in double.
@@ -307,6 +311,7 @@ template <typename T> struct RAISEParams {
   double* log_weights;          // [n_rows, chains_per_row] out: sum_k log p*_beta_k-1(x_k-1) - log p*_beta_k(x_k-1)
   RandomStream stream;          // consumes 2 * (n_betas - 1) offsets: h and v at each beta from 1 down
   bool binary_products = true;
+  int64_t first_chain = 0;      // as AISParams::first_chain (chain of row r, copy j: r * chains_per_row + j)
 };
 // Reverse AIS (RAISE) from each data row down to the base-rate RBM, chains_per_row chains per
 // row: log P(x) ~ -F(x) - log Z_A + log mean exp(log_weights[row]), accumulated in double.

@@ -126,8 +126,9 @@ inline int64_t total(const int32_t* counts, int64_t rows) {
 template <typename T>
 void bernoulli(T* pre, int64_t ld_pre, bool keep_probs, T* states, int64_t ld_states, int64_t rows, int64_t cols,
                const T* bias, RandomStream s, int32_t* indices, int32_t* counts, int64_t indices_stride,
-               uint64_t* masks = nullptr) {
+               uint64_t* masks = nullptr, int64_t first_row = 0) {
   BernoulliParams<T> p{pre, bias, keep_probs ? pre : nullptr, states, rows, cols, ld_pre, ld_pre, ld_states, true, s};
+  p.first_row = first_row;
   p.indices = states ? indices : nullptr;
   p.counts = states ? counts : nullptr;
   p.indices_stride = indices_stride;

@@ -45,6 +45,7 @@ namespace {
 template <typename T, bool kBias, bool kProbs, bool kStates>
 void bernoulli_logits_row(const T* in, const T* bias, T* probs, T* states, int64_t r, int64_t cols, RandomStream s,
                           int32_t* indices, int32_t* count, uint64_t* bits) {
+  // r is the row's stream row (first_row + its place in the call)
   const int32_t ones = bernoulli_logits_range<T, kBias, kProbs, kStates>(in, bias, probs, states, r * cols, 0, cols, s,
                                                                          indices, bits);
   if (count != nullptr) *count = ones;
@@ -56,7 +57,8 @@ void bernoulli_logits_rows(const BernoulliParams<T>& p) {
   for (int64_t r = 0; r < p.rows; ++r) {
     bernoulli_logits_row<T, kBias, kProbs, kStates>(p.input + r * p.input_stride, p.bias,
                                                     kProbs ? p.probs + r * p.probs_stride : nullptr,
-                                                    kStates ? p.states + r * p.states_stride : nullptr, r, p.cols,
+                                                    kStates ? p.states + r * p.states_stride : nullptr,
+                                                    p.first_row + r, p.cols,
                                                     p.stream, p.indices ? p.indices + r * p.indices_stride : nullptr,
                                                     p.indices ? p.counts + r : nullptr,
                                                     p.indices && p.masks ? p.masks + r * mask_words_for(p.cols) : nullptr);
@@ -73,8 +75,9 @@ template <typename T> void bernoulli_probs_rows(const BernoulliParams<T>& p) {
     uint64_t* bits = p.masks && indices ? p.masks + r * mask_words_for(cols) : nullptr;
     if (bits != nullptr) std::fill(bits, bits + mask_words_for(cols), uint64_t(0));
     int32_t ones = 0;
-    for_each_word_chunk(p.stream, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const uint32_t* w) {
-      const int64_t c0 = start - r * cols;
+    const int64_t base = (p.first_row + r) * cols;
+    for_each_word_chunk(p.stream, base, base + cols, [&](int64_t start, int64_t len, const uint32_t* w) {
+      const int64_t c0 = start - base;
 #pragma omp simd
       for (int64_t j = 0; j < len; ++j) states[c0 + j] = bernoulli_state(in[c0 + j], uniform01<T>(w[j]));
       if (indices != nullptr) ones = append_nonzero_columns(states + c0, len, c0, indices, ones, nullptr, bits);
@@ -101,8 +104,9 @@ template <typename T> void sample_gaussian(const GaussianParams<T>& p) {
   for (int64_t r = 0; r < p.rows; ++r) {
     const T* mean = p.mean + r * p.mean_stride;
     T* out = p.out + r * p.out_stride;
-    for_each_normal_chunk<T>(p.stream, r * cols, (r + 1) * cols, [&](int64_t start, int64_t len, const T* z) {
-      const int64_t c0 = start - r * cols;
+    const int64_t base = (p.first_row + r) * cols;
+    for_each_normal_chunk<T>(p.stream, base, base + cols, [&](int64_t start, int64_t len, const T* z) {
+      const int64_t c0 = start - base;
 #pragma omp simd
       for (int64_t j = 0; j < len; ++j) {
         const int64_t c = c0 + j;

@@ -25,7 +25,7 @@ def ais_offsets(n_betas: int) -> int:
 
 
 def ais_log_weights(W, b_vis, b_hid, base_visible_bias, betas, *, n_chains: int, generator=None,
-                    return_states: bool = False, binary_products: bool | None = None):
+                    return_states: bool = False, binary_products: bool | None = None, first_chain: int = 0):
     """Log importance weights of ``n_chains`` AIS runs from the base-rate model to the RBM.
 
     Parameters
@@ -46,6 +46,9 @@ def ais_log_weights(W, b_vis, b_hid, base_visible_bias, betas, *, n_chains: int,
         Products with the sampled 0/1 states as binary_matmul where it beats BLAS (True) or on
         BLAS (False); they agree up to rounding. Default: True unless the environment sets
         FASTGEN_DENSE_PRODUCTS=1.
+    first_chain : int >= 0
+        These chains are chains ``first_chain ..`` of a larger run (one rank's share of it):
+        each draws exactly what it draws in the whole run.
 
     Returns
     -------
@@ -57,6 +60,7 @@ def ais_log_weights(W, b_vis, b_hid, base_visible_bias, betas, *, n_chains: int,
     if betas.shape[0] < 2:
         raise ValueError(f"betas must hold at least 2 inverse temperatures, got shape {betas.shape}")
     n_chains = positive_int(n_chains, "n_chains")
+    first_chain = positive_int(first_chain, "first_chain", minimum=0)
     return_states = flag(return_states, "return_states")
     binary_products = _cpu.binary_products_default() if binary_products is None else flag(binary_products,
                                                                                           "binary_products")
@@ -65,7 +69,8 @@ def ais_log_weights(W, b_vis, b_hid, base_visible_bias, betas, *, n_chains: int,
     states = np.empty((n_chains, W.shape[1]), W.dtype) if return_states else None
     _cpu.C.rbm_ais(weights=W, visible_bias=b_vis, hidden_bias=b_hid, base_visible_bias=base, betas=betas,
                    log_weights=log_weights, visible_out=states, seed=gen.seed,
-                   offset=gen.take(ais_offsets(betas.shape[0])), binary_products=binary_products)
+                   offset=gen.take(ais_offsets(betas.shape[0])), binary_products=binary_products,
+                   first_chain=first_chain)
     return (log_weights, states) if return_states else log_weights
 
 
@@ -75,7 +80,7 @@ def raise_offsets(n_betas: int) -> int:
 
 
 def raise_log_weights(W, b_vis, b_hid, base_visible_bias, betas, data, *, chains_per_row: int, generator=None,
-                      binary_products: bool | None = None):
+                      binary_products: bool | None = None, first_row: int = 0):
     """Reverse-AIS log-weights: ``chains_per_row`` chains start at each row of ``data`` and run
     the AIS transitions backwards, from beta = 1 down to the base-rate model.
 
@@ -100,6 +105,9 @@ def raise_log_weights(W, b_vis, b_hid, base_visible_bias, betas, data, *, chains
         Takes :func:`raise_offsets` ``(n_betas)`` offsets.
     binary_products : bool, optional
         As for :func:`ais_log_weights`.
+    first_row : int >= 0
+        ``data`` is rows ``first_row ..`` of a larger set (one rank's share): each chain draws
+        exactly what it draws in the whole run.
 
     Returns
     -------
@@ -116,11 +124,13 @@ def raise_log_weights(W, b_vis, b_hid, base_visible_bias, betas, data, *, chains
     if not np.all((x == 0) | (x == 1)):
         raise ValueError("data must hold only 0 and 1 (binary rows)")
     chains_per_row = positive_int(chains_per_row, "chains_per_row")
+    first_row = positive_int(first_row, "first_row", minimum=0)
     binary_products = _cpu.binary_products_default() if binary_products is None else flag(binary_products,
                                                                                           "binary_products")
     gen = as_generator(generator)
     log_weights = np.empty((x.shape[0], chains_per_row), np.float64)
     _cpu.C.rbm_raise(weights=W, visible_bias=b_vis, hidden_bias=b_hid, base_visible_bias=base, betas=betas,
                      data=np.ascontiguousarray(x), log_weights=log_weights, seed=gen.seed,
-                     offset=gen.take(raise_offsets(betas.shape[0])), binary_products=binary_products)
+                     offset=gen.take(raise_offsets(betas.shape[0])), binary_products=binary_products,
+                     first_chain=first_row * chains_per_row)
     return log_weights

@@ -13,7 +13,7 @@ from .._native import cpu as _cpu
 from .sampling import sample_bernoulli_numpy, sigmoid_numpy
 from .validation import float_array, float_array_cuda, rbm_parameters, rbm_parameters_cuda
 
-__all__ = ["CDGradients", "cd_epoch", "cd_gradients", "offsets_per_epoch"]
+__all__ = ["CDGradients", "cd_epoch", "cd_gradients", "cd_statistics_numpy", "offsets_per_epoch"]
 
 
 class CDGradients(NamedTuple):
@@ -26,7 +26,8 @@ class CDGradients(NamedTuple):
     chains: np.ndarray         # [n_chains, n_hidden] hidden states after the last step
 
 
-def cd_gradients(v, W, b_vis, b_hid, *, k: int = 1, generator=None, persistent_chains=None) -> CDGradients:
+def cd_gradients(v, W, b_vis, b_hid, *, k: int = 1, generator=None, persistent_chains=None, first_row: int = 0,
+                 first_chain: int = 0, batch_rows: int | None = None, total_chains: int | None = None) -> CDGradients:
     """CD-k (or PCD-k with ``persistent_chains``) gradient estimate for one mini-batch.
 
     ``dW = <h v^T>_data - <h v^T>_model``, each a mean over its own rows: the data term uses
@@ -47,6 +48,16 @@ def cd_gradients(v, W, b_vis, b_hid, *, k: int = 1, generator=None, persistent_c
     persistent_chains : array of shape (n_chains, n_hidden), optional
         Hidden states of persistent chains (PCD); not modified, the advanced chains are
         returned.
+    first_row, first_chain : int >= 0
+        For a shard of a larger batch (one rank's rows in data-parallel training, one chunk of
+        an out-of-core batch): the rows of ``v`` are rows ``first_row ..`` of the whole batch
+        and the chains are chains ``first_chain ..`` of all of them (CD: the chains are the
+        data rows, ``first_chain`` is unused). Each row and chain then draws exactly the
+        states the whole batch's call gives it.
+    batch_rows, total_chains : int, optional
+        The whole batch's row and chain counts (default: this call's). Each term is a sum over
+        this call's rows divided by these counts, so the shards' results add up to the whole
+        batch's gradient, to rounding (float sums in another order). ``v`` may then be empty.
 
     Returns
     -------
@@ -56,38 +67,96 @@ def cd_gradients(v, W, b_vis, b_hid, *, k: int = 1, generator=None, persistent_c
     """
     pl = placement(v=v, W=W, b_vis=b_vis, b_hid=b_hid, persistent_chains=persistent_chains)
     if pl.cuda:
+        if first_row or first_chain or batch_rows is not None or total_chains is not None:
+            raise ValueError("first_row, first_chain, batch_rows and total_chains (shards of a batch) are "
+                             "supported for CPU arrays only")
         with pl.activate():
             return _cd_gradients_cuda(pl, v, W, b_vis, b_hid, k, generator, persistent_chains)
     W, b_vis, b_hid = rbm_parameters(W, b_vis, b_hid)
-    v = float_array(v, "v", ndim=2, dtype=W.dtype, allow_empty=False)
+    sharded = batch_rows is not None
+    v = float_array(v, "v", ndim=2, dtype=W.dtype, allow_empty=sharded)
     if v.shape[1] != W.shape[1]:
         raise ValueError(f"v must have {W.shape[1]} columns (n_visible of W), got shape {v.shape}")
     k = positive_int(k, "k", maximum=INT32_MAX)
+    first_row = positive_int(first_row, "first_row", minimum=0)
+    first_chain = positive_int(first_chain, "first_chain", minimum=0)
+    if persistent_chains is not None:
+        persistent_chains = float_array(persistent_chains, "persistent_chains", ndim=2, dtype=W.dtype,
+                                        allow_empty=False)
+        if persistent_chains.shape[1] != W.shape[0]:
+            raise ValueError(f"persistent_chains must have {W.shape[0]} columns (n_hidden), "
+                             f"got {persistent_chains.shape}")
+    n_chains = v.shape[0] if persistent_chains is None else persistent_chains.shape[0]
+    batch_rows = v.shape[0] if batch_rows is None else positive_int(batch_rows, "batch_rows", minimum=max(1, v.shape[0]))
+    if total_chains is None or persistent_chains is None:  # CD: the chains are the batch's rows
+        total_chains = batch_rows if persistent_chains is None else n_chains
+    else:
+        total_chains = positive_int(total_chains, "total_chains", minimum=n_chains)
     gen = as_generator(generator)
     seed, first = gen.seed, gen.take(2 * k + 1)
+    return _cd_gradients_numpy(v, W, b_vis, b_hid, k, seed, first, persistent_chains, first_row,
+                               first_row if persistent_chains is None else first_chain, batch_rows, total_chains)
 
+
+def _cd_gradients_numpy(v, W, b_vis, b_hid, k, seed, first, persistent_chains, first_row, first_chain, batch_rows,
+                        total_chains) -> CDGradients:
+    """:func:`cd_gradients` on checked NumPy arrays, drawing from offsets first .. first + 2 k."""
+    grads = (np.zeros_like(W), np.zeros_like(b_vis), np.zeros_like(b_hid))
+    chains = None if persistent_chains is None else persistent_chains.copy()
+    chains = cd_statistics_numpy(v, W, b_vis, b_hid, k=k, seed=seed, first=first, out=grads,
+                                 data_scale=1.0 / batch_rows, chains_scale=1.0 / total_chains,
+                                 persistent_chains=chains, first_row=first_row, first_chain=first_chain)
+    return CDGradients(*grads, chains)
+
+
+# A trusted entry point (arrays checked by the caller, as ops/sampling.py's *_numpy functions), for
+# trainers that sum a batch's statistics over shards: ranks of a data-parallel job, chunks of an
+# out-of-core batch.
+def cd_statistics_numpy(v, W, b_vis, b_hid, *, k: int, seed: int, first: int, out, data_scale: float,
+                        chains_scale: float, persistent_chains=None, first_row: int = 0, first_chain: int = 0,
+                        model_term: bool = True):
+    """Adds one shard's CD-k / PCD-k statistics to ``out = (dW, db_vis, db_hid)``:
+    ``data_scale`` times the data sums (``P(h | v)`` with v) minus ``chains_scale`` times the
+    model sums (the chains after k steps, with ``P(h | v_k)``), drawing from offsets ``first ..
+    first + 2 k`` of stream ``seed`` as :func:`cd_gradients` does, rows and chains numbered from
+    ``first_row`` and ``first_chain``.
+
+    PCD: ``persistent_chains`` (C-contiguous, W's dtype) are advanced in place, and with
+    ``model_term=False`` only the data term is added (a batch's later chunks: the chains run
+    once per batch). CD (no persistent chains): the chains are v's rows, restarted from
+    h ~ P(h | v) (row r of v is chain ``first_row + r``). Returns the advanced chains (CD: the
+    last hidden states drawn, or None when the shard is empty)."""
+    dW, db_vis, db_hid = out
+    dt = W.dtype.type
     hidden_pos = v @ W.T
     if persistent_chains is None:
         chains = np.empty_like(hidden_pos)
-        sample_bernoulli_numpy(hidden_pos, bias=b_hid, probs=hidden_pos, states=chains, seed=seed, offset=first)
+        sample_bernoulli_numpy(hidden_pos, bias=b_hid, probs=hidden_pos, states=chains, seed=seed, offset=first,
+                               first_row=first_row)
+        first_chain = first_row
     else:
-        chains = float_array(persistent_chains, "persistent_chains", ndim=2, dtype=W.dtype, allow_empty=False).copy()
-        if chains.shape[1] != W.shape[0]:
-            raise ValueError(f"persistent_chains must have {W.shape[0]} columns (n_hidden), got {chains.shape}")
+        chains = persistent_chains
         sigmoid_numpy(hidden_pos, bias=b_hid, out=hidden_pos)
+    if v.shape[0]:
+        dW += dt(data_scale) * (hidden_pos.T @ v)
+        db_vis += dt(data_scale) * v.sum(axis=0)
+        db_hid += dt(data_scale) * hidden_pos.sum(axis=0)
+    if not model_term or chains.shape[0] == 0:
+        return chains if v.shape[0] or persistent_chains is not None else None
     for step in range(k):
         visible_neg = np.empty((chains.shape[0], W.shape[1]), W.dtype)
-        sample_bernoulli_numpy(chains @ W, bias=b_vis, states=visible_neg, seed=seed, offset=first + 1 + 2 * step)
+        sample_bernoulli_numpy(chains @ W, bias=b_vis, states=visible_neg, seed=seed, offset=first + 1 + 2 * step,
+                               first_row=first_chain)
         hidden_neg = visible_neg @ W.T
         if step + 1 == k and persistent_chains is None:
             sigmoid_numpy(hidden_neg, bias=b_hid, out=hidden_neg)
         else:
             sample_bernoulli_numpy(hidden_neg, bias=b_hid, probs=hidden_neg, states=chains, seed=seed,
-                                   offset=first + 2 + 2 * step)
-    dW = hidden_pos.T @ v / v.shape[0] - hidden_neg.T @ visible_neg / chains.shape[0]
-    db_vis = v.mean(axis=0) - visible_neg.mean(axis=0)
-    db_hid = hidden_pos.mean(axis=0) - hidden_neg.mean(axis=0)
-    return CDGradients(dW, db_vis, db_hid, chains)
+                                   offset=first + 2 + 2 * step, first_row=first_chain)
+    dW -= dt(chains_scale) * (hidden_neg.T @ visible_neg)
+    db_vis -= dt(chains_scale) * visible_neg.sum(axis=0)
+    db_hid -= dt(chains_scale) * hidden_neg.sum(axis=0)
+    return chains
 
 
 def _cd_gradients_cuda(pl, v, W, b_vis, b_hid, k, generator, persistent_chains) -> CDGradients:

@@ -25,11 +25,12 @@ _OUTPUTS = ("states", "probs", "both")
 # positional arguments: pybind11 matches keywords once per overload (float32, then float64), a
 # cost these small per-batch calls would pay every time (docs/performance.md).
 def sample_bernoulli_numpy(x: np.ndarray, *, bias=None, probs=None, states=None, from_logits: bool = True,
-                           seed: int = 0, offset: int = 0) -> None:
+                           seed: int = 0, offset: int = 0, first_row: int = 0) -> None:
     """The kernel of :func:`sample_bernoulli`: writes ``probs`` (sigmoid(x + bias), when given)
     and ``states`` (0/1 draws, when given; offset ``offset`` of stream ``seed``). ``probs`` may
-    be ``x`` itself (in place); with ``from_logits=False``, ``x`` holds probabilities."""
-    _cpu.C.sample_bernoulli(x, bias, probs, states, from_logits, seed, offset)
+    be ``x`` itself (in place); with ``from_logits=False``, ``x`` holds probabilities. Row r
+    draws as row ``first_row + r`` of a taller matrix would (a shard of a larger batch)."""
+    _cpu.C.sample_bernoulli(x, bias, probs, states, from_logits, seed, offset, first_row)
 
 
 def sigmoid_numpy(x: np.ndarray, *, bias=None, out: np.ndarray) -> np.ndarray:
@@ -40,11 +41,11 @@ def sigmoid_numpy(x: np.ndarray, *, bias=None, out: np.ndarray) -> np.ndarray:
 
 
 def sample_gaussian_numpy(mean: np.ndarray, *, out: np.ndarray, bias=None, std=None, std_scalar: float = 0.0,
-                          seed: int, offset: int) -> np.ndarray:
+                          seed: int, offset: int, first_row: int = 0) -> np.ndarray:
     """The kernel of :func:`sample_gaussian`: ``out = mean + bias + std * eps`` with ``std`` a
-    per-column vector, or ``std_scalar`` when ``std`` is None; ``out`` may be ``mean``. Returns
-    ``out``."""
-    _cpu.C.sample_gaussian(mean, bias, std, std_scalar, out, seed, offset)
+    per-column vector, or ``std_scalar`` when ``std`` is None; ``out`` may be ``mean``; row r
+    draws as row ``first_row + r``. Returns ``out``."""
+    _cpu.C.sample_gaussian(mean, bias, std, std_scalar, out, seed, offset, first_row)
     return out
 
 
