@@ -7,7 +7,8 @@ parameters are checked against one table (``_params``), their input data in one 
 """
 from ._dbn import DBN
 from ._gbrbm import GaussianBernoulliRBM
+from ._parallel import data_parallel
 from ._params import check_random_state_named  # noqa: F401  (public before the split)
 from ._rbm import BernoulliRBM
 
-__all__ = ["BernoulliRBM", "GaussianBernoulliRBM", "DBN"]
+__all__ = ["BernoulliRBM", "GaussianBernoulliRBM", "DBN", "data_parallel"]

@@ -11,12 +11,14 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Str
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _backend
+from ..models.data_parallel import DEFAULT_CHUNK_ROWS, OneProcess, ShardedContrastiveDivergence
 from ..models.rbm import RBM, ContrastiveDivergence
 from ..models.schedules import ANNEALED_PCD, SCHEDULES, learning_rate_for_pass, log_odds_visible_bias
 from ..ops import sample_bernoulli
 from . import _base
 from ._base import RBM_PARAMETERS, check_fitted_finite, training_passes, writeable_training_state
 from ._data import validate_rows, validate_rows_on_device
+from ._parallel import current_job, same_seed, world_size
 from ._params import (RBM_PARAMETER_CONSTRAINTS, DeviceOption, generator_from, parameter_errors, parse_device,
                       validate_params)
 from ._rbm_compat import ScikitLearnHelpersMixin
@@ -214,6 +216,14 @@ class BernoulliRBM(LikelihoodMixin, ScikitLearnHelpersMixin, ClassNamePrefixFeat
         """"cpu" or the CUDA ordinal fit / partial_fit train on (see ``device``)."""
         wanted = parse_device(self.device)
         on_gpu = _backend.is_cuda_array(X)
+        if current_job() is not None:
+            if self.n_temperatures > 1:
+                raise InvalidParameterError("n_temperatures > 1 (parallel tempering) does not train data-parallel: "
+                                            "use n_temperatures=1 inside fastgen.sklearn.data_parallel")
+            if wanted not in ("auto", "cpu"):
+                raise ValueError(f"device={self.device!r}: data-parallel training runs on the CPU (gloo); use "
+                                 "device='cpu'")
+            return "cpu"
         if wanted == "cpu" or (wanted == "auto" and not on_gpu):
             return "cpu"
         if self.n_temperatures > 1:
@@ -276,7 +286,8 @@ class BernoulliRBM(LikelihoodMixin, ScikitLearnHelpersMixin, ClassNamePrefixFeat
         self.components_ = rbm.weights
         self.intercept_hidden_ = rbm.hidden_bias
         self.intercept_visible_ = rbm.visible_bias
-        self.h_samples_ = np.zeros((self.n_chains or self.batch_size, self.n_components), dtype)
+        # data-parallel: n_chains per rank, and every rank holds all of them (its share advances)
+        self.h_samples_ = np.zeros(((self.n_chains or self.batch_size) * world_size(), self.n_components), dtype)
         self._velocities = None
         self._n_features_out = self.n_components
         self.__dict__.pop("tempering_", None)
@@ -297,6 +308,10 @@ class BernoulliRBM(LikelihoodMixin, ScikitLearnHelpersMixin, ClassNamePrefixFeat
         learning rate of pass i (from 0), else the trainer's throughout."""
         on_device = _backend.is_cuda_array(X)
         rbm, trainer = self._model(), self._trainer()
+        job = current_job()
+        if job is not None or (batch_size > DEFAULT_CHUNK_ROWS and not on_device and self.n_temperatures == 1):
+            # one rank's share of each batch, or a batch read and computed in chunks (out of core)
+            trainer = ShardedContrastiveDivergence(trainer, job if job is not None else OneProcess())
         if on_device:
             rbm = RBM(*(_backend.to_cupy(a, "X") for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias)))
             self._move_trainer_state(trainer, lambda a: _backend.to_cupy(a, "X"))
@@ -307,9 +322,10 @@ class BernoulliRBM(LikelihoodMixin, ScikitLearnHelpersMixin, ClassNamePrefixFeat
                 for iteration in iterations:
                     if schedule is not None:
                         trainer.learning_rate = schedule(iteration - 1)
-                    for chunk in self._dense_chunks(X, rows_per_chunk):
+                    sharded = isinstance(trainer, ShardedContrastiveDivergence)  # reads its own chunks
+                    for chunk in [X] if sharded else self._dense_chunks(X, rows_per_chunk):
                         trainer.run(rbm, chunk, batch_size, generator)
-                    if report and self.verbose and not self.progress:
+                    if report and self.verbose and not self.progress and (job is None or job.rank == 0):
                         self._store_parameters(rbm)
                         end = time.time()
                         print("[%s] Iteration %d, pseudo-likelihood = %.2f, time = %.2fs"
@@ -365,7 +381,7 @@ class BernoulliRBM(LikelihoodMixin, ScikitLearnHelpersMixin, ClassNamePrefixFeat
         device = self._train_device(X)
         with _backend.Placement(device, X, "X").activate():
             X, column_sums = self._training_data(X, device, reset=True)
-            generator = generator_from(self.random_state)
+            generator = same_seed(generator_from(self.random_state))
             self._initialize(X.shape[1], X.dtype, generator)
             if column_sums is None:  # sparse X
                 column_sums = np.asarray(X.sum(axis=0), np.float64).ravel()
@@ -375,7 +391,7 @@ class BernoulliRBM(LikelihoodMixin, ScikitLearnHelpersMixin, ClassNamePrefixFeat
                 self.components_[...], self.intercept_visible_[...], self.intercept_hidden_[...] = init
             schedule = None if self.learning_rate_schedule == "constant" else self._learning_rate_for_pass
             try:
-                self._train(X, self.n_iter, self.batch_size, generator, schedule=schedule)
+                self._train(X, self.n_iter, self.batch_size * world_size(), generator, schedule=schedule)
             finally:  # the stream's position, after a failed pass too
                 self._generator = generator
         self._visible_sums = (column_sums, X.shape[0])
@@ -399,7 +415,7 @@ class BernoulliRBM(LikelihoodMixin, ScikitLearnHelpersMixin, ClassNamePrefixFeat
             first_pass = not hasattr(self, "components_")
             X, column_sums = self._training_data(X, device, reset=first_pass)
             if not hasattr(self, "_generator"):
-                self._generator = generator_from(self.random_state)
+                self._generator = same_seed(generator_from(self.random_state))
             if first_pass:
                 self._initialize(X.shape[1], X.dtype, self._generator)
             writeable_training_state(self)

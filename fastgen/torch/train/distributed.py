@@ -58,6 +58,15 @@ class Distributed:
     def barrier(self) -> None:
         torch.distributed.barrier()
 
+    def all_reduce(self, array) -> None:
+        """``array`` (a writeable C-contiguous NumPy array) becomes its sum over the ranks, in
+        place: the collective fastgen.sklearn.data_parallel training calls once per batch."""
+        torch.distributed.all_reduce(torch.from_numpy(array))
+
+    def broadcast(self, array, root: int = 0) -> None:
+        """``array`` (NumPy, in place) becomes rank ``root``'s."""
+        torch.distributed.broadcast(torch.from_numpy(array), root)
+
     def average_gradients(self, params) -> None:
         """Each parameter's gradient becomes the mean over the ranks (one all-reduce of all of
         them, flattened): for trainers whose steps DistributedDataParallel cannot wrap (a GAN's
