@@ -5,7 +5,8 @@ import contextlib
 
 import numpy as np
 
-# Sparse input is densified this many rows at a time (in fit: rounded to whole batches).
+# Sparse input is densified this many rows at a time (in fit: rounded to whole batches), and a
+# larger batch (partial_fit of a memory-mapped file) is read and computed this many rows at a time.
 SPARSE_CHUNK_ROWS = 4096
 
 # The fitted parameters every RBM estimator has.

@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Str
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _backend
-from ..models.data_parallel import DEFAULT_CHUNK_ROWS, OneProcess, ShardedContrastiveDivergence
+from ..models.data_parallel import OneProcess, ShardedContrastiveDivergence
 from ..models.rbm import RBM, ContrastiveDivergence
 from ..models.schedules import ANNEALED_PCD, SCHEDULES, learning_rate_for_pass, log_odds_visible_bias
 from ..ops import sample_bernoulli
@@ -309,9 +309,11 @@ class BernoulliRBM(LikelihoodMixin, ScikitLearnHelpersMixin, ClassNamePrefixFeat
         on_device = _backend.is_cuda_array(X)
         rbm, trainer = self._model(), self._trainer()
         job = current_job()
-        if job is not None or (batch_size > DEFAULT_CHUNK_ROWS and not on_device and self.n_temperatures == 1):
-            # one rank's share of each batch, or a batch read and computed in chunks (out of core)
-            trainer = ShardedContrastiveDivergence(trainer, job if job is not None else OneProcess())
+        chunk_rows = _base.SPARSE_CHUNK_ROWS
+        if job is not None or (batch_size > chunk_rows and not on_device and self.n_temperatures == 1):
+            # one rank's share of each batch, or a batch read and computed in chunks (out of core:
+            # partial_fit of a memory-mapped file reads chunk_rows rows at a time)
+            trainer = ShardedContrastiveDivergence(trainer, job if job is not None else OneProcess(), chunk_rows)
         if on_device:
             rbm = RBM(*(_backend.to_cupy(a, "X") for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias)))
             self._move_trainer_state(trainer, lambda a: _backend.to_cupy(a, "X"))
