@@ -24,7 +24,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._checks import as_generator, positive_int
-from ..ops.ais import ais_log_weights, raise_log_weights
+from ..ops.ais import ais_log_weights, ais_offsets, raise_log_weights, raise_offsets
+from .data_parallel import gather_rows, share
 from ..ops.validation import float_array
 
 # Salakhutdinov & Murray's schedule: 500 temperatures in [0, 0.5), 4,000 in [0.5, 0.9) and
@@ -145,7 +146,7 @@ def _check_finite(rbm) -> None:
 
 
 def ais_log_partition(rbm, *, n_chains: int = 100, betas=None, data=None, base_visible_bias=None,
-                      generator=None, return_states: bool = False, binary_products: bool | None = None):
+                      generator=None, return_states: bool = False, binary_products: bool | None = None, job=None):
     """Estimate log Z of a Bernoulli-Bernoulli RBM by annealed importance sampling.
 
     Parameters
@@ -170,6 +171,10 @@ def ais_log_partition(rbm, *, n_chains: int = 100, betas=None, data=None, base_v
     binary_products : bool, optional
         How the products with sampled states are computed (see
         :func:`fastgen.ops.ais.ais_log_weights`); the default follows FASTGEN_DENSE_PRODUCTS.
+    job : data-parallel job, optional
+        Spread the chains over its ranks (:mod:`fastgen.models.data_parallel`): rank k runs
+        its share of them, each drawing what it draws in one process, and every rank gets all
+        the log-weights (so the same result, to the rounding of products over fewer rows).
 
     Returns
     -------
@@ -186,13 +191,30 @@ def ais_log_partition(rbm, *, n_chains: int = 100, betas=None, data=None, base_v
         base = base_rate_bias(data, rbm.n_visible, W.dtype)
     base = np.ascontiguousarray(base, dtype=W.dtype)
     _check_finite(rbm)
-    weights = ais_log_weights(W, b, c, base, betas, n_chains=n_chains, generator=generator,
-                              return_states=return_states, binary_products=binary_products)
-    log_weights, states = weights if return_states else (weights, None)
+    if job is None or job.world_size == 1:
+        weights = ais_log_weights(W, b, c, base, betas, n_chains=n_chains, generator=generator,
+                                  return_states=return_states, binary_products=binary_products)
+        log_weights, states = weights if return_states else (weights, None)
+    else:
+        log_weights, states = _ais_on_ranks(job, W, b, c, base, betas, n_chains, as_generator(generator),
+                                            return_states, binary_products)
     base_log_z = float(np.logaddexp(0.0, base.astype(np.float64)).sum() + rbm.n_hidden * np.log(2.0))
     log_z, lower, upper = _error_bar(log_weights, base_log_z)
     result = AISResult(float(log_z), float(lower), float(upper), log_weights, base_log_z, betas)
     return (result, states) if return_states else result
+
+
+def _ais_on_ranks(job, W, b, c, base, betas, n_chains, generator, return_states, binary_products):
+    """This rank's share of the AIS chains, then every rank's log-weights (and states)."""
+    start, stop = share(n_chains, job.rank, job.world_size)
+    if stop > start:
+        mine = ais_log_weights(W, b, c, base, betas, n_chains=stop - start, generator=generator, return_states=True,
+                               binary_products=binary_products, first_chain=start)
+    else:  # no chains here: take the stream's offsets all the same
+        generator.take(ais_offsets(betas.shape[0]))
+        mine = (np.empty(0, np.float64), np.empty((0, W.shape[1]), W.dtype))
+    log_weights = gather_rows(job, mine[0], n_chains)
+    return log_weights, gather_rows(job, mine[1], n_chains) if return_states else None
 
 
 # ---- reverse AIS -------------------------------------------------------------------------------
@@ -225,7 +247,7 @@ class RAISEResult:
 
 
 def raise_log_likelihood(rbm, data, *, n_chains: int = 10, betas=None, base_visible_bias=None,
-                         generator=None, binary_products: bool | None = None) -> RAISEResult:
+                         generator=None, binary_products: bool | None = None, job=None) -> RAISEResult:
     """Estimate log P(x) of each row of ``data`` by reverse annealed importance sampling (RAISE:
     Burda, Grosse & Salakhutdinov, AISTATS 2015).
 
@@ -259,6 +281,8 @@ def raise_log_likelihood(rbm, data, *, n_chains: int = 10, betas=None, base_visi
         Takes ``2 * (n_betas - 1)`` offsets.
     binary_products : bool, optional
         As for :func:`ais_log_partition`.
+    job : data-parallel job, optional
+        Spread the rows (and their chains) over its ranks, as :func:`ais_log_partition` does.
 
     Returns
     -------
@@ -273,8 +297,20 @@ def raise_log_likelihood(rbm, data, *, n_chains: int = 10, betas=None, base_visi
     _check_finite(rbm)
     base = (np.zeros(rbm.n_visible, W.dtype) if base_visible_bias is None
             else _checked_base_bias(rbm, base_visible_bias, W.dtype))
-    reverse = raise_log_weights(W, rbm.visible_bias, rbm.hidden_bias, base, betas, x, chains_per_row=n_chains,
-                                generator=as_generator(generator), binary_products=binary_products)
+    generator = as_generator(generator)
+    if job is None or job.world_size == 1:
+        reverse = raise_log_weights(W, rbm.visible_bias, rbm.hidden_bias, base, betas, x, chains_per_row=n_chains,
+                                    generator=generator, binary_products=binary_products)
+    else:
+        start, stop = share(x.shape[0], job.rank, job.world_size)
+        if stop > start:
+            mine = raise_log_weights(W, rbm.visible_bias, rbm.hidden_bias, base, betas, x[start:stop],
+                                     chains_per_row=n_chains, generator=generator, binary_products=binary_products,
+                                     first_row=start)
+        else:  # no rows here: take the stream's offsets all the same
+            generator.take(raise_offsets(betas.shape[0]))
+            mine = np.empty((0, n_chains), np.float64)
+        reverse = gather_rows(job, mine, x.shape[0])
     # log w = log p*_1(x) - log Z_A + the reverse sum (fastgen.ops.ais.raise_log_weights)
     rbm64 = type(rbm)(*(np.asarray(a, np.float64) for a in (W, rbm.visible_bias, rbm.hidden_bias)))
     log_p_star = -rbm64.free_energy(x.astype(np.float64)) if x.shape[0] else np.empty(0)
@@ -326,7 +362,7 @@ class LikelihoodBounds:
 
 def likelihood_bounds(rbm, data, *, ais_chains: int = DEFAULT_BOUNDS_AIS_CHAINS,
                       raise_chains: int = DEFAULT_BOUNDS_RAISE_CHAINS, betas=None, base_visible_bias=None,
-                      generator=None, binary_products: bool | None = None) -> LikelihoodBounds:
+                      generator=None, binary_products: bool | None = None, job=None) -> LikelihoodBounds:
     """``[RAISE, AIS]``: the mean log-likelihood of the rows of ``data`` bracketed by reverse AIS
     (below) and by ``-F(x) - log Z`` with AIS's log Z (above), on one schedule and one base model.
 
@@ -352,6 +388,8 @@ def likelihood_bounds(rbm, data, *, ais_chains: int = DEFAULT_BOUNDS_AIS_CHAINS,
     generator : fastgen.Generator, int or None
         AIS takes its offsets first, then RAISE.
     binary_products : bool, optional
+    job : data-parallel job, optional
+        Spread both estimates' chains over its ranks (see :func:`ais_log_partition`).
 
     Returns
     -------
@@ -369,9 +407,9 @@ def likelihood_bounds(rbm, data, *, ais_chains: int = DEFAULT_BOUNDS_AIS_CHAINS,
             else _checked_base_bias(rbm, base_visible_bias, rbm.weights.dtype))
     generator = as_generator(generator)
     ais = ais_log_partition(rbm, n_chains=ais_chains, betas=betas, base_visible_bias=base, generator=generator,
-                            binary_products=binary_products)
+                            binary_products=binary_products, job=job)
     reverse = raise_log_likelihood(rbm, x, n_chains=raise_chains, betas=betas, base_visible_bias=base,
-                                   generator=generator, binary_products=binary_products)
+                                   generator=generator, binary_products=binary_products, job=job)
     rbm64 = type(rbm)(*(np.asarray(a, np.float64) for a in (rbm.weights, rbm.visible_bias, rbm.hidden_bias)))
     per_row = -rbm64.free_energy(x.astype(np.float64)) - ais.log_z
     n = x.shape[0]

@@ -11,6 +11,7 @@ from .._checks import real
 from ..models.rbm import RBM
 from . import _base
 from ._base import RBM_PARAMETERS, check_fitted_finite
+from ._parallel import current_job, same_seed
 from ._params import generator_from, parameter_errors
 
 
@@ -59,8 +60,9 @@ class LikelihoodMixin:
         betas = self._annealing_schedule(n_betas, betas)
         base = self._base_visible_bias(rbm, data)
         seed_from = self.random_state if random_state is None else random_state
-        generator = generator_from(seed_from)
-        result = ais_log_partition(rbm, n_chains=n_chains, betas=betas, base_visible_bias=base, generator=generator)
+        generator = same_seed(generator_from(seed_from))  # data-parallel: rank 0's seed
+        result = ais_log_partition(rbm, n_chains=n_chains, betas=betas, base_visible_bias=base, generator=generator,
+                                   job=current_job())
         return result if return_result else result.log_z
 
     @staticmethod
@@ -95,7 +97,7 @@ class LikelihoodMixin:
         betas = self._annealing_schedule(n_betas, betas)
         base = self._base_visible_bias(rbm, data)
         rows = np.concatenate(list(self._dense_chunks(X, _base.SPARSE_CHUNK_ROWS)))
-        generator = generator_from(self.random_state if random_state is None else random_state)
+        generator = same_seed(generator_from(self.random_state if random_state is None else random_state))
         return rbm, rows, betas, base, generator
 
     def log_likelihood_raise(self, X, *, n_chains=10, n_betas=None, betas=None, data=None, random_state=None,
@@ -124,7 +126,7 @@ class LikelihoodMixin:
         rbm, rows, betas, base, generator = self._reverse_annealing_inputs(X, n_betas, betas, data, random_state)
         with parameter_errors():
             result = raise_log_likelihood(rbm, rows, n_chains=n_chains, betas=betas, base_visible_bias=base,
-                                          generator=generator)
+                                          generator=generator, job=current_job())
         return result if return_result else result.log_likelihood
 
     def log_likelihood_bounds(self, X, *, ais_chains=500, raise_chains=5, n_betas=None, betas=None, data=None,
@@ -155,7 +157,7 @@ class LikelihoodMixin:
         rbm, rows, betas, base, generator = self._reverse_annealing_inputs(X, n_betas, betas, data, random_state)
         with parameter_errors():
             return likelihood_bounds(rbm, rows, ais_chains=ais_chains, raise_chains=raise_chains, betas=betas,
-                                     base_visible_bias=base, generator=generator)
+                                     base_visible_bias=base, generator=generator, job=current_job())
 
     def log_likelihood(self, X, *, log_z=None, **log_partition_options):
         """log P(x) = -F(x) - log Z of each row.

@@ -170,3 +170,24 @@ def test_a_batch_read_in_chunks_trains_as_the_compiled_epoch(persistent):
     np.testing.assert_allclose(chunked.weights, compiled.weights, rtol=0, atol=1e-13)
     if persistent:
         np.testing.assert_array_equal(sharded.chains, plain.chains)
+
+
+def test_ais_and_raise_spread_over_ranks_give_the_one_process_estimates():
+    X = binary_data(n=300, n_features=20)
+    rbm = BernoulliRBM(n_components=10, n_iter=2, random_state=0).fit(X)
+    options = dict(n_betas=200, random_state=3)
+    one_z = rbm.log_partition(method="ais", n_chains=7, return_result=True, **options)
+    one_ll = rbm.log_likelihood_raise(X[:5], n_chains=3, **options)
+    one_bounds = rbm.log_likelihood_bounds(X[:4], ais_chains=5, raise_chains=2, **options)
+
+    def estimates(job):
+        return (rbm.log_partition(method="ais", n_chains=7, return_result=True, **options),
+                rbm.log_likelihood_raise(X[:5], n_chains=3, **options),
+                rbm.log_likelihood_bounds(X[:4], ais_chains=5, raise_chains=2, **options))
+
+    ranks = run_ranks(3, estimates)  # 7 chains over 3 ranks; 4 rows: one rank gets one row
+    for z, ll, bounds in ranks:
+        np.testing.assert_allclose(z.log_weights, one_z.log_weights, rtol=1e-12)
+        np.testing.assert_allclose(ll, one_ll, rtol=1e-12)
+        np.testing.assert_allclose([bounds.lower, bounds.upper], [one_bounds.lower, one_bounds.upper], rtol=1e-12)
+    np.testing.assert_array_equal(ranks[0][0].log_weights, ranks[2][0].log_weights)
