@@ -67,22 +67,27 @@ def _check_rbm_size(n_visible: int, n_hidden: int, n_chains: int, dtype) -> None
                        f"than this machine's memory ({memory:,} bytes)")
 
 
-def _continue_training(estimator, X, done: int, n_epochs: int) -> None:
+def _continue_training(estimator, X, done: int, n_epochs: int, job) -> None:
     """``n_epochs`` more passes of estimator's own CD/PCD procedure, from its saved parameters,
     chains, momentum buffers and random stream (``fit`` would start over). A learning-rate
     schedule runs over all ``done + n_epochs`` passes: pass ``done + i`` gets the rate the
-    schedule gives it for that total."""
+    schedule gives it for that total. Under torchrun, as one rank of ``job``."""
     from tqdm.auto import tqdm
+
+    from ..models.data_parallel import ShardedContrastiveDivergence
 
     estimator._check_params()
     X = estimator._validate_X(X, reset=False)
     if not hasattr(estimator, "_generator"):
         estimator._generator = estimator._generator_from(estimator.random_state)
     rbm, trainer = estimator._model(), estimator._trainer()
-    for i in tqdm(range(n_epochs), desc="BernoulliRBM", unit="epoch"):
+    batch_size = estimator.batch_size
+    if job is not None:
+        trainer, batch_size = ShardedContrastiveDivergence(trainer, job), batch_size * job.world_size
+    for i in tqdm(range(n_epochs), desc="BernoulliRBM", unit="epoch", disable=job is not None and not job.is_main):
         trainer.learning_rate = learning_rate_for_pass(estimator.learning_rate_schedule, estimator.learning_rate,
                                                        estimator.final_learning_rate, done + i, done + n_epochs)
-        trainer.run(rbm, X, estimator.batch_size, estimator._generator)
+        trainer.run(rbm, X, batch_size, estimator._generator)
     estimator._store_trainer_state(trainer)
 
 
@@ -108,7 +113,24 @@ def _recipe_line(recipe: str, e) -> str:
 
 
 def run(args) -> int:
-    """Run ``fastgen train rbm``; returns the exit code."""
+    """Run ``fastgen train rbm``; returns the exit code. Under ``torchrun --nproc-per-node N``,
+    as N data-parallel ranks (gloo): ``--batch-size`` and ``--n-chains`` per rank, rank 0 alone
+    prints, saves and draws (:func:`fastgen.sklearn.data_parallel`)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from ..torch.train.distributed import run_command
+
+        return run_command(_run, args)
+    return _run(args, None)
+
+
+def _run(args, job) -> int:
+    from ..sklearn import data_parallel
+
+    with data_parallel(job):
+        return _train(args, job)
+
+
+def _train(args, job) -> int:
     from ..datasets import load_array
     from ..sklearn import BernoulliRBM
 
@@ -186,6 +208,13 @@ def run(args) -> int:
               "a Bernoulli RBM expects binary data or probabilities", file=sys.stderr)
 
     print(f"data: {args.data}: {X.shape[0]} samples x {X.shape[1]} features", flush=True)
+    if job is not None:
+        chains = f", {estimator.n_chains or estimator.batch_size} persistent chains each" if estimator.persistent else ""
+        print(f"data parallel: {job.world_size} processes x batch {estimator.batch_size} (torchrun, gloo; a step "
+              f"takes {job.world_size * estimator.batch_size} rows{chains})")
+    main = job is None or job.is_main
+    if not main:
+        estimator.set_params(progress=False)
     load_kernels()
     if resume:
         if n_iter > 0:
@@ -193,7 +222,7 @@ def run(args) -> int:
             if schedule:
                 print(schedule)
             start = time.perf_counter()
-            _continue_training(estimator, X, done, n_iter)
+            _continue_training(estimator, X, done, n_iter, job)
             print(f"continued training for {n_iter} epochs in {time.perf_counter() - start:.2f} s "
                   f"(epochs {done + 1} to {done + n_iter})")
         elif args.epochs is not None:
@@ -204,6 +233,8 @@ def run(args) -> int:
         print(_recipe_line(recipe, estimator))
         seconds = fit_timed(estimator, X)
         print(f"trained {n_iter} epochs in {seconds:.2f} s")
+    if not main:  # every rank holds the same model: rank 0 reports and writes it
+        return 0
     start = time.perf_counter()
     pl = float(estimator.score_samples(X).mean())
     print(f"mean exact pseudo-likelihood: {pl:.3f} (over the {X.shape[0]} training samples, "
