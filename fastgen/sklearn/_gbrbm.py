@@ -12,6 +12,7 @@ from ..models.gbrbm import GaussianContrastiveDivergence, GaussianRBM, check_sta
 from ..random import Generator
 from ._base import RBM_PARAMETERS, check_fitted_finite, training_passes, writeable_training_state
 from ._data import compute_dtype
+from ._parallel import current_job, same_seed, world_size
 from ._params import RBM_PARAMETER_CONSTRAINTS, generator_from, parameter_errors, validate_params
 
 
@@ -159,7 +160,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             n_chains=self.n_chains or self.batch_size, momentum=self.momentum, weight_decay=self.weight_decay,
             learn_sigma=bool(self.learn_sigma), min_sigma=self._min_sigma,
             chains=self.h_samples_ if self.persistent else None,
-            velocities=getattr(self, "_velocities", None),
+            velocities=getattr(self, "_velocities", None), job=current_job(),
         )
 
     def _initialize(self, X, generator):
@@ -177,7 +178,8 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         if sigma is not None:
             model.weights *= sigma.astype(dtype)  # weights in each feature's units, like sigma
         self._store_centred(model)
-        self.h_samples_ = np.zeros((self.n_chains or self.batch_size, self.n_components), dtype)
+        # data-parallel: n_chains per rank, and every rank holds all of them
+        self.h_samples_ = np.zeros(((self.n_chains or self.batch_size) * world_size(), self.n_components), dtype)
         self._velocities = None
         self._n_features_out = self.n_components
 
@@ -206,7 +208,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     def _stream(self) -> Generator:
         if not hasattr(self, "_generator"):
-            self._generator = generator_from(self.random_state)
+            self._generator = same_seed(generator_from(self.random_state))
         return self._generator
 
     # ---- scikit-learn API ----------------------------------------------------------------------
@@ -225,7 +227,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         """
         self._check_params()
         X = self._validate_X(X, reset=True, training=True)
-        generator = generator_from(self.random_state)
+        generator = same_seed(generator_from(self.random_state))  # data-parallel: rank 0's seed
         self._initialize(X, generator)
         model, trainer = self._centred_model(), self._trainer()
         U = X - self._centre
@@ -234,8 +236,8 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         try:
             with training_passes(self, self.n_iter) as iterations:
                 for iteration in iterations:
-                    trainer.run(model, U, self.batch_size, generator)
-                    if self.verbose and not self.progress:
+                    trainer.run(model, U, self.batch_size * world_size(), generator)
+                    if self.verbose and not self.progress and getattr(trainer.job, "rank", 0) == 0:
                         end = time.time()
                         print(
                             "[%s] Iteration %d, reconstruction error = %.4f, time = %.2fs"

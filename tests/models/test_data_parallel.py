@@ -191,3 +191,18 @@ def test_ais_and_raise_spread_over_ranks_give_the_one_process_estimates():
         np.testing.assert_allclose(ll, one_ll, rtol=1e-12)
         np.testing.assert_allclose([bounds.lower, bounds.upper], [one_bounds.lower, one_bounds.upper], rtol=1e-12)
     np.testing.assert_array_equal(ranks[0][0].log_weights, ranks[2][0].log_weights)
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["PCD", "CD"])
+@pytest.mark.parametrize("learn_sigma", [False, True])
+def test_gaussian_bernoulli_rbm_ranks_train_as_one_process(persistent, learn_sigma):
+    from fastgen import GaussianBernoulliRBM
+
+    X = np.random.default_rng(1).normal(0, 1, (301, 12))
+    params = dict(n_components=6, n_iter=3, learning_rate=0.01, momentum=0.5, persistent=persistent,
+                  learn_sigma=learn_sigma, random_state=2)
+    one = GaussianBernoulliRBM(batch_size=30, **params).fit(X)
+    ranks = run_ranks(3, lambda job: GaussianBernoulliRBM(batch_size=10, **params).fit(X))
+    for name in ("components_", "intercept_hidden_", "log_sigma_", "h_samples_"):
+        np.testing.assert_array_equal(getattr(ranks[2], name), getattr(ranks[0], name), err_msg=name)
+        np.testing.assert_allclose(getattr(ranks[0], name), getattr(one, name), rtol=0, atol=1e-12, err_msg=name)

@@ -11,6 +11,7 @@ from ...ops.sampling import sample_bernoulli_numpy, sample_gaussian_numpy, sigmo
 from ...ops.sgd import sgd_momentum_update_numpy
 from ...random import Generator
 from .._divergence import guarded_pass
+from ..data_parallel import gather_rows, share
 from ..rbm import check_trainer_params
 from ._model import GaussianRBM, Gradients
 
@@ -73,6 +74,9 @@ class GaussianContrastiveDivergence:
     min_sigma: float = 1e-2
     chains: np.ndarray | None = field(default=None, repr=False)
     velocities: tuple | None = field(default=None, repr=False)
+    # A data-parallel job (fastgen.models.data_parallel): run() then takes this rank's share of
+    # each global batch and of the chains, and sums the gradients over the ranks.
+    job: object = field(default=None, repr=False)
 
     def __post_init__(self):
         check_trainer_params(self)
@@ -102,13 +106,20 @@ class GaussianContrastiveDivergence:
             self.velocities = tuple(np.zeros_like(a) for a in
                                     (model.weights, model.visible_bias, model.hidden_bias, model.log_sigma))
 
-    def batch_gradients(self, model: GaussianRBM, batch: np.ndarray, seed: int, offset: int) -> Gradients:
+    def batch_gradients(self, model: GaussianRBM, batch: np.ndarray, seed: int, offset: int, *, first_row: int = 0,
+                        first_chain: int = 0, batch_rows: int | None = None,
+                        total_chains: int | None = None) -> Gradients:
         """The CD/PCD gradient estimate of one mini-batch (data minus model statistics).
 
         Uses offsets ``offset .. offset + 2 cd_k`` of the stream ``seed``: ``offset`` draws
         h ~ P(h | v_data) to start CD (unused by PCD); step s draws v with ``offset + 1 + 2 s``
         and h with ``offset + 2 + 2 s`` (not on the last step of CD, which keeps P(h | v_k)).
         Advances the persistent chains (PCD).
+
+        For a shard of a larger batch (as :func:`fastgen.ops.cd_gradients`): ``batch`` is rows
+        ``first_row ..`` of ``batch_rows`` and the chains are chains ``first_chain ..`` of
+        ``total_chains`` (CD: the batch's rows); each draws what it draws in the whole batch,
+        and each term is a sum divided by the whole batch's count, so shards add up.
         """
         W, b, c = model.weights, model.visible_bias, model.hidden_bias
         dt = model.dtype.type
@@ -127,11 +138,13 @@ class GaussianContrastiveDivergence:
             chains = self.chains
         else:
             chains = np.empty_like(ph_pos)
-            sample_bernoulli_numpy(ph_pos, bias=c, probs=ph_pos, states=chains, seed=seed, offset=offset)
+            sample_bernoulli_numpy(ph_pos, bias=c, probs=ph_pos, states=chains, seed=seed, offset=offset,
+                                   first_row=first_row)
+            first_chain = first_row
         for step in range(self.cd_k):
             v_neg = chains @ W
             sample_gaussian_numpy(v_neg, out=v_neg, bias=b, std=sigma, std_scalar=sigma_scalar, seed=seed,
-                                  offset=offset + 1 + 2 * step)
+                                  offset=offset + 1 + 2 * step, first_row=first_chain)
             vs_neg = scaled(v_neg)
             ph_neg = vs_neg @ W.T
             if step + 1 == self.cd_k and not self.persistent:
@@ -139,26 +152,28 @@ class GaussianContrastiveDivergence:
             else:
                 chains = np.empty_like(ph_neg)
                 sample_bernoulli_numpy(ph_neg, bias=c, probs=ph_neg, states=chains, seed=seed,
-                                       offset=offset + 2 + 2 * step)
+                                       offset=offset + 2 + 2 * step, first_row=first_chain)
         if self.persistent:
             self.chains = chains
+        n_data = batch.shape[0] if batch_rows is None else batch_rows
+        n_model = v_neg.shape[0] if total_chains is None else total_chains
         # data minus model averages of -dE/dtheta (package docstring), h at P(h | v); the
         # b / sigma^2 part of -dE/db is the same in both phases and cancels
         g_w = ph_pos.T @ vs_pos
-        g_w *= dt(1.0 / batch.shape[0])
+        g_w *= dt(1.0 / n_data)
         neg = ph_neg.T @ vs_neg
-        neg *= dt(1.0 / v_neg.shape[0])
+        neg *= dt(1.0 / n_model)
         g_w -= neg
-        g_b = vs_pos.mean(axis=0) - vs_neg.mean(axis=0)
-        g_c = ph_pos.mean(axis=0) - ph_neg.mean(axis=0)
+        g_b = vs_pos.sum(axis=0) / n_data - vs_neg.sum(axis=0) / n_model
+        g_c = ph_pos.sum(axis=0) / n_data - ph_neg.sum(axis=0) / n_model
         if self.learn_sigma:
             def sigma_statistic(v, ph):
                 d = v - b
                 d *= d
                 d -= 2.0 * v * (ph @ W)
-                return scaled(d).mean(axis=0)
+                return scaled(d).sum(axis=0)
 
-            g_s = sigma_statistic(batch, ph_pos) - sigma_statistic(v_neg, ph_neg)
+            g_s = sigma_statistic(batch, ph_pos) / n_data - sigma_statistic(v_neg, ph_neg) / n_model
         else:
             g_s = np.zeros_like(b)
         return Gradients(g_w, g_b, g_c, g_s)
@@ -198,10 +213,20 @@ class GaussianContrastiveDivergence:
         self.prepare(model, batch_size)
         per_batch = self.offsets_per_batch()
         first = generator.take(self.offsets_per_epoch(data.shape[0], batch_size))
+        job = self.job if self.job is not None and self.job.world_size > 1 else None
+        all_chains = self.chains
+        if job is not None and self.persistent:  # this rank's share of the chains, gathered after the pass
+            start, stop = share(all_chains.shape[0], job.rank, job.world_size)
+            self.chains = np.ascontiguousarray(all_chains[start:stop])
+
         def run():
             for k, start in enumerate(range(0, data.shape[0], batch_size)):
-                grads = self.batch_gradients(model, data[start:start + batch_size], generator.seed,
-                                             first + k * per_batch)
+                rows = data[start:start + batch_size]
+                if job is None:
+                    grads = self.batch_gradients(model, rows, generator.seed, first + k * per_batch)
+                else:
+                    grads = self._summed_gradients(job, model, rows, all_chains, generator.seed,
+                                                   first + k * per_batch)
                 self.apply(model, grads)
 
         def diverged():
@@ -209,7 +234,7 @@ class GaussianContrastiveDivergence:
                                                          model.log_sigma))
             return not finite or bool(model.weights.size and np.max(np.abs(model.weights) / model.sigma) > _DIVERGED)
 
-        chains = self.chains  # batch_gradients may replace it
+        chains = all_chains  # batch_gradients may replace it
         try:
             guarded_pass(
                 run, (model.weights, model.visible_bias, model.hidden_bias, model.log_sigma),
@@ -221,4 +246,21 @@ class GaussianContrastiveDivergence:
         except BaseException:  # the pass was undone: so are its chains
             self.chains = chains
             raise
+        if job is not None and self.persistent:
+            all_chains[...] = gather_rows(job, self.chains, all_chains.shape[0])
+            self.chains = all_chains
+
+    def _summed_gradients(self, job, model, rows, all_chains, seed, offset) -> Gradients:
+        """The gradient of one global batch: this rank's share of its rows and of the chains,
+        summed over the ranks by one all-reduce."""
+        n = rows.shape[0]
+        lo, hi = share(n, job.rank, job.world_size)
+        n_chains = all_chains.shape[0] if self.persistent else n
+        part = self.batch_gradients(model, np.ascontiguousarray(rows[lo:hi]), seed, offset, first_row=lo,
+                                    first_chain=share(n_chains, job.rank, job.world_size)[0], batch_rows=n,
+                                    total_chains=n_chains)
+        flat = np.concatenate([g.ravel() for g in part])
+        job.all_reduce(flat)
+        sizes = np.cumsum([g.size for g in part])[:-1]
+        return Gradients(*(a.reshape(g.shape) for a, g in zip(np.split(flat, sizes), part)))
 
