@@ -16,7 +16,7 @@ from .common import SUITES, Suite, register
 
 # Modules that register suites, imported on demand (importing bench stays cheap).
 SUITE_MODULES = ("bench.rbm", "bench.binary", "bench.quality", "bench.vae", "bench.gan", "bench.smiles",
-                 "bench.kernels_under_load", "bench.numba")
+                 "bench.kernels_under_load", "bench.numba", "bench.distributed")
 
 
 def load_suites() -> dict[str, Suite]:

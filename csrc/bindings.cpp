@@ -236,6 +236,32 @@ void py_rbm_train_batches(Array<T>& weights, Array<T>& visible_bias, Array<T>& h
   });
 }
 
+// Positional order for the trainers' per-batch calls (see fastgen/ops/cd.py cd_statistics_numpy).
+template <typename T>
+void py_rbm_batch_statistics(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias,
+                             const Array<T>& data, OptArray<T>& chains, bool persistent, Array<T>& grad_weights,
+                             Array<T>& grad_visible_bias, Array<T>& grad_hidden_bias, int cd_k, T data_scale,
+                             T chains_scale, uint64_t seed, uint64_t offset, int64_t first_row, int64_t first_chain,
+                             bool binary_products, bool model_term) {
+  RBMWeights<T> rbm = rbm_read_only(weights, visible_bias, hidden_bias);
+  need(data.ndim() == 2 && data.shape(1) == rbm.n_visible, "data must be [rows, n_visible]");
+  need(cd_k >= 1 && first_row >= 0 && first_chain >= 0, "cd_k >= 1, first_row >= 0, first_chain >= 0");
+  need(!chains || (chains->ndim() == 2 && chains->shape(1) == rbm.n_hidden), "chains must be [n_chains, n_hidden]");
+  need(persistent ? bool(chains) : !chains || chains->shape(0) == data.shape(0),
+       "chains: PCD needs the persistent chains; CD takes none or one row per data row");
+  need(grad_weights.size() == weights.size() && grad_visible_bias.size() == rbm.n_visible &&
+           grad_hidden_bias.size() == rbm.n_hidden,
+       "the gradients must have the parameters' shapes");
+  StatisticsParams<T> p{rbm, data.data(), data.shape(0), rbm.n_visible, mut(chains),
+                        persistent ? chains->shape(0) : 0, persistent, cd_k, data_scale, chains_scale,
+                        grad_weights.mutable_data(), grad_visible_bias.mutable_data(),
+                        grad_hidden_bias.mutable_data(), {seed, offset}, first_row, first_chain, binary_products,
+                        model_term};
+  run_released([&] {
+    rbm_batch_statistics<T>(p);
+  });
+}
+
 template <typename T>
 void py_rbm_pseudo_likelihood(const Array<T>& weights, const Array<T>& visible_bias, const Array<T>& hidden_bias,
                               const Array<T>& visible, const Array<T>& hidden_preact, Array<T>& out) {
@@ -613,6 +639,10 @@ template <typename T> void bind_dtype(py::module_& m) {
         opt("persistent_chains"), nc("data"), py::arg("batch_size"), py::arg("cd_k"), py::arg("learning_rate"),
         py::arg("momentum"), py::arg("weight_decay"), py::arg("seed"), py::arg("offset"),
         py::arg("binary_products") = true, py::arg("hidden_slices") = true);
+  m.def("rbm_batch_statistics", &py_rbm_batch_statistics<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"),
+        nc("data"), opt("chains"), py::arg("persistent"), nc("grad_weights"), nc("grad_visible_bias"), nc("grad_hidden_bias"),
+        py::arg("cd_k"), py::arg("data_scale"), py::arg("chains_scale"), py::arg("seed"), py::arg("offset"),
+        py::arg("first_row"), py::arg("first_chain"), py::arg("binary_products"), py::arg("model_term"));
   m.def("rbm_ais", &py_rbm_ais<T>, nc("weights"), nc("visible_bias"), nc("hidden_bias"), nc("base_visible_bias"),
         nc("betas"), nc("log_weights"), opt("visible_out"), py::arg("seed"), py::arg("offset"),
         py::arg("binary_products"), py::arg("first_chain") = 0);

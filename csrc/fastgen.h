@@ -232,6 +232,35 @@ template <typename T> struct TrainParams {
 //   dW = <h v^T>_data - <h v^T>_model, both means over their own rows.
 template <typename T> void rbm_train_batches(const TrainParams<T>& p);
 
+// rbm_statistics.cpp: one mini-batch's CD-k / PCD-k statistics and no update, added into the
+// gradient buffers, for trainers that sum them over shards (data-parallel ranks, out-of-core
+// chunks) before one step:
+//   grad_weights      += data_scale * P(h|v)^T v - chains_scale * P(h|v_k)^T v_k
+//   grad_visible_bias += data_scale * sum_rows v - chains_scale * sum_chains v_k
+//   grad_hidden_bias  += data_scale * sum_rows P(h|v) - chains_scale * sum_chains P(h|v_k)
+template <typename T> struct StatisticsParams {
+  RBMWeights<T> rbm;         // read only
+  const T* data;             // [rows, n_visible], row stride data_stride
+  int64_t rows, data_stride;
+  // PCD: the persistent chains [n_chains, n_hidden], advanced in place. CD (persistent false):
+  // the chains are the rows, restarted from h ~ P(h | v); chains is nullptr or [rows, n_hidden]
+  // to receive the last hidden states drawn.
+  T* chains;
+  int64_t n_chains;
+  bool persistent;
+  int cd_k;
+  T data_scale, chains_scale;
+  T* grad_weights;           // [n_hidden, n_visible]
+  T* grad_visible_bias;      // [n_visible]
+  T* grad_hidden_bias;       // [n_hidden]
+  RandomStream stream;       // consumes 2 * cd_k + 1 offsets, as one batch of rbm_train_batches
+  int64_t first_row = 0;     // row r draws as row first_row + r of the whole batch
+  int64_t first_chain = 0;   // chain m as chain first_chain + m of all of them (PCD)
+  bool binary_products = true;
+  bool model_term = true;    // PCD: false adds the data term only (a batch's later chunks)
+};
+template <typename T> void rbm_batch_statistics(const StatisticsParams<T>& p);
+
 // rbm_binary.cpp: the same loop with binary_matmul for the products whose operand is 0/1;
 // rbm_train_batches hands over to it when p.binary_products is set.
 template <typename T> void rbm_train_batches_binary(const TrainParams<T>& p);

@@ -114,7 +114,7 @@ def _cd_gradients_numpy(v, W, b_vis, b_hid, k, seed, first, persistent_chains, f
 # out-of-core batch.
 def cd_statistics_numpy(v, W, b_vis, b_hid, *, k: int, seed: int, first: int, out, data_scale: float,
                         chains_scale: float, persistent_chains=None, first_row: int = 0, first_chain: int = 0,
-                        model_term: bool = True):
+                        model_term: bool = True, binary_products: bool | None = None):
     """Adds one shard's CD-k / PCD-k statistics to ``out = (dW, db_vis, db_hid)``:
     ``data_scale`` times the data sums (``P(h | v)`` with v) minus ``chains_scale`` times the
     model sums (the chains after k steps, with ``P(h | v_k)``), drawing from offsets ``first ..
@@ -125,38 +125,18 @@ def cd_statistics_numpy(v, W, b_vis, b_hid, *, k: int, seed: int, first: int, ou
     ``model_term=False`` only the data term is added (a batch's later chunks: the chains run
     once per batch). CD (no persistent chains): the chains are v's rows, restarted from
     h ~ P(h | v) (row r of v is chain ``first_row + r``). Returns the advanced chains (CD: the
-    last hidden states drawn, or None when the shard is empty)."""
+    last hidden states drawn, or None when the shard is empty). Compiled
+    (csrc/rbm_statistics.cpp): products with a 0/1 operand go to binary_matmul where it pays
+    (``binary_products``, default as :func:`cd_epoch`'s)."""
     dW, db_vis, db_hid = out
     dt = W.dtype.type
-    hidden_pos = v @ W.T
-    if persistent_chains is None:
-        chains = np.empty_like(hidden_pos)
-        sample_bernoulli_numpy(hidden_pos, bias=b_hid, probs=hidden_pos, states=chains, seed=seed, offset=first,
-                               first_row=first_row)
-        first_chain = first_row
-    else:
-        chains = persistent_chains
-        sigmoid_numpy(hidden_pos, bias=b_hid, out=hidden_pos)
-    if v.shape[0]:
-        dW += dt(data_scale) * (hidden_pos.T @ v)
-        db_vis += dt(data_scale) * v.sum(axis=0)
-        db_hid += dt(data_scale) * hidden_pos.sum(axis=0)
-    if not model_term or chains.shape[0] == 0:
-        return chains if v.shape[0] or persistent_chains is not None else None
-    for step in range(k):
-        visible_neg = np.empty((chains.shape[0], W.shape[1]), W.dtype)
-        sample_bernoulli_numpy(chains @ W, bias=b_vis, states=visible_neg, seed=seed, offset=first + 1 + 2 * step,
-                               first_row=first_chain)
-        hidden_neg = visible_neg @ W.T
-        if step + 1 == k and persistent_chains is None:
-            sigmoid_numpy(hidden_neg, bias=b_hid, out=hidden_neg)
-        else:
-            sample_bernoulli_numpy(hidden_neg, bias=b_hid, probs=hidden_neg, states=chains, seed=seed,
-                                   offset=first + 2 + 2 * step, first_row=first_chain)
-    dW -= dt(chains_scale) * (hidden_neg.T @ visible_neg)
-    db_vis -= dt(chains_scale) * visible_neg.sum(axis=0)
-    db_hid -= dt(chains_scale) * hidden_neg.sum(axis=0)
-    return chains
+    persistent = persistent_chains is not None
+    chains = persistent_chains if persistent else np.empty((v.shape[0], W.shape[0]), W.dtype)
+    _cpu.C.rbm_batch_statistics(W, b_vis, b_hid, v, chains, persistent, dW, db_vis, db_hid, int(k), dt(data_scale),
+                                dt(chains_scale), seed, first, first_row, first_chain,
+                                _cpu.binary_products_default() if binary_products is None else binary_products,
+                                model_term)
+    return chains if v.shape[0] or persistent else None
 
 
 def _cd_gradients_cuda(pl, v, W, b_vis, b_hid, k, generator, persistent_chains) -> CDGradients:
