@@ -22,6 +22,25 @@ using rbm_detail::is_double;
 using rbm_detail::product;
 using rbm_detail::total;
 
+namespace {
+
+// out[j, i] += in[i, j] for in [rows, cols] (row stride ld), out [cols, rows]: in square tiles, so
+// that both sides are read and written a cache line at a time.
+template <typename T> void add_transposed(const T* in, int64_t rows, int64_t cols, int64_t ld, T* out) {
+  constexpr int64_t kTile = 32;
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMinElements)
+  for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
+    const int64_t j1 = std::min(cols, j0 + kTile);
+    for (int64_t i0 = 0; i0 < rows; i0 += kTile) {
+      const int64_t i1 = std::min(rows, i0 + kTile);
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t i = i0; i < i1; ++i) out[j * rows + i] += in[i * ld + j];
+    }
+  }
+}
+
+}  // namespace
+
 template <typename T> void rbm_batch_statistics(const StatisticsParams<T>& p) {
   const int64_t nv = p.rbm.n_visible, nh = p.rbm.n_hidden, B = p.rows;
   const bool persistent = p.persistent;
@@ -110,14 +129,10 @@ template <typename T> void rbm_batch_statistics(const StatisticsParams<T>& p) {
     const int64_t row_offsets[2] = {0, B};
     transpose_binary_rows(parts, row_offsets, 2, nv, column_indices.data(), column_counts.data(),
                           column_starts.data());
-    AlignedVector<T> GT(nv * ldt, T(0));
+    AlignedVector<T> GT(nv * ldt);
     const BinaryRows columns{column_indices.data(), column_counts.data(), column_starts.data(), 0, nv, B + C};
-    binary_matmul<T>(columns, hidden_pos, ldt, nh, nullptr, GT.data(), ldt, /*accumulate=*/true);
-#pragma omp parallel for schedule(static) if (nh * nv >= kParallelMinElements)
-    for (int64_t j = 0; j < nh; ++j) {
-      T* out = p.grad_weights + j * nv;
-      for (int64_t i = 0; i < nv; ++i) out[i] += GT[i * ldt + j];
-    }
+    binary_matmul<T>(columns, hidden_pos, ldt, nh, nullptr, GT.data(), ldt);  // writes all of GT
+    add_transposed(GT.data(), nv, nh, ldt, p.grad_weights);
   } else {
     gemm<T>(true, false, nh, nv, B + C, T(1), hidden_pos, ldt, visible_pos, ldw, T(1), p.grad_weights, nv);
   }

@@ -289,3 +289,20 @@ def test_numba_suite_quick(tmp_path, capsys):
     assert all(row["ns_per_draw"] > 0 for row in scenarios["per_call_uniform"]["summary"].values())
     for scenario in scenarios.values():
         _check_targets(scenario["targets"])
+
+
+@pytest.mark.slow
+def test_distributed_suite_quick(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from bench.rbm import load_binary_mnist
+
+    if load_binary_mnist(10)[0] is None:
+        pytest.skip("the MNIST file of ../shared/data is missing")
+    out_file = tmp_path / "distributed.json"
+    assert bench_main(["distributed", "--quick", "--json", "--out", str(out_file), "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2 ranks x 1 thread (torchrun, gloo)" in out and "all-reduce per step: 1,573,136 bytes" in out
+    scenario = json.loads(out_file.read_text())["scenarios"]["data_parallel_pcd_batch100"]
+    assert scenario["all_reduce_ms_per_step"] > 0 and 0 < scenario["all_reduce_share"] < 1
+    assert scenario["records"]["2 ranks x 1 thread (torchrun, gloo)"][0]["all_reduce_calls"] >= scenario["steps_per_epoch"]
+    _check_targets(scenario["targets"])
