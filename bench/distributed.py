@@ -8,7 +8,7 @@ run by run with no cool-down:
 * ``1 process x 1 thread, compiled epoch`` and ``1 process x 1 thread, per-batch path``: the
   per-batch NumPy path is what every rank runs (one all-reduce per batch needs the batch loop
   in Python), so it is the baseline scaling is measured from;
-* ``2 ranks x 1 thread (torchrun, gloo)``: batch 50 per rank.
+* ``fastgen data-parallel, 2 ranks x 1 thread (torchrun, gloo)``: half the step's rows per rank.
 
 Printed: seconds per epoch, the scaling efficiency (per-batch path time / (2 x ranks' time)), the
 all-reduce's share of a step and its bytes, and what a cluster link would cost per step
@@ -45,7 +45,7 @@ KINDS = {
     "1 process, compiled epoch": ("compiled", 1, None),
     "1 process x 1 thread, compiled epoch": ("compiled", 1, 1),
     "1 process x 1 thread, per-batch path": ("per-batch", 1, 1),
-    "2 ranks x 1 thread (torchrun, gloo)": ("ranks", 2, 1),
+    "fastgen data-parallel, 2 ranks x 1 thread (torchrun, gloo)": ("ranks", 2, 1),
 }
 REFERENCE = "1 process x 1 thread, per-batch path"
 
@@ -79,7 +79,7 @@ def scenario(X, source, data, workdir, global_batch, repeats, epochs) -> dict:
             records[name].append(record)
             times[name].append(record["seconds"] / epochs)
     summary = summarize(times, floor=None, reference=REFERENCE)
-    ranks_name = "2 ranks x 1 thread (torchrun, gloo)"
+    ranks_name = "fastgen data-parallel, 2 ranks x 1 thread (torchrun, gloo)"
     steps = -(-X.shape[0] // global_batch) * epochs
     share = float(np.median([r["all_reduce_seconds"] / r["seconds"] for r in records[ranks_name]]))
     reduce_ms = float(np.median([r["all_reduce_seconds"] / max(1, r["all_reduce_calls"]) for r in

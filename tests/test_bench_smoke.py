@@ -301,8 +301,8 @@ def test_distributed_suite_quick(tmp_path, capsys):
     out_file = tmp_path / "distributed.json"
     assert bench_main(["distributed", "--quick", "--json", "--out", str(out_file), "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    assert "2 ranks x 1 thread (torchrun, gloo)" in out and "all-reduce per step: 1,573,136 bytes" in out
+    assert "fastgen data-parallel, 2 ranks x 1 thread (torchrun, gloo)" in out and "all-reduce per step: 1,573,136 bytes" in out
     scenario = json.loads(out_file.read_text())["scenarios"]["data_parallel_pcd_batch100"]
     assert scenario["all_reduce_ms_per_step"] > 0 and 0 < scenario["all_reduce_share"] < 1
-    assert scenario["records"]["2 ranks x 1 thread (torchrun, gloo)"][0]["all_reduce_calls"] >= scenario["steps_per_epoch"]
+    assert scenario["records"]["fastgen data-parallel, 2 ranks x 1 thread (torchrun, gloo)"][0]["all_reduce_calls"] >= scenario["steps_per_epoch"]
     _check_targets(scenario["targets"])
