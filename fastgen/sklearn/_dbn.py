@@ -28,6 +28,7 @@ from ..models.rbm import RBM
 from ..random import Generator, as_generator
 from ._base import SPARSE_CHUNK_ROWS, writeable_training_state
 from ._data import compute_dtype
+from ._parallel import world_size
 from ._params import check_random_state_named, parameter_errors
 from ._rbm import BernoulliRBM
 
@@ -419,6 +420,9 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             If a pass left a parameter NaN, infinite or above 1e6 in magnitude (a learning rate
             far too large); the network keeps the parameters from before that pass.
         """
+        if world_size() > 1:
+            raise ValueError("DBN.fine_tune does not train data-parallel: call it outside "
+                             "fastgen.sklearn.data_parallel (e.g. on rank 0 alone)")
         check_is_fitted(self)
         with parameter_errors():
             n_iter = positive_int(n_iter, "n_iter", minimum=0)

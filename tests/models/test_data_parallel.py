@@ -206,3 +206,14 @@ def test_gaussian_bernoulli_rbm_ranks_train_as_one_process(persistent, learn_sig
     for name in ("components_", "intercept_hidden_", "log_sigma_", "h_samples_"):
         np.testing.assert_array_equal(getattr(ranks[2], name), getattr(ranks[0], name), err_msg=name)
         np.testing.assert_allclose(getattr(ranks[0], name), getattr(one, name), rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_dbn_fine_tune_is_refused_inside_a_data_parallel_job():
+    X = binary_data(n=60)
+
+    def work(job):
+        dbn = DBN(hidden_layer_sizes=(6, 4), n_iter=1, random_state=0).fit(X)
+        dbn.fine_tune(X, n_iter=1)
+
+    with pytest.raises(ValueError, match="fine_tune does not train data-parallel"):
+        run_ranks(2, work)
