@@ -217,3 +217,13 @@ def test_dbn_fine_tune_is_refused_inside_a_data_parallel_job():
 
     with pytest.raises(ValueError, match="fine_tune does not train data-parallel"):
         run_ranks(2, work)
+
+
+def test_sparse_x_trains_data_parallel_as_its_dense_rows():
+    import scipy.sparse as sp
+
+    X = binary_data(n=250)
+    params = dict(n_components=8, n_iter=2, batch_size=20, random_state=6)
+    dense = run_ranks(2, lambda job: BernoulliRBM(**params).fit(X))
+    sparse = run_ranks(2, lambda job: BernoulliRBM(**params).fit(sp.csr_matrix(X)))
+    np.testing.assert_array_equal(sparse[0].components_, dense[0].components_)
