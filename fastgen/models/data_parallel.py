@@ -73,6 +73,22 @@ def gather_rows(job, rows: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def check_agreement(job, **values) -> None:
+    """ValueError on every rank, naming the first setting the ranks disagree on (they must pass
+    the same X and parameters; otherwise the first all-reduce of unequal buffers would abort
+    inside gloo): one all-reduce of every rank's values, placed among zeros."""
+    if job.world_size == 1:
+        return
+    local = np.array([float(v) for v in values.values()], np.float64)
+    every = gather_rows(job, local[None, :], job.world_size)
+    for column, name in enumerate(values):
+        seen = every[:, column]
+        if (seen != seen[0]).any():
+            ranks = ", ".join(f"rank {r}: {v:g}" for r, v in enumerate(seen))
+            raise ValueError(f"the ranks of the data-parallel job disagree on {name} ({ranks}): every rank must "
+                             "pass the same X and the same settings")
+
+
 @dataclass
 class ShardedContrastiveDivergence:
     """:class:`ContrastiveDivergence` (its settings and state) run as one rank of ``job``.
@@ -106,6 +122,12 @@ class ShardedContrastiveDivergence:
         t = self.trainer
         t.prepare(rbm, batch_size)
         n = data.shape[0]
+        check_agreement(self.job, **{"the rows of X": n, "the columns of X": data.shape[1],
+                                     "n_components": rbm.n_hidden, "the rows of a step": batch_size,
+                                     "the persistent chains": t.chains.shape[0] if t.persistent else 0,
+                                     "cd_k": t.cd_k, "learning_rate": t.learning_rate, "momentum": t.momentum,
+                                     "weight_decay": t.weight_decay, "the dtype's size": rbm.dtype.itemsize,
+                                     "the stream's offset": generator.offset})
         first = generator.take(offsets_per_epoch(n, batch_size, t.cd_k))
         chains = None
         if t.persistent:
@@ -152,4 +174,5 @@ class ShardedContrastiveDivergence:
                                       momentum=float(t.momentum), weight_decay=float(decay))
 
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "OneProcess", "ShardedContrastiveDivergence", "gather_rows", "share"]
+__all__ = ["DEFAULT_CHUNK_ROWS", "OneProcess", "ShardedContrastiveDivergence", "check_agreement", "gather_rows",
+           "share"]

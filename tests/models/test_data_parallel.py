@@ -227,3 +227,12 @@ def test_sparse_x_trains_data_parallel_as_its_dense_rows():
     dense = run_ranks(2, lambda job: BernoulliRBM(**params).fit(X))
     sparse = run_ranks(2, lambda job: BernoulliRBM(**params).fit(sp.csr_matrix(X)))
     np.testing.assert_array_equal(sparse[0].components_, dense[0].components_)
+
+
+def test_ranks_given_different_data_or_settings_fail_with_a_clear_error_on_every_rank():
+    X = binary_data(n=200)
+    with pytest.raises(ValueError, match=r"disagree on the rows of X \(rank 0: 200, rank 1: 150\)"):
+        run_ranks(2, lambda job: BernoulliRBM(n_components=8, n_iter=1).fit(X if job.rank == 0 else X[:150]))
+    with pytest.raises(ValueError, match="disagree on learning_rate"):
+        run_ranks(2, lambda job: BernoulliRBM(n_components=8, n_iter=1, random_state=0,
+                                              learning_rate=0.1 * (job.rank + 1)).fit(X))

@@ -111,3 +111,30 @@ def test_a_failed_rank_fails_the_job_instead_of_hanging_it(tmp_path):
     result = launch(["failing.py"], tmp_path, ranks=2)
     assert result.returncode != 0
     assert "rank 1 lost its data" in result.stdout + result.stderr
+
+
+FAILING_IN_TRY = """
+import numpy as np
+from fastgen import BernoulliRBM
+from fastgen.sklearn import data_parallel
+from fastgen.torch.train.distributed import close, from_environment
+
+job = from_environment()
+try:
+    if job.rank == 1:
+        raise RuntimeError("rank 1 lost its data")
+    with data_parallel(job):
+        BernoulliRBM(n_components=4, n_iter=50).fit(np.zeros((100, 6)))
+finally:
+    close(job)  # must not wait at a barrier for rank 0, which waits in the training's all-reduce
+"""
+
+
+@pytest.mark.slow
+def test_a_rank_failing_inside_try_finally_close_fails_the_job_too(tmp_path):
+    (tmp_path / "failing.py").write_text(FAILING_IN_TRY)
+    env = {**ENV, "FASTGEN_DIST_TIMEOUT": "600"}  # a hang would outlast the subprocess timeout below
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                             "failing.py"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert result.returncode != 0
+    assert "rank 1 lost its data" in result.stdout + result.stderr

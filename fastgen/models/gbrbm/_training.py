@@ -11,7 +11,7 @@ from ...ops.sampling import sample_bernoulli_numpy, sample_gaussian_numpy, sigmo
 from ...ops.sgd import sgd_momentum_update_numpy
 from ...random import Generator
 from .._divergence import guarded_pass
-from ..data_parallel import gather_rows, share
+from ..data_parallel import check_agreement, gather_rows, share
 from ..rbm import check_trainer_params
 from ._model import GaussianRBM, Gradients
 
@@ -215,6 +215,12 @@ class GaussianContrastiveDivergence:
         first = generator.take(self.offsets_per_epoch(data.shape[0], batch_size))
         job = self.job if self.job is not None and self.job.world_size > 1 else None
         all_chains = self.chains
+        if job is not None:
+            check_agreement(job, **{"the rows of X": data.shape[0], "the columns of X": data.shape[1],
+                                    "n_components": model.n_hidden, "the rows of a step": batch_size,
+                                    "the persistent chains": all_chains.shape[0] if self.persistent else 0,
+                                    "cd_k": self.cd_k, "learning_rate": self.learning_rate,
+                                    "the stream's offset": generator.offset})
         if job is not None and self.persistent:  # this rank's share of the chains, gathered after the pass
             start, stop = share(all_chains.shape[0], job.rank, job.world_size)
             self.chains = np.ascontiguousarray(all_chains[start:stop])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -105,9 +106,12 @@ def from_environment() -> Distributed | None:
 
 
 def close(job: Distributed | None) -> None:
-    """Wait for every rank, then leave the process group."""
+    """Leave the process group: after waiting for every rank, or at once when an exception is on
+    its way out (``try: ... finally: close(job)``): a failed rank must exit, so that torchrun
+    stops the others, rather than wait at a barrier for ranks blocked in a collective."""
     if job is not None and torch.distributed.is_initialized():
-        job.barrier()
+        if sys.exc_info()[0] is None:
+            job.barrier()
         torch.distributed.destroy_process_group()
 
 
