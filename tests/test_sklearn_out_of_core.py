@@ -77,3 +77,11 @@ def test_an_iterator_of_chunks_is_one_partial_fit_per_chunk(memmapped):
     for start in range(0, 1000, 100):
         sliced.partial_fit(X[start:start + 100])
     np.testing.assert_array_equal(streamed.components_, sliced.components_)
+
+
+def test_an_iterator_passed_as_x_is_refused_with_what_to_do():
+    chunks = (np.zeros((5, 4)) for _ in range(3))
+    with pytest.raises(TypeError, match="call partial_fit once per chunk"):
+        BernoulliRBM(n_components=2).partial_fit(chunks)
+    with pytest.raises(TypeError, match="got an iterator"):
+        BernoulliRBM(n_components=2).fit(iter([np.zeros(4)]))

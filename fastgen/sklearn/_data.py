@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,6 +47,9 @@ def validate_rows(estimator, X, *, reset, dtype, column_sums=False, training=Fal
     rounding (``_RANGE_TOLERANCE``). Data that is only transformed or scored never warns, as in
     scikit-learn: P(h | v) and the free energy are defined for any real v, and a scaler fitted on
     other rows (MinMaxScaler in cross-validation) routinely gives held-out values outside [0, 1]."""
+    if isinstance(X, Iterator):  # NumPy would make a 0-d object array of it, and fail obscurely
+        raise TypeError(f"X must be an array of rows (n_samples, n_features), got an iterator "
+                        f"({type(X).__name__}): for chunks from an iterator, call partial_fit once per chunk")
     if _backend.is_cuda_array(X):  # the CPU methods: one copy to the host
         X = _backend.to_host(X, "X")
     # Dense data gets its NaN/inf check from data_summary, with the range and the column sums
