@@ -85,3 +85,9 @@ def test_an_iterator_passed_as_x_is_refused_with_what_to_do():
         BernoulliRBM(n_components=2).partial_fit(chunks)
     with pytest.raises(TypeError, match="got an iterator"):
         BernoulliRBM(n_components=2).fit(iter([np.zeros(4)]))
+    from fastgen import DBN, GaussianBernoulliRBM
+
+    with pytest.raises(TypeError, match="call partial_fit once per chunk"):
+        GaussianBernoulliRBM(n_components=2).fit(np.zeros((5, 4)) for _ in range(2))
+    with pytest.raises(TypeError, match="stack the chunks into one array"):  # DBN has no partial_fit
+        DBN(hidden_layer_sizes=(2,)).fit(np.zeros((5, 4)) for _ in range(2))

@@ -37,6 +37,16 @@ def warn_outside_unit_interval(low, high, stacklevel) -> None:
         )
 
 
+def refuse_iterator(X, estimator) -> None:
+    """TypeError for an iterator passed as X (NumPy would make a 0-d object array of it, and the
+    error would not say what to do)."""
+    if isinstance(X, Iterator):
+        advice = ("for chunks from an iterator, call partial_fit once per chunk" if hasattr(estimator, "partial_fit")
+                  else "stack the chunks into one array (a memory-mapped file is read in place)")
+        raise TypeError(f"X must be an array of rows (n_samples, n_features), got an iterator "
+                        f"({type(X).__name__}): {advice}")
+
+
 def validate_rows(estimator, X, *, reset, dtype, column_sums=False, training=False):
     """``(X, sums)``: X checked and converted on the host (CSR or C-contiguous, in ``dtype``, or
     for None the fitted one, :func:`compute_dtype` of X's at reset), as scikit-learn's
@@ -47,9 +57,7 @@ def validate_rows(estimator, X, *, reset, dtype, column_sums=False, training=Fal
     rounding (``_RANGE_TOLERANCE``). Data that is only transformed or scored never warns, as in
     scikit-learn: P(h | v) and the free energy are defined for any real v, and a scaler fitted on
     other rows (MinMaxScaler in cross-validation) routinely gives held-out values outside [0, 1]."""
-    if isinstance(X, Iterator):  # NumPy would make a 0-d object array of it, and fail obscurely
-        raise TypeError(f"X must be an array of rows (n_samples, n_features), got an iterator "
-                        f"({type(X).__name__}): for chunks from an iterator, call partial_fit once per chunk")
+    refuse_iterator(X, estimator)
     if _backend.is_cuda_array(X):  # the CPU methods: one copy to the host
         X = _backend.to_host(X, "X")
     # Dense data gets its NaN/inf check from data_summary, with the range and the column sums

@@ -27,7 +27,7 @@ from ..models.dbn import DeepBeliefNet
 from ..models.rbm import RBM
 from ..random import Generator, as_generator
 from ._base import SPARSE_CHUNK_ROWS, writeable_training_state
-from ._data import compute_dtype
+from ._data import compute_dtype, refuse_iterator
 from ._parallel import world_size
 from ._params import check_random_state_named, parameter_errors
 from ._rbm import BernoulliRBM
@@ -253,6 +253,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return params
 
     def _validate_X(self, X, reset: bool):
+        refuse_iterator(X, self)
         dtype = (np.float64, np.float32)
         X = validate_data(self, X, accept_sparse="csr", reset=reset, dtype=dtype)
         target = compute_dtype(self.dtype, X.dtype) if reset else self.rbms_[0].components_.dtype

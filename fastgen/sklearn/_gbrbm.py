@@ -11,7 +11,7 @@ from .._checks import positive_int
 from ..models.gbrbm import GaussianContrastiveDivergence, GaussianRBM, check_standardized
 from ..random import Generator
 from ._base import RBM_PARAMETERS, check_fitted_finite, training_passes, writeable_training_state
-from ._data import compute_dtype
+from ._data import compute_dtype, refuse_iterator
 from ._parallel import current_job, same_seed, world_size
 from ._params import RBM_PARAMETER_CONSTRAINTS, generator_from, parameter_errors, validate_params
 
@@ -143,6 +143,7 @@ class GaussianBernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self._check_params()
 
     def _validate_X(self, X, reset, training=False):
+        refuse_iterator(X, self)
         X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
         dtype = compute_dtype(self.dtype, X.dtype) if reset else self.components_.dtype
         X = np.ascontiguousarray(X, dtype=dtype)
