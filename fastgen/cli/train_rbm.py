@@ -160,15 +160,19 @@ def _train(args, job) -> int:
                 raise CommandError(f"--{name.replace('_', '-')} {given[name]} differs from the loaded model's {value}")
         if args.recipe is not None:
             raise CommandError("--recipe sets up a new model; a resumed model keeps the settings it was saved with")
-        if "n_chains" in given and estimator.persistent and given["n_chains"] != estimator.h_samples_.shape[0]:
-            raise CommandError(f"--n-chains {given['n_chains']} differs from the loaded model's "
-                               f"{estimator.h_samples_.shape[0]} persistent chains")
+        # --n-chains is per process; the saved model holds every process's chains
+        world = 1 if job is None else job.world_size
+        saved_chains = estimator.h_samples_.shape[0]
+        if "n_chains" in given and estimator.persistent and given["n_chains"] * world != saved_chains:
+            per_process = f" ({world} processes x {given['n_chains']})" if world > 1 else ""
+            raise CommandError(f"--n-chains {given['n_chains']}{per_process} differs from the loaded model's "
+                               f"{saved_chains} persistent chains")
         if args.no_persistent:
             given["persistent"] = False
         if estimator.persistent and not args.no_persistent and "batch_size" in given and estimator.n_chains is None \
-                and given["batch_size"] != estimator.h_samples_.shape[0]:
+                and given["batch_size"] * world != saved_chains and saved_chains % world == 0:
             # the chains stay as many as they were (n_chains defaulted to the old batch size)
-            given["n_chains"] = estimator.h_samples_.shape[0]
+            given["n_chains"] = saved_chains // world
         estimator.set_params(**{k: given[k] for k in (*CONTINUE_OVERRIDABLE, "persistent", "n_chains")
                                 if k in given})
         try:

@@ -132,7 +132,9 @@ class ShardedContrastiveDivergence:
         chains = None
         if t.persistent:
             c_start, c_stop = share(t.chains.shape[0], self.job.rank, self.job.world_size)
-            chains = np.ascontiguousarray(t.chains[c_start:c_stop])
+            # a copy: the trainer's chains change only after a pass that succeeded (guarded_pass
+            # undoes the parameters and velocities of one that diverged or raised)
+            chains = t.chains[c_start:c_stop].copy()
 
         def run():
             for i, start in enumerate(range(0, n, batch_size)):
@@ -155,7 +157,7 @@ class ShardedContrastiveDivergence:
         n_chains = t.chains.shape[0] if t.persistent else rows
         c_first = share(n_chains, self.job.rank, self.job.world_size)[0]
         common = dict(k=t.cd_k, seed=seed, first=first, out=grads, data_scale=1.0 / rows,
-                      chains_scale=1.0 / n_chains)
+                      chains_scale=1.0 / n_chains, binary_products=t.binary_products)
         chunk_starts = range(lo, hi, self.chunk_rows) if hi > lo else [lo]
         for j, a in enumerate(chunk_starts):
             b = min(hi, a + self.chunk_rows)

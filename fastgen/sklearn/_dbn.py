@@ -28,7 +28,7 @@ from ..models.rbm import RBM
 from ..random import Generator, as_generator
 from ._base import SPARSE_CHUNK_ROWS, writeable_training_state
 from ._data import compute_dtype, refuse_iterator
-from ._parallel import world_size
+from ._parallel import same_ints, world_size
 from ._params import check_random_state_named, parameter_errors
 from ._rbm import BernoulliRBM
 
@@ -192,6 +192,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         rng = check_random_state_named(self.random_state)
         seeds = [int(rng.randint(np.iinfo(np.int32).max)) for _ in range(n_layers)]
         own_seed = int(rng.randint(np.iinfo(np.int64).max, dtype=np.int64))
+        *seeds, own_seed = same_ints([*seeds, own_seed])  # data-parallel: rank 0's (random_state=None)
         estimators = []
         for i in range(n_layers):
             est = BernoulliRBM(

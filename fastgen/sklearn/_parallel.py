@@ -64,4 +64,14 @@ def same_seed(generator):
     return Generator(int(seed.view(np.uint64)[0]), generator.offset)
 
 
-__all__ = ["current_job", "data_parallel", "same_seed", "world_size"]
+def same_ints(values: list[int]) -> list[int]:
+    """``values`` (non-negative ints below 2**63) as rank 0 has them, on every rank."""
+    job = _JOB.get()
+    if job is None or job.world_size == 1:
+        return list(values)
+    array = np.array(values, dtype=np.int64)
+    job.broadcast(array, 0)
+    return [int(v) for v in array]
+
+
+__all__ = ["current_job", "data_parallel", "same_ints", "same_seed", "world_size"]

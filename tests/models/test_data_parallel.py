@@ -28,6 +28,10 @@ class ThreadJob:
     def __init__(self, rank, world_size, shared):
         self.rank, self.world_size, self._shared = rank, world_size, shared
 
+    @property
+    def is_main(self):  # as fastgen.torch.train.distributed.Distributed (the CLI asks)
+        return self.rank == 0
+
     def _collect(self, array, combine):
         s = self._shared
         s["barrier"].wait()
@@ -236,3 +240,58 @@ def test_ranks_given_different_data_or_settings_fail_with_a_clear_error_on_every
     with pytest.raises(ValueError, match="disagree on learning_rate"):
         run_ranks(2, lambda job: BernoulliRBM(n_components=8, n_iter=1, random_state=0,
                                               learning_rate=0.1 * (job.rank + 1)).fit(X))
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_a_diverged_pass_leaves_the_chains_as_they_were(monkeypatch, world_size):
+    from fastgen.sklearn import _base
+
+    monkeypatch.setattr(_base, "SPARSE_CHUNK_ROWS", 64)  # 300 rows: partial_fit's chunked trainer
+    X = binary_data(n=300)
+
+    def work(job):
+        est = BernoulliRBM(n_components=8, random_state=0, batch_size=10).partial_fit(X[:10])
+        before = est.h_samples_.copy(), est.components_.copy()
+        est.set_params(learning_rate=1e9)
+        with pytest.raises(FloatingPointError):
+            est.partial_fit(X)
+        return before, (est.h_samples_, est.components_)
+
+    for before, after in run_ranks(world_size, work):
+        for a, b in zip(after, before):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_dbn_with_random_state_none_is_the_same_network_on_every_rank():
+    X = binary_data(n=100)
+    ranks = run_ranks(2, lambda job: DBN(hidden_layer_sizes=(6, 4), n_iter=1).fit(X))
+    assert ranks[0]._generator.seed == ranks[1]._generator.seed
+    assert [e.random_state for e in ranks[0].rbms_] == [e.random_state for e in ranks[1].rbms_]
+    np.testing.assert_array_equal(ranks[0].rbms_[1].components_, ranks[1].rbms_[1].components_)
+
+
+def test_train_rbm_command_resumes_with_the_per_process_chain_count(tmp_path):
+    import contextlib
+    import io
+
+    from fastgen.cli import build_parser, train_rbm
+    from fastgen.serialization import load_rbm
+
+    np.save(tmp_path / "x.npy", binary_data(n=200, n_features=10).astype(np.float32))
+    parser = build_parser()
+
+    def command(*argv):
+        args = parser.parse_args(["train", "rbm", str(tmp_path / "x.npy"), "--out", str(tmp_path / "out"), *argv])
+
+        def work(job):
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                return train_rbm._run(args, job)
+
+        return run_ranks(2, work)
+
+    assert command("--n-components", "4", "--batch-size", "10", "--n-chains", "10", "--epochs", "1",
+                   "--save", str(tmp_path / "m.npz")) == [0, 0]
+    assert load_rbm(tmp_path / "m.npz").h_samples_.shape == (20, 4)  # both processes' chains
+    assert command("--resume", str(tmp_path / "m.npz"), "--n-chains", "10", "--epochs", "2",
+                   "--save", str(tmp_path / "m2.npz")) == [0, 0]
+    assert load_rbm(tmp_path / "m2.npz").n_iter == 2

@@ -220,6 +220,9 @@ class GaussianContrastiveDivergence:
                                     "n_components": model.n_hidden, "the rows of a step": batch_size,
                                     "the persistent chains": all_chains.shape[0] if self.persistent else 0,
                                     "cd_k": self.cd_k, "learning_rate": self.learning_rate,
+                                    "momentum": self.momentum, "weight_decay": self.weight_decay,
+                                    "learn_sigma": bool(self.learn_sigma), "precondition": bool(self.precondition),
+                                    "the dtype's size": model.dtype.itemsize,
                                     "the stream's offset": generator.offset})
         if job is not None and self.persistent:  # this rank's share of the chains, gathered after the pass
             start, stop = share(all_chains.shape[0], job.rank, job.world_size)

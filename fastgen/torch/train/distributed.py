@@ -105,12 +105,15 @@ def from_environment() -> Distributed | None:
     return Distributed(dist.get_rank(), dist.get_world_size())
 
 
-def close(job: Distributed | None) -> None:
-    """Leave the process group: after waiting for every rank, or at once when an exception is on
-    its way out (``try: ... finally: close(job)``): a failed rank must exit, so that torchrun
-    stops the others, rather than wait at a barrier for ranks blocked in a collective."""
+def close(job: Distributed | None, *, failed: bool | None = None) -> None:
+    """Leave the process group: after waiting for every rank, or at once when this rank failed:
+    a failed rank must exit, so that torchrun stops the others, rather than wait at a barrier for
+    ranks blocked in a collective. ``failed`` None: whether an exception is on its way out (as in
+    ``try: ... finally: close(job)``)."""
+    if failed is None:
+        failed = sys.exc_info()[0] is not None
     if job is not None and torch.distributed.is_initialized():
-        if sys.exc_info()[0] is None:
+        if not failed:
             job.barrier()
         torch.distributed.destroy_process_group()
 
@@ -123,13 +126,17 @@ def run_command(body, *args):
     import io
 
     job = from_environment()
+    failed = True
     try:
         if job is None or job.is_main:
-            return body(*args, job)
-        with contextlib.redirect_stdout(io.StringIO()):
-            return body(*args, job)
+            result = body(*args, job)
+        else:
+            with contextlib.redirect_stdout(io.StringIO()):
+                result = body(*args, job)
+        failed = False
+        return result
     finally:
-        close(job)
+        close(job, failed=failed)
 
 
 class LossModule(torch.nn.Module):
