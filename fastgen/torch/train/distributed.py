@@ -46,9 +46,9 @@ class Distributed:
     def share(self, n: int) -> tuple[int, int]:
         """Rows [start, stop) of a global batch of ``n`` rows that this rank trains on (sizes
         differ by at most one; a rank may get none of a short last batch)."""
-        base, extra = divmod(n, self.world_size)
-        start = self.rank * base + min(self.rank, extra)
-        return start, start + base + (1 if self.rank < extra else 0)
+        from ...models.data_parallel import share
+
+        return share(n, self.rank, self.world_size)
 
     def sum(self, value: float) -> float:
         """The sum of ``value`` over the ranks."""
