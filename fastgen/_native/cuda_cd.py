@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .cuda_runtime import current_device, gemm, launch, pack_record, struct_dtypes, suffix
 from .cuda_sampling import bernoulli
-from .graphs import Workspaces, run_recorded
+from .graphs import Workspaces, graph_key, run_recorded
 
 # kernels/include/fastgen/params/cd.h
 STRUCTS = {
@@ -107,8 +107,6 @@ def train_epoch(W, b_vis, b_hid, data, *, batch_size: int, cd_k: int, lr: float,
                 gemm("T", "N", h_neg, v_neg, vW, alpha=-lr_t / t(C), beta=1.0)
                 apply_velocity(W, vW, lr_t * t(weight_decay))
 
-    key = ("epoch", data.data.ptr, W.data.ptr, b_vis.data.ptr, b_hid.data.ptr,
-           None if chains is None else chains.data.ptr,
-           None if vW is None else (vW.data.ptr, vb.data.ptr, vh.data.ptr), batch_size, cd_k,
-           float(lr), float(momentum), float(weight_decay))
+    arrays = (data, W, b_vis, b_hid, chains, *(velocities or ()), *ws.values())
+    key = graph_key("epoch", arrays, (batch_size, cd_k, float(lr), float(momentum), float(weight_decay)))
     return run_recorded(key, body, seed, first, keep=ws)

@@ -12,7 +12,7 @@ import numpy as np
 from .cuda_runtime import (STREAM_FIELDS, THREADS_PER_BLOCK, current_device, gemm, launch, pack_record, row_stride,
                            shared_memory_optin, sm_count, stream_fields, struct_dtypes, suffix)
 from .cuda_sampling import bernoulli
-from .graphs import Workspaces, run_recorded
+from .graphs import Workspaces, graph_key, run_recorded
 
 # kernels/include/fastgen/params/gibbs.h
 STRUCTS = {
@@ -113,8 +113,7 @@ def gibbs(v_out, W, b_vis, b_hid, steps: int, *, seed: int, first: int, clamp=No
         body(None, first)
         used = "eager"
     else:
-        key = ("gibbs", v.data.ptr, W.data.ptr, b_vis.data.ptr, b_hid.data.ptr, steps,
-               None if mask is None else mask.data.ptr)
+        key = graph_key("gibbs", (W, b_vis, b_hid, *ws.values()), (steps,))
         used = run_recorded(key, body, seed, first, keep=ws)
     v_out[...] = v
     return used

@@ -4,12 +4,14 @@ device attributes, params packing, launch and cuBLAS GEMMs.
 Nothing here is imported by ``import fastgen``; CuPy is imported on first use, from
 :func:`unavailable_reason` (which every CUDA path asks first).
 
-Compilation and caching: each kernels/NAME.cu becomes one ``cupy.RawModule`` per process and
-device, built on first use with :func:`fastgen._build.nvrtc_options` (``-I kernels/include``,
-``--fmad=false`` so that the shared formulas round as on the CPU). CuPy caches the compiled
-binary on disk (``~/.cupy/kernel_cache``, or ``$CUPY_CACHE_DIR``) keyed by the source text and
-options; because NVRTC resolves ``#include`` itself, the source is prefixed with a hash of every
-header so that editing a header invalidates that cache too.
+Compilation and caching: each kernels/NAME.cu is compiled by NVRTC (CuPy's bindings, called
+directly) to a cubin for the device's architecture with :func:`compile_options`
+(``-I kernels/include``, ``--fmad=false`` so that the shared formulas round as on the CPU,
+``-ftz=false`` so that float32 subnormals survive as on the CPU), cached on disk
+(:func:`kernel_cache_dir`) keyed by the source, the options and NVRTC's version, and loaded as a
+``cupy.RawModule`` by path, once per process and device. CuPy's own compiler is not used: it
+appends ``-ftz=true`` after the caller's options. Because NVRTC resolves ``#include`` itself,
+the source is prefixed with a hash of every header so that editing a header changes the key.
 
 Params: each kernel takes one struct by value, declared once in
 kernels/include/fastgen/params/<op>.h; the launcher module of that op holds the struct's field
@@ -23,19 +25,30 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .. import _build
+from . import cublas
 
 THREADS_PER_BLOCK = 256
 
 
 # ---- availability ---------------------------------------------------------------------------
+PROBE_SOURCE = """#include "fastgen/params/stream.h"
+extern "C" __global__ void fg_probe(float* out) { out[threadIdx.x] = 1.0f; }
+"""
+
+
 @functools.lru_cache(maxsize=None)
 def unavailable_reason() -> str | None:
-    """None when CuPy imports and sees a CUDA device, else why not (for error messages)."""
+    """None when the whole toolchain works, else one sentence saying what is missing: CuPy, a
+    CUDA device, NVRTC (probed by compiling a tiny kernel that includes fastgen's headers, for
+    the current device), or cuBLAS. Asked once per process, so a broken install fails every
+    CUDA test with the same clear reason instead of a compile error per kernel."""
     if _build.flag("FASTGEN_NO_CUDA"):
         return "FASTGEN_NO_CUDA is set"
     try:
@@ -48,6 +61,26 @@ def unavailable_reason() -> str | None:
         return f"CuPy found no usable CUDA device ({exc})"
     if count < 1:
         return "CuPy found no CUDA device"
+    return probe_toolchain(current_device())
+
+
+def probe_toolchain(device: int) -> str | None:
+    """None when NVRTC compiles a kernel with fastgen's headers and options for ``device`` and
+    cuBLAS loads, else why not."""
+    try:
+        version = ".".join(str(v) for v in nvrtc_binding().getVersion())
+    except Exception as exc:
+        return (f"NVRTC is not loadable ({exc.__class__.__name__}: {exc}); CuPy needs the CUDA toolkit's "
+                "libnvrtc or the nvidia-cuda-nvrtc wheel")
+    try:
+        arch = target_arch(device_arch(device))
+        nvrtc_compile(PROBE_SOURCE, "fastgen_probe.cu", arch)
+    except Exception as exc:
+        return f"NVRTC {version} cannot compile fastgen's kernels here ({exc.__class__.__name__}: {exc})"
+    try:
+        cublas.library()
+    except Exception as exc:
+        return f"{exc}"
     return None
 
 
@@ -94,14 +127,93 @@ def nvrtc_options() -> tuple:
     return tuple(f"-I{include}" if o.startswith("-I") else o for o in _build.nvrtc_options())
 
 
+def nvrtc_binding():
+    """CuPy's NVRTC bindings (cupy_backends.cuda.libs.nvrtc): createProgram, compileProgram,
+    getCUBIN / getPTX, getProgramLog, destroyProgram, getVersion."""
+    from cupy_backends.cuda.libs import nvrtc
+
+    return nvrtc
+
+
+def compile_options(arch: str) -> tuple:
+    """The options every kernel is compiled with for ``arch`` ("sm_90": a cubin; "compute_90":
+    PTX). ``-ftz=false`` comes last and is the only flush-to-zero flag: CuPy's own compile path
+    appends ``-ftz=true`` to any options it is given, which is why fastgen does not use it."""
+    return (*nvrtc_options(), f"--gpu-architecture={arch}", "-ftz=false")
+
+
+def kernel_cache_dir() -> Path:
+    """Where compiled kernels are kept: ``$FASTGEN_KERNEL_CACHE``, else ~/.cache/fastgen/kernels."""
+    custom = os.environ.get("FASTGEN_KERNEL_CACHE", "").strip()
+    if custom:
+        return Path(custom)
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "fastgen" / "kernels"
+
+
+def kernel_source(name: str) -> str:
+    """kernels/``name``.cu, prefixed with a hash of every header (NVRTC resolves the includes
+    itself, so an edited header must change the source text the cache is keyed on)."""
+    return f"// headers {headers_digest(kernel_dir() / 'include')}\n" + (kernel_dir() / f"{name}.cu").read_text()
+
+
+def target_arch(arch: str) -> str:
+    """``arch`` as this NVRTC builds it: a cubin for ``sm_XY`` needs getCUBIN (CuPy >= 12), else
+    PTX for ``compute_XY`` (the driver compiles it at load)."""
+    if arch.startswith("sm_") and not hasattr(nvrtc_binding(), "getCUBIN"):
+        return "compute_" + arch[3:]
+    return arch
+
+
+def nvrtc_compile(source: str, filename: str, arch: str) -> bytes:
+    """``source`` compiled by NVRTC with :func:`compile_options` for ``arch`` (see
+    :func:`target_arch`): a cubin for ``sm_XY``, PTX for ``compute_XY``."""
+    nvrtc = nvrtc_binding()
+    program = nvrtc.createProgram(source, filename, [], [])
+    try:
+        try:
+            nvrtc.compileProgram(program, list(compile_options(arch)))
+        except Exception as exc:
+            raise RuntimeError(f"NVRTC could not compile {filename} for {arch}: {exc}\n"
+                               f"{nvrtc.getProgramLog(program)}") from None
+        binary = nvrtc.getCUBIN(program) if arch.startswith("sm_") else nvrtc.getPTX(program)
+    finally:
+        nvrtc.destroyProgram(program)
+    return binary.encode() if isinstance(binary, str) else bytes(binary)
+
+
+def compile_kernels(name: str, arch: str) -> Path:
+    """kernels/``name``.cu compiled for ``arch`` (:func:`nvrtc_compile`), cached on disk by source,
+    options and NVRTC version; returns the file's path."""
+    arch = target_arch(arch)
+    source = kernel_source(name)
+    version = repr(tuple(nvrtc_binding().getVersion()))
+    key = hashlib.sha256("\0".join([source, *compile_options(arch), version]).encode()).hexdigest()[:24]
+    path = kernel_cache_dir() / f"{name}_{arch}_{key}.{'cubin' if arch.startswith('sm_') else 'ptx'}"
+    if path.is_file():
+        return path
+    binary = nvrtc_compile(source, f"{name}.cu", arch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        tmp.write(binary)
+    os.replace(tmp.name, path)  # atomic: a concurrent process never loads half a file
+    return path
+
+
+def device_arch(device: int) -> str:
+    """``sm_<major><minor>`` of ``device``."""
+    import cupy
+
+    return f"sm_{cupy.cuda.Device(device).compute_capability}"
+
+
 @functools.lru_cache(maxsize=None)
 def compiled_module(name: str, device: int):
-    """kernels/``name``.cu as a ``cupy.RawModule`` on ``device``, compiled once per process."""
+    """kernels/``name``.cu as a ``cupy.RawModule`` on ``device``, compiled once per process and
+    loaded from the binary :func:`compile_kernels` wrote (never through CuPy's compiler)."""
     cp = require(f"kernels/{name}.cu")
-    path = kernel_dir() / f"{name}.cu"
-    source = f"// headers {headers_digest(kernel_dir() / 'include')}\n" + path.read_text()
     with cp.cuda.Device(device):
-        return cp.RawModule(code=source, options=nvrtc_options())
+        return cp.RawModule(path=str(compile_kernels(name, device_arch(device))))
 
 
 @functools.lru_cache(maxsize=None)
@@ -201,10 +313,10 @@ def launch(module: str, name: str, work: int, params: np.ndarray, *, block: int 
 
 
 def gemm(transa: str, transb: str, a, b, out, alpha: float = 1.0, beta: float = 0.0) -> None:
-    """out = alpha op(a) @ op(b) + beta out on cuBLAS (C-contiguous operands, no copies, no
-    allocation: safe inside a graph capture). alpha and beta are rounded to out's dtype, as the
-    CPU loops compute them in T."""
-    import cupy.cublas
+    """out = alpha op(a) @ op(b) + beta out on cuBLAS, on the current stream (C-contiguous rows,
+    no copies, no allocation: capturable in a CUDA graph, see :mod:`fastgen._native.cublas`).
+    alpha and beta are rounded to out's dtype, as the CPU loops compute them in T."""
+    import cupy
 
     t = out.dtype.type
-    cupy.cublas.gemm(transa, transb, a, b, out=out, alpha=t(alpha), beta=t(beta))
+    cublas.gemm(transa, transb, a, b, out, t(alpha), t(beta), stream=int(cupy.cuda.get_current_stream().ptr))

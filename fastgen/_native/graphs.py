@@ -16,6 +16,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _build
+from . import cublas
 from .cuda_runtime import current_device, launch, struct_dtypes, pack_record
 
 # kernels/include/fastgen/params/stream.h
@@ -48,6 +49,21 @@ class _Recorded:
         self.rng = None
         self.capture_stream = None
         self.keep = None  # the workspace the graph's kernels write: must live as long as the graph
+        self.cublas_workspace = None  # cuBLAS's scratch memory inside the graph: the graph's own
+
+
+def array_key(a):
+    """What a graph captured over the array ``a`` depends on: its address, shape, strides and
+    dtype (CuPy's pool hands a freed address to the next array of any shape)."""
+    if a is None:
+        return None
+    return (int(a.data.ptr), tuple(a.shape), tuple(a.strides), a.dtype.str)
+
+
+def graph_key(name: str, arrays, settings) -> tuple:
+    """The key of a recorded sequence: ``name``, every array it reads or writes (including its
+    workspace's) by :func:`array_key`, and every setting its launches bake in."""
+    return (name, tuple(array_key(a) for a in arrays), tuple(settings))
 
 
 def graphs_enabled() -> bool:
@@ -84,12 +100,13 @@ def run_recorded(key, body, seed: int, first: int, *, keep=None):
     if rec.graph is None:
         rec.keep = keep
         rec.rng = cp.zeros(2, dtype=np.uint64)
+        rec.cublas_workspace = cublas.new_workspace()
         rec.capture_stream = cp.cuda.Stream(non_blocking=True)
         # The capture stream must see everything the caller's stream did before (the buffers'
         # contents are read at replay, but CuPy's pool may hand out memory freed on `current`).
         rec.capture_stream.wait_event(current.record())
         try:
-            with rec.capture_stream:
+            with rec.capture_stream, cublas.capture_workspace(rec.cublas_workspace):
                 rec.capture_stream.begin_capture()
                 try:
                     body(rec.rng, 0)
