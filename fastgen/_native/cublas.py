@@ -56,11 +56,22 @@ def _candidates() -> list[str]:
     override = os.environ.get("FASTGEN_CUBLAS_LIBRARY", "").strip()
     if override:
         return [override]
-    try:  # make CuPy load its cuBLAS, so that the same file is used
-        import cupy_backends.cuda.libs.cublas  # noqa: F401
+    try:  # make CuPy load its cuBLAS (a handle of its own forces a lazy loader), so that the same file is used
+        import cupy
+
+        cupy.cuda.Device().cublas_handle
     except Exception:
         pass
-    return _loaded_paths() + [f"libcublas.so.{major}" for major in (13, 12, 11)] + ["libcublas.so"]
+    found = _loaded_paths()
+    try:  # where CUDA's Python wheels keep it (CuPy >= 14 finds its libraries this way)
+        from cuda.pathfinder import load_nvidia_dynamic_lib
+
+        path = load_nvidia_dynamic_lib("cublas").abs_path
+        if path:
+            found.append(path)
+    except Exception:
+        pass
+    return found + [f"libcublas.so.{major}" for major in (13, 12, 11)] + ["libcublas.so"]
 
 
 _LIBRARY = None

@@ -11,7 +11,7 @@ from .._backend import placement
 from .._checks import INT32_MAX, as_generator, check_int32_extent, flag, positive_int, real
 from .._native import cpu as _cpu
 from .sampling import sample_bernoulli_numpy, sigmoid_numpy
-from .validation import float_array, float_array_cuda, rbm_parameters, rbm_parameters_cuda
+from .validation import DeviceChecks, float_array, float_array_cuda, rbm_parameters, rbm_parameters_cuda
 
 __all__ = ["CDGradients", "cd_epoch", "cd_gradients", "cd_statistics_numpy", "offsets_per_epoch"]
 
@@ -145,24 +145,29 @@ def _cd_gradients_cuda(pl, v, W, b_vis, b_hid, k, generator, persistent_chains) 
 
     from .._native import cuda as _cuda
 
-    W, b_vis, b_hid = rbm_parameters_cuda(pl, W, b_vis, b_hid)
-    v = float_array_cuda(pl.array(v, "v"), "v", ndim=2, dtype=W.dtype, allow_empty=False)
+    checks = DeviceChecks()
+    W, b_vis, b_hid = rbm_parameters_cuda(pl, W, b_vis, b_hid, checks=checks)
+    v = float_array_cuda(pl.array(v, "v"), "v", ndim=2, dtype=W.dtype, allow_empty=False, checks=checks)
     if v.shape[1] != W.shape[1]:
         raise ValueError(f"v must have {W.shape[1]} columns (n_visible of W), got shape {v.shape}")
     k = positive_int(k, "k", maximum=INT32_MAX)
+    chains = None
+    if persistent_chains is not None:
+        chains = float_array_cuda(pl.array(persistent_chains, "persistent_chains"), "persistent_chains", ndim=2,
+                                  dtype=W.dtype, allow_empty=False, checks=checks)
+        if chains.shape[1] != W.shape[0]:
+            raise ValueError(f"persistent_chains must have {W.shape[0]} columns (n_hidden), got {chains.shape}")
+    checks.raise_first()
     gen = as_generator(generator)
     seed, first = gen.seed, gen.take(2 * k + 1)
 
     hidden_pos = cp.empty((v.shape[0], W.shape[0]), W.dtype)
     _cuda.gemm("N", "T", v, W, hidden_pos)
-    if persistent_chains is None:
+    if chains is None:
         chains = cp.empty_like(hidden_pos)
         _cuda.bernoulli(hidden_pos, b_hid, hidden_pos, chains, seed=seed, offset=first)
     else:
-        chains = float_array_cuda(pl.array(persistent_chains, "persistent_chains"), "persistent_chains", ndim=2,
-                                  dtype=W.dtype, allow_empty=False).copy()
-        if chains.shape[1] != W.shape[0]:
-            raise ValueError(f"persistent_chains must have {W.shape[0]} columns (n_hidden), got {chains.shape}")
+        chains = chains.copy()
         _cuda.bernoulli(hidden_pos, b_hid, hidden_pos, None)
     visible_neg = cp.empty((chains.shape[0], W.shape[1]), W.dtype)
     hidden_neg = cp.empty((chains.shape[0], W.shape[0]), W.dtype)

@@ -28,7 +28,7 @@ import numpy as np
 from .._native import cpu as _cpu
 from .._backend import placement, wrap_like
 from .._checks import check_int32_extent, check_output_size, finite_in_dtype, real
-from .validation import float_array, float_array_cuda
+from .validation import DeviceChecks, float_array, float_array_cuda
 from .pool import pair
 
 ACTIVATIONS = {"none": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
@@ -200,12 +200,15 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     if pl.cuda:
         with pl.activate():
             # x is checked for NaN / inf up front here: a relu output pass could hide a NaN.
-            a = float_array_cuda(pl.array(x, "x"), "x", ndim=4)
-            wt = float_array_cuda(pl.array(weight, "weight"), "weight", ndim=4, dtype=a.dtype)
-            b = None if bias is None else float_array_cuda(pl.array(bias, "bias"), "bias", ndim=1, dtype=a.dtype)
+            checks = DeviceChecks()
+            a = float_array_cuda(pl.array(x, "x"), "x", ndim=4, checks=checks)
+            wt = float_array_cuda(pl.array(weight, "weight"), "weight", ndim=4, dtype=a.dtype, checks=checks)
+            b = None if bias is None else float_array_cuda(pl.array(bias, "bias"), "bias", ndim=1, dtype=a.dtype,
+                                                           checks=checks)
             geometry = conv_transpose_geometry(a.shape, wt.shape, None if b is None else b.shape, stride, padding,
                                                output_padding)
             code, slope = activation_code(activation), check_slope(negative_slope, a.dtype)
+            checks.raise_first()
             return pl.wrap(forward_cupy(a, wt, b, geometry, code, slope))
     a = float_array(x, "x", ndim=4, finite=False)  # NaN / inf: found by the kernel (forward_numpy)
     wt = float_array(weight, "weight", ndim=4, dtype=a.dtype)

@@ -8,7 +8,7 @@ import numpy as np
 from .._backend import placement, to_numpy, wrap_like
 from .._checks import INT32_MAX, as_generator, flag, positive_int
 from .._native import cpu as _cpu
-from .validation import float_array, float_array_cuda, rbm_parameters, rbm_parameters_cuda
+from .validation import DeviceChecks, float_array, float_array_cuda, rbm_parameters, rbm_parameters_cuda
 
 _METHODS = ("auto", "fused", "graph", "eager")
 
@@ -96,8 +96,9 @@ def _gibbs_cuda(pl, v, W, b_vis, b_hid, steps, generator, clamp, return_hidden, 
 
     from .._native import cuda as _cuda
 
-    W, b_vis, b_hid = rbm_parameters_cuda(pl, W, b_vis, b_hid)
-    v_arr = float_array_cuda(pl.array(v, "v"), "v", ndim=2, dtype=W.dtype)
+    checks = DeviceChecks()
+    W, b_vis, b_hid = rbm_parameters_cuda(pl, W, b_vis, b_hid, checks=checks)
+    v_arr = float_array_cuda(pl.array(v, "v"), "v", ndim=2, dtype=W.dtype, checks=checks)
     if v_arr.shape[1] != W.shape[1]:
         raise ValueError(f"v must have {W.shape[1]} columns (n_visible of W), got shape {v_arr.shape}")
     steps = positive_int(steps, "steps", minimum=0, maximum=INT32_MAX)
@@ -109,6 +110,7 @@ def _gibbs_cuda(pl, v, W, b_vis, b_hid, steps, generator, clamp, return_hidden, 
         if mask.shape not in ((W.shape[1],), v_arr.shape):
             raise ValueError(f"clamp must have shape ({W.shape[1]},) or {v_arr.shape}, got {mask.shape}")
         mask = cp.ascontiguousarray(mask, dtype=cp.uint8)
+    checks.raise_first()
     gen = as_generator(generator)
     out = v_arr.copy()
     first = gen.take(2 * steps)

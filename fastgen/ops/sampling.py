@@ -13,7 +13,7 @@ import numpy as np
 from .._backend import placement, wrap_like
 from .._checks import as_generator, finite_in_dtype, flag, is_finite_real
 from .._native import cpu as _cpu
-from .validation import float_array, float_array_cuda, vector, vector_cuda
+from .validation import DeviceChecks, float_array, float_array_cuda, vector, vector_cuda
 
 _OUTPUTS = ("states", "probs", "both")
 
@@ -145,15 +145,18 @@ def _bernoulli_cuda(pl, x, bias, from_logits, output, generator):
 
     from .._native import cuda as _cuda
 
-    a = float_array_cuda(pl.array(x, "x"), "x", ndim=(1, 2))
+    checks = DeviceChecks()
+    a = float_array_cuda(pl.array(x, "x"), "x", ndim=(1, 2), checks=checks)
     if not from_logits:
         if bias is not None:
             raise ValueError("bias is only used with from_logits=True")
         if output != "states":
             raise ValueError("with from_logits=False the probabilities are the input: use output='states'")
-        if a.size and (bool((a < 0).any()) or bool((a > 1).any())):
-            raise ValueError("x must hold probabilities in [0, 1] when from_logits=False")
-    b = None if bias is None else vector_cuda(pl.array(bias, "bias"), "bias", a.shape[-1], a.dtype)
+        if a.size:
+            checks.require(((a >= 0) & (a <= 1)).all(),
+                           ValueError("x must hold probabilities in [0, 1] when from_logits=False"))
+    b = None if bias is None else vector_cuda(pl.array(bias, "bias"), "bias", a.shape[-1], a.dtype, checks=checks)
+    checks.raise_first()
     probs = cp.empty_like(a) if output in ("probs", "both") else None
     states = cp.empty_like(a) if output in ("states", "both") else None
     seed, offset = 0, 0
@@ -173,17 +176,19 @@ def _gaussian_cuda(pl, mean, std, bias, generator):
 
     from .._native import cuda as _cuda
 
-    a = float_array_cuda(pl.array(mean, "mean"), "mean", ndim=(1, 2))
-    b = None if bias is None else vector_cuda(pl.array(bias, "bias"), "bias", a.shape[-1], a.dtype)
+    checks = DeviceChecks()
+    a = float_array_cuda(pl.array(mean, "mean"), "mean", ndim=(1, 2), checks=checks)
+    b = None if bias is None else vector_cuda(pl.array(bias, "bias"), "bias", a.shape[-1], a.dtype, checks=checks)
     std_arr, std_scalar = None, 0.0
     if np.isscalar(std):
         std_scalar = float(std) if is_finite_real(std) else None
         if std_scalar is None or std_scalar < 0:
             raise ValueError(f"std must be a finite number >= 0, got {std!r}")
     else:
-        std_arr = vector_cuda(pl.array(std, "std"), "std", a.shape[-1], a.dtype)
-        if bool((std_arr < 0).any()):
-            raise ValueError("std must be >= 0 everywhere")
+        std_arr = vector_cuda(pl.array(std, "std"), "std", a.shape[-1], a.dtype, checks=checks)
+        if std_arr.size:
+            checks.require((std_arr >= 0).all(), ValueError("std must be >= 0 everywhere"))
+    checks.raise_first()
     gen = as_generator(generator)
     out = cp.empty_like(a)
     _cuda.gaussian(a, out, bias=b, std=std_arr, std_scalar=std_scalar, seed=gen.seed, offset=gen.take())

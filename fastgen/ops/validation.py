@@ -4,8 +4,8 @@ Conventions: float32 and float64 pass through (no copy when C-contiguous); other
 dtypes (bool, integers, float16) are converted once to float64 (float16 to float32);
 non-contiguous arrays are copied to C order; anything else is refused with a TypeError that
 names the argument. The ``*_cuda`` variants apply the same rules to CuPy arrays (the CUDA paths'
-compute form, see ``fastgen._backend``); NaN/inf checks there are one reduction on the device
-and a synchronisation with the host.
+compute form, see ``fastgen._backend``); NaN/inf checks there are reductions left on the device,
+read back together in one host synchronisation per op call (:class:`DeviceChecks`).
 """
 from __future__ import annotations
 
@@ -105,24 +105,71 @@ def rbm_parameters(W, b_vis, b_hid, dtype=None):
 
 
 # ---- CUDA (CuPy arrays) ---------------------------------------------------------------------
-def float_array_cuda(a, name: str, *, ndim=None, dtype=None, allow_empty: bool = True, finite: bool = True):
-    """:func:`float_array` for a CuPy array ``a`` (same dtype rules, same messages)."""
+class DeviceChecks:
+    """Value checks of CuPy arrays read back in one host synchronisation per op call.
+
+    Each check is a boolean reduction left on the device (:meth:`require`); :meth:`raise_first`
+    copies every flag to the host at once and raises the first failed check's error, in the
+    order the checks were made. A check per argument would wait for the device once per
+    argument, stalling a caller's asynchronous pipeline (torch's, CuPy's) as many times.
+    """
+
+    def __init__(self):
+        self._flags = []
+        self._errors = []
+
+    def require(self, ok, error: Exception) -> None:
+        """Queue ``ok`` (a 0-d boolean device array) and the error to raise if it is false."""
+        self._flags.append(ok)
+        self._errors.append(error)
+
+    def finite(self, a, name: str) -> None:
+        """Queue the check that ``a`` holds no NaN or infinity (nothing for None or empty)."""
+        if a is not None and a.size:
+            import cupy as cp
+
+            self.require(cp.isfinite(a).all(), ValueError(f"{name} contains NaN or infinity"))
+
+    def raise_first(self) -> None:
+        """Read every queued flag (one synchronisation) and raise the first failed check's error."""
+        if not self._flags:
+            return
+        import cupy as cp
+
+        ok = cp.stack(self._flags).tolist()
+        errors = self._errors
+        self._flags, self._errors = [], []
+        for passed, error in zip(ok, errors):
+            if not passed:
+                raise error
+
+
+def float_array_cuda(a, name: str, *, ndim=None, dtype=None, allow_empty: bool = True, finite: bool = True,
+                     checks: DeviceChecks | None = None):
+    """:func:`float_array` for a CuPy array ``a`` (same dtype rules, same messages). The finiteness
+    check is queued on ``checks`` when given (the caller reads all its checks at once), else made
+    now (one synchronisation)."""
     import cupy as cp
 
-    def check_finite_cuda(arr, arg_name):
-        if arr.size and not bool(cp.isfinite(arr).all()):
-            raise ValueError(f"{arg_name} contains NaN or infinity")
-
-    return _float_checked(a, name, ndim, dtype, allow_empty, finite, cp.ascontiguousarray, check_finite_cuda)
-
-
-def vector_cuda(a, name: str, length: int, dtype):
-    return _check_length(float_array_cuda(a, name, ndim=1, dtype=dtype), name, length)
+    queue = checks if checks is not None else DeviceChecks()
+    a = _float_checked(a, name, ndim, dtype, allow_empty, finite, cp.ascontiguousarray, queue.finite)
+    if checks is None:
+        queue.raise_first()
+    return a
 
 
-def rbm_parameters_cuda(pl, W, b_vis, b_hid, dtype=None):
-    """:func:`rbm_parameters` on the device of placement ``pl``."""
-    W = float_array_cuda(pl.array(W, "W"), "W", ndim=2, dtype=dtype)
+def vector_cuda(a, name: str, length: int, dtype, checks: DeviceChecks | None = None):
+    return _check_length(float_array_cuda(a, name, ndim=1, dtype=dtype, checks=checks), name, length)
+
+
+def rbm_parameters_cuda(pl, W, b_vis, b_hid, dtype=None, checks: DeviceChecks | None = None):
+    """:func:`rbm_parameters` on the device of placement ``pl`` (finiteness queued on ``checks``
+    when given)."""
+    queue = checks if checks is not None else DeviceChecks()
+    W = float_array_cuda(pl.array(W, "W"), "W", ndim=2, dtype=dtype, checks=queue)
     n_hidden, n_visible = W.shape
-    return (W, vector_cuda(pl.array(b_vis, "b_vis"), "b_vis", n_visible, W.dtype),
-            vector_cuda(pl.array(b_hid, "b_hid"), "b_hid", n_hidden, W.dtype))
+    params = (W, vector_cuda(pl.array(b_vis, "b_vis"), "b_vis", n_visible, W.dtype, checks=queue),
+              vector_cuda(pl.array(b_hid, "b_hid"), "b_hid", n_hidden, W.dtype, checks=queue))
+    if checks is None:
+        queue.raise_first()
+    return params

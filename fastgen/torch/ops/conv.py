@@ -36,6 +36,7 @@ from ._validate import cuda_arrays, finite_numpy, float_tensor, on_torch_stream,
 from ...ops.conv import (activation_backward_numpy, activation_code, backward_cupy, backward_numpy, check_slope,
                          conv_transpose_geometry, forward_cupy, forward_numpy)
 from ...ops.pool import pair
+from ...ops.validation import DeviceChecks
 
 
 def _check(x, weight, bias):
@@ -145,15 +146,10 @@ def _(grad_out, y, x, weight, stride, padding, output_padding, activation, negat
 def _check_finite_cuda(*named) -> None:
     """ValueError naming the first of (name, CuPy array) pairs holding a NaN or infinity; one
     device-to-host transfer for all of them."""
-    import cupy as cp
-
-    named = [(name, a) for name, a in named if a is not None and a.size]
-    if not named:
-        return
-    finite = cp.stack([cp.isfinite(a).all() for _, a in named]).tolist()
-    for (name, _), ok in zip(named, finite):
-        if not ok:
-            raise ValueError(f"{name} contains NaN or infinity")
+    checks = DeviceChecks()
+    for name, a in named:
+        checks.finite(a, name)
+    checks.raise_first()
 
 
 def _conv_transpose2d_cuda(x, weight, bias, stride, padding, output_padding, activation, negative_slope):
