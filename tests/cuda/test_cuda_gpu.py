@@ -189,3 +189,80 @@ def test_bernoulli_rbm_device_errors_name_the_parameter():
         fastgen.BernoulliRBM(n_temperatures=2, device="cuda").fit(np.zeros((4, 3), np.float32))
     with pytest.raises(ValueError, match="device"):
         fastgen.BernoulliRBM(device="cuda:x").fit(np.zeros((4, 3)))
+
+
+# ---- issue 27: what the toolchain must not change ----------------------------------------------
+def test_float32_subnormals_survive_as_on_the_cpu(cp):
+    # sigmoid(x) for x in [-104, -87.5] is a float32 subnormal: a flush-to-zero build gives 0.
+    logits = np.linspace(-104.0, -87.5, 4128, dtype=np.float32).reshape(32, 129)
+    bias = np.linspace(-1.0, 1.0, 129, dtype=np.float32)
+    for b in (None, bias):
+        want = sample_bernoulli(logits, b, output="probs")
+        assert np.count_nonzero((want > 0) & (want < np.finfo(np.float32).tiny)) > 1000
+        got = sample_bernoulli(cp.asarray(logits), None if b is None else cp.asarray(b), output="probs")
+        np.testing.assert_array_equal(got.get(), want)
+
+
+def test_softplus_of_large_logits_and_subnormal_categorical_logits_match_the_cpu(cp):
+    from fastgen.ops import bernoulli_log_likelihood, sample_categorical
+
+    rng = np.random.default_rng(27)
+    logits = rng.uniform(86.0, 104.0, (16, 129)).astype(np.float32) * rng.choice([-1, 1], (16, 129)).astype(np.float32)
+    x = (rng.random((16, 129)) < 0.5).astype(np.float32)
+    want = bernoulli_log_likelihood(x, logits)
+    got = bernoulli_log_likelihood(cp.asarray(x), cp.asarray(logits)).get()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    tiny = np.float32(np.finfo(np.float32).smallest_subnormal)
+    sub = np.zeros((64, 33), np.float32)
+    sub[:, ::2] = tiny * np.arange(1, 18, dtype=np.float32)   # subnormal, distinct from 0
+    for top_k in (None, 3):
+        want_k = sample_categorical(sub, top_k=top_k, generator=fastgen.Generator(5))
+        got_k = sample_categorical(cp.asarray(sub), top_k=top_k, generator=fastgen.Generator(5)).get()
+        np.testing.assert_array_equal(got_k, want_k)
+
+
+def test_the_epoch_graph_replays_only_for_the_same_shapes(cp, monkeypatch):
+    # fit(X[:1000]) then fit(X[:2000]): one data pointer, two shapes; each replay equals an eager
+    # run of its own shape.
+    from fastgen._native import cuda as _cuda, graphs
+
+    rng = np.random.default_rng(3)
+    X = cp.asarray((rng.random((2000, 30)) < 0.3).astype(np.float32))
+    W0 = (0.1 * rng.standard_normal((20, 30))).astype(np.float32)
+
+    W, bv, bh = cp.empty((20, 30), cp.float32), cp.empty(30, cp.float32), cp.empty(20, cp.float32)
+
+    def epoch(rows, seed, first):
+        W.set(W0)
+        bv.fill(0)
+        bh.fill(0)
+        how = _cuda.train_epoch(W, bv, bh, X[:rows], batch_size=100, cd_k=1, lr=0.05, momentum=0.0,
+                                weight_decay=0.0, seed=seed, first=first)
+        return how, W.get()
+
+    _cuda.clear_graphs()
+    runs = [(rows, epoch(rows, 9, 4 * i)) for i, rows in enumerate((1000, 2000, 1000, 2000, 1000, 2000))]
+    monkeypatch.setattr(graphs, "graphs_enabled", lambda: False)
+    for i, (rows, (how, W)) in enumerate(runs):
+        eager = epoch(rows, 9, 4 * i)
+        assert eager[0] == "eager"
+        np.testing.assert_array_equal(W, eager[1], err_msg=f"run {i} ({rows} rows, {how})")
+    assert [how for _, (how, _) in runs] == ["eager", "eager", "graph", "graph", "graph", "graph"]
+
+
+def test_graph_capture_of_cublas_gemms_works_and_warns_nothing(cp, recwarn):
+    from fastgen._native import cuda as _cuda
+
+    rng = np.random.default_rng(8)
+    W = cp.asarray((0.1 * rng.standard_normal((24, 40))).astype(np.float64))
+    bv, bh = cp.zeros(40, cp.float64), cp.zeros(24, cp.float64)
+    v = cp.asarray((rng.random((300, 40)) < 0.5).astype(np.float64))
+    _cuda.clear_graphs()
+    outs = []
+    for _ in range(3):
+        out = v.copy()
+        outs.append((_cuda.gibbs(out, W, bv, bh, 4, seed=3, first=0, method="graph"), out.get()))
+    assert [m for m, _ in outs] == ["eager", "graph", "graph"]
+    np.testing.assert_array_equal(outs[1][1], outs[0][1])
+    np.testing.assert_array_equal(outs[2][1], outs[0][1])
+    assert not [w for w in recwarn if "graph capture" in str(w.message)]
