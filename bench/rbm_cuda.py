@@ -323,7 +323,7 @@ def gibbs_scenario(X, chains, repeats, cooldown, sync, n_hidden=500):
 
 def run_cuda_suite(args) -> dict:
     """Scenarios E and F on the current CUDA device; SystemExit with a clear message without one."""
-    from fastgen._native import cuda as _cuda
+    from fastgen._native import cublas as _cublas, cuda as _cuda, graphs as _graphs
 
     reason = _cuda.unavailable_reason()
     if reason is not None:
@@ -353,6 +353,9 @@ def run_cuda_suite(args) -> dict:
     env["cupy"] = cp.__version__
     env["torch"] = torch.__version__
     env["cuda_runtime"] = cp.cuda.runtime.runtimeGetVersion()
+    env["cuda_driver"] = cp.cuda.runtime.driverGetVersion()
+    env["nvrtc"] = ".".join(str(v) for v in _cuda.nvrtc_binding().getVersion())
+    env["cublas"] = _cublas.version()
     print(f"fastgen RBM benchmarks (CUDA: {env['gpu']})" + (" -- QUICK mode" if quick else ""))
     print(format_environment(env))
     scenarios: dict = {}
@@ -371,6 +374,9 @@ def run_cuda_suite(args) -> dict:
     settings = {"quick": quick, "repeats": repeats, "cooldown_s": cooldown, "warmup": 1, "device": "cuda",
                 "timer": "time.perf_counter after device synchronisation", "statistic": "median", "tf32": False}
     document = results_document("rbm-cuda", env, settings, scenarios)
+    # whether the timed fastgen runs were graph replays (a failed capture falls back to eager)
+    document["cuda_graphs"] = dict(_graphs.STATS)
+    print(f"CUDA graphs: {document['cuda_graphs']}")
     if skipped:
         document["skipped"] = skipped
     print_target_summary(scenarios)

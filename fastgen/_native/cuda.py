@@ -17,8 +17,8 @@ from __future__ import annotations
 from . import cuda_cd, cuda_gibbs, cuda_sampling, graphs
 from .cuda_cd import apply_velocity, sgd_update, train_epoch
 from .cuda_gibbs import fused_gibbs_fits, fused_gibbs_shared_bytes, gibbs, gibbs_fused, gibbs_method, hidden_probs
-from .cuda_runtime import (available, gemm, kernel_dir, kernel_sources, launch, nvrtc_options, pack_record, require,
-                           stream_fields, suffix, unavailable_reason)
+from .cuda_runtime import (available, gemm, kernel_dir, kernel_sources, launch, nvrtc_binding, nvrtc_options,
+                           pack_record, require, stream_fields, suffix, unavailable_reason)
 from .cuda_sampling import bernoulli, fill_bits, fill_normal, fill_uniform, gaussian
 from .graphs import clear_graphs, graphs_enabled, run_recorded, set_stream
 
@@ -35,5 +35,5 @@ def pack(struct: str, **values):
 __all__ = ["DTYPES", "apply_velocity", "available", "bernoulli", "clear_graphs", "fill_bits", "fill_normal",
            "fill_uniform", "fused_gibbs_fits", "fused_gibbs_shared_bytes", "gaussian", "gemm", "gibbs", "gibbs_fused",
            "gibbs_method", "graphs_enabled", "hidden_probs", "kernel_dir", "kernel_sources", "launch",
-           "nvrtc_options", "pack", "pack_record", "require", "run_recorded", "set_stream", "sgd_update",
-           "stream_fields", "suffix", "train_epoch", "unavailable_reason"]
+           "nvrtc_binding", "nvrtc_options", "pack", "pack_record", "require", "run_recorded", "set_stream",
+           "sgd_update", "stream_fields", "suffix", "train_epoch", "unavailable_reason"]

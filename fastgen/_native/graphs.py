@@ -28,6 +28,8 @@ MAX_GRAPHS = 16  # graphs (and workspaces) kept per process, least recently used
 _LOCK = threading.Lock()
 _GRAPHS: OrderedDict = OrderedDict()
 _WARNED: set = set()
+# How recorded sequences ran in this process, for benchmarks and the GPU check to report.
+STATS = {"eager": 0, "captured": 0, "replayed": 0, "capture_failed": 0}
 
 
 def set_stream(rng, seed: int, offset: int) -> None:
@@ -81,6 +83,7 @@ def run_recorded(key, body, seed: int, first: int, *, keep=None):
 
     if not graphs_enabled():
         body(None, first)
+        STATS["eager"] += 1
         return "eager"
     current = cp.cuda.get_current_stream()
     full_key = (key, current_device(), int(current.ptr))
@@ -96,6 +99,7 @@ def run_recorded(key, body, seed: int, first: int, *, keep=None):
     if not rec.seen or rec.failed is not None:
         rec.seen = True
         body(None, first)
+        STATS["eager"] += 1
         return "eager"
     if rec.graph is None:
         rec.keep = keep
@@ -115,14 +119,19 @@ def run_recorded(key, body, seed: int, first: int, *, keep=None):
         except Exception as exc:  # capture not supported here: stay eager for this key
             rec.graph = None
             rec.failed = f"{type(exc).__name__}: {exc}"
+            STATS["capture_failed"] += 1
+            STATS["last_failure"] = rec.failed
             if key[0] not in _WARNED:
                 _WARNED.add(key[0])
                 warnings.warn(f"fastgen: CUDA graph capture of {key[0]} failed ({rec.failed}); running eagerly",
                               RuntimeWarning, stacklevel=3)
             body(None, first)
+            STATS["eager"] += 1
             return "eager"
+        STATS["captured"] += 1
     set_stream(rec.rng, seed, first)
     rec.graph.launch(stream=current)
+    STATS["replayed"] += 1
     return "graph"
 
 

@@ -375,9 +375,10 @@ def host_cupy(monkeypatch):
 
 def test_the_epoch_graph_key_changes_with_the_rows_trained_on(host_cupy, monkeypatch):
     keys = []
-    monkeypatch.setattr(cuda_cd, "run_recorded", lambda key, body, seed, first, keep=None: keys.append(key) or "eager")
+    monkeypatch.setattr(cuda_cd, "run_recorded",
+                        lambda key, body, seed, first, keep=None: keys.append(key) or "eager")
     data = np.zeros((2000, 6), np.float32)
-    W, bv, bh = HostArray(np.zeros((4, 6), np.float32)), HostArray(np.zeros(6, np.float32)), HostArray(np.zeros(4, np.float32))
+    W, bv, bh = (HostArray(np.zeros(shape, np.float32)) for shape in ((4, 6), 6, 4))
     settings = dict(batch_size=100, cd_k=1, lr=0.1, momentum=0.0, weight_decay=0.0, seed=0, first=0)
     cuda_cd.train_epoch(W, bv, bh, HostArray(data[:1000]), **settings)
     cuda_cd.train_epoch(W, bv, bh, HostArray(data[:2000]), **settings)
@@ -388,8 +389,9 @@ def test_the_epoch_graph_key_changes_with_the_rows_trained_on(host_cupy, monkeyp
 
 def test_the_gibbs_graph_key_changes_with_the_chain_count(host_cupy, monkeypatch):
     keys = []
-    monkeypatch.setattr(cuda_gibbs, "run_recorded", lambda key, body, seed, first, keep=None: keys.append(key) or "graph")
-    W, bv, bh = HostArray(np.zeros((4, 6), np.float32)), HostArray(np.zeros(6, np.float32)), HostArray(np.zeros(4, np.float32))
+    monkeypatch.setattr(cuda_gibbs, "run_recorded",
+                        lambda key, body, seed, first, keep=None: keys.append(key) or "graph")
+    W, bv, bh = (HostArray(np.zeros(shape, np.float32)) for shape in ((4, 6), 6, 4))
 
     class Chains(HostArray):
         def __setitem__(self, index, value):

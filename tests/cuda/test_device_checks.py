@@ -57,7 +57,8 @@ def syncs(monkeypatch):
 
 def _rbm(n_visible=5, n_hidden=3, rows=4, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.random((rows, n_visible)).astype(np.float32), rng.standard_normal((n_hidden, n_visible)).astype(np.float32),
+    return (rng.random((rows, n_visible)).astype(np.float32),
+            rng.standard_normal((n_hidden, n_visible)).astype(np.float32),
             np.zeros(n_visible, np.float32), np.zeros(n_hidden, np.float32))
 
 
