@@ -266,3 +266,19 @@ def test_graph_capture_of_cublas_gemms_works_and_warns_nothing(cp, recwarn):
     np.testing.assert_array_equal(outs[1][1], outs[0][1])
     np.testing.assert_array_equal(outs[2][1], outs[0][1])
     assert not [w for w in recwarn if "graph capture" in str(w.message)]
+
+
+def test_the_toolchain_probe_passes_where_a_device_is():
+    # Not on the cp fixture: that fixture skips when the probe fails, which would hide a probe
+    # that wrongly fails on a working GPU behind skipped tests.
+    cupy = pytest.importorskip("cupy")
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        pytest.skip(f"no CUDA device ({exc})")
+    if count < 1:
+        pytest.skip("no CUDA device")
+    from fastgen._native import cublas, cuda as _cuda
+
+    assert _cuda.unavailable_reason() is None
+    assert cublas.version() >= 11000
