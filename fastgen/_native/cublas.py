@@ -22,10 +22,11 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+
+from .lru import LeastRecentlyUsed
 
 WORKSPACE_BYTES = 32 * 1024 * 1024  # NVIDIA's recommendation for Hopper; enough for every GEMM here
 EAGER_WORKSPACES = 8                 # (device, stream) workspaces kept, least recently used dropped
@@ -33,7 +34,7 @@ EAGER_WORKSPACES = 8                 # (device, stream) workspaces kept, least r
 CUBLAS_OP = {"N": 0, "T": 1}
 _LOCK = threading.RLock()
 _HANDLES: dict = {}
-_EAGER: OrderedDict = OrderedDict()
+_EAGER = LeastRecentlyUsed(EAGER_WORKSPACES)
 _CAPTURE = threading.local()
 
 
@@ -167,18 +168,8 @@ class capture_workspace:
 
 
 def _eager_workspace(device: int, stream: int):
-    with _LOCK:
-        key = (device, stream)
-        ws = _EAGER.get(key)
-        if ws is None:
-            ws = new_workspace()
-            _EAGER[key] = ws
-            # CuPy's pool frees a dropped workspace in stream order: work already queued keeps it.
-            while len(_EAGER) > EAGER_WORKSPACES:
-                _EAGER.popitem(last=False)
-        else:
-            _EAGER.move_to_end(key)
-        return ws
+    # CuPy's pool frees a dropped workspace in stream order: work already queued keeps it.
+    return _EAGER.get_or_make((device, stream), new_workspace)
 
 
 def leading_dimension(a) -> int:

@@ -9,15 +9,14 @@ before each replay (kernels/sampling.cu ``fg_set_stream``), so one graph serves 
 """
 from __future__ import annotations
 
-import threading
 import warnings
-from collections import OrderedDict
 
 import numpy as np
 
 from .. import _build
 from . import cublas
 from .cuda_runtime import current_device, launch, struct_dtypes, pack_record
+from .lru import LeastRecentlyUsed
 
 # kernels/include/fastgen/params/stream.h
 STRUCTS = {"SetStreamParams": (("rng", "p"), ("seed", "u"), ("offset", "u"))}
@@ -25,8 +24,7 @@ DTYPES = struct_dtypes(STRUCTS)
 
 MAX_GRAPHS = 16  # graphs (and workspaces) kept per process, least recently used evicted first
 
-_LOCK = threading.Lock()
-_GRAPHS: OrderedDict = OrderedDict()
+_GRAPHS = LeastRecentlyUsed(MAX_GRAPHS)
 _WARNED: set = set()
 # How recorded sequences ran in this process, for benchmarks and the GPU check to report.
 STATS = {"eager": 0, "captured": 0, "replayed": 0, "capture_failed": 0}
@@ -87,15 +85,7 @@ def run_recorded(key, body, seed: int, first: int, *, keep=None):
         return "eager"
     current = cp.cuda.get_current_stream()
     full_key = (key, current_device(), int(current.ptr))
-    with _LOCK:
-        rec = _GRAPHS.get(full_key)
-        if rec is None:
-            rec = _Recorded()
-            _GRAPHS[full_key] = rec
-            while len(_GRAPHS) > MAX_GRAPHS:
-                _GRAPHS.popitem(last=False)
-        else:
-            _GRAPHS.move_to_end(full_key)
+    rec = _GRAPHS.get_or_make(full_key, _Recorded)
     if not rec.seen or rec.failed is not None:
         rec.seen = True
         body(None, first)
@@ -136,8 +126,7 @@ def run_recorded(key, body, seed: int, first: int, *, keep=None):
 
 
 def clear_graphs() -> None:
-    with _LOCK:
-        _GRAPHS.clear()
+    _GRAPHS.clear()
 
 
 class Workspaces:
@@ -145,18 +134,9 @@ class Workspaces:
     captured graph's pointers stay valid (at most :data:`MAX_GRAPHS`, least recently used
     evicted first)."""
 
-    _cache: OrderedDict = OrderedDict()
+    _cache = LeastRecentlyUsed(MAX_GRAPHS)
 
     @classmethod
     def get(cls, key, make):
         """The workspace of ``key``, made by ``make()`` on first use."""
-        with _LOCK:
-            ws = cls._cache.get(key)
-            if ws is None:
-                ws = make()
-                cls._cache[key] = ws
-                while len(cls._cache) > MAX_GRAPHS:
-                    cls._cache.popitem(last=False)
-            else:
-                cls._cache.move_to_end(key)
-            return ws
+        return cls._cache.get_or_make(key, make)

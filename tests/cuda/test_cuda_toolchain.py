@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from fastgen._native import cublas, cuda_cd, cuda_gibbs, cuda_runtime, graphs
+from fastgen._native.lru import LeastRecentlyUsed
 
 REPO = Path(__file__).resolve().parents[2]
 NVCC = shutil.which("nvcc")
@@ -67,7 +68,7 @@ def fake_cublas(fake_cublas_path, monkeypatch):
     monkeypatch.setenv("FASTGEN_CUBLAS_LIBRARY", str(fake_cublas_path))
     monkeypatch.setattr(cublas, "_LIBRARY", None)
     monkeypatch.setattr(cublas, "_HANDLES", {})
-    monkeypatch.setattr(cublas, "_EAGER", type(cublas._EAGER)())
+    monkeypatch.setattr(cublas, "_EAGER", LeastRecentlyUsed(cublas.EAGER_WORKSPACES))
     monkeypatch.setattr(cublas, "_device", lambda: 0)
     monkeypatch.setattr(cublas, "WORKSPACE_BYTES", 256)
     monkeypatch.setattr(cublas, "new_workspace", lambda: HostArray(np.zeros(cublas.WORKSPACE_BYTES, np.uint8)))
@@ -367,7 +368,7 @@ def host_cupy(monkeypatch):
         cuda=types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=5)),
     )
     monkeypatch.setitem(__import__("sys").modules, "cupy", fake)
-    monkeypatch.setattr(graphs.Workspaces, "_cache", type(graphs.Workspaces._cache)())
+    monkeypatch.setattr(graphs.Workspaces, "_cache", LeastRecentlyUsed(graphs.MAX_GRAPHS))
     for module in (cuda_cd, cuda_gibbs):
         monkeypatch.setattr(module, "current_device", lambda: 0)
     return fake
