@@ -865,14 +865,18 @@ def _ftz_sass():
             cubin = rt.nvrtc_compile(rt.kernel_source(path.stem), path.name, arch)
             f = Path(tmp) / f"{path.stem}.cubin"
             f.write_bytes(cubin)
-            sass = subprocess.run([tool, "-sass", str(f)], capture_output=True, text=True, timeout=60).stdout
-            fn = None
-            for line in sass.splitlines():
+            listing = subprocess.run([tool, "-sass", str(f)], capture_output=True, text=True, timeout=60)
+            if listing.returncode != 0:  # a cubin cuobjdump cannot read proves nothing about .FTZ
+                raise AssertionError(f"cuobjdump failed on {path.stem}.cubin: {listing.stderr.strip()[:300]}")
+            fn, functions = None, 0
+            for line in listing.stdout.splitlines():
                 m = re.search(r"Function : (\S+)", line)
                 if m:
-                    fn = m.group(1)
+                    fn, functions = m.group(1), functions + 1
                 elif fn and ".FTZ" in line:
                     counts[fn] = counts.get(fn, 0) + 1
+            if functions == 0:
+                raise AssertionError(f"cuobjdump listed no function in {path.stem}.cubin")
     bad = {k: v for k, v in counts.items() if k.endswith("_f32")}
     if bad:
         raise AssertionError(f"float32 kernels with .FTZ instructions (arch {arch}): {bad}")

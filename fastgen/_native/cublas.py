@@ -32,6 +32,7 @@ WORKSPACE_BYTES = 32 * 1024 * 1024  # NVIDIA's recommendation for Hopper; enough
 EAGER_WORKSPACES = 8                 # (device, stream) workspaces kept, least recently used dropped
 
 CUBLAS_OP = {"N": 0, "T": 1}
+INT32_MAX = 2**31 - 1
 _LOCK = threading.RLock()
 _HANDLES: dict = {}
 _EAGER = LeastRecentlyUsed(EAGER_WORKSPACES)
@@ -43,28 +44,30 @@ class CublasError(RuntimeError):
 
 
 def _loaded_paths() -> list[str]:
-    """libcublas files already mapped into this process (CuPy's), newest name first."""
+    """libcublas files already mapped into this process (CuPy's, torch's), sorted."""
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
         return []
     found = {line.split()[-1] for line in maps.splitlines()
              if "/libcublas.so" in line and "libcublasLt" not in line}
-    return sorted(found, reverse=True)
+    return sorted(found)
 
 
 def _candidates() -> list[str]:
     override = os.environ.get("FASTGEN_CUBLAS_LIBRARY", "").strip()
     if override:
         return [override]
+    major = None
     try:  # make CuPy load its cuBLAS (a handle of its own forces a lazy loader), so that the same file is used
         import cupy
 
+        major = int(cupy.cuda.runtime.runtimeGetVersion()) // 1000
         cupy.cuda.Device().cublas_handle
     except Exception:
         pass
-    found = _loaded_paths()
-    try:  # where CUDA's Python wheels keep it (CuPy >= 14 finds its libraries this way)
+    found = []
+    try:  # where CUDA's Python wheels keep it: how CuPy >= 14 finds its libraries
         from cuda.pathfinder import load_nvidia_dynamic_lib
 
         path = load_nvidia_dynamic_lib("cublas").abs_path
@@ -72,7 +75,10 @@ def _candidates() -> list[str]:
             found.append(path)
     except Exception:
         pass
-    return found + [f"libcublas.so.{major}" for major in (13, 12, 11)] + ["libcublas.so"]
+    # With two CUDA majors in one process (torch for 12, CuPy for 13), CuPy's runtime's comes first.
+    mapped = sorted(_loaded_paths(), key=lambda p: (major is None or f".so.{major}" not in p, p))
+    names = [f"libcublas.so.{m}" for m in dict.fromkeys([major, 13, 12, 11]) if m is not None]
+    return found + mapped + names + ["libcublas.so"]
 
 
 _LIBRARY = None
@@ -185,6 +191,9 @@ def gemm(transa: str, transb: str, a, b, out, alpha, beta, *, stream: int) -> No
     k = a.shape[1] if transa == "N" else a.shape[0]
     if m == 0 or n == 0:
         return
+    sizes = (m, n, k, leading_dimension(a), leading_dimension(b), leading_dimension(out))
+    if max(sizes) > INT32_MAX:  # cuBLAS takes int; ctypes would wrap a larger one silently
+        raise ValueError(f"cuBLAS GEMM sizes (m, n, k and leading dimensions) must be below 2**31, got {sizes}")
     lib = library()
     if out.dtype == np.float32:
         fn, scalar = lib.cublasSgemm_v2, ctypes.c_float

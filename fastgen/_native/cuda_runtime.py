@@ -176,10 +176,24 @@ def nvrtc_compile(source: str, filename: str, arch: str) -> bytes:
         except Exception as exc:
             raise RuntimeError(f"NVRTC could not compile {filename} for {arch}: {exc}\n"
                                f"{nvrtc.getProgramLog(program)}") from None
-        binary = nvrtc.getCUBIN(program) if arch.startswith("sm_") else nvrtc.getPTX(program)
+        if arch.startswith("sm_"):
+            return whole_elf(bytes(nvrtc.getCUBIN(program)))
+        ptx = nvrtc.getPTX(program)
     finally:
         nvrtc.destroyProgram(program)
-    return binary.encode() if isinstance(binary, str) else bytes(binary)
+    return ptx.encode() if isinstance(ptx, str) else bytes(ptx)
+
+
+def whole_elf(binary: bytes) -> bytes:
+    """A cubin as long as its ELF header says: CuPy's getCUBIN (v14) drops the last byte, taking
+    it for a string's terminating NUL; the file would end inside the last header table. The
+    tables end in 8-byte little-endian fields whose high byte is 0 here, so zeros restore it."""
+    if len(binary) < 64 or binary[:5] != b"\x7fELF\x02":  # not a 64-bit ELF: leave it to the loader
+        return binary
+    phoff, shoff = int.from_bytes(binary[32:40], "little"), int.from_bytes(binary[40:48], "little")
+    phentsize, phnum, shentsize, shnum = (int.from_bytes(binary[i:i + 2], "little") for i in (54, 56, 58, 60))
+    end = max(phoff + phnum * phentsize, shoff + shnum * shentsize)
+    return binary + bytes(end - len(binary)) if end > len(binary) else binary
 
 
 def compile_kernels(name: str, arch: str) -> Path:
@@ -193,11 +207,19 @@ def compile_kernels(name: str, arch: str) -> Path:
     if path.is_file():
         return path
     binary = nvrtc_compile(source, f"{name}.cu", arch)
+    try:
+        _write_atomically(path, binary)
+    except OSError:  # a cache that cannot be written: this process keeps its kernels in a temporary folder
+        path = Path(tempfile.mkdtemp(prefix="fastgen-kernels-")) / path.name
+        _write_atomically(path, binary)
+    return path
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        tmp.write(binary)
+        tmp.write(data)
     os.replace(tmp.name, path)  # atomic: a concurrent process never loads half a file
-    return path
 
 
 def device_arch(device: int) -> str:

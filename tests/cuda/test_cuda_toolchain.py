@@ -150,6 +150,30 @@ def test_gemm_errors_name_the_call_and_refuse_other_dtypes(fake_cublas):
         cublas.gemm("N", "N", a, b, half, 1.0, 0.0, stream=1)
 
 
+def test_sizes_past_int32_are_refused_not_wrapped(fake_cublas):
+    class Huge:
+        shape, strides, itemsize = (2, 2**31), (2**33, 4), 4
+        dtype = np.dtype(np.float32)
+        data = _Pointer(0)
+
+    small = HostArray(np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError, match=r"must be below 2\*\*31"):
+        cublas.gemm("N", "N", small, Huge(), Huge(), 1.0, 0.0, stream=1)
+
+
+def test_cupys_runtime_major_comes_first_among_mapped_libraries(monkeypatch):
+    monkeypatch.delenv("FASTGEN_CUBLAS_LIBRARY", raising=False)
+    runtime = types.SimpleNamespace(runtimeGetVersion=lambda: 13010)
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime, Device=lambda: None))
+    monkeypatch.setitem(__import__("sys").modules, "cupy", fake)
+    monkeypatch.setitem(__import__("sys").modules, "cuda.pathfinder", None)  # not installed
+    monkeypatch.setattr(cublas, "_loaded_paths",
+                        lambda: ["/a/nvidia/cublas/lib/libcublas.so.12", "/b/nvidia/cu13/lib/libcublas.so.13"])
+    names = cublas._candidates()
+    assert names[:2] == ["/b/nvidia/cu13/lib/libcublas.so.13", "/a/nvidia/cublas/lib/libcublas.so.12"]
+    assert names[2] == "libcublas.so.13"
+
+
 def test_a_missing_cublas_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("FASTGEN_CUBLAS_LIBRARY", str(tmp_path / "libcublas_absent.so"))
     monkeypatch.setattr(cublas, "_LIBRARY", None)
@@ -268,6 +292,27 @@ def test_without_getcubin_the_kernels_are_ptx_for_the_same_architecture(monkeypa
     monkeypatch.setenv("FASTGEN_KERNEL_CACHE", str(tmp_path / "cache"))
     path = cuda_runtime.compile_kernels("cd", "sm_90")
     assert path.suffix == ".ptx" and "compute_90" in path.name and ".target sm_90" in path.read_text()
+
+
+@needs_nvcc
+def test_a_cubin_cut_short_by_one_byte_is_made_whole(nvrtc):
+    # CuPy 14's getCUBIN drops the last byte (it strips a NUL that cubins do not have).
+    whole = cuda_runtime.nvrtc_compile(cuda_runtime.kernel_source("sampling"), "sampling.cu", "sm_90")
+    assert cuda_runtime.whole_elf(whole) == whole
+    assert cuda_runtime.whole_elf(whole[:-1]) == whole
+    original = nvrtc.getCUBIN
+    nvrtc.getCUBIN = lambda handle: original(handle)[:-1]
+    assert cuda_runtime.nvrtc_compile(cuda_runtime.kernel_source("sampling"), "sampling.cu", "sm_90") == whole
+    assert cuda_runtime.whole_elf(b"not an elf") == b"not an elf"
+
+
+@needs_nvcc
+def test_an_unwritable_cache_falls_back_to_a_temporary_folder(nvrtc, monkeypatch, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("FASTGEN_KERNEL_CACHE", str(blocker / "kernels"))
+    path = cuda_runtime.compile_kernels("cd", "sm_90")
+    assert path.is_file() and not str(path).startswith(str(blocker))
 
 
 def test_a_compile_error_names_the_file_and_carries_nvrtcs_log(monkeypatch):
