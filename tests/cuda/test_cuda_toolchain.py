@@ -447,3 +447,28 @@ def test_the_gibbs_graph_key_changes_with_the_chain_count(host_cupy, monkeypatch
     for rows in (3, 5, 3):
         cuda_gibbs.gibbs(Chains(np.zeros((rows, 6), np.float32)), W, bv, bh, 2, seed=0, first=0, method="graph")
     assert keys[0] != keys[1] and keys[0] == keys[2]
+
+
+# ---- the real NVRTC, through CuPy's bindings, where they load (CuPy and its NVRTC are optional) ---
+def _cupy_nvrtc():
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+
+        nvrtc.getVersion()
+        return nvrtc
+    except Exception:
+        return None
+
+
+@pytest.mark.parametrize("name", F32_KERNELS)
+def test_real_nvrtc_cubins_are_whole_and_ptx_does_not_flush(name, monkeypatch, tmp_path):
+    if _cupy_nvrtc() is None:
+        pytest.skip("CuPy's NVRTC bindings do not load here (CuPy and nvidia-cuda-nvrtc are optional)")
+    monkeypatch.setenv("FASTGEN_KERNEL_CACHE", str(tmp_path))
+    cubin = cuda_runtime.compile_kernels(name, "sm_90").read_bytes()
+    assert cubin[:4] == b"\x7fELF" and cuda_runtime.whole_elf(cubin) == cubin
+    phoff, phentsize, phnum = (int.from_bytes(cubin[32:40], "little"), int.from_bytes(cubin[54:56], "little"),
+                               int.from_bytes(cubin[56:58], "little"))
+    assert len(cubin) >= phoff + phentsize * phnum
+    ptx = cuda_runtime.nvrtc_compile(cuda_runtime.kernel_source(name), f"{name}.cu", "compute_90").decode()
+    assert ".entry" in ptx and not [line for line in ptx.splitlines() if ".ftz" in line]
