@@ -180,9 +180,11 @@ def _pair_cuda(pl, x, other, other_name: str):
 
 
 def check_unit_interval_cuda(x2d, name: str = "x") -> None:
-    """:func:`check_unit_interval` for a CuPy array (one reduction and a host synchronisation)."""
+    """:func:`check_unit_interval` for a CuPy array (two reductions, one host synchronisation)."""
+    import cupy as cp
+
     if x2d.size:
-        lo, hi = float(x2d.min()), float(x2d.max())
+        lo, hi = cp.stack([x2d.min(), x2d.max()]).tolist()
         if lo < 0 or hi > 1:  # NaN fails neither: it is caught by the finite check of the result
             raise ValueError(f"{name} must lie in [0, 1] for a Bernoulli likelihood, got values in [{lo:g}, {hi:g}]")
 

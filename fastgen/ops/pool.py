@@ -185,7 +185,7 @@ def check_indices_cuda(idx, x_shape, out_hw, name="indices"):
         raise ValueError(f"{name} must have the shape of the pooled input {tuple(x_shape)}, got {idx.shape}")
     limit = out_hw[0] * out_hw[1]
     if idx.size:
-        lo, hi = int(idx.min()), int(idx.max())
+        lo, hi = (int(v) for v in cp.stack([idx.min(), idx.max()]).tolist())  # one synchronisation
         if lo < 0 or hi >= limit:
             raise ValueError(f"{name} must lie in [0, {limit}) (positions in an output plane of size "
                              f"{tuple(out_hw)}), got values in [{lo}, {hi}]")

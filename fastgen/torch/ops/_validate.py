@@ -98,6 +98,6 @@ def index_range(indices: torch.Tensor, name: str, limit: int, where: str) -> Non
     """ValueError naming ``name`` unless every index lies in [0, limit) (one reduction each way;
     skipped for fake / meta tensors, whose values are unknown)."""
     if indices.numel() and indices.device.type != "meta" and not isinstance(indices, torch._subclasses.FakeTensor):
-        lo, hi = int(indices.min()), int(indices.max())
+        lo, hi = (int(v) for v in torch.stack(torch.aminmax(indices)).tolist())  # one synchronisation
         if lo < 0 or hi >= limit:
             raise ValueError(f"{name} must lie in [0, {limit}) ({where}), got values in [{lo}, {hi}]")
