@@ -7,10 +7,11 @@ C API on a handle of our own, the way PyTorch does, lifts that:
 - one handle per device, created on first use, guarded by a lock (a handle's stream and
   workspace are set and used in one critical section);
 - a fixed workspace set before every call (:data:`WORKSPACE_BYTES`), so cuBLAS never allocates,
-  which a capture would forbid. Eager calls use one workspace per (device, stream); a capture
-  uses the workspace the recorded graph owns (:func:`capture_workspace`), so two graphs replayed
-  on different streams never share scratch memory. Every call sees the same workspace size, so
-  cuBLAS's heuristics choose the same algorithm eagerly and in a graph: the same bits;
+  which a capture would forbid: one per (device, stream), used by the eager calls on that stream
+  and, inside a capture (:func:`capture_workspace`), by the graphs that will replay on it (a
+  graph keeps the stream it was recorded for), so two streams never share scratch memory. Every
+  call sees the same workspace size, so cuBLAS's heuristics choose the same algorithm eagerly
+  and in a graph: the same bits;
 - pointer mode host (the default): alpha and beta are read at call time, and a capture records
   their values.
 
@@ -173,8 +174,10 @@ class capture_workspace:
         return False
 
 
-def _eager_workspace(device: int, stream: int):
-    # CuPy's pool frees a dropped workspace in stream order: work already queued keeps it.
+def stream_workspace(device: int, stream: int):
+    """The workspace of GEMMs on ``stream``: work on one stream runs in order, so its eager GEMMs
+    and the graphs replayed on it can share one. CuPy's pool frees a dropped workspace in stream
+    order, and a graph keeps a reference to its own, so dropping one never frees memory in use."""
     return _EAGER.get_or_make((device, stream), new_workspace)
 
 
@@ -209,7 +212,7 @@ def gemm(transa: str, transb: str, a, b, out, alpha, beta, *, stream: int) -> No
         if lib.has_workspace:
             ws = getattr(_CAPTURE, "workspace", None)
             if ws is None:
-                ws = _eager_workspace(device, stream)
+                ws = stream_workspace(device, stream)
             _check(lib.cublasSetWorkspace_v2(h, ctypes.c_void_p(int(ws.data.ptr)), int(ws.nbytes)),
                    "cublasSetWorkspace")
         status = fn(h, CUBLAS_OP[transb], CUBLAS_OP[transa], n, m, k, ctypes.byref(alpha_c),

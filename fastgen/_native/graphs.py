@@ -49,7 +49,7 @@ class _Recorded:
         self.rng = None
         self.capture_stream = None
         self.keep = None  # the workspace the graph's kernels write: must live as long as the graph
-        self.cublas_workspace = None  # cuBLAS's scratch memory inside the graph: the graph's own
+        self.cublas_workspace = None  # cuBLAS's scratch memory inside the graph: its stream's, kept alive
 
 
 def array_key(a):
@@ -94,7 +94,7 @@ def run_recorded(key, body, seed: int, first: int, *, keep=None):
     if rec.graph is None:
         rec.keep = keep
         rec.rng = cp.zeros(2, dtype=np.uint64)
-        rec.cublas_workspace = cublas.new_workspace()
+        rec.cublas_workspace = cublas.stream_workspace(current_device(), int(current.ptr))
         rec.capture_stream = cp.cuda.Stream(non_blocking=True)
         # The capture stream must see everything the caller's stream did before (the buffers'
         # contents are read at replay, but CuPy's pool may hand out memory freed on `current`).
