@@ -30,7 +30,7 @@ from fastgen.torch import conv as tconv  # noqa: E402
 def numpy_backend(monkeypatch):
     """``import cupy`` gives NumPy, the cuda_conv launchers run the CPU kernels (same signatures),
     cuBLAS's gemm runs in NumPy, and torch's stream context is a no-op that records its tensor."""
-    from fastgen._native import cuda as _cuda, cuda_conv as _cuda_conv
+    from fastgen._native import cuda as _cuda, cuda_conv as _cuda_conv, cuda_vae as _cuda_vae
 
     shim = types.ModuleType("cupy")
     for name in ("asarray", "empty", "empty_like", "zeros", "zeros_like", "isfinite", "ascontiguousarray",
@@ -58,6 +58,9 @@ def numpy_backend(monkeypatch):
         assert [p.name for p in inspect.signature(fn).parameters.values()] == \
             [p.name for p in inspect.signature(real).parameters.values()], fn.__name__
         monkeypatch.setattr(_cuda_conv, fn.__name__, fn)
+        # cuda_vae re-exports them (ops.conv calls them there): patched too, whichever imported first
+        if hasattr(_cuda_vae, fn.__name__):
+            monkeypatch.setattr(_cuda_vae, fn.__name__, fn)
     monkeypatch.setattr(_cuda_conv, "gemm", gemm)
     streams = []
 
